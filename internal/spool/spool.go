@@ -1,0 +1,121 @@
+// Package spool holds layer content spooled to temporary files: the
+// uncompressed tars that patches are computed from (pack) and applied to
+// (resolve) need random access, and holding them in memory would make
+// memory grow with layer size.
+package spool
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/fault"
+)
+
+// File is a spooled, verified uncompressed layer.
+type File struct {
+	f    *os.File
+	size int64
+}
+
+// ReadAt implements io.ReaderAt.
+func (s *File) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
+
+// Size is the length of the content.
+func (s *File) Size() int64 { return s.size }
+
+// Reader returns a fresh sequential reader over the content.
+func (s *File) Reader() io.Reader { return io.NewSectionReader(s.f, 0, s.size) }
+
+// Cache spools each layer at most once and removes the files on Close.
+type Cache struct {
+	dir   string
+	mu    sync.Mutex
+	files map[digest.Digest]*entry
+}
+
+type entry struct {
+	once sync.Once
+	file *File
+	err  error
+}
+
+// NewCache spools into dir ("" = the system temp dir).
+func NewCache(dir string) *Cache {
+	return &Cache{dir: dir, files: map[digest.Digest]*entry{}}
+}
+
+// Uncompressed returns layer's uncompressed content, spooled to disk and
+// checked against diffID (the sha256 the image config promises), so a
+// baseline whose blob does not match its digest is caught here.
+func (c *Cache) Uncompressed(ctx context.Context, layer v1.Layer, diffID digest.Digest, what string) (*File, error) {
+	c.mu.Lock()
+	e, ok := c.files[diffID]
+	if !ok {
+		e = &entry{}
+		c.files[diffID] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() { e.file, e.err = c.spool(ctx, layer, diffID, what) })
+	return e.file, e.err
+}
+
+func (c *Cache) spool(ctx context.Context, layer v1.Layer, diffID digest.Digest, what string) (*File, error) {
+	rc, err := layer.Uncompressed()
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "opening %s: %w", what, err)
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(c.dir, "diffah-spool-*")
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "spooling %s: %w", what, err)
+	}
+	// Unlinked at once: the open descriptor keeps the data, and nothing is
+	// left behind if the process dies.
+	os.Remove(f.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, rc})
+	if err != nil {
+		f.Close()
+		return nil, fault.Errorf(fault.Env, "spooling %s: %w", what, err)
+	}
+	if got := digest.NewDigest(digest.SHA256, h); got != diffID {
+		f.Close()
+		return nil, fault.Errorf(fault.Integrity, "%s: uncompressed content is %s, its config says %s: the image is corrupt", what, got, diffID)
+	}
+	return &File{f: f, size: n}, nil
+}
+
+// Close releases every spooled file.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.files {
+		if e.file != nil {
+			e.file.f.Close()
+		}
+		delete(c.files, k)
+	}
+	return nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(p)
+}
+
+// String names a spooled file for logs.
+func (s *File) String() string { return fmt.Sprintf("spool(%d bytes)", s.size) }

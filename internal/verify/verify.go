@@ -1,0 +1,58 @@
+// Package verify checks content against a size and sha256 as it streams:
+// nothing diffah writes or trusts is hashed after the fact from a buffer.
+package verify
+
+import (
+	"crypto/sha256"
+	"hash"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/fault"
+)
+
+// Reader passes r through and fails — on the read that would exceed size,
+// or at EOF when the size or sha256 differ — with a fault.Integrity error
+// naming what. Callers must read to io.EOF for the check to run.
+type Reader struct {
+	r    io.Reader
+	h    hash.Hash
+	n    int64
+	size int64
+	want digest.Digest
+	what string
+}
+
+// NewReader verifies that r yields exactly size bytes hashing to want.
+func NewReader(r io.Reader, want digest.Digest, size int64, what string) *Reader {
+	return &Reader{r: r, h: sha256.New(), size: size, want: want, what: what}
+}
+
+func (v *Reader) Read(p []byte) (int, error) {
+	if rem := v.size - v.n + 1; int64(len(p)) > rem {
+		// Read one byte past the declared size at most, to notice
+		// overlong content without swallowing a whole bomb.
+		p = p[:rem]
+	}
+	n, err := v.r.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.n > v.size {
+		return n, fault.Errorf(fault.Integrity, "%s: more than the expected %d bytes", v.what, v.size)
+	}
+	if err == io.EOF {
+		if v.n != v.size {
+			return n, fault.Errorf(fault.Integrity, "%s: %d bytes, expected %d (truncated?)", v.what, v.n, v.size)
+		}
+		if got := digest.NewDigest(digest.SHA256, v.h); got != v.want {
+			return n, fault.Errorf(fault.Integrity, "%s: content is %s, expected %s", v.what, got, v.want)
+		}
+	}
+	return n, err
+}
+
+// Copy copies r to w through a verifying reader.
+func Copy(w io.Writer, r io.Reader, want digest.Digest, size int64, what string) (int64, error) {
+	return io.Copy(w, NewReader(r, want, size, what))
+}
