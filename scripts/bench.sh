@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the benchmark driver over the corpus (built by scripts/corpus.sh):
+# table on stdout, JSON in bench-out/results.json. Then the Go benchmarks of
+# the codec packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CORPUS_DIR=${CORPUS_DIR:-$PWD/.cache/corpus}
+go run ./scripts/bench -corpus "$CORPUS_DIR" -bin "${BIN:-bin/diffah}" -json bench-out/results.json ${BENCH_ONLY:+-only "$BENCH_ONLY"}
+if [ "${BENCH_GO:-1}" = 1 ]; then
+	go test -run '^$' -bench . -benchtime 3x ./recompress/ ./tarpatch/ 2>&1 | tee bench-out/go-bench.txt
+fi

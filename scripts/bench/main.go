@@ -1,0 +1,401 @@
+// Command bench measures diffah on the benchmark corpus: for every image
+// pair it reports the full target size, a layer-level delta, diffah's
+// delta, and the reference `zstd -19 --long=31 --patch-from=OLD.tar
+// NEW.tar` summed over the changed layers, with ratios, pack and resolve
+// throughput (MB/s of uncompressed layer content, against `gzip -6` of the
+// same tars) and peak RSS from /usr/bin/time -v. Every rebuilt image is
+// checked byte for byte (manifest digest). Output: a table on stdout and
+// JSON in -json.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Result is one pair's measurements; the JSON field names are stable.
+type Result struct {
+	Pair string `json:"pair"`
+	// Sizes in bytes.
+	FullTarget    int64 `json:"fullTargetBytes"`
+	LayerDelta    int64 `json:"layerLevelDeltaBytes"`
+	DiffahDelta   int64 `json:"diffahDeltaBytes"`
+	ChangedLayers int   `json:"changedLayers"`
+	// ChangedUncompressed is the uncompressed size of the changed layers.
+	ChangedUncompressed int64 `json:"changedUncompressedBytes"`
+	// DiffahChanged is what diffah ships for the changed layers (patches
+	// and whole blobs); ZstdRef is the reference for the same layers.
+	DiffahChanged int64   `json:"diffahChangedBytes"`
+	ZstdRef       int64   `json:"zstdPatchFromBytes"`
+	RatioVsZstd   float64 `json:"ratioVsZstd"`
+	RatioVsLayer  float64 `json:"ratioVsLayerLevel"`
+	RatioVsFull   float64 `json:"ratioVsFull"`
+	PackMBps      float64 `json:"packMBps"`
+	ResolveMBps   float64 `json:"resolveMBps"`
+	Gzip6MBps     float64 `json:"gzip6MBps"`
+	ZstdRefSecs   float64 `json:"zstdRefSeconds"`
+	PackRSSMiB    float64 `json:"packPeakRSSMiB"`
+	ResolveRSSMiB float64 `json:"resolvePeakRSSMiB"`
+	ByteIdentical bool    `json:"byteIdentical"`
+}
+
+func main() {
+	corpus := flag.String("corpus", ".cache/corpus", "corpus directory holding pairs.json")
+	bin := flag.String("bin", "bin/diffah", "diffah binary")
+	out := flag.String("json", "bench-out/results.json", "where to write JSON results")
+	only := flag.String("only", "", "comma-separated pair names to run (default all)")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("bench: ")
+
+	pairs, err := loadPairs(filepath.Join(*corpus, "pairs.json"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	var results []Result
+	for _, p := range pairs {
+		if *only != "" && !contains(strings.Split(*only, ","), p.Name) {
+			continue
+		}
+		log.Printf("pair %s", p.Name)
+		r, err := measure(*bin, p)
+		if err != nil {
+			log.Fatalf("pair %s: %v", p.Name, err)
+		}
+		results = append(results, r)
+	}
+	printTable(os.Stdout, results)
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		log.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(results, "", "  ")
+	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("wrote %s", *out)
+	for _, r := range results {
+		if !r.ByteIdentical {
+			log.Fatalf("pair %s: rebuilt image is NOT byte-identical", r.Pair)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Pair is an entry of pairs.json.
+type Pair struct {
+	Name string `json:"name"`
+	Old  string `json:"old"`
+	New  string `json:"new"`
+}
+
+func loadPairs(path string) ([]Pair, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w (run `make corpus` first)", err)
+	}
+	var doc struct {
+		Pairs []Pair `json:"pairs"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || len(doc.Pairs) == 0 {
+		var list []Pair
+		if err2 := json.Unmarshal(b, &list); err2 != nil {
+			return nil, fmt.Errorf("%s: %v", path, err)
+		}
+		doc.Pairs = list
+	}
+	base := filepath.Dir(path)
+	for i := range doc.Pairs {
+		for _, p := range []*string{&doc.Pairs[i].Old, &doc.Pairs[i].New} {
+			if !filepath.IsAbs(*p) {
+				*p = filepath.Join(base, *p)
+			}
+		}
+	}
+	return doc.Pairs, nil
+}
+
+type layer struct {
+	Digest    string `json:"digest"`
+	Size      int64  `json:"size"`
+	MediaType string `json:"mediaType"`
+}
+
+type manifest struct {
+	Config layer   `json:"config"`
+	Layers []layer `json:"layers"`
+}
+
+// readManifest reads the single image of an OCI layout (first entry).
+func readManifest(dir string) (manifest, []byte, error) {
+	var idx struct {
+		Manifests []layer `json:"manifests"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return manifest{}, nil, err
+	}
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx.Manifests) == 0 {
+		return manifest{}, nil, fmt.Errorf("%s: no manifest", dir)
+	}
+	raw, err := os.ReadFile(blob(dir, idx.Manifests[0].Digest))
+	if err != nil {
+		return manifest{}, nil, err
+	}
+	var m manifest
+	return m, raw, json.Unmarshal(raw, &m)
+}
+
+func blob(dir, d string) string {
+	return filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+}
+
+func measure(bin string, p Pair) (Result, error) {
+	r := Result{Pair: p.Name}
+	work, err := os.MkdirTemp("", "diffah-bench-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(work)
+	newM, newRaw, err := readManifest(p.New)
+	if err != nil {
+		return r, err
+	}
+	oldM, _, err := readManifest(p.Old)
+	if err != nil {
+		return r, err
+	}
+	r.FullTarget = int64(len(newRaw)) + newM.Config.Size
+	have := map[string]bool{}
+	for _, l := range oldM.Layers {
+		have[l.Digest] = true
+	}
+	var changed []int
+	for i, l := range newM.Layers {
+		r.FullTarget += l.Size
+		if !have[l.Digest] {
+			changed = append(changed, i)
+		}
+	}
+	r.ChangedLayers = len(changed)
+
+	// The reference: zstd --patch-from on the uncompressed tars, old layer
+	// at the same position (or the last one) as the dictionary.
+	var gzipSecs float64
+	for _, i := range changed {
+		oldIdx := i
+		if oldIdx >= len(oldM.Layers) {
+			oldIdx = len(oldM.Layers) - 1
+		}
+		oldTar := filepath.Join(work, "old.tar")
+		newTar := filepath.Join(work, "new.tar")
+		if err := decompress(blob(p.Old, oldM.Layers[oldIdx].Digest), oldM.Layers[oldIdx].MediaType, oldTar); err != nil {
+			return r, err
+		}
+		if err := decompress(blob(p.New, newM.Layers[i].Digest), newM.Layers[i].MediaType, newTar); err != nil {
+			return r, err
+		}
+		st, _ := os.Stat(newTar)
+		r.ChangedUncompressed += st.Size()
+		start := time.Now()
+		n, err := countOutput("zstd", "-q", "-19", "--long=31", "--patch-from="+oldTar, newTar, "-c")
+		if err != nil {
+			return r, fmt.Errorf("zstd reference: %w", err)
+		}
+		r.ZstdRefSecs += time.Since(start).Seconds()
+		r.ZstdRef += n
+		start = time.Now()
+		if _, err := countOutput("gzip", "-6", "-c", newTar); err != nil {
+			return r, err
+		}
+		gzipSecs += time.Since(start).Seconds()
+		os.Remove(oldTar)
+		os.Remove(newTar)
+	}
+
+	layerDelta := filepath.Join(work, "layer.dlt")
+	if _, err := timed(bin, "export", "--intra-layer", "off", "--target", "oci:"+p.New, "--baseline", "oci:"+p.Old, "-o", layerDelta); err != nil {
+		return r, err
+	}
+	r.LayerDelta = fileSize(layerDelta)
+
+	delta := filepath.Join(work, "diffah.dlt")
+	packStat, err := timed(bin, "export", "--target", "oci:"+p.New, "--baseline", "oci:"+p.Old, "--name", "img", "-o", delta)
+	if err != nil {
+		return r, err
+	}
+	r.DiffahDelta = fileSize(delta)
+	r.PackRSSMiB = packStat.rssMiB
+	if packStat.secs > 0 {
+		r.PackMBps = float64(r.ChangedUncompressed) / 1e6 / packStat.secs
+	}
+	var insp struct {
+		Images []struct {
+			Blobs []struct {
+				Role        string `json:"role"`
+				Kind        string `json:"kind"`
+				ShippedSize int64  `json:"shippedSize"`
+			} `json:"blobs"`
+		} `json:"images"`
+	}
+	js, err := exec.Command(bin, "inspect", "--json", delta).Output()
+	if err != nil {
+		return r, fmt.Errorf("inspect: %w", err)
+	}
+	if err := json.Unmarshal(js, &insp); err != nil {
+		return r, err
+	}
+	for _, b := range insp.Images[0].Blobs {
+		if b.Role == "layer" {
+			r.DiffahChanged += b.ShippedSize
+		}
+	}
+
+	out := filepath.Join(work, "out")
+	resStat, err := timed(bin, "import", "--baseline", "oci:"+p.Old, "-o", "oci:"+out+":img", delta)
+	if err != nil {
+		return r, err
+	}
+	r.ResolveRSSMiB = resStat.rssMiB
+	if resStat.secs > 0 {
+		r.ResolveMBps = float64(r.ChangedUncompressed) / 1e6 / resStat.secs
+	}
+	if gzipSecs > 0 {
+		r.Gzip6MBps = float64(r.ChangedUncompressed) / 1e6 / gzipSecs
+	}
+	_, gotRaw, err := readManifest(out)
+	if err != nil {
+		return r, err
+	}
+	r.ByteIdentical = sha(gotRaw) == sha(newRaw)
+	if r.ZstdRef > 0 {
+		r.RatioVsZstd = float64(r.DiffahChanged) / float64(r.ZstdRef)
+	}
+	if r.LayerDelta > 0 {
+		r.RatioVsLayer = float64(r.DiffahDelta) / float64(r.LayerDelta)
+	}
+	if r.FullTarget > 0 {
+		r.RatioVsFull = float64(r.DiffahDelta) / float64(r.FullTarget)
+	}
+	return r, nil
+}
+
+func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+
+func fileSize(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return -1
+	}
+	return st.Size()
+}
+
+func decompress(src, mediaType, dst string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	var r io.Reader = f
+	switch {
+	case strings.Contains(mediaType, "gzip"):
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return err
+		}
+		r = zr
+	case strings.Contains(mediaType, "zstd"):
+		zr, err := zstd.NewReader(f)
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		r = zr
+	}
+	_, err = io.Copy(out, r)
+	return err
+}
+
+func countOutput(name string, args ...string) (int64, error) {
+	cmd := exec.Command(name, args...)
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, err
+	}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	n, _ := io.Copy(io.Discard, pipe)
+	if err := cmd.Wait(); err != nil {
+		return 0, fmt.Errorf("%s: %v: %s", name, err, errb.String())
+	}
+	return n, nil
+}
+
+type runStat struct {
+	secs   float64
+	rssMiB float64
+}
+
+var rssRE = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
+
+// timed runs diffah under /usr/bin/time -v for wall time and peak RSS.
+func timed(bin string, args ...string) (runStat, error) {
+	cmd := exec.Command("/usr/bin/time", append([]string{"-v", bin}, args...)...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	start := time.Now()
+	err := cmd.Run()
+	st := runStat{secs: time.Since(start).Seconds()}
+	if err != nil {
+		return st, fmt.Errorf("diffah %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	if m := rssRE.FindStringSubmatch(errb.String()); m != nil {
+		kb, _ := strconv.ParseFloat(m[1], 64)
+		st.rssMiB = kb / 1024
+	}
+	return st, nil
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.2f", float64(n)/1e6) }
+
+func printTable(w io.Writer, rs []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "pair\tfull MB\tlayer-level MB\tdiffah MB\tchanged layers: diffah MB\tzstd --patch-from MB\tdiffah/zstd\tdiffah/full\tpack MB/s\tresolve MB/s\tgzip -6 MB/s\tpack RSS MiB\tresolve RSS MiB\tbyte-identical\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.4f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Pair, mb(r.FullTarget), mb(r.LayerDelta), mb(r.DiffahDelta),
+			mb(r.DiffahChanged), mb(r.ZstdRef), r.RatioVsZstd, r.RatioVsFull, r.PackMBps, r.ResolveMBps, r.Gzip6MBps, r.PackRSSMiB, r.ResolveRSSMiB, r.ByteIdentical)
+	}
+	tw.Flush()
+}

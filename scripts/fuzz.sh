@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target in the module for the given time each.
+set -euo pipefail
+t=${1:-30s}
+cd "$(dirname "$0")/.."
+go list -f '{{.Dir}}' ./... | while read -r dir; do
+	grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u | while read -r fz; do
+		pkg=$(cd "$dir" && go list .)
+		echo "fuzz: $pkg $fz ($t)" >&2
+		log=$(mktemp)
+		if ! go test -run '^$' -fuzz "^${fz}\$" -fuzztime "$t" "$pkg" >"$log" 2>&1; then
+			cat "$log" >&2
+			rm -f "$log"
+			exit 1
+		fi
+		rm -f "$log"
+	done
+done
+echo "fuzz: all targets passed" >&2
