@@ -145,4 +145,3 @@ func Exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
 }
-
