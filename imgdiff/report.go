@@ -1,0 +1,193 @@
+package imgdiff
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/diffah/diffah/fault"
+)
+
+// writeReport copies the regular files named by file-level changes out of
+// each side's flattened filesystem into dir/input-N/PATH, in a second pass
+// over the layer streams. Only regular files are written, with mode 0644 and
+// no owner: the report is for reading with diff, never for running, and a
+// symlink written there could point diff (or the next write) outside dir.
+// Files are written through an os.Root, so even an overlooked name cannot
+// escape it.
+func writeReport(ctx context.Context, dir string, changes []Change, x *indexer, sides ...*side) error {
+	wanted := map[string]bool{}
+	for _, c := range changes {
+		if typeRank(c.Type) < 3 {
+			continue
+		}
+		if c.Name == "/.." || strings.HasPrefix(c.Name, "/../") {
+			return fault.Errorf(fault.Integrity,
+				"imgdiff: refusing to write %q under report dir %s: the name climbs out of the image root (hostile or corrupt layer)", c.Name, dir)
+		}
+		if c.Name != "/" {
+			wanted[c.Name] = true
+		}
+	}
+	// relevant holds the wanted paths and their ancestors: an entry at an
+	// ancestor can whiteout or replace a wanted file.
+	relevant := map[string]bool{}
+	for p := range wanted {
+		for q := p; q != "/" && !relevant[q]; q = path.Dir(q) {
+			relevant[q] = true
+		}
+	}
+	relevant["/"] = true
+
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: creating report dir: %w", err))
+	}
+	for _, s := range sides {
+		sub := filepath.Join(dir, fmt.Sprintf("input-%d", s.n))
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fault.WithHint(fault.Errorf(fault.Usage, "imgdiff: report dir: %s already exists", sub),
+					fault.Usage, "remove it or choose another --report-dir")
+			}
+			return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: creating report dir: %w", err))
+		}
+		if len(wanted) == 0 {
+			continue
+		}
+		if err := reportSide(ctx, sub, s, x, wanted, relevant); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reportSide replays one side's layers onto the report tree, limited to the
+// relevant paths. written remembers which layer wrote each file so that a
+// whiteout only hides files of lower layers, as in flatten.
+func reportSide(ctx context.Context, sub string, s *side, x *indexer, wanted, relevant map[string]bool) error {
+	root, err := os.OpenRoot(sub)
+	if err != nil {
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: opening report dir: %w", err))
+	}
+	defer root.Close()
+	written := map[string]int{}
+	remove := func(layer int, match func(p string) bool) error {
+		for p, l := range written {
+			if l < layer && match(p) {
+				if err := root.Remove(strings.TrimPrefix(p, "/")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report dir %s: removing %s: %w", sub, p, err))
+				}
+				delete(written, p)
+			}
+		}
+		return nil
+	}
+	for i, l := range s.layers {
+		if skipLayer(x, s, i, relevant) {
+			continue
+		}
+		label := layerLabel(s, i, l)
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: %s: opening: %w", label, err))
+		}
+		tr := tar.NewReader(rc)
+		for {
+			if err := ctx.Err(); err != nil {
+				rc.Close()
+				return err
+			}
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rc.Close()
+				return readErr(fmt.Errorf("imgdiff: %s: reading tar header: %w", label, err))
+			}
+			e := newEntry(hdr, i)
+			if err := applyReport(root, tr, e, i, label, wanted, relevant, written, remove); err != nil {
+				rc.Close()
+				return err
+			}
+		}
+		rc.Close()
+	}
+	return nil
+}
+
+func applyReport(root *os.Root, tr io.Reader, e *entry, i int, label string,
+	wanted, relevant map[string]bool, written map[string]int, remove func(int, func(string) bool) error) error {
+	switch {
+	case e.typ == TypeWhiteout:
+		if !relevant[e.target] {
+			return nil
+		}
+		return remove(i, func(p string) bool {
+			return (!e.opaque && p == e.target) || isBelow(p, e.target)
+		})
+	case !relevant[e.name]:
+		return nil
+	}
+	if e.typ != TypeDir {
+		if err := remove(i, func(p string) bool { return isBelow(p, e.name) }); err != nil {
+			return err
+		}
+	}
+	if !wanted[e.name] {
+		return nil
+	}
+	if e.typ != TypeFile {
+		return remove(i+1, func(p string) bool { return p == e.name })
+	}
+	rel := strings.TrimPrefix(e.name, "/")
+	if err := root.MkdirAll(path.Dir(rel), 0o755); err != nil {
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: creating directory for %s: %w", e.name, err))
+	}
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: creating %s: %w", e.name, err))
+	}
+	if _, err := io.Copy(f, tr); err != nil {
+		f.Close()
+		return readErr(fmt.Errorf("imgdiff: %s: copying %s to report: %w", label, e.name, err))
+	}
+	if err := f.Close(); err != nil {
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: writing %s: %w", e.name, err))
+	}
+	written[e.name] = i
+	return nil
+}
+
+func isBelow(p, dir string) bool {
+	if dir == "/" {
+		return p != "/"
+	}
+	return strings.HasPrefix(p, dir+"/")
+}
+
+// skipLayer says whether a layer already indexed in the first pass touches
+// none of the relevant paths, so its stream need not be read again.
+func skipLayer(x *indexer, s *side, i int, relevant map[string]bool) bool {
+	id, err := s.layers[i].DiffID()
+	if err != nil {
+		return false
+	}
+	ix, ok := x.byDiffID[id]
+	if !ok {
+		return false
+	}
+	for _, e := range ix.order {
+		if relevant[e.name] || (e.typ == TypeWhiteout && relevant[e.target]) {
+			return false
+		}
+	}
+	return true
+}

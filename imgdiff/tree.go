@@ -1,0 +1,285 @@
+package imgdiff
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/diffah/diffah/fault"
+)
+
+const (
+	whiteoutPrefix = ".wh."
+	opaqueMarker   = ".wh..wh..opq"
+)
+
+// entry is the metadata of one tar entry; content is kept only as a digest.
+type entry struct {
+	name   string // normalized: "/" + cleaned relative path
+	unsafe bool   // the raw name climbs out of the root ("../x")
+	typ    string // a Type* constant
+	// For whiteouts: target is the path deleted (the directory for opaque ones).
+	target string
+	opaque bool
+
+	mode         int64 // permission plus setuid/setgid/sticky bits
+	uid, gid     int
+	uname, gname string
+	size         int64
+	digest       string // sha256 of the content, regular files only
+	link         string // symlink target as written; hardlink target normalized
+	special      string // "char", "block", "fifo" or "type X"
+	devMajor     int64
+	devMinor     int64
+	xattrs       string // other PAX records, "k=v" sorted and joined by ";"
+	mtime        time.Time
+	atime, ctime time.Time
+	layer        int // index of the layer the entry came from
+}
+
+// normalize maps a tar name to "/"-rooted form. Leading "/" and "./" are
+// dropped; a name that still climbs out of the root is kept as is (so that it
+// is reported) and flagged unsafe.
+func normalize(name string) (string, bool) {
+	clean := path.Clean(strings.TrimLeft(name, "/"))
+	if clean == "." {
+		return "/", false
+	}
+	unsafe := clean == ".." || strings.HasPrefix(clean, "../")
+	return "/" + clean, unsafe
+}
+
+// paxIgnored are PAX records already represented by header fields, or
+// timestamps that have their own attributes.
+var paxIgnored = map[string]bool{
+	"path": true, "linkpath": true, "size": true, "uid": true, "gid": true,
+	"uname": true, "gname": true, "mtime": true, "atime": true, "ctime": true,
+}
+
+func newEntry(h *tar.Header, layer int) *entry {
+	name, unsafe := normalize(h.Name)
+	e := &entry{
+		name: name, unsafe: unsafe, layer: layer,
+		mode: h.Mode & 07777, uid: h.Uid, gid: h.Gid, uname: h.Uname, gname: h.Gname,
+		size: h.Size, mtime: h.ModTime.UTC(), atime: h.AccessTime.UTC(), ctime: h.ChangeTime.UTC(),
+	}
+	if h.AccessTime.IsZero() {
+		e.atime = time.Time{}
+	}
+	if h.ChangeTime.IsZero() {
+		e.ctime = time.Time{}
+	}
+	var kv []string
+	for k, v := range h.PAXRecords {
+		if !paxIgnored[k] {
+			kv = append(kv, k+"="+v)
+		}
+	}
+	sort.Strings(kv)
+	e.xattrs = strings.Join(kv, ";")
+
+	base := path.Base(name)
+	switch {
+	case base == opaqueMarker:
+		e.typ, e.opaque, e.target = TypeWhiteout, true, path.Dir(name)
+		return e
+	case strings.HasPrefix(base, whiteoutPrefix):
+		e.typ, e.target = TypeWhiteout, path.Join(path.Dir(name), base[len(whiteoutPrefix):])
+		return e
+	}
+	switch h.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		e.typ = TypeFile
+	case tar.TypeDir:
+		e.typ, e.size = TypeDir, 0
+	case tar.TypeSymlink:
+		e.typ, e.link, e.size = TypeSymlink, h.Linkname, 0
+	case tar.TypeLink:
+		e.typ, e.size = TypeHardlink, 0
+		e.link, _ = normalize(h.Linkname)
+	case tar.TypeChar:
+		e.typ, e.special, e.devMajor, e.devMinor = TypeSpecial, "char", h.Devmajor, h.Devminor
+	case tar.TypeBlock:
+		e.typ, e.special, e.devMajor, e.devMinor = TypeSpecial, "block", h.Devmajor, h.Devminor
+	case tar.TypeFifo:
+		e.typ, e.special = TypeSpecial, "fifo"
+	default:
+		e.typ, e.special = TypeSpecial, fmt.Sprintf("type %q", h.Typeflag)
+	}
+	return e
+}
+
+// layerIndex holds one layer's entries keyed by normalized name (whiteouts
+// under their own ".wh." names, so they never collide with real entries),
+// plus the order they appeared in, which flattening needs.
+type layerIndex struct {
+	byName map[string]*entry
+	order  []*entry
+}
+
+// readIndex parses a layer tar, hashing regular files as they stream past.
+// label names the layer in errors. A later entry with the same name replaces
+// an earlier one, as extraction would.
+func readIndex(ctx context.Context, r io.Reader, layer int, label string) (*layerIndex, error) {
+	ix := &layerIndex{byName: map[string]*entry{}}
+	tr := tar.NewReader(r)
+	h := sha256.New()
+	buf := make([]byte, 64<<10)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return ix, nil
+		}
+		if err != nil {
+			return nil, readErr(fmt.Errorf("imgdiff: %s: reading tar header: %w", label, err))
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			continue
+		}
+		e := newEntry(hdr, layer)
+		if e.typ == TypeFile {
+			h.Reset()
+			n, err := io.CopyBuffer(h, tr, buf)
+			if err != nil {
+				return nil, readErr(fmt.Errorf("imgdiff: %s: reading %s: %w", label, hdr.Name, err))
+			}
+			e.size, e.digest = n, "sha256:"+hex.EncodeToString(h.Sum(nil))
+		}
+		if old, ok := ix.byName[e.name]; ok {
+			*old = *e // keep order position stable; content of the last one wins
+			continue
+		}
+		ix.byName[e.name] = e
+		ix.order = append(ix.order, e)
+	}
+}
+
+// readErr tags a failure while streaming a layer. Tags set deeper (a registry
+// transport, say) win; an untagged failure means the bytes were bad.
+func readErr(err error) error {
+	var fe *fault.Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	return fault.Wrap(fault.Integrity, err)
+}
+
+// indexer reads layers and remembers them by diffID, so a layer shared by
+// both images (or repeated) is read once.
+type indexer struct {
+	byDiffID map[v1.Hash]*layerIndex
+}
+
+func newIndexer() *indexer { return &indexer{byDiffID: map[v1.Hash]*layerIndex{}} }
+
+func layerLabel(s *side, i int, l v1.Layer) string {
+	d, err := l.Digest()
+	if err != nil {
+		return fmt.Sprintf("input-%d layer %d", s.n, i)
+	}
+	return fmt.Sprintf("input-%d layer %d (%s)", s.n, i, d)
+}
+
+func (x *indexer) index(ctx context.Context, s *side, i int) (*layerIndex, error) {
+	l := s.layers[i]
+	label := layerLabel(s, i, l)
+	id, err := l.DiffID()
+	if err != nil {
+		return nil, fault.Wrap(fault.Env, fmt.Errorf("imgdiff: %s: diffID: %w", label, err))
+	}
+	if ix, ok := x.byDiffID[id]; ok {
+		return ix.at(i), nil
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, fault.Wrap(fault.Env, fmt.Errorf("imgdiff: %s: opening: %w", label, err))
+	}
+	defer rc.Close()
+	ix, err := readIndex(ctx, rc, i, label)
+	if err != nil {
+		return nil, err
+	}
+	x.byDiffID[id] = ix
+	return ix, nil
+}
+
+// at returns ix with entries relabelled as coming from layer i, copying only
+// when the index was read for another position.
+func (ix *layerIndex) at(i int) *layerIndex {
+	if len(ix.order) == 0 || ix.order[0].layer == i {
+		return ix
+	}
+	out := &layerIndex{byName: make(map[string]*entry, len(ix.order)), order: make([]*entry, len(ix.order))}
+	for k, e := range ix.order {
+		c := *e
+		c.layer = i
+		out.order[k] = &c
+		out.byName[c.name] = &c
+	}
+	return out
+}
+
+// flatten applies a side's layers in order the way an OCI runtime would:
+// whiteouts in a layer hide lower entries (not their own layer's), an opaque
+// whiteout hides everything lower below its directory, and a non-directory
+// replacing a directory hides that directory's contents.
+func (x *indexer) flatten(ctx context.Context, s *side) (map[string]*entry, error) {
+	fs := map[string]*entry{}
+	for i := range s.layers {
+		ix, err := x.index(ctx, s, i)
+		if err != nil {
+			return nil, err
+		}
+		applyLayer(fs, ix)
+	}
+	return fs, nil
+}
+
+func applyLayer(fs map[string]*entry, ix *layerIndex) {
+	for _, e := range ix.order {
+		if e.typ != TypeWhiteout {
+			continue
+		}
+		if e.opaque {
+			removeBelow(fs, e.target)
+		} else {
+			delete(fs, e.target)
+			removeBelow(fs, e.target)
+		}
+	}
+	for _, e := range ix.order {
+		if e.typ == TypeWhiteout {
+			continue
+		}
+		if old, ok := fs[e.name]; ok && old.typ == TypeDir && e.typ != TypeDir {
+			removeBelow(fs, e.name)
+		}
+		fs[e.name] = e
+	}
+}
+
+// removeBelow deletes every entry strictly below dir.
+func removeBelow(fs map[string]*entry, dir string) {
+	prefix := dir + "/"
+	if dir == "/" {
+		prefix = "/"
+	}
+	for name := range fs {
+		if name != dir && strings.HasPrefix(name, prefix) {
+			delete(fs, name)
+		}
+	}
+}
