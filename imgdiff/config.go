@@ -148,7 +148,8 @@ func isEmpty(v any) bool {
 // flattenJSON writes the leaves of v into out keyed by dotted path. Objects
 // are descended into, Env lists become maps by variable name, arrays holding
 // objects (history) are indexed, and other arrays stay whole values: a
-// command is one value, not a list of words. Strings appear unquoted.
+// command is one value, not a list of words. Non-empty strings appear
+// unquoted.
 func flattenJSON(out map[string]string, key string, v any) {
 	join := func(k string) string {
 		if key == "" {
@@ -186,8 +187,11 @@ func flattenJSON(out map[string]string, key string, v any) {
 			}
 		}
 	case string:
-		out[key] = t
-		return
+		if t != "" {
+			out[key] = t
+			return
+		}
+		// An empty string is shown quoted, so it cannot be read as absent ("-").
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
