@@ -151,8 +151,8 @@ func factsOf(s *side, i int) (layerFacts, error) {
 	if f.digest, err = l.Digest(); err != nil {
 		return f, wrap("digest", err)
 	}
-	if f.diffID, err = l.DiffID(); err != nil {
-		return f, wrap("diffID", err)
+	if f.diffID, err = s.diffID(i); err != nil {
+		return f, err
 	}
 	if f.size, err = l.Size(); err != nil {
 		return f, wrap("size", err)
@@ -213,15 +213,16 @@ func compareLayers(ctx context.Context, x *indexer, s0, s1 *side) ([]Change, err
 				continue
 			}
 		}
-		ix0, err := indexOrEmpty(ctx, x, s0, i)
+		var ix [2]map[string]*entry
+		err := both(ctx, s0, s1, func(ctx context.Context, s *side) error {
+			var err error
+			ix[s.n], err = indexOrEmpty(ctx, x, s, i)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
-		ix1, err := indexOrEmpty(ctx, x, s1, i)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, compareEntries(ix0, ix1, i, false)...)
+		out = append(out, compareEntries(ix[0], ix[1], i, false)...)
 	}
 	return out, nil
 }

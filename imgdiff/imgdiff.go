@@ -112,6 +112,21 @@ type side struct {
 	manifest *v1.Manifest
 	config   []byte
 	layers   []v1.Layer
+	// diffIDs come from the config's rootfs when it lists one per layer:
+	// asking a layer for its DiffID may decompress and hash the whole blob.
+	diffIDs []v1.Hash
+}
+
+// diffID returns the diffID of layer i, from the config when it has one.
+func (s *side) diffID(i int) (v1.Hash, error) {
+	if i < len(s.diffIDs) {
+		return s.diffIDs[i], nil
+	}
+	id, err := s.layers[i].DiffID()
+	if err != nil {
+		return v1.Hash{}, fault.Wrap(fault.Env, fmt.Errorf("imgdiff: input-%d layer %d: diffID: %w", s.n, i, err))
+	}
+	return id, nil
 }
 
 func loadSide(n int, img v1.Image) (*side, error) {
@@ -130,7 +145,11 @@ func loadSide(n int, img v1.Image) (*side, error) {
 	if err != nil {
 		return nil, fault.Wrap(fault.Env, fmt.Errorf("imgdiff: input-%d: listing layers: %w", n, err))
 	}
-	return &side{n: n, img: img, manifest: m, config: cfg, layers: ls}, nil
+	s := &side{n: n, img: img, manifest: m, config: cfg, layers: ls}
+	if cf, err := img.ConfigFile(); err == nil && len(cf.RootFS.DiffIDs) == len(ls) {
+		s.diffIDs = cf.RootFS.DiffIDs
+	}
+	return s, nil
 }
 
 // Compare reports the differences between img0 and img1.
@@ -154,15 +173,16 @@ func Compare(ctx context.Context, img0, img1 v1.Image, o Options) (*Result, erro
 
 	ix := newIndexer()
 	if o.Semantic {
-		fs0, err := ix.flatten(ctx, s0)
+		var fs [2]map[string]*entry
+		err := both(ctx, s0, s1, func(ctx context.Context, s *side) error {
+			var err error
+			fs[s.n], err = ix.flatten(ctx, s)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
-		fs1, err := ix.flatten(ctx, s1)
-		if err != nil {
-			return nil, err
-		}
-		changes = append(changes, compareEntries(fs0, fs1, NoLayer, true)...)
+		changes = append(changes, compareEntries(fs[0], fs[1], NoLayer, true)...)
 	} else {
 		lc, err := compareLayers(ctx, ix, s0, s1)
 		if err != nil {

@@ -22,7 +22,7 @@ import (
 // symlink written there could point diff (or the next write) outside dir.
 // Files are written through an os.Root, so even an overlooked name cannot
 // escape it.
-func writeReport(ctx context.Context, dir string, changes []Change, x *indexer, sides ...*side) error {
+func writeReport(ctx context.Context, dir string, changes []Change, x *indexer, s0, s1 *side) error {
 	wanted := map[string]bool{}
 	for _, c := range changes {
 		if typeRank(c.Type) < 3 {
@@ -49,23 +49,22 @@ func writeReport(ctx context.Context, dir string, changes []Change, x *indexer, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: creating report dir: %w", err))
 	}
-	for _, s := range sides {
-		sub := filepath.Join(dir, fmt.Sprintf("input-%d", s.n))
-		if err := os.Mkdir(sub, 0o755); err != nil {
+	sub := func(s *side) string { return filepath.Join(dir, fmt.Sprintf("input-%d", s.n)) }
+	for _, s := range []*side{s0, s1} {
+		if err := os.Mkdir(sub(s), 0o755); err != nil {
 			if errors.Is(err, fs.ErrExist) {
-				return fault.WithHint(fault.Errorf(fault.Usage, "imgdiff: report dir: %s already exists", sub),
+				return fault.WithHint(fault.Errorf(fault.Usage, "imgdiff: report dir: %s already exists", sub(s)),
 					fault.Usage, "remove it or choose another --report-dir")
 			}
 			return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: creating report dir: %w", err))
 		}
-		if len(wanted) == 0 {
-			continue
-		}
-		if err := reportSide(ctx, sub, s, x, wanted, relevant); err != nil {
-			return err
-		}
 	}
-	return nil
+	if len(wanted) == 0 {
+		return nil
+	}
+	return both(ctx, s0, s1, func(ctx context.Context, s *side) error {
+		return reportSide(ctx, sub(s), s, x, wanted, relevant)
+	})
 }
 
 // reportSide replays one side's layers onto the report tree, limited to the
@@ -90,7 +89,7 @@ func reportSide(ctx context.Context, sub string, s *side, x *indexer, wanted, re
 		return nil
 	}
 	for i, l := range s.layers {
-		if skipLayer(x, s, i, relevant) {
+		if skipLayer(x, s, i, wanted, relevant) {
 			continue
 		}
 		label := layerLabel(s, i, l)
@@ -173,19 +172,30 @@ func isBelow(p, dir string) bool {
 	return strings.HasPrefix(p, dir+"/")
 }
 
-// skipLayer says whether a layer already indexed in the first pass touches
-// none of the relevant paths, so its stream need not be read again.
-func skipLayer(x *indexer, s *side, i int, relevant map[string]bool) bool {
-	id, err := s.layers[i].DiffID()
+// skipLayer says whether a layer already indexed in the first pass can change
+// none of the wanted paths (by holding one, or by deleting or replacing an
+// ancestor), so its stream need not be read again.
+func skipLayer(x *indexer, s *side, i int, wanted, relevant map[string]bool) bool {
+	id, err := s.diffID(i)
 	if err != nil {
 		return false
 	}
-	ix, ok := x.byDiffID[id]
+	ix, ok := x.cached(id)
 	if !ok {
 		return false
 	}
 	for _, e := range ix.order {
-		if relevant[e.name] || (e.typ == TypeWhiteout && relevant[e.target]) {
+		switch {
+		case e.typ == TypeWhiteout:
+			if relevant[e.target] {
+				return false
+			}
+		case e.typ == TypeDir:
+			// A directory over a directory changes nothing below it.
+			if wanted[e.name] {
+				return false
+			}
+		case relevant[e.name]:
 			return false
 		}
 	}

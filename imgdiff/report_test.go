@@ -154,3 +154,22 @@ func TestReportDirEqual(t *testing.T) {
 		}
 	}
 }
+
+func TestReportDirReplacedAncestor(t *testing.T) {
+	// In side 0 a symlink replaces the directory x (implied by its files),
+	// hiding x/f: only side 1 has x/f to write, and no symlink is written.
+	img0 := image(t, nil, layer(t, file("x/f", "1"), file("x/g", "2")), layer(t, symlink("x", "/etc")))
+	img1 := image(t, nil, layer(t, file("x/f", "1")))
+	dir := t.TempDir()
+	r := compare(t, img0, img1, Options{Semantic: true, ReportDir: dir})
+	assertChanges(t, "changes", r.Changes, []Change{
+		{TypeSymlink, NoLayer, "/x", "-> /etc 0777 0:0", "-", "removed"},
+		{TypeFile, NoLayer, "/x/f", "-", sum("1") + " 0644 0:0 1B", "added"},
+	})
+	if got := tree(t, filepath.Join(dir, "input-0")); len(got) != 0 {
+		t.Errorf("input-0 = %v, want empty", got)
+	}
+	if got := tree(t, filepath.Join(dir, "input-1")); len(got) != 1 || got["x/f"] != "1" {
+		t.Errorf("input-1 = %v, want x/f", got)
+	}
+}

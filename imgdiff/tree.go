@@ -11,6 +11,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -178,12 +179,37 @@ func readErr(err error) error {
 }
 
 // indexer reads layers and remembers them by diffID, so a layer shared by
-// both images (or repeated) is read once.
+// both images (or repeated) is read once, even when both sides ask for it at
+// the same time.
 type indexer struct {
-	byDiffID map[v1.Hash]*layerIndex
+	mu       sync.Mutex
+	byDiffID map[v1.Hash]*indexCall
 }
 
-func newIndexer() *indexer { return &indexer{byDiffID: map[v1.Hash]*layerIndex{}} }
+// indexCall is one reading of a layer; done closes when ix or err is set.
+type indexCall struct {
+	done chan struct{}
+	ix   *layerIndex
+	err  error
+}
+
+func newIndexer() *indexer { return &indexer{byDiffID: map[v1.Hash]*indexCall{}} }
+
+// cached returns the index already read for id, if any.
+func (x *indexer) cached(id v1.Hash) (*layerIndex, bool) {
+	x.mu.Lock()
+	c, ok := x.byDiffID[id]
+	x.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	select {
+	case <-c.done:
+		return c.ix, c.err == nil
+	default:
+		return nil, false
+	}
+}
 
 func layerLabel(s *side, i int, l v1.Layer) string {
 	d, err := l.Digest()
@@ -194,26 +220,87 @@ func layerLabel(s *side, i int, l v1.Layer) string {
 }
 
 func (x *indexer) index(ctx context.Context, s *side, i int) (*layerIndex, error) {
+	id, err := s.diffID(i)
+	if err != nil {
+		return nil, err
+	}
+	x.mu.Lock()
+	c, ok := x.byDiffID[id]
+	if !ok {
+		c = &indexCall{done: make(chan struct{})}
+		x.byDiffID[id] = c
+	}
+	x.mu.Unlock()
+	if !ok {
+		c.ix, c.err = readLayer(ctx, s, i, id)
+		close(c.done)
+		return c.ix, c.err
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	return c.ix.at(i), nil
+}
+
+// readLayer streams layer i of s once: entries are indexed and file
+// contents hashed as they pass.
+func readLayer(ctx context.Context, s *side, i int, id v1.Hash) (*layerIndex, error) {
 	l := s.layers[i]
 	label := layerLabel(s, i, l)
-	id, err := l.DiffID()
-	if err != nil {
-		return nil, fault.Wrap(fault.Env, fmt.Errorf("imgdiff: %s: diffID: %w", label, err))
-	}
-	if ix, ok := x.byDiffID[id]; ok {
-		return ix.at(i), nil
-	}
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return nil, fault.Wrap(fault.Env, fmt.Errorf("imgdiff: %s: opening: %w", label, err))
 	}
 	defer rc.Close()
-	ix, err := readIndex(ctx, rc, i, label)
+	// The cache is keyed by the diffID the image claims, so check the claim
+	// while the bytes pass: two different layers must never share an index.
+	h := sha256.New()
+	tee := io.TeeReader(rc, h)
+	ix, err := readIndex(ctx, tee, i, label)
 	if err != nil {
 		return nil, err
 	}
-	x.byDiffID[id] = ix
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return nil, readErr(fmt.Errorf("imgdiff: %s: reading past the tar end: %w", label, err))
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); id.Algorithm == "sha256" && got != id.String() {
+		return nil, fault.Errorf(fault.Integrity,
+			"imgdiff: %s: uncompressed content is %s but the config says diffID %s: the image is corrupt", label, got, id)
+	}
 	return ix, nil
+}
+
+// both runs f for each side at once: layer reading is CPU-bound
+// (decompression and hashing), so two streams use two cores. The first error
+// cancels the other side.
+func both(ctx context.Context, s0, s1 *side, f func(ctx context.Context, s *side) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var errs [2]error
+	var wg sync.WaitGroup
+	for k, s := range []*side{s0, s1} {
+		wg.Go(func() {
+			if errs[k] = f(ctx, s); errs[k] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// Prefer the error that caused the cancellation over the one it caused.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	if errs[0] != nil {
+		return errs[0]
+	}
+	return errs[1]
 }
 
 // at returns ix with entries relabelled as coming from layer i, copying only
@@ -235,51 +322,74 @@ func (ix *layerIndex) at(i int) *layerIndex {
 // flatten applies a side's layers in order the way an OCI runtime would:
 // whiteouts in a layer hide lower entries (not their own layer's), an opaque
 // whiteout hides everything lower below its directory, and a non-directory
-// replacing a directory hides that directory's contents.
+// replacing a directory (explicit or implied by its children) hides that
+// directory's contents.
 func (x *indexer) flatten(ctx context.Context, s *side) (map[string]*entry, error) {
-	fs := map[string]*entry{}
+	fs := newFilesystem()
 	for i := range s.layers {
 		ix, err := x.index(ctx, s, i)
 		if err != nil {
 			return nil, err
 		}
-		applyLayer(fs, ix)
+		fs.apply(ix)
 	}
-	return fs, nil
+	return fs.entries, nil
 }
 
-func applyLayer(fs map[string]*entry, ix *layerIndex) {
+// filesystem is a flattened view under construction.
+type filesystem struct {
+	entries map[string]*entry
+	// parents holds every directory that has ever had an entry below it, so
+	// that hiding the contents of a path scans the tree only when there can
+	// be contents: most whiteouts and files have none.
+	parents map[string]bool
+}
+
+func newFilesystem() *filesystem {
+	return &filesystem{entries: map[string]*entry{}, parents: map[string]bool{}}
+}
+
+func (fs *filesystem) apply(ix *layerIndex) {
 	for _, e := range ix.order {
 		if e.typ != TypeWhiteout {
 			continue
 		}
-		if e.opaque {
-			removeBelow(fs, e.target)
-		} else {
-			delete(fs, e.target)
-			removeBelow(fs, e.target)
+		if !e.opaque {
+			delete(fs.entries, e.target)
 		}
+		fs.removeBelow(e.target)
 	}
 	for _, e := range ix.order {
 		if e.typ == TypeWhiteout {
 			continue
 		}
-		if old, ok := fs[e.name]; ok && old.typ == TypeDir && e.typ != TypeDir {
-			removeBelow(fs, e.name)
+		if e.typ != TypeDir {
+			fs.removeBelow(e.name)
 		}
-		fs[e.name] = e
+		fs.entries[e.name] = e
+		// Walk to the root every time: removeBelow forgets only the path it
+		// empties, so a deeper ancestor may be marked while a shallower one
+		// is not.
+		for p := e.name; p != "/"; {
+			p = path.Dir(p)
+			fs.parents[p] = true
+		}
 	}
 }
 
 // removeBelow deletes every entry strictly below dir.
-func removeBelow(fs map[string]*entry, dir string) {
+func (fs *filesystem) removeBelow(dir string) {
+	if !fs.parents[dir] {
+		return
+	}
+	delete(fs.parents, dir)
 	prefix := dir + "/"
 	if dir == "/" {
 		prefix = "/"
 	}
-	for name := range fs {
+	for name := range fs.entries {
 		if name != dir && strings.HasPrefix(name, prefix) {
-			delete(fs, name)
+			delete(fs.entries, name)
 		}
 	}
 }

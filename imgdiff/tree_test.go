@@ -63,16 +63,21 @@ func TestApplyLayer(t *testing.T) {
 		{"opaque keeps dir, drops lower children", [][]ent{{dir("d/"), file("d/x", ""), file("e", "")}, {dir("d/"), whiteout("d/.wh..wh..opq"), file("d/y", "")}}, []string{"/d", "/d/y", "/e"}},
 		{"opaque at root", [][]ent{{file("a", "")}, {whiteout(".wh..wh..opq"), file("b", "")}}, []string{"/b"}},
 		{"file replaces dir", [][]ent{{dir("d/"), file("d/x", "")}, {file("d", "")}}, []string{"/d"}},
+		{"file replaces implied dir", [][]ent{{file("d/x", ""), file("d/e/y", "")}, {file("d", "")}}, []string{"/d"}},
+		{"symlink replaces dir", [][]ent{{dir("d/"), file("d/x", "")}, {symlink("d", "/tmp")}}, []string{"/d"}},
+		{"dir regrows after whiteout", [][]ent{{file("d/x", "")}, {whiteout(".wh.d")}, {file("d/y", "")}}, []string{"/d/y"}},
+		{"regrown deep dir hidden again", [][]ent{{file("a/b/x", "")}, {whiteout(".wh.a")}, {file("a/b/y", "")}, {whiteout(".wh.a")}}, nil},
+		{"whiteout of implied dir", [][]ent{{file("d/x", ""), file("d/e/y", ""), file("dz", "")}, {whiteout(".wh.d")}}, []string{"/dz"}},
 		{"dir over dir keeps children", [][]ent{{dir("d/"), file("d/x", "")}, {dir("d/").mode(0o700)}}, []string{"/d", "/d/x"}},
 		{"whiteout of missing path", [][]ent{{file("a", "")}, {whiteout(".wh.zz")}}, []string{"/a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fs := map[string]*entry{}
+			fs := newFilesystem()
 			for i, l := range tc.layers {
-				applyLayer(fs, indexOf(t, i, l...))
+				fs.apply(indexOf(t, i, l...))
 			}
 			var got []string
-			for n := range fs {
+			for n := range fs.entries {
 				got = append(got, n)
 			}
 			sort.Strings(got)
@@ -177,6 +182,14 @@ func TestCompareErrors(t *testing.T) {
 		}
 	}
 
+	lying := image(t, func(c *v1.ConfigFile) {
+		c.RootFS.DiffIDs[0] = v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
+	}, layer(t, file("a", "A")))
+	_, err = Compare(context.Background(), good, lying, Options{Semantic: true})
+	if fault.KindOf(err, 0) != fault.Integrity || !strings.Contains(err.Error(), "config says diffID sha256:000") {
+		t.Errorf("config with a wrong diffID: %v", err)
+	}
+
 	if _, err := Compare(context.Background(), good, nil, Options{}); fault.KindOf(err, 0) != fault.Usage {
 		t.Errorf("nil image: %v", err)
 	}
@@ -207,9 +220,9 @@ func FuzzReadIndex(f *testing.F) {
 			}
 			return
 		}
-		fs := map[string]*entry{}
-		applyLayer(fs, ix)
-		if cs := compareEntries(fs, fs, NoLayer, false); len(cs) != 0 {
+		fs := newFilesystem()
+		fs.apply(ix)
+		if cs := compareEntries(fs.entries, fs.entries, NoLayer, false); len(cs) != 0 {
 			t.Fatalf("entries differ from themselves: %+v", cs)
 		}
 		for _, e := range ix.order {
