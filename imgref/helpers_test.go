@@ -208,3 +208,12 @@ func mustWrite(t testing.TB, s string, img v1.Image, o Options) {
 		t.Fatalf("Write(%s): %v", s, err)
 	}
 }
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -369,3 +369,42 @@ func TestLegacyDockerArchive(t *testing.T) {
 		t.Fatalf("want env error listing tags, got %v", err)
 	}
 }
+
+// FuzzOpenArchive feeds arbitrary bytes to the archive readers (tar index,
+// manifest.json, index.json, synthesized manifests): they must not panic,
+// must tag their errors, and what opens must read back verified.
+func FuzzOpenArchive(f *testing.F) {
+	for _, tr := range []string{OCIArchive, DockerArchive} {
+		ref := refFor(f.TempDir(), tr, "v1")
+		mustWrite(f, ref, fixture(f, types.DockerManifestSchema2, "linux/amd64", "fz", "gzip", "tar").image(f), Options{})
+		b, err := os.ReadFile(mustParse(f, ref).Path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(t.TempDir(), "in.tar")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range []string{OCIArchive, DockerArchive} {
+			img, err := Open(context.Background(), Ref{Transport: tr, Path: p}, Options{Platform: "linux/amd64"})
+			if err != nil {
+				if fault.KindOf(err, 0) == 0 {
+					t.Fatalf("%s: untagged error: %v", tr, err)
+				}
+				continue
+			}
+			if layers, err := img.Layers(); err == nil {
+				for _, l := range layers {
+					if rc, err := l.Compressed(); err == nil {
+						io.Copy(io.Discard, rc)
+						rc.Close()
+					}
+				}
+			}
+			img.Close()
+		}
+	})
+}
