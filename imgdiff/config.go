@@ -91,7 +91,26 @@ func compareConfigs(raw0, raw1 []byte, semantic bool) ([]Change, error) {
 		leaves[i] = map[string]string{}
 		flattenJSON(leaves[i], "", doc)
 	}
+	pruneEmptyObjects(leaves[0], leaves[1])
+	pruneEmptyObjects(leaves[1], leaves[0])
 	return mapChanges(TypeConfig, NoLayer, "", leaves[0], leaves[1]), nil
+}
+
+// pruneEmptyObjects drops a's "{}" leaves where b has fields below the same
+// key: `"config": {}` growing an Env is the Env being added, not the empty
+// object being removed.
+func pruneEmptyObjects(a, b map[string]string) {
+	for k, v := range a {
+		if v != "{}" {
+			continue
+		}
+		for bk := range b {
+			if strings.HasPrefix(bk, k+".") || strings.HasPrefix(bk, k+"[") {
+				delete(a, k)
+				break
+			}
+		}
+	}
 }
 
 // semanticView keeps the fields that matter at run time, treating null and
@@ -173,7 +192,13 @@ func flattenJSON(out map[string]string, key string, v any) {
 				if !ok {
 					continue
 				}
-				name, val, _ := strings.Cut(s, "=")
+				name, val, ok := strings.Cut(s, "=")
+				switch {
+				case !ok:
+					val = "(no =)"
+				case val == "":
+					val = `""`
+				}
 				out[join(name)] = val
 			}
 			return

@@ -219,7 +219,7 @@ func TestCompareConfig(t *testing.T) {
 	}, l)
 	img1 := image(t, func(c *v1.ConfigFile) {
 		c.Created = v1.Time{Time: epoch.Add(time.Minute)}
-		c.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "FOO=bar=baz"}
+		c.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "FOO=bar=baz", "EMPTY=", "BARE"}
 		c.Config.Cmd = []string{"/bin/sh", "-c", "true"}
 		c.Config.Labels = map[string]string{"version": "2", "org.opencontainers.image.created": "2024-01-02"}
 		c.Config.WorkingDir = "/srv"
@@ -228,6 +228,8 @@ func TestCompareConfig(t *testing.T) {
 	strict := compare(t, img0, img1, Options{})
 	assertChanges(t, "strict", only(strict.Changes, TypeConfig), []Change{
 		{TypeConfig, NoLayer, "config.Cmd", `["/bin/sh"]`, `["/bin/sh","-c","true"]`, "changed"},
+		{TypeConfig, NoLayer, "config.Env.BARE", "-", "(no =)", "added"},
+		{TypeConfig, NoLayer, "config.Env.EMPTY", "-", `""`, "added"},
 		{TypeConfig, NoLayer, "config.Env.FOO", "-", "bar=baz", "added"},
 		{TypeConfig, NoLayer, "config.Env.PATH", "/usr/bin:/bin", "/usr/local/bin:/usr/bin:/bin", "changed"},
 		{TypeConfig, NoLayer, "config.Labels.org.opencontainers.image.created", "-", "2024-01-02", "added"},
@@ -242,6 +244,8 @@ func TestCompareConfig(t *testing.T) {
 	semantic := compare(t, img0, img1, Options{Semantic: true})
 	assertChanges(t, "semantic", semantic.Changes, []Change{
 		{TypeConfig, NoLayer, "config.Cmd", `["/bin/sh"]`, `["/bin/sh","-c","true"]`, "changed"},
+		{TypeConfig, NoLayer, "config.Env.BARE", "-", "(no =)", "added"},
+		{TypeConfig, NoLayer, "config.Env.EMPTY", "-", `""`, "added"},
 		{TypeConfig, NoLayer, "config.Env.FOO", "-", "bar=baz", "added"},
 		{TypeConfig, NoLayer, "config.Env.PATH", "/usr/bin:/bin", "/usr/local/bin:/usr/bin:/bin", "changed"},
 		{TypeConfig, NoLayer, "config.Labels.version", "1", "2", "changed"},
@@ -285,6 +289,43 @@ func BenchmarkCompare(b *testing.B) {
 				if len(entryChanges(r.Changes)) != 100 {
 					b.Fatalf("%d file changes, want 100", len(entryChanges(r.Changes)))
 				}
+			}
+		})
+	}
+}
+
+func TestCompareConfigsRaw(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		raw0, raw1 string
+		semantic   bool
+		want       []string // "name input0 input1 detail"
+	}{
+		{"empty object grows", `{"config":{}}`, `{"config":{"Env":["A=1"]}}`, false, []string{"config.Env.A - 1 added"}},
+		{"empty object stays", `{"config":{}}`, `{}`, false, []string{"config {} - removed"}},
+		{"exposed port", `{"config":{"ExposedPorts":{"80/tcp":{}}}}`, `{"config":{"ExposedPorts":{"443/tcp":{}}}}`, true,
+			[]string{"config.ExposedPorts.443/tcp - {} added", "config.ExposedPorts.80/tcp {} - removed"}},
+		{"null cmd is no cmd when semantic", `{"config":{"Cmd":null}}`, `{"config":{}}`, true, nil},
+		{"null cmd differs when strict", `{"config":{"Cmd":null}}`, `{"config":{}}`, false, []string{"config.Cmd null - removed"}},
+		{"semantic ignores noise", `{"created":"a","author":"x","history":[{"created":"a"}],"config":{"Labels":{"org.label-schema.build-date":"1"}}}`,
+			`{"created":"b","history":[],"config":{"Labels":{"org.label-schema.build-date":"2"}}}`, true, nil},
+		{"history by index", `{"history":[{"created_by":"a"}]}`, `{"history":[{"created_by":"b"},{"created_by":"c"}]}`, false,
+			[]string{"history[0].created_by a b changed", "history[1].created_by - c added"}},
+		{"platform", `{"architecture":"amd64","os":"linux"}`, `{"architecture":"arm64","os":"linux","variant":"v8"}`, true,
+			[]string{"architecture amd64 arm64 changed", "variant - v8 added"}},
+		{"rootfs ignored", `{"rootfs":{"diff_ids":["a"]}}`, `{"rootfs":{"diff_ids":["b"]}}`, false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs, err := compareConfigs([]byte(tc.raw0), []byte(tc.raw1), tc.semantic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range cs {
+				got = append(got, strings.Join([]string{c.Name, c.Input0, c.Input1, c.Detail}, " "))
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("got %q\nwant %q", got, tc.want)
 			}
 		})
 	}
