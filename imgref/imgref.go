@@ -17,14 +17,15 @@ const defaultRetryDelay = time.Second
 type Options struct {
 	// Platform is "os/arch[/variant]", used when the reference names an
 	// index or manifest list; "" means this host's platform. An unset
-	// variant matches any.
+	// variant matches any. A reference to a single image ignores it.
 	Platform string
 	// Insecure allows plain HTTP and skips TLS verification for docker://.
 	// Loopback registries (127.0.0.0/8, localhost, [::1]) always get plain
 	// HTTP.
 	Insecure bool
-	// RetryTimes is how often a transient registry error is retried (0:
-	// never), waiting RetryDelay (default 1s) and doubling each time.
+	// RetryTimes is how often a transient registry error (network error,
+	// 408, 429, 5xx) is retried (0: never), waiting RetryDelay (default 1s)
+	// and doubling each time.
 	RetryTimes int
 	RetryDelay time.Duration
 	// AllowConvert lets Write store an image in a transport that cannot
@@ -138,8 +139,15 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 
 // Write stores img at ref, keeping its manifest, config and layers byte for
 // byte. Local outputs appear whole or not at all (temporary sibling, then
-// rename). A transport that cannot hold the image as-is is an error whose
-// hint names --allow-convert, unless o.AllowConvert.
+// rename): oci: adds to (or creates) a layout, replacing the entry with the
+// same tag; oci-archive:, docker-archive: files and dir: directories are
+// replaced whole; a non-empty directory that is not a layout (oci:) or a
+// dir: image is never written into. A transport that cannot hold the image
+// as-is is an error whose hint names --allow-convert, unless o.AllowConvert.
+//
+// oci: and oci-archive: keep Docker schema 2 manifests as they are (as ggcr
+// and containerd do); note that skopeo (containers/image) ignores index.json
+// entries with Docker media types.
 func Write(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -408,3 +408,38 @@ func FuzzOpenArchive(f *testing.F) {
 		}
 	})
 }
+
+func TestWriteReplacesOnlyItsOwn(t *testing.T) {
+	a := fixture(t, types.DockerManifestSchema2, "linux/amd64", "a", "gzip")
+	b := fixture(t, types.DockerManifestSchema2, "linux/amd64", "b", "tar")
+	dir := t.TempDir()
+	// A dir: image is replaced whole.
+	d := "dir:" + filepath.Join(dir, "d")
+	mustWrite(t, d, a.image(t), Options{})
+	mustWrite(t, d, b.image(t), Options{})
+	assertSame(t, mustOpen(t, d, Options{}), b)
+	if ents, _ := os.ReadDir(filepath.Join(dir, "d")); len(ents) != 4 { // version, manifest.json, config, layer
+		t.Fatalf("stale files after replace: %v", ents)
+	}
+	// An archive file is replaced whole.
+	da := "docker-archive:" + filepath.Join(dir, "x.tar")
+	mustWrite(t, da, a.image(t), Options{})
+	mustWrite(t, da, b.image(t), Options{})
+	assertSame(t, mustOpen(t, da, Options{}), b)
+	// Directories that are not images of the transport are left alone.
+	foreign := filepath.Join(dir, "foreign")
+	os.MkdirAll(foreign, 0o755)
+	os.WriteFile(filepath.Join(foreign, "precious"), []byte("keep"), 0o644)
+	for _, s := range []string{"oci:" + foreign, "dir:" + foreign} {
+		err := Write(context.Background(), mustParse(t, s), a.image(t), Options{})
+		if fault.KindOf(err, 0) != fault.Usage {
+			t.Fatalf("%s: want usage error, got %v", s, err)
+		}
+	}
+	if ents, _ := os.ReadDir(foreign); len(ents) != 1 {
+		t.Fatalf("foreign dir touched: %v", ents)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
+		t.Fatalf("temporary leftovers: %v", ents)
+	}
+}

@@ -134,3 +134,23 @@ func (m *memImage) diffIDs(t *testing.T) []v1.Hash {
 	}
 	return cf.RootFS.DiffIDs
 }
+
+// TestReadsSkopeoIndexDir reads a multi-platform dir: written by skopeo
+// (index in manifest.json, instances in <hex>.manifest.json).
+func TestReadsSkopeoIndexDir(t *testing.T) {
+	dir := t.TempDir()
+	layout := filepath.Join(dir, "multi")
+	amd, arm, idxDigest := writeIndexLayout(t, layout)
+	out := "dir:" + filepath.Join(dir, "d")
+	skopeo(t, "--insecure-policy", "copy", "-q", "--all", "--preserve-digests", "oci:"+layout+":multi", out)
+	for _, tc := range []struct {
+		platform string
+		want     *memImage
+	}{{"linux/amd64", amd}, {"linux/arm64/v8", arm}} {
+		img := mustOpen(t, out, Options{Platform: tc.platform})
+		assertSame(t, img, tc.want)
+		if string(img.IndexDigest) != idxDigest.String() {
+			t.Fatalf("index digest %s, want %s", img.IndexDigest, idxDigest)
+		}
+	}
+}
