@@ -2,8 +2,14 @@ package imgref
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -77,5 +83,52 @@ func TestRegistry(t *testing.T) {
 	_, err = Open(ctx, mustParse(t, "docker://"+host+"/diffah/nothing:here"), o)
 	if fault.KindOf(err, 0) != fault.Env || !strings.Contains(err.Error(), "diffah/nothing:here") {
 		t.Fatalf("want env error naming the ref, got %v", err)
+	}
+}
+
+// flaky proxies to a registry, answering 503 to the first fails manifest
+// requests.
+type flaky struct {
+	next  http.Handler
+	fails atomic.Int32
+	seen  atomic.Int32
+}
+
+func (f *flaky) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.Contains(r.URL.Path, "/manifests/") {
+		f.seen.Add(1)
+		if f.fails.Add(-1) >= 0 {
+			http.Error(w, "try later", http.StatusServiceUnavailable)
+			return
+		}
+	}
+	f.next.ServeHTTP(w, r)
+}
+
+func TestRegistryRetries(t *testing.T) {
+	host := testregistry.Start(t)
+	want := fixture(t, types.OCIManifestSchema1, "linux/amd64", "retry", "gzip")
+	mustWrite(t, "docker://"+host+"/diffah/retry:v1", want.image(t), Options{})
+	target, _ := url.Parse("http://" + host)
+	f := &flaky{next: httputil.NewSingleHostReverseProxy(target)}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	ref := mustParse(t, "docker://"+strings.TrimPrefix(srv.URL, "http://")+"/diffah/retry:v1")
+
+	f.fails.Store(2)
+	img, err := Open(context.Background(), ref, Options{RetryTimes: 2, RetryDelay: time.Millisecond})
+	if err != nil {
+		t.Fatalf("with 2 retries: %v", err)
+	}
+	assertSame(t, img, want)
+
+	f.fails.Store(2)
+	f.seen.Store(0)
+	_, err = Open(context.Background(), ref, Options{RetryTimes: 0})
+	if fault.KindOf(err, 0) != fault.Env {
+		t.Fatalf("without retries: want env error, got %v", err)
+	}
+	if n := f.seen.Load(); n != 1 {
+		t.Fatalf("without retries the manifest was asked for %d times", n)
 	}
 }
