@@ -1,6 +1,7 @@
 package imgref
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -49,13 +51,17 @@ type storeImage struct {
 	mt       types.MediaType
 	manifest *v1.Manifest
 	blob     func(h v1.Hash) (io.ReadCloser, error)
+
+	cfgOnce sync.Once
+	cfg     []byte
+	cfgErr  error
 }
 
 var _ partial.CompressedImageCore = (*storeImage)(nil)
 
 // newStoreImage checks raw is a single-image manifest of a supported kind.
 func newStoreImage(where string, raw []byte, declared types.MediaType, blob func(v1.Hash) (io.ReadCloser, error)) (*storeImage, error) {
-	m, err := v1.ParseManifest(strings.NewReader(string(raw)))
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fault.Errorf(fault.Integrity, "%s: manifest: %w", where, err)
 	}
@@ -76,13 +82,19 @@ func newStoreImage(where string, raw []byte, declared types.MediaType, blob func
 func (s *storeImage) RawManifest() ([]byte, error)        { return s.raw, nil }
 func (s *storeImage) MediaType() (types.MediaType, error) { return s.mt, nil }
 
+// RawConfigFile reads and verifies the config once; callers above ask for
+// it often.
 func (s *storeImage) RawConfigFile() ([]byte, error) {
-	d := s.manifest.Config
-	rc, err := s.blob(d.Digest)
-	if err != nil {
-		return nil, err
-	}
-	return readVerified(rc, d.Digest, d.Size, maxConfigSize, s.where+": config "+d.Digest.String())
+	s.cfgOnce.Do(func() {
+		d := s.manifest.Config
+		rc, err := s.blob(d.Digest)
+		if err != nil {
+			s.cfgErr = err
+			return
+		}
+		s.cfg, s.cfgErr = readVerified(rc, d.Digest, d.Size, maxConfigSize, s.where+": config "+d.Digest.String())
+	})
+	return s.cfg, s.cfgErr
 }
 
 func (s *storeImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
@@ -171,7 +183,7 @@ func resolveManifest(where string, desc v1.Descriptor, want v1.Platform, fetch f
 			res.desc.MediaType = mt
 			return &res, nil
 		}
-		idx, err := v1.ParseIndexManifest(strings.NewReader(string(raw)))
+		idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 		if err != nil {
 			return nil, fault.Errorf(fault.Integrity, "%s: index %s: %w", where, desc.Digest, err)
 		}
