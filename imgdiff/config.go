@@ -3,6 +3,8 @@ package imgdiff
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"fmt"
 	"strings"
 
@@ -81,7 +83,16 @@ func compareConfigs(raw0, raw1 []byte, semantic bool) ([]Change, error) {
 		var doc map[string]any
 		d := json.NewDecoder(bytes.NewReader(raw))
 		d.UseNumber()
-		if err := d.Decode(&doc); err != nil {
+		err := d.Decode(&doc)
+		if err == nil && doc == nil {
+			err = errors.New("null")
+		}
+		if err == nil {
+			if _, tail := d.Token(); tail != io.EOF {
+				err = errors.New("trailing data after the object")
+			}
+		}
+		if err != nil {
 			return nil, fault.Errorf(fault.Integrity, "imgdiff: input-%d: config is not a JSON object: %w", i, err)
 		}
 		delete(doc, "rootfs")

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/diffah/diffah/fault"
 )
 
 func compare(t *testing.T, a, b v1.Image, o Options) *Result {
@@ -329,4 +331,38 @@ func TestCompareConfigsRaw(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCompareConfigs: any pair of documents either fails as Integrity or
+// gives changes that mirror when the sides swap; a document never differs
+// from itself.
+func FuzzCompareConfigs(f *testing.F) {
+	f.Add([]byte(`{"config":{"Env":["A=1","B"],"Cmd":null}}`), []byte(`{"config":{"Env":["A=2"],"Labels":{"x":""}}}`), false)
+	f.Add([]byte(`{"history":[{"created":"x"}],"rootfs":{}}`), []byte(`[]`), true)
+	f.Fuzz(func(t *testing.T, a, b []byte, semantic bool) {
+		ab, err := compareConfigs(a, b, semantic)
+		if err != nil {
+			if fault.KindOf(err, 0) != fault.Integrity {
+				t.Fatalf("untagged: %v", err)
+			}
+			return
+		}
+		ba, err := compareConfigs(b, a, semantic)
+		if err != nil {
+			t.Fatalf("parses one way only: %v", err)
+		}
+		if len(ab) != len(ba) {
+			t.Fatalf("%d changes one way, %d the other", len(ab), len(ba))
+		}
+		swap := map[string]string{DetailAdded: DetailRemoved, DetailRemoved: DetailAdded, DetailChanged: DetailChanged}
+		for i := range ab {
+			x, y := ab[i], ba[i]
+			if x.Name != y.Name || x.Input0 != y.Input1 || x.Input1 != y.Input0 || swap[x.Detail] != y.Detail {
+				t.Fatalf("not mirrored: %+v vs %+v", x, y)
+			}
+		}
+		if same, _ := compareConfigs(a, a, semantic); len(same) != 0 {
+			t.Fatalf("a document differs from itself: %+v", same)
+		}
+	})
 }

@@ -147,10 +147,14 @@ func applyReport(root *os.Root, tr io.Reader, e *entry, i int, label string,
 		return remove(i+1, func(p string) bool { return p == e.name })
 	}
 	rel := strings.TrimPrefix(e.name, "/")
-	if err := root.MkdirAll(path.Dir(rel), 0o755); err != nil {
+	if err := makeParents(root, rel, written); err != nil {
 		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: creating directory for %s: %w", e.name, err))
 	}
-	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	// A directory left by lower layers' files (now hidden) gives way.
+	if err := root.RemoveAll(rel); err != nil {
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: replacing %s: %w", e.name, err))
+	}
+	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: creating %s: %w", e.name, err))
 	}
@@ -163,6 +167,28 @@ func applyReport(root *os.Root, tr io.Reader, e *entry, i int, label string,
 	}
 	written[e.name] = i
 	return nil
+}
+
+// makeParents creates rel's parent directories. A file written earlier where
+// a directory is now needed (a layer put entries below a path that a lower
+// layer made a file) gives way, as it would on extraction.
+func makeParents(root *os.Root, rel string, written map[string]int) error {
+	dir := path.Dir(rel)
+	if dir == "." {
+		return nil
+	}
+	if err := root.MkdirAll(dir, 0o755); err == nil {
+		return nil
+	}
+	for p := dir; p != "."; p = path.Dir(p) {
+		if fi, err := root.Lstat(p); err == nil && !fi.IsDir() {
+			if err := root.Remove(p); err != nil {
+				return err
+			}
+			delete(written, "/"+p)
+		}
+	}
+	return root.MkdirAll(dir, 0o755)
 }
 
 func isBelow(p, dir string) bool {

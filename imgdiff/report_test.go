@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/diffah/diffah/fault"
 )
 
@@ -171,5 +173,37 @@ func TestReportDirReplacedAncestor(t *testing.T) {
 	}
 	if got := tree(t, filepath.Join(dir, "input-1")); len(got) != 1 || got["x/f"] != "1" {
 		t.Errorf("input-1 = %v, want x/f", got)
+	}
+}
+
+func TestReportDirTypeFlips(t *testing.T) {
+	// Side 0: x/y, then a file x hides it (the directory left on disk must
+	// give way). Side 2: a file x, then x/y needs x as a directory.
+	img0 := image(t, nil, layer(t, file("x/y", "1")), layer(t, file("x", "file")))
+	img1 := image(t, nil, layer(t, file("x/y", "2")))
+	img2 := image(t, nil, layer(t, file("x", "file")), layer(t, file("x/y", "3")))
+	for _, tc := range []struct {
+		name     string
+		a, b     v1.Image
+		in0, in1 map[string]string
+	}{
+		{"file over dir", img0, img1, map[string]string{"x": "file"}, map[string]string{"x/y": "2"}},
+		{"dir over file", img2, img1, map[string]string{"x/y": "3"}, map[string]string{"x/y": "2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			compare(t, tc.a, tc.b, Options{Semantic: true, ReportDir: dir})
+			for side, want := range []map[string]string{tc.in0, tc.in1} {
+				got := tree(t, filepath.Join(dir, []string{"input-0", "input-1"}[side]))
+				if strings.Join(keys(got), " ") != strings.Join(keys(want), " ") {
+					t.Errorf("input-%d = %v, want %v", side, got, want)
+				}
+				for k, v := range want {
+					if got[k] != v {
+						t.Errorf("input-%d/%s = %q, want %q", side, k, got[k], v)
+					}
+				}
+			}
+		})
 	}
 }

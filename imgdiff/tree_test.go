@@ -193,8 +193,10 @@ func TestCompareErrors(t *testing.T) {
 	if _, err := Compare(context.Background(), good, nil, Options{}); fault.KindOf(err, 0) != fault.Usage {
 		t.Errorf("nil image: %v", err)
 	}
-	if _, err := compareConfigs([]byte(`{}`), []byte(`[1]`), false); fault.KindOf(err, 0) != fault.Integrity || !strings.Contains(err.Error(), "input-1") {
-		t.Errorf("bad config: %v", err)
+	for _, bad := range []string{`[1]`, `null`, `{} {}`, `{"a":1`, ``} {
+		if _, err := compareConfigs([]byte(`{}`), []byte(bad), false); fault.KindOf(err, 0) != fault.Integrity || !strings.Contains(err.Error(), "input-1") {
+			t.Errorf("config %q: %v", bad, err)
+		}
 	}
 }
 
