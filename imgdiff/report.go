@@ -28,7 +28,7 @@ func writeReport(ctx context.Context, dir string, changes []Change, x *indexer, 
 		if typeRank(c.Type) < 3 {
 			continue
 		}
-		if c.Name == "/.." || strings.HasPrefix(c.Name, "/../") {
+		if climbsOut(c.Name) {
 			return fault.Errorf(fault.Integrity,
 				"imgdiff: refusing to write %q under report dir %s: the name climbs out of the image root (hostile or corrupt layer)", c.Name, dir)
 		}
@@ -111,7 +111,7 @@ func reportSide(ctx context.Context, sub string, s *side, x *indexer, wanted, re
 				rc.Close()
 				return readErr(fmt.Errorf("imgdiff: %s: reading tar header: %w", label, err))
 			}
-			e := newEntry(hdr, i)
+			e := newEntry(hdr)
 			if err := applyReport(root, tr, e, i, label, wanted, relevant, written, remove); err != nil {
 				rc.Close()
 				return err

@@ -26,9 +26,8 @@ const (
 
 // entry is the metadata of one tar entry; content is kept only as a digest.
 type entry struct {
-	name   string // normalized: "/" + cleaned relative path
-	unsafe bool   // the raw name climbs out of the root ("../x")
-	typ    string // a Type* constant
+	name string // normalized: "/" + cleaned relative path
+	typ  string // a Type* constant
 	// For whiteouts: target is the path deleted (the directory for opaque ones).
 	target string
 	opaque bool
@@ -45,19 +44,33 @@ type entry struct {
 	xattrs       string // other PAX records, "k=v" sorted and joined by ";"
 	mtime        time.Time
 	atime, ctime time.Time
-	layer        int // index of the layer the entry came from
 }
 
 // normalize maps a tar name to "/"-rooted form. Leading "/" and "./" are
-// dropped; a name that still climbs out of the root is kept as is (so that it
-// is reported) and flagged unsafe.
-func normalize(name string) (string, bool) {
+// dropped; a name that still climbs out of the root keeps its leading ".."
+// ("/../x"), so that it is reported as what it is (see climbsOut).
+func normalize(name string) string {
 	clean := path.Clean(strings.TrimLeft(name, "/"))
 	if clean == "." {
-		return "/", false
+		return "/"
 	}
-	unsafe := clean == ".." || strings.HasPrefix(clean, "../")
-	return "/" + clean, unsafe
+	return "/" + clean
+}
+
+// climbsOut says whether a normalized name points outside the image root.
+func climbsOut(name string) bool {
+	return name == "/.." || strings.HasPrefix(name, "/../")
+}
+
+// whiteoutTarget returns the name a whiteout file deletes, and false for
+// names that only look like one (".wh." alone, or ".wh.." that would delete
+// the parent directory).
+func whiteoutTarget(dir, base string) (string, bool) {
+	t := strings.TrimPrefix(base, whiteoutPrefix)
+	if t == "" || t == "." || t == ".." {
+		return "", false
+	}
+	return path.Join(dir, t), true
 }
 
 // paxIgnored are PAX records already represented by header fields, or
@@ -67,10 +80,9 @@ var paxIgnored = map[string]bool{
 	"uname": true, "gname": true, "mtime": true, "atime": true, "ctime": true,
 }
 
-func newEntry(h *tar.Header, layer int) *entry {
-	name, unsafe := normalize(h.Name)
+func newEntry(h *tar.Header) *entry {
 	e := &entry{
-		name: name, unsafe: unsafe, layer: layer,
+		name: normalize(h.Name),
 		mode: h.Mode & 07777, uid: h.Uid, gid: h.Gid, uname: h.Uname, gname: h.Gname,
 		size: h.Size, mtime: h.ModTime.UTC(), atime: h.AccessTime.UTC(), ctime: h.ChangeTime.UTC(),
 	}
@@ -89,14 +101,16 @@ func newEntry(h *tar.Header, layer int) *entry {
 	sort.Strings(kv)
 	e.xattrs = strings.Join(kv, ";")
 
-	base := path.Base(name)
-	switch {
-	case base == opaqueMarker:
-		e.typ, e.opaque, e.target = TypeWhiteout, true, path.Dir(name)
+	base := path.Base(e.name)
+	if base == opaqueMarker {
+		e.typ, e.opaque, e.target = TypeWhiteout, true, path.Dir(e.name)
 		return e
-	case strings.HasPrefix(base, whiteoutPrefix):
-		e.typ, e.target = TypeWhiteout, path.Join(path.Dir(name), base[len(whiteoutPrefix):])
-		return e
+	}
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		if t, ok := whiteoutTarget(path.Dir(e.name), base); ok {
+			e.typ, e.target = TypeWhiteout, t
+			return e
+		}
 	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
@@ -107,7 +121,7 @@ func newEntry(h *tar.Header, layer int) *entry {
 		e.typ, e.link, e.size = TypeSymlink, h.Linkname, 0
 	case tar.TypeLink:
 		e.typ, e.size = TypeHardlink, 0
-		e.link, _ = normalize(h.Linkname)
+		e.link = normalize(h.Linkname)
 	case tar.TypeChar:
 		e.typ, e.special, e.devMajor, e.devMinor = TypeSpecial, "char", h.Devmajor, h.Devminor
 	case tar.TypeBlock:
@@ -131,7 +145,7 @@ type layerIndex struct {
 // readIndex parses a layer tar, hashing regular files as they stream past.
 // label names the layer in errors. A later entry with the same name replaces
 // an earlier one, as extraction would.
-func readIndex(ctx context.Context, r io.Reader, layer int, label string) (*layerIndex, error) {
+func readIndex(ctx context.Context, r io.Reader, label string) (*layerIndex, error) {
 	ix := &layerIndex{byName: map[string]*entry{}}
 	tr := tar.NewReader(r)
 	h := sha256.New()
@@ -150,7 +164,7 @@ func readIndex(ctx context.Context, r io.Reader, layer int, label string) (*laye
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue
 		}
-		e := newEntry(hdr, layer)
+		e := newEntry(hdr)
 		if e.typ == TypeFile {
 			h.Reset()
 			n, err := io.CopyBuffer(h, tr, buf)
@@ -244,7 +258,7 @@ func (x *indexer) index(ctx context.Context, s *side, i int) (*layerIndex, error
 	if c.err != nil {
 		return nil, c.err
 	}
-	return c.ix.at(i), nil
+	return c.ix, nil
 }
 
 // readLayer streams layer i of s once: entries are indexed and file
@@ -261,7 +275,7 @@ func readLayer(ctx context.Context, s *side, i int, id v1.Hash) (*layerIndex, er
 	// while the bytes pass: two different layers must never share an index.
 	h := sha256.New()
 	tee := io.TeeReader(rc, h)
-	ix, err := readIndex(ctx, tee, i, label)
+	ix, err := readIndex(ctx, tee, label)
 	if err != nil {
 		return nil, err
 	}
@@ -301,22 +315,6 @@ func both(ctx context.Context, s0, s1 *side, f func(ctx context.Context, s *side
 		return errs[0]
 	}
 	return errs[1]
-}
-
-// at returns ix with entries relabelled as coming from layer i, copying only
-// when the index was read for another position.
-func (ix *layerIndex) at(i int) *layerIndex {
-	if len(ix.order) == 0 || ix.order[0].layer == i {
-		return ix
-	}
-	out := &layerIndex{byName: make(map[string]*entry, len(ix.order)), order: make([]*entry, len(ix.order))}
-	for k, e := range ix.order {
-		c := *e
-		c.layer = i
-		out.order[k] = &c
-		out.byName[c.name] = &c
-	}
-	return out
 }
 
 // flatten applies a side's layers in order the way an OCI runtime would:
