@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/diffah/diffah/fault"
 )
 
@@ -68,127 +70,169 @@ func writeReport(ctx context.Context, dir string, changes []Change, x *indexer, 
 }
 
 // reportSide replays one side's layers onto the report tree, limited to the
-// relevant paths. written remembers which layer wrote each file so that a
-// whiteout only hides files of lower layers, as in flatten.
+// relevant paths.
 func reportSide(ctx context.Context, sub string, s *side, x *indexer, wanted, relevant map[string]bool) error {
 	root, err := os.OpenRoot(sub)
 	if err != nil {
 		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: opening report dir: %w", err))
 	}
 	defer root.Close()
-	written := map[string]int{}
-	remove := func(layer int, match func(p string) bool) error {
-		for p, l := range written {
-			if l < layer && match(p) {
-				if err := root.Remove(strings.TrimPrefix(p, "/")); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report dir %s: removing %s: %w", sub, p, err))
-				}
-				delete(written, p)
-			}
-		}
-		return nil
-	}
+	t := &reportTree{root: root, sub: sub, written: map[string]int{}, parents: map[string]bool{}}
 	for i, l := range s.layers {
 		if skipLayer(x, s, i, wanted, relevant) {
 			continue
 		}
-		label := layerLabel(s, i, l)
-		rc, err := l.Uncompressed()
-		if err != nil {
-			return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: %s: opening: %w", label, err))
+		if err := t.replay(ctx, l, i, layerLabel(s, i, l), wanted, relevant); err != nil {
+			return err
 		}
-		tr := tar.NewReader(rc)
-		for {
-			if err := ctx.Err(); err != nil {
-				rc.Close()
-				return err
-			}
-			hdr, err := tr.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				rc.Close()
-				return readErr(fmt.Errorf("imgdiff: %s: reading tar header: %w", label, err))
-			}
-			e := newEntry(hdr)
-			if err := applyReport(root, tr, e, i, label, wanted, relevant, written, remove); err != nil {
-				rc.Close()
-				return err
-			}
-		}
-		rc.Close()
 	}
 	return nil
 }
 
-func applyReport(root *os.Root, tr io.Reader, e *entry, i int, label string,
-	wanted, relevant map[string]bool, written map[string]int, remove func(int, func(string) bool) error) error {
-	switch {
-	case e.typ == TypeWhiteout:
-		if !relevant[e.target] {
+// reportTree is one side of the report as layers are replayed onto it.
+// written remembers which layer wrote each file, so that a whiteout hides
+// only files of lower layers, as in filesystem.apply; parents holds the
+// directories that have had files written below them, so that hiding a
+// path's contents scans written only when there can be some.
+type reportTree struct {
+	root    *os.Root
+	sub     string
+	written map[string]int
+	parents map[string]bool
+}
+
+func (t *reportTree) replay(ctx context.Context, l v1.Layer, i int, label string, wanted, relevant map[string]bool) error {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: %s: opening: %w", label, err))
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
 			return nil
 		}
-		return remove(i, func(p string) bool {
-			return (!e.opaque && p == e.target) || isBelow(p, e.target)
-		})
-	case !relevant[e.name]:
-		return nil
-	}
-	if e.typ != TypeDir {
-		if err := remove(i, func(p string) bool { return isBelow(p, e.name) }); err != nil {
+		if err != nil {
+			return readErr(fmt.Errorf("imgdiff: %s: reading tar header: %w", label, err))
+		}
+		e := newEntry(hdr)
+		switch {
+		case e.typ == TypeWhiteout:
+			if relevant[e.target] {
+				if !e.opaque {
+					err = t.remove(e.target, i)
+				}
+				if err == nil {
+					err = t.removeBelow(e.target, i)
+				}
+			}
+		case !relevant[e.name]:
+		case e.typ == TypeFile && wanted[e.name]:
+			err = t.write(e.name, tr, i, label)
+		case e.typ == TypeDir:
+			// A directory over a file replaces the file; over a directory it
+			// changes nothing below.
+			err = t.remove(e.name, i+1)
+		default:
+			// Anything else at a relevant path hides what lower layers put
+			// there and below it; the same layer may have written the path
+			// itself just before (a repeated name), and loses it too.
+			if err = t.removeBelow(e.name, i); err == nil {
+				err = t.remove(e.name, i+1)
+			}
+		}
+		if err != nil {
 			return err
 		}
 	}
-	if !wanted[e.name] {
+}
+
+// remove deletes p if a layer below layer wrote it.
+func (t *reportTree) remove(p string, layer int) error {
+	if l, ok := t.written[p]; !ok || l >= layer {
 		return nil
 	}
-	if e.typ != TypeFile {
-		return remove(i+1, func(p string) bool { return p == e.name })
+	if err := t.root.Remove(strings.TrimPrefix(p, "/")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report dir %s: removing %s: %w", t.sub, p, err))
 	}
-	rel := strings.TrimPrefix(e.name, "/")
-	if err := makeParents(root, rel, written); err != nil {
-		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: creating directory for %s: %w", e.name, err))
+	delete(t.written, p)
+	return nil
+}
+
+// removeBelow deletes what layers below layer wrote strictly below dir.
+func (t *reportTree) removeBelow(dir string, layer int) error {
+	if !t.parents[dir] {
+		return nil
 	}
-	// A directory left by lower layers' files (now hidden) gives way.
-	if err := root.RemoveAll(rel); err != nil {
-		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: replacing %s: %w", e.name, err))
+	for p := range t.written {
+		if isBelow(p, dir) {
+			if err := t.remove(p, layer); err != nil {
+				return err
+			}
+		}
 	}
-	f, err := root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	return nil
+}
+
+// write copies a file's content from the layer stream to the report.
+func (t *reportTree) write(p string, r io.Reader, layer int, label string) error {
+	if err := t.removeBelow(p, layer); err != nil {
+		return err
+	}
+	rel := strings.TrimPrefix(p, "/")
+	if err := t.makeParents(rel); err != nil {
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: creating directory for %s: %w", p, err))
+	}
+	if t.parents[p] {
+		// A directory made for lower layers' files (now hidden) gives way.
+		if err := t.root.RemoveAll(rel); err != nil {
+			return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: replacing %s: %w", p, err))
+		}
+		delete(t.parents, p)
+	}
+	f, err := t.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: creating %s: %w", e.name, err))
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: creating %s: %w", p, err))
 	}
-	if _, err := io.Copy(f, tr); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		f.Close()
-		return readErr(fmt.Errorf("imgdiff: %s: copying %s to report: %w", label, e.name, err))
+		return readErr(fmt.Errorf("imgdiff: %s: copying %s to report: %w", label, p, err))
 	}
 	if err := f.Close(); err != nil {
-		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: writing %s: %w", e.name, err))
+		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: writing %s: %w", p, err))
 	}
-	written[e.name] = i
+	t.written[p] = layer
+	for q := p; q != "/"; {
+		q = path.Dir(q)
+		t.parents[q] = true
+	}
 	return nil
 }
 
 // makeParents creates rel's parent directories. A file written earlier where
 // a directory is now needed (a layer put entries below a path that a lower
 // layer made a file) gives way, as it would on extraction.
-func makeParents(root *os.Root, rel string, written map[string]int) error {
+func (t *reportTree) makeParents(rel string) error {
 	dir := path.Dir(rel)
 	if dir == "." {
 		return nil
 	}
-	if err := root.MkdirAll(dir, 0o755); err == nil {
+	if err := t.root.MkdirAll(dir, 0o755); err == nil {
 		return nil
 	}
 	for p := dir; p != "."; p = path.Dir(p) {
-		if fi, err := root.Lstat(p); err == nil && !fi.IsDir() {
-			if err := root.Remove(p); err != nil {
+		if fi, err := t.root.Lstat(p); err == nil && !fi.IsDir() {
+			if err := t.root.Remove(p); err != nil {
 				return err
 			}
-			delete(written, "/"+p)
+			delete(t.written, "/"+p)
 		}
 	}
-	return root.MkdirAll(dir, 0o755)
+	return t.root.MkdirAll(dir, 0o755)
 }
 
 func isBelow(p, dir string) bool {

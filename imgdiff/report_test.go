@@ -189,6 +189,8 @@ func TestReportDirTypeFlips(t *testing.T) {
 	}{
 		{"file over dir", img0, img1, map[string]string{"x": "file"}, map[string]string{"x/y": "2"}},
 		{"dir over file", img2, img1, map[string]string{"x/y": "3"}, map[string]string{"x/y": "2"}},
+		{"dir entry over file", image(t, nil, layer(t, file("x", "file")), layer(t, dir("x/"))),
+			image(t, nil, layer(t, file("x", "other"))), map[string]string{}, map[string]string{"x": "other"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
