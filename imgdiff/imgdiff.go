@@ -53,8 +53,10 @@ type Options struct {
 	// layers are flattened into one filesystem (whiteouts applied), and
 	// timestamps (file mtime/atime/ctime, config `created` and history),
 	// user and group names (numeric ids still count), layer boundaries,
-	// compression, manifest annotations and name/date labels are ignored.
-	// Config fields compared: architecture, os, os.version, variant and
+	// compression, media types, and the annotations and labels that name or
+	// date an image (org.opencontainers.image.created, .ref.name, .base.name,
+	// io.containerd.image.name, org.label-schema.build-date) are ignored;
+	// null and empty config values count as absent. Config fields compared: architecture, os, os.version, variant and
 	// config.{Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Volumes,
 	// Labels, StopSignal, Shell, Healthcheck, OnBuild}.
 	Semantic bool
@@ -83,8 +85,11 @@ type Change struct {
 	Input0 string
 	Input1 string
 	// Detail says what differs: "added", "removed", "changed", or for entries
-	// a comma-separated list of attributes among type, content, size, mode,
-	// owner, user, link, device, xattrs, mtime, atime, ctime.
+	// a comma-separated list of attributes among type, content, mode, owner
+	// (uid:gid), user (user and group names; strict mode only), link (symlink
+	// or hard link target), device, xattrs (PAX records other than times and
+	// names), mtime, atime, ctime (strict mode only). When the type differs,
+	// Type is side 1's.
 	Detail string
 }
 
