@@ -141,18 +141,27 @@ type layerFacts struct {
 	annotations    map[string]string
 }
 
+// factsOf reads layer i's descriptor from the manifest, which is what the
+// image says and costs nothing; only a manifest that does not list every
+// layer sends us to the layer itself (which may have to compress it to know
+// its digest).
 func factsOf(s *side, i int) (layerFacts, error) {
-	l := s.layers[i]
 	var f layerFacts
 	var err error
+	if f.diffID, err = s.diffID(i); err != nil {
+		return f, err
+	}
+	if len(s.manifest.Layers) == len(s.layers) {
+		d := s.manifest.Layers[i]
+		f.digest, f.size, f.mediaType, f.annotations = d.Digest, d.Size, string(d.MediaType), d.Annotations
+		return f, nil
+	}
+	l := s.layers[i]
 	wrap := func(what string, err error) error {
 		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: input-%d layer %d: %s: %w", s.n, i, what, err))
 	}
 	if f.digest, err = l.Digest(); err != nil {
 		return f, wrap("digest", err)
-	}
-	if f.diffID, err = s.diffID(i); err != nil {
-		return f, err
 	}
 	if f.size, err = l.Size(); err != nil {
 		return f, wrap("size", err)
@@ -162,9 +171,6 @@ func factsOf(s *side, i int) (layerFacts, error) {
 		return f, wrap("media type", err)
 	}
 	f.mediaType = string(mt)
-	if i < len(s.manifest.Layers) {
-		f.annotations = s.manifest.Layers[i].Annotations
-	}
 	return f, nil
 }
 

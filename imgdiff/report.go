@@ -82,7 +82,7 @@ func reportSide(ctx context.Context, sub string, s *side, x *indexer, wanted, re
 		if skipLayer(x, s, i, wanted, relevant) {
 			continue
 		}
-		if err := t.replay(ctx, l, i, layerLabel(s, i, l), wanted, relevant); err != nil {
+		if err := t.replay(ctx, l, i, layerLabel(s, i), wanted, relevant); err != nil {
 			return err
 		}
 	}

@@ -225,12 +225,12 @@ func (x *indexer) cached(id v1.Hash) (*layerIndex, bool) {
 	}
 }
 
-func layerLabel(s *side, i int, l v1.Layer) string {
-	d, err := l.Digest()
-	if err != nil {
-		return fmt.Sprintf("input-%d layer %d", s.n, i)
+// layerLabel names layer i of s in errors, with its digest from the manifest.
+func layerLabel(s *side, i int) string {
+	if len(s.manifest.Layers) == len(s.layers) {
+		return fmt.Sprintf("input-%d layer %d (%s)", s.n, i, s.manifest.Layers[i].Digest)
 	}
-	return fmt.Sprintf("input-%d layer %d (%s)", s.n, i, d)
+	return fmt.Sprintf("input-%d layer %d", s.n, i)
 }
 
 func (x *indexer) index(ctx context.Context, s *side, i int) (*layerIndex, error) {
@@ -265,7 +265,7 @@ func (x *indexer) index(ctx context.Context, s *side, i int) (*layerIndex, error
 // contents hashed as they pass.
 func readLayer(ctx context.Context, s *side, i int, id v1.Hash) (*layerIndex, error) {
 	l := s.layers[i]
-	label := layerLabel(s, i, l)
+	label := layerLabel(s, i)
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return nil, fault.Wrap(fault.Env, fmt.Errorf("imgdiff: %s: opening: %w", label, err))
