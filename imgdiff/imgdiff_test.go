@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/diffah/diffah/fault"
 )
@@ -364,5 +365,34 @@ func FuzzCompareConfigs(f *testing.F) {
 		if same, _ := compareConfigs(a, a, semantic); len(same) != 0 {
 			t.Fatalf("a document differs from itself: %+v", same)
 		}
+	})
+}
+
+func TestCompareManifestAnnotations(t *testing.T) {
+	base := image(t, nil, layer(t, file("a", "A")))
+	annotate := func(m map[string]string) v1.Image {
+		img, ok := mutate.Annotations(base, m).(v1.Image)
+		if !ok {
+			t.Fatal("mutate.Annotations did not return an image")
+		}
+		return img
+	}
+	img0 := annotate(map[string]string{"org.opencontainers.image.created": "2024", "vendor": "a"})
+	img1 := annotate(map[string]string{"org.opencontainers.image.created": "2025", "vendor": "b", "org.opencontainers.image.ref.name": "v2"})
+
+	strict := compare(t, img0, img1, Options{})
+	var anns []Change
+	for _, c := range only(strict.Changes, TypeManifest) {
+		if strings.HasPrefix(c.Name, "annotations.") {
+			anns = append(anns, c)
+		}
+	}
+	assertChanges(t, "strict", anns, []Change{
+		{TypeManifest, NoLayer, "annotations.org.opencontainers.image.created", "2024", "2025", "changed"},
+		{TypeManifest, NoLayer, "annotations.org.opencontainers.image.ref.name", "-", "v2", "added"},
+		{TypeManifest, NoLayer, "annotations.vendor", "a", "b", "changed"},
+	})
+	assertChanges(t, "semantic", compare(t, img0, img1, Options{Semantic: true}).Changes, []Change{
+		{TypeManifest, NoLayer, "annotations.vendor", "a", "b", "changed"},
 	})
 }
