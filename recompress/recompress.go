@@ -1,0 +1,463 @@
+// Package recompress reproduces the compressor that made a layer blob. A
+// patch rebuilds a layer's uncompressed tar; the image needs the
+// compressed blob, byte for byte. That is possible only when the
+// compressor and its settings can be replayed, so Detect tries the
+// compressors real image builders use and records the one that matches as
+// a Recipe, and Recipe.NewWriter replays it.
+//
+// Which producers use what (checked in their sources):
+//   - go-containerregistry (crane, ko, many CI tools): compress/gzip at
+//     BestSpeed by default, configurable levels.
+//   - moby/docker and BuildKit (gzip): compress/gzip, default level; zstd
+//     layers via klauspost/compress/zstd at its default level.
+//   - containerd: compress/gzip (or klauspost pgzip when configured), zstd
+//     via klauspost at SpeedDefault.
+//   - containers/image (podman, skopeo, buildah): klauspost/pgzip at the
+//     default level for gzip, klauspost zstd for zstd.
+//
+// Multi-member gzip streams, and blobs from compressors with no Go
+// counterpart (the gzip and zstd CLIs, pigz), are not reproducible: such
+// layers ship whole.
+package recompress
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+
+	"github.com/diffah/diffah/fault"
+)
+
+// Formats.
+const (
+	FormatGzip = "gzip"
+	FormatZstd = "zstd"
+	// FormatNone is an uncompressed layer: identity.
+	FormatNone = "none"
+)
+
+// Implementations.
+const (
+	ImplGo        = "go"        // compress/gzip
+	ImplKlauspost = "klauspost" // klauspost/compress/gzip or /zstd
+	ImplPgzip     = "pgzip"     // klauspost/pgzip
+)
+
+// Recipe says how to compress a tar into the exact blob. Its JSON form is
+// recorded in plans and sidecars: field names are stable.
+type Recipe struct {
+	Format string `json:"format"`
+	Impl   string `json:"impl,omitempty"`
+	Level  int    `json:"level,omitempty"`
+	// Gzip header fields, copied from the target blob.
+	Name    string `json:"name,omitempty"`
+	Comment string `json:"comment,omitempty"`
+	ModTime int64  `json:"modTime,omitempty"`
+	OS      *byte  `json:"os,omitempty"`
+	Extra   []byte `json:"extra,omitempty"`
+	// Zstd encoder settings that change the output.
+	Concurrency int  `json:"concurrency,omitempty"`
+	NoCRC       bool `json:"noCRC,omitempty"`
+	// Pgzip block settings.
+	BlockSize int `json:"blockSize,omitempty"`
+	Blocks    int `json:"blocks,omitempty"`
+}
+
+// ErrNotReproducible says no known compressor reproduces the blob.
+var ErrNotReproducible = errors.New("no known compressor reproduces this blob")
+
+// String names the recipe for people: "gzip/go/1".
+func (r Recipe) String() string {
+	switch r.Format {
+	case FormatNone:
+		return "none"
+	case FormatZstd:
+		s := fmt.Sprintf("zstd/%s/%d", r.Impl, r.Level)
+		if r.Concurrency > 0 {
+			s += fmt.Sprintf("/c%d", r.Concurrency)
+		}
+		if r.NoCRC {
+			s += "/nocrc"
+		}
+		return s
+	}
+	return fmt.Sprintf("%s/%s/%d", r.Format, r.Impl, r.Level)
+}
+
+// Validate checks a recipe from untrusted media.
+func (r Recipe) Validate() error {
+	bad := func(f string, v any) error {
+		return fault.Errorf(fault.Integrity, "recipe %s: %s %v is not supported by this diffah", r.Format, f, v)
+	}
+	switch r.Format {
+	case FormatNone:
+		if r.Impl != "" || r.Level != 0 {
+			return bad("settings", r.String())
+		}
+		return nil
+	case FormatGzip:
+		switch r.Impl {
+		case ImplGo:
+			if r.Level != gzip.HuffmanOnly && (r.Level < 1 || r.Level > 9) {
+				return bad("level", r.Level)
+			}
+		case ImplKlauspost:
+			if r.Level < kgzip.HuffmanOnly || r.Level > 9 || r.Level == 0 || r.Level == -1 {
+				return bad("level", r.Level)
+			}
+		case ImplPgzip:
+			if r.Level < 1 || r.Level > 9 || r.BlockSize < 1<<10 || r.BlockSize > 64<<20 || r.Blocks < 1 || r.Blocks > 1024 {
+				return bad("settings", fmt.Sprintf("level %d block %d×%d", r.Level, r.BlockSize, r.Blocks))
+			}
+		default:
+			return bad("implementation", r.Impl)
+		}
+		if len(r.Name) > 1024 || len(r.Comment) > 1024 || len(r.Extra) > 65535 {
+			return bad("header", "too large")
+		}
+		return nil
+	case FormatZstd:
+		if r.Impl != ImplKlauspost {
+			return bad("implementation", r.Impl)
+		}
+		if r.Level < int(zstd.SpeedFastest) || r.Level > int(zstd.SpeedBestCompression) {
+			return bad("level", r.Level)
+		}
+		if r.Concurrency < 0 || r.Concurrency > 256 {
+			return bad("concurrency", r.Concurrency)
+		}
+		return nil
+	}
+	return bad("format", fmt.Sprintf("%q", r.Format))
+}
+
+// NewWriter returns a WriteCloser compressing into w as the recipe says.
+// Close writes the trailer.
+func (r Recipe) NewWriter(w io.Writer) (io.WriteCloser, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	switch r.Format {
+	case FormatNone:
+		return nopWriteCloser{w}, nil
+	case FormatZstd:
+		opts := []zstd.EOption{zstd.WithEncoderLevel(zstd.EncoderLevel(r.Level)), zstd.WithEncoderCRC(!r.NoCRC)}
+		if r.Concurrency > 0 {
+			opts = append(opts, zstd.WithEncoderConcurrency(r.Concurrency))
+		}
+		return zstd.NewWriter(w, opts...)
+	}
+	hdr := func(name, comment string, mod time.Time, extra []byte, os *byte) (string, string, time.Time, []byte, byte) {
+		o := byte(255)
+		if r.OS != nil {
+			o = *r.OS
+		}
+		var t time.Time
+		if r.ModTime != 0 {
+			t = time.Unix(r.ModTime, 0)
+		}
+		return r.Name, r.Comment, t, r.Extra, o
+	}
+	switch r.Impl {
+	case ImplGo:
+		zw, err := gzip.NewWriterLevel(w, r.Level)
+		if err != nil {
+			return nil, fault.Errorf(fault.Integrity, "recipe %s: %w", r, err)
+		}
+		zw.Name, zw.Comment, zw.ModTime, zw.Extra, zw.OS = hdr(zw.Name, zw.Comment, zw.ModTime, zw.Extra, nil)
+		return zw, nil
+	case ImplKlauspost:
+		zw, err := kgzip.NewWriterLevel(w, r.Level)
+		if err != nil {
+			return nil, fault.Errorf(fault.Integrity, "recipe %s: %w", r, err)
+		}
+		zw.Name, zw.Comment, zw.ModTime, zw.Extra, zw.OS = hdr(zw.Name, zw.Comment, zw.ModTime, zw.Extra, nil)
+		return zw, nil
+	case ImplPgzip:
+		zw, err := pgzip.NewWriterLevel(w, r.Level)
+		if err != nil {
+			return nil, fault.Errorf(fault.Integrity, "recipe %s: %w", r, err)
+		}
+		if err := zw.SetConcurrency(r.BlockSize, r.Blocks); err != nil {
+			return nil, fault.Errorf(fault.Integrity, "recipe %s: %w", r, err)
+		}
+		zw.Name, zw.Comment, zw.ModTime, zw.Extra, zw.OS = hdr(zw.Name, zw.Comment, zw.ModTime, zw.Extra, nil)
+		return zw, nil
+	}
+	return nil, fault.Errorf(fault.Integrity, "recipe %s: unknown implementation", r)
+}
+
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }
+
+// DetectOptions tune Detect.
+type DetectOptions struct {
+	// PrefixBytes of uncompressed data are tried first with every
+	// candidate (default 1 MiB); only candidates that match so far are
+	// verified on the whole blob.
+	PrefixBytes int64
+	// Candidates replaces the built-in list.
+	Candidates []Recipe
+}
+
+// Candidates returns the recipes tried for a format, most common first.
+func Candidates(format string) []Recipe {
+	var out []Recipe
+	switch format {
+	case FormatGzip:
+		for _, l := range []int{1, 6, 9, 2, 3, 4, 5, 7, 8, gzip.HuffmanOnly} {
+			out = append(out, Recipe{Format: FormatGzip, Impl: ImplGo, Level: l})
+		}
+		// StatelessCompression is left out: its output depends on how the
+		// input is chunked into writes, so no recipe can replay it.
+		for _, l := range []int{6, 1, 9, 2, 3, 4, 5, 7, 8, kgzip.HuffmanOnly} {
+			out = append(out, Recipe{Format: FormatGzip, Impl: ImplKlauspost, Level: l})
+		}
+		// pgzip's defaults (1 MiB blocks); its output depends on the
+		// block size, not on the number of blocks in flight.
+		for _, l := range []int{6, 1, 9} {
+			out = append(out, Recipe{Format: FormatGzip, Impl: ImplPgzip, Level: l, BlockSize: 1 << 20, Blocks: 2})
+		}
+	case FormatZstd:
+		for _, l := range []zstd.EncoderLevel{zstd.SpeedDefault, zstd.SpeedFastest, zstd.SpeedBetterCompression, zstd.SpeedBestCompression} {
+			for _, crc := range []bool{true, false} {
+				out = append(out, Recipe{Format: FormatZstd, Impl: ImplKlauspost, Level: int(l), NoCRC: !crc, Concurrency: 1})
+			}
+		}
+	}
+	return out
+}
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// Detect finds a recipe that reproduces the blob open returns. open is
+// called several times (a prefix trial, then full verification).
+func Detect(ctx context.Context, open func() (io.ReadCloser, error), o DetectOptions) (Recipe, error) {
+	if o.PrefixBytes <= 0 {
+		o.PrefixBytes = 1 << 20
+	}
+	rc, err := open()
+	if err != nil {
+		return Recipe{}, fault.Errorf(fault.Env, "recompress: %w", err)
+	}
+	br := bufio.NewReader(rc)
+	magic, _ := br.Peek(4)
+	format := FormatNone
+	var hdr *gzip.Header
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
+		format = FormatGzip
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			rc.Close()
+			return Recipe{}, fault.Errorf(fault.Integrity, "recompress: gzip header: %w", err)
+		}
+		h := zr.Header
+		hdr = &h
+	case bytes.Equal(magic, zstdMagic):
+		format = FormatZstd
+	}
+	rc.Close()
+	if format == FormatNone {
+		// An uncompressed layer needs no recompression; no check here:
+		// resolve verifies the digest anyway.
+		return Recipe{Format: FormatNone}, nil
+	}
+	cands := o.Candidates
+	if cands == nil {
+		cands = Candidates(format)
+	}
+	var tried []string
+	for i := range cands {
+		if cands[i].Format != format {
+			continue
+		}
+		if hdr != nil {
+			cands[i].Name, cands[i].Comment, cands[i].Extra = hdr.Name, hdr.Comment, hdr.Extra
+			if !hdr.ModTime.IsZero() {
+				cands[i].ModTime = hdr.ModTime.Unix()
+			}
+			if hdr.OS != 255 {
+				osb := hdr.OS
+				cands[i].OS = &osb
+			}
+		}
+		tried = append(tried, cands[i].String())
+	}
+	survivors, err := trial(ctx, open, format, cands, o.PrefixBytes)
+	if err != nil {
+		return Recipe{}, err
+	}
+	if len(survivors) > 0 {
+		ok, err := trial(ctx, open, format, survivors, -1)
+		if err != nil {
+			return Recipe{}, err
+		}
+		if len(ok) > 0 {
+			return ok[0], nil
+		}
+	}
+	return Recipe{}, fmt.Errorf("%w (tried %s)", ErrNotReproducible, strings.Join(tried, ", "))
+}
+
+// trial decompresses the blob once (up to limit bytes, or all of it when
+// limit < 0) and feeds every candidate; a candidate survives while its
+// output equals the blob. With a limit, output not yet emitted cannot be
+// judged and survives.
+func trial(ctx context.Context, open func() (io.ReadCloser, error), format string, cands []Recipe, limit int64) ([]Recipe, error) {
+	src, err := open()
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "recompress: %w", err)
+	}
+	defer src.Close()
+	var plain io.Reader
+	switch format {
+	case FormatGzip:
+		zr, err := gzip.NewReader(bufio.NewReaderSize(src, 1<<20))
+		if err != nil {
+			return nil, fault.Errorf(fault.Integrity, "recompress: %w", err)
+		}
+		zr.Multistream(false)
+		plain = zr
+		defer func() {
+			// A second member after the first makes the blob
+			// multi-member; no single writer reproduces that, and the
+			// comparison against the whole blob fails, so nothing to do.
+		}()
+	case FormatZstd:
+		zr, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<28))
+		if err != nil {
+			return nil, fault.Errorf(fault.Integrity, "recompress: %w", err)
+		}
+		defer zr.Close()
+		plain = zr
+	}
+	type run struct {
+		r   Recipe
+		cmp *comparer
+		w   io.WriteCloser
+	}
+	var runs []*run
+	defer func() {
+		for _, r := range runs {
+			r.cmp.close()
+		}
+	}()
+	for _, c := range cands {
+		bl, err := open()
+		if err != nil {
+			return nil, fault.Errorf(fault.Env, "recompress: %w", err)
+		}
+		cmp := &comparer{blob: bufio.NewReaderSize(bl, 256<<10), closer: bl}
+		w, err := c.NewWriter(cmp)
+		if err != nil {
+			cmp.close()
+			continue
+		}
+		runs = append(runs, &run{c, cmp, w})
+	}
+	buf := make([]byte, 256<<10)
+	var done int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, rerr := plain.Read(buf)
+		if n > 0 {
+			done += int64(n)
+			alive := runs[:0]
+			var wg sync.WaitGroup
+			for _, r := range runs {
+				wg.Add(1)
+				go func(r *run) {
+					defer wg.Done()
+					r.w.Write(buf[:n])
+				}(r)
+			}
+			wg.Wait()
+			for _, r := range runs {
+				if !r.cmp.bad {
+					alive = append(alive, r)
+				} else {
+					r.cmp.close()
+				}
+			}
+			runs = alive
+			if len(runs) == 0 {
+				return nil, nil
+			}
+		}
+		if limit >= 0 && done >= limit {
+			var out []Recipe
+			for _, r := range runs {
+				out = append(out, r.r)
+			}
+			return out, nil
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return nil, fault.Errorf(fault.Integrity, "recompress: decompressing: %w", rerr)
+		}
+	}
+	var out []Recipe
+	for _, r := range runs {
+		if err := r.w.Close(); err != nil || r.cmp.bad {
+			continue
+		}
+		// The blob must end exactly where the output ends.
+		if _, err := r.cmp.blob.ReadByte(); err != io.EOF {
+			continue
+		}
+		out = append(out, r.r)
+	}
+	if limit < 0 && len(out) == 0 && done == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// comparer checks compressor output against the blob as it is written.
+type comparer struct {
+	blob   *bufio.Reader
+	closer io.Closer
+	bad    bool
+	buf    []byte
+}
+
+func (c *comparer) Write(p []byte) (int, error) {
+	if c.bad {
+		return len(p), nil
+	}
+	if cap(c.buf) < len(p) {
+		c.buf = make([]byte, len(p))
+	}
+	b := c.buf[:len(p)]
+	if _, err := io.ReadFull(c.blob, b); err != nil || !bytes.Equal(b, p) {
+		c.bad = true
+	}
+	return len(p), nil
+}
+
+func (c *comparer) close() {
+	if c.closer != nil {
+		c.closer.Close()
+		c.closer = nil
+	}
+}
