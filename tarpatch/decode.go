@@ -1,0 +1,273 @@
+package tarpatch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/diffah/diffah/fault"
+)
+
+// Codec names this format in plans and sidecars.
+const Codec = "diffah-tar/1"
+
+var magic = []byte("DFHTAR1\n")
+
+const (
+	opEnd   = 0
+	opLit   = 1
+	opCopy  = 2
+	opDelta = 3
+)
+
+// Limits that bound what a patch can make the decoder allocate.
+const (
+	// MaxDict bounds one DELTA dictionary.
+	MaxDict = 96 << 20
+	// MaxOut bounds one DELTA output (a chunk).
+	MaxOut = 64 << 20
+	// MaxRanges bounds the ranges of one dictionary.
+	MaxRanges = 4096
+	// maxWindow bounds every zstd window the decoder accepts.
+	maxWindow = 256 << 20
+)
+
+// Source is an uncompressed source tar with random access.
+type Source interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// DecodeOptions bound decoding.
+type DecodeOptions struct {
+	// MaxOutput is the most bytes Decode may write (the layer's
+	// uncompressed size); required.
+	MaxOutput int64
+}
+
+type decodeErr struct {
+	op  int
+	off int64
+	err error
+}
+
+func (d *decodeErr) Error() string {
+	return fmt.Sprintf("tarpatch: op %d (output offset %d): %v", d.op, d.off, d.err)
+}
+func (d *decodeErr) Unwrap() error { return d.err }
+
+// Decode rebuilds the tar from patch and sources into w.
+func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source, o DecodeOptions) error {
+	if o.MaxOutput <= 0 {
+		return fault.Errorf(fault.Integrity, "tarpatch: no output size limit given")
+	}
+	br := bufio.NewReader(patch)
+	head := make([]byte, len(magic))
+	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) {
+		return fault.Errorf(fault.Integrity, "tarpatch: not a %s patch (bad magic)", Codec)
+	}
+	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(1<<30))
+	if err != nil {
+		return fault.Errorf(fault.Internal, "tarpatch: %w", err)
+	}
+	defer zr.Close()
+	ops := bufio.NewReaderSize(zr, 1<<20)
+	d := &decoder{w: w, sources: sources, max: o.MaxOutput, ops: ops}
+	for n := 0; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		done, err := d.op()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fault.Wrap(fault.Integrity, &decodeErr{op: n, off: d.out, err: err})
+		}
+		if done {
+			break
+		}
+	}
+	// Nothing may follow END, neither in the op stream nor after it.
+	if _, err := ops.ReadByte(); err != io.EOF {
+		return fault.Errorf(fault.Integrity, "tarpatch: data after the end of the patch")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return fault.Errorf(fault.Integrity, "tarpatch: data after the end of the patch")
+	}
+	return nil
+}
+
+type decoder struct {
+	w       io.Writer
+	sources []Source
+	max     int64
+	out     int64
+	ops     *bufio.Reader
+	buf     []byte
+	dec     *zstd.Decoder
+}
+
+func (d *decoder) uvarint(what string, max uint64) (uint64, error) {
+	v, err := binary.ReadUvarint(d.ops)
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", what, err)
+	}
+	if v > max {
+		return 0, fmt.Errorf("%s %d exceeds %d", what, v, max)
+	}
+	return v, nil
+}
+
+func (d *decoder) grow(n uint64) error {
+	if int64(n) > d.max-d.out {
+		return fmt.Errorf("output would exceed the expected %d bytes (decompression bomb?)", d.max)
+	}
+	return nil
+}
+
+func (d *decoder) write(p []byte) error {
+	if _, err := d.w.Write(p); err != nil {
+		return fault.Wrap(fault.Env, err)
+	}
+	d.out += int64(len(p))
+	return nil
+}
+
+// srcRange validates a source range.
+func (d *decoder) srcRange() (Source, int64, int64, error) {
+	si, err := d.uvarint("source", uint64(len(d.sources)))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if si >= uint64(len(d.sources)) {
+		return nil, 0, 0, fmt.Errorf("source %d does not exist (%d given)", si, len(d.sources))
+	}
+	s := d.sources[si]
+	off, err := d.uvarint("offset", uint64(s.Size()))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	n, err := d.uvarint("length", uint64(s.Size())-off)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return s, int64(off), int64(n), nil
+}
+
+func (d *decoder) op() (bool, error) {
+	kind, err := d.ops.ReadByte()
+	if err != nil {
+		return false, fmt.Errorf("reading op: %w", err)
+	}
+	switch kind {
+	case opEnd:
+		return true, nil
+	case opLit:
+		n, err := d.uvarint("literal length", 1<<62)
+		if err != nil {
+			return false, err
+		}
+		if err := d.grow(n); err != nil {
+			return false, err
+		}
+		w, err := io.CopyN(writerFunc(d.write), d.ops, int64(n))
+		if err != nil {
+			return false, fmt.Errorf("literal: %d of %d bytes: %w", w, n, err)
+		}
+	case opCopy:
+		s, off, n, err := d.srcRange()
+		if err != nil {
+			return false, err
+		}
+		if err := d.grow(uint64(n)); err != nil {
+			return false, err
+		}
+		if _, err := io.Copy(writerFunc(d.write), io.NewSectionReader(s, off, n)); err != nil {
+			return false, fault.Errorf(fault.Env, "copy from source: %w", err)
+		}
+	case opDelta:
+		return false, d.delta()
+	default:
+		return false, fmt.Errorf("unknown op 0x%02x", kind)
+	}
+	return false, nil
+}
+
+func (d *decoder) delta() error {
+	nr, err := d.uvarint("range count", MaxRanges)
+	if err != nil {
+		return err
+	}
+	var dict []byte
+	for i := uint64(0); i < nr; i++ {
+		s, off, n, err := d.srcRange()
+		if err != nil {
+			return err
+		}
+		if int64(len(dict))+n > MaxDict {
+			return fmt.Errorf("dictionary larger than %d bytes", MaxDict)
+		}
+		start := len(dict)
+		dict = append(dict, make([]byte, n)...)
+		if _, err := s.ReadAt(dict[start:], off); err != nil {
+			return fault.Errorf(fault.Env, "reading dictionary: %w", err)
+		}
+	}
+	outLen, err := d.uvarint("delta output length", MaxOut)
+	if err != nil {
+		return err
+	}
+	if err := d.grow(outLen); err != nil {
+		return err
+	}
+	encLen, err := d.uvarint("delta payload length", MaxOut+MaxOut/8+1<<16)
+	if err != nil {
+		return err
+	}
+	enc := make([]byte, encLen)
+	if _, err := io.ReadFull(d.ops, enc); err != nil {
+		return fmt.Errorf("delta payload: %w", err)
+	}
+	// The output may not grow past outLen (DecodeAllCapLimit with a buffer
+	// of exactly that capacity); the window is bounded separately.
+	opts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecodeAllCapLimit(true)}
+	if len(dict) > 0 {
+		opts = append(opts, zstd.WithDecoderDictRaw(dictID, dict))
+	}
+	dec, err := zstd.NewReader(nil, opts...)
+	if err != nil {
+		return fmt.Errorf("delta decoder: %w", err)
+	}
+	defer dec.Close()
+	if cap(d.buf) < int(outLen) {
+		d.buf = make([]byte, 0, outLen)
+	}
+	out, err := dec.DecodeAll(enc, d.buf[:0:outLen])
+	if err != nil {
+		return fmt.Errorf("delta payload: %w", err)
+	}
+	if uint64(len(out)) != outLen {
+		return fmt.Errorf("delta decoded to %d bytes, expected %d", len(out), outLen)
+	}
+	return d.write(out)
+}
+
+// dictID is the id both sides give raw dictionaries; it is never written
+// into frames that matter (raw dictionaries carry no id check).
+const dictID = 1
+
+type writerFunc func([]byte) error
+
+func (f writerFunc) Write(p []byte) (int, error) {
+	if err := f(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

@@ -1,0 +1,481 @@
+package tarpatch
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/diffah/diffah/fault"
+)
+
+// EncodeOptions tune Encode.
+type EncodeOptions struct {
+	// Jobs is how many files are delta-compressed at once (default
+	// runtime.NumCPU()). The output does not depend on it.
+	Jobs int
+	// Level is the zstd level for deltas and literals (default
+	// SpeedBestCompression).
+	Level zstd.EncoderLevel
+	// MaxChunk cuts larger files into chunks, each compressed against the
+	// matching region of the old file (default 16 MiB); memory is bounded
+	// by a few chunks, not by the layer or file size.
+	MaxChunk int64
+}
+
+// Stats describe an encoding.
+type Stats struct {
+	NewSize   int64 `json:"newSize"`
+	PatchSize int64 `json:"patchSize"`
+	Files     int   `json:"files"`
+	Copied    int   `json:"copied"`
+	Deltas    int   `json:"deltas"`
+	Literals  int   `json:"literals"`
+	// DeltaIn / DeltaOut are the bytes of files encoded as deltas, before
+	// and after.
+	DeltaIn  int64 `json:"deltaIn"`
+	DeltaOut int64 `json:"deltaOut"`
+}
+
+// loc is a file's content in a source tar.
+type loc struct {
+	src  int
+	off  int64
+	size int64
+	name string
+}
+
+// index maps what the sources hold.
+type index struct {
+	sources []Source
+	byHash  map[[32]byte]loc
+	byPath  map[string]loc
+	byNorm  map[string][]loc
+	byDir   map[string][]loc
+}
+
+var versionRE = regexp.MustCompile(`[0-9]+`)
+
+// normalize drops version-like parts of a path, so lib/foo-1.2.3/x.so.3.0.11
+// matches its successor lib/foo-1.2.4/x.so.3.0.13.
+func normalize(name string) string { return versionRE.ReplaceAllString(cleanName(name), "#") }
+
+func cleanName(name string) string { return strings.TrimPrefix(path.Clean("/"+name), "/") }
+
+// buildIndex reads every source tar once, hashing regular files.
+func buildIndex(ctx context.Context, sources []Source) (*index, error) {
+	ix := &index{sources: sources, byHash: map[[32]byte]loc{}, byPath: map[string]loc{}, byNorm: map[string][]loc{}, byDir: map[string][]loc{}}
+	for si, s := range sources {
+		cr := &countingReader{r: io.NewSectionReader(s, 0, s.Size())}
+		tr := tar.NewReader(cr)
+		for {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			hdr, err := tr.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				// A source we cannot fully parse still helps for what was
+				// read; the patch stays correct either way.
+				break
+			}
+			if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 || isSparse(hdr) {
+				continue
+			}
+			l := loc{src: si, off: cr.n, size: hdr.Size, name: cleanName(hdr.Name)}
+			h := sha256.New()
+			if _, err := io.Copy(h, tr); err != nil {
+				return nil, fault.Errorf(fault.Env, "tarpatch: reading source %d: %w", si, err)
+			}
+			var sum [32]byte
+			copy(sum[:], h.Sum(nil))
+			if _, ok := ix.byHash[sum]; !ok {
+				ix.byHash[sum] = l
+			}
+			if _, ok := ix.byPath[l.name]; !ok {
+				ix.byPath[l.name] = l
+			}
+			n := normalize(l.name)
+			ix.byNorm[n] = append(ix.byNorm[n], l)
+			ix.byDir[path.Dir(l.name)] = append(ix.byDir[path.Dir(l.name)], l)
+		}
+	}
+	return ix, nil
+}
+
+func isSparse(h *tar.Header) bool {
+	if h.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	for k := range h.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
+}
+
+// match finds the old version of a file: same path, else same path with
+// versions ignored (closest size wins), else nothing.
+func (ix *index) match(name string, size int64) (loc, bool) {
+	if l, ok := ix.byPath[name]; ok {
+		return l, true
+	}
+	cands := ix.byNorm[normalize(name)]
+	if len(cands) == 0 {
+		return loc{}, false
+	}
+	best := cands[0]
+	for _, c := range cands[1:] {
+		if abs(c.size-size) < abs(best.size-size) {
+			best = c
+		}
+	}
+	return best, true
+}
+
+// neighbours returns same-directory, same-extension source files as a
+// dictionary for a new file with no old version, capped in size.
+func (ix *index) neighbours(name string, max int64) []loc {
+	var out []loc
+	var total int64
+	ext := path.Ext(name)
+	cands := ix.byDir[path.Dir(name)]
+	sorted := append([]loc(nil), cands...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		return (path.Ext(sorted[i].name) == ext) && (path.Ext(sorted[j].name) != ext)
+	})
+	for _, c := range sorted {
+		if total+c.size > max {
+			continue
+		}
+		out = append(out, c)
+		total += c.size
+	}
+	return out
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+type countingReader struct {
+	r    io.Reader
+	n    int64
+	keep bool
+	kept bytes.Buffer
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.keep {
+		c.kept.Write(p[:n])
+	}
+	return n, err
+}
+
+// task is one unit of output, produced in order.
+type task struct {
+	done chan struct{}
+	buf  bytes.Buffer
+	err  error
+	kind int // for stats: statHeader, statCopy, statDelta, statLit
+	in   int64
+}
+
+// Encode writes a patch that rebuilds the tar read from newTar out of
+// sources. It reads newTar once, as a stream.
+func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source, o EncodeOptions) (Stats, error) {
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if o.Level == 0 {
+		o.Level = zstd.SpeedBestCompression
+	}
+	if o.MaxChunk <= 0 {
+		o.MaxChunk = 16 << 20
+	}
+	o.MaxChunk = min(o.MaxChunk, MaxOut)
+	var st Stats
+	ix, err := buildIndex(ctx, sources)
+	if err != nil {
+		return st, err
+	}
+	cw := &countWriter{w: w}
+	if _, err := cw.Write(magic); err != nil {
+		return st, fault.Wrap(fault.Env, err)
+	}
+	zw, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(32<<20))
+	if err != nil {
+		return st, fault.Wrap(fault.Internal, err)
+	}
+
+	// Tasks are queued in output order and computed by workers; a writer
+	// drains them in order. The queue length bounds memory.
+	queue := make(chan *task, 2*o.Jobs)
+	work := make(chan func(), o.Jobs)
+	var wg sync.WaitGroup
+	for range o.Jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				f()
+			}
+		}()
+	}
+	writeErr := make(chan error, 1)
+	go func() {
+		var werr error
+		for t := range queue {
+			<-t.done
+			if werr == nil && t.err != nil {
+				werr = t.err
+			}
+			if werr == nil {
+				if _, err := zw.Write(t.buf.Bytes()); err != nil {
+					werr = fault.Wrap(fault.Env, err)
+				}
+			}
+			switch t.kind {
+			case statCopy:
+				st.Copied++
+			case statDelta:
+				st.Deltas++
+				st.DeltaIn += t.in
+				st.DeltaOut += int64(t.buf.Len())
+			case statLit:
+				st.Literals++
+			}
+		}
+		writeErr <- werr
+	}()
+	emit := func(t *task) { queue <- t }
+	ready := func(kind int, b []byte) *task {
+		t := &task{done: make(chan struct{}), kind: kind}
+		t.buf.Write(b)
+		close(t.done)
+		return t
+	}
+
+	cr := &countingReader{r: newTar, keep: true}
+	tr := tar.NewReader(cr)
+	flushRaw := func() {
+		if cr.kept.Len() > 0 {
+			emit(ready(statHeader, litOp(cr.kept.Bytes())))
+			cr.kept.Reset()
+		}
+	}
+	var encErr error
+	for encErr == nil {
+		if err := ctx.Err(); err != nil {
+			encErr = err
+			break
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// Not a tar we understand from here on: the rest travels as
+			// literal bytes, which is always exact.
+			break
+		}
+		if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 || isSparse(hdr) {
+			continue // header (and any content) stays in the raw buffer
+		}
+		st.Files++
+		flushRaw()
+		cr.keep = false
+		name := cleanName(hdr.Name)
+		encErr = encodeFile(ctx, tr, hdr.Size, name, ix, o, emit, work)
+		cr.keep = true
+		if cr.kept.Len() > 1<<20 {
+			flushRaw()
+		}
+	}
+	if encErr == nil {
+		// The end-of-archive blocks and anything after them, verbatim.
+		cr.keep = true
+		if _, err := io.Copy(io.Discard, cr); err != nil {
+			encErr = fault.Errorf(fault.Env, "tarpatch: reading the new tar: %w", err)
+		}
+		flushRaw()
+	}
+	if encErr == nil {
+		emit(ready(statHeader, []byte{opEnd}))
+	}
+	close(queue)
+	werr := <-writeErr
+	close(work)
+	wg.Wait()
+	if encErr == nil {
+		encErr = werr
+	}
+	if encErr != nil {
+		zw.Close()
+		return st, encErr
+	}
+	if err := zw.Close(); err != nil {
+		return st, fault.Wrap(fault.Env, err)
+	}
+	st.NewSize = cr.n
+	st.PatchSize = cw.n
+	return st, nil
+}
+
+func litOp(b []byte) []byte {
+	out := make([]byte, 0, len(b)+11)
+	out = append(out, opLit)
+	out = binary.AppendUvarint(out, uint64(len(b)))
+	return append(out, b...)
+}
+
+// encodeFile reads one regular file's content and queues its ops.
+func encodeFile(ctx context.Context, r io.Reader, size int64, name string, ix *index, o EncodeOptions, emit func(*task), work chan func()) error {
+	old, hasOld := ix.match(name, size)
+	for off := int64(0); off < size; off += o.MaxChunk {
+		n := min(o.MaxChunk, size-off)
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return fault.Errorf(fault.Integrity, "tarpatch: reading %s from the new tar: %w", name, err)
+		}
+		if n == size {
+			if l, ok := ix.byHash[sha256.Sum256(buf)]; ok && l.size == size {
+				t := &task{done: make(chan struct{}), kind: statCopy}
+				b := []byte{opCopy}
+				b = binary.AppendUvarint(b, uint64(l.src))
+				b = binary.AppendUvarint(b, uint64(l.off))
+				b = binary.AppendUvarint(b, uint64(l.size))
+				t.buf.Write(b)
+				close(t.done)
+				emit(t)
+				return nil
+			}
+		}
+		var ranges []loc
+		if hasOld {
+			ranges = []loc{chunkDict(old, off, n, size, o.MaxChunk)}
+		} else if n <= 4<<20 {
+			ranges = ix.neighbours(name, 8<<20)
+		}
+		t := &task{done: make(chan struct{}), kind: statLit, in: n}
+		emit(t)
+		chunk := buf
+		work <- func() {
+			defer close(t.done)
+			if len(ranges) > 0 {
+				enc, err := deltaOp(ix, ranges, chunk, o.Level)
+				if err != nil {
+					t.err = err
+					return
+				}
+				// A dictionary that does not help is dropped: plain
+				// literals then compress in the shared stream.
+				if !hasOld && len(enc) > len(chunk)/2 && len(enc) > plainSize(chunk, o.Level) {
+					t.buf.Write(litOp(chunk))
+					return
+				}
+				t.kind = statDelta
+				t.buf.Write(enc)
+				return
+			}
+			t.buf.Write(litOp(chunk))
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chunkDict picks the region of the old file that corresponds to the new
+// chunk at off: the proportional position, widened by a margin, within the
+// dictionary cap.
+func chunkDict(old loc, off, n, newSize, maxChunk int64) loc {
+	if old.size <= maxChunk+maxChunk/2 {
+		return old
+	}
+	margin := maxChunk / 4
+	start := old.size * off / max(newSize, 1)
+	lo := max(0, start-margin)
+	hi := min(old.size, start+n+margin)
+	return loc{src: old.src, off: old.off + lo, size: hi - lo, name: old.name}
+}
+
+func deltaOp(ix *index, ranges []loc, data []byte, level zstd.EncoderLevel) ([]byte, error) {
+	var dict []byte
+	for _, r := range ranges {
+		start := len(dict)
+		dict = append(dict, make([]byte, r.size)...)
+		if _, err := ix.sources[r.src].ReadAt(dict[start:], r.off); err != nil {
+			return nil, fault.Errorf(fault.Env, "tarpatch: reading source %d: %w", r.src, err)
+		}
+	}
+	window := 1 << 20
+	for window < len(dict)+len(data) && window < maxWindow {
+		window <<= 1
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderDictRaw(dictID, dict), zstd.WithWindowSize(window), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return nil, fmt.Errorf("tarpatch: delta encoder: %w", err)
+	}
+	payload := enc.EncodeAll(data, nil)
+	enc.Close()
+	b := []byte{opDelta}
+	b = binary.AppendUvarint(b, uint64(len(ranges)))
+	for _, r := range ranges {
+		b = binary.AppendUvarint(b, uint64(r.src))
+		b = binary.AppendUvarint(b, uint64(r.off))
+		b = binary.AppendUvarint(b, uint64(r.size))
+	}
+	b = binary.AppendUvarint(b, uint64(len(data)))
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	return append(b, payload...), nil
+}
+
+// plainSize estimates what data costs as a literal.
+func plainSize(data []byte, level zstd.EncoderLevel) int {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return len(data)
+	}
+	defer enc.Close()
+	return len(enc.EncodeAll(data, nil))
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+const (
+	statHeader = iota
+	statCopy
+	statDelta
+	statLit
+)

@@ -1,0 +1,283 @@
+package tarpatch
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/diffah/diffah/fault"
+)
+
+type memSource struct{ *bytes.Reader }
+
+func (m memSource) Size() int64 { return m.Reader.Size() }
+
+func src(b []byte) Source { return memSource{bytes.NewReader(b)} }
+
+type entry struct {
+	name   string
+	body   []byte
+	typ    byte
+	link   string
+	format tar.Format
+}
+
+func mktar(t testing.TB, ents []entry, trailer []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, e := range ents {
+		typ := e.typ
+		if typ == 0 {
+			typ = tar.TypeReg
+		}
+		h := &tar.Header{Name: e.name, Typeflag: typ, Linkname: e.link, Mode: 0o644, ModTime: time.Unix(1700000000, 0), Format: e.format}
+		if typ == tar.TypeReg {
+			h.Size = int64(len(e.body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(e.body)
+	}
+	tw.Close()
+	return append(b.Bytes(), trailer...)
+}
+
+func rnd(seed int64, n int) []byte {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	return b
+}
+
+func textData(seed int64, n int) []byte {
+	rng := rand.New(rand.NewSource(seed))
+	words := strings.Fields("function return const let var import export default module require this that value object array string")
+	var b bytes.Buffer
+	for b.Len() < n {
+		b.WriteString(words[rng.Intn(len(words))])
+		b.WriteByte(" \n;"[rng.Intn(3)])
+	}
+	return b.Bytes()[:n]
+}
+
+func mutate(b []byte, seed int64, n int) []byte {
+	rng := rand.New(rand.NewSource(seed))
+	out := append([]byte{}, b...)
+	for i := 0; i < n; i++ {
+		at := rng.Intn(len(out))
+		if rng.Intn(2) == 0 {
+			out = append(out[:at], append(rnd(int64(i), 20), out[at:]...)...)
+		} else {
+			out[at] ^= 0xff
+		}
+	}
+	return out
+}
+
+func roundTrip(t *testing.T, newTar []byte, sources [][]byte, o EncodeOptions) (Stats, []byte) {
+	t.Helper()
+	var ss []Source
+	for _, s := range sources {
+		ss = append(ss, src(s))
+	}
+	var patch bytes.Buffer
+	st, err := Encode(context.Background(), &patch, bytes.NewReader(newTar), ss, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.NewSize != int64(len(newTar)) || st.PatchSize != int64(patch.Len()) {
+		t.Fatalf("stats %+v for %d-byte tar, %d-byte patch", st, len(newTar), patch.Len())
+	}
+	var out bytes.Buffer
+	if err := Decode(context.Background(), &out, bytes.NewReader(patch.Bytes()), ss, DecodeOptions{MaxOutput: int64(len(newTar))}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), newTar) {
+		t.Fatalf("round trip differs: got %d bytes, want %d", out.Len(), len(newTar))
+	}
+	return st, patch.Bytes()
+}
+
+func TestRoundTrips(t *testing.T) {
+	bin := rnd(1, 300<<10)
+	js := textData(2, 200<<10)
+	old := mktar(t, []entry{
+		{name: "usr/", typ: tar.TypeDir},
+		{name: "usr/bin/app", body: bin},
+		{name: "usr/lib/libssl.so.3.0.11", body: mutate(bin, 9, 50)},
+		{name: "srv/app.js", body: js},
+		{name: "srv/same.txt", body: []byte("unchanged\n")},
+		{name: "etc/gone", body: []byte("removed in new")},
+	}, nil)
+	longName := strings.Repeat("deep/", 40) + "file.txt"
+	tests := []struct {
+		name    string
+		ents    []entry
+		trailer []byte
+		sources [][]byte
+		check   func(t *testing.T, st Stats, patch []byte)
+	}{
+		{name: "empty tar", ents: nil, sources: [][]byte{old}},
+		{name: "no sources", ents: []entry{{name: "a", body: js}}, sources: nil},
+		{name: "unchanged and modified", sources: [][]byte{old}, ents: []entry{
+			{name: "usr/", typ: tar.TypeDir},
+			{name: "usr/bin/app", body: mutate(bin, 3, 10)},
+			{name: "usr/lib/libssl.so.3.0.13", body: mutate(bin, 10, 60)},
+			{name: "srv/app.js", body: mutate(js, 4, 30)},
+			{name: "srv/same.txt", body: []byte("unchanged\n")},
+			{name: "srv/moved-same.txt", body: []byte("removed in new")},
+			{name: "srv/new.js", body: textData(5, 50<<10)},
+			{name: "lnk", typ: tar.TypeSymlink, link: "usr/bin/app"},
+			{name: "hard", typ: tar.TypeLink, link: "usr/bin/app"},
+			{name: "srv/.wh.old", body: nil},
+		}, check: func(t *testing.T, st Stats, patch []byte) {
+			if st.Copied < 2 || st.Deltas < 3 {
+				t.Errorf("stats %+v: want copies and deltas", st)
+			}
+			if len(patch) > 40<<10 {
+				t.Errorf("patch %d bytes for small edits of ~800 KiB", len(patch))
+			}
+		}},
+		{name: "pax long names", sources: [][]byte{old}, ents: []entry{{name: longName, body: js, format: tar.FormatPAX}}},
+		{name: "gnu long names", sources: [][]byte{old}, ents: []entry{{name: longName, body: js, format: tar.FormatGNU}}},
+		{name: "trailing junk", sources: [][]byte{old}, ents: []entry{{name: "srv/app.js", body: js}}, trailer: []byte("junk after the end\x00\x01")},
+		{name: "record padding", sources: [][]byte{old}, ents: []entry{{name: "x", body: []byte("x")}}, trailer: make([]byte, 9216)},
+		{name: "two sources", sources: [][]byte{mktar(t, []entry{{name: "a", body: bin}}, nil), mktar(t, []entry{{name: "b", body: js}}, nil)},
+			ents: []entry{{name: "b", body: mutate(js, 7, 5)}, {name: "a", body: bin}}},
+		{name: "not a tar", sources: [][]byte{old}, ents: nil, trailer: rnd(8, 5000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var newTar []byte
+			if tt.ents == nil && tt.trailer != nil && tt.name == "not a tar" {
+				newTar = tt.trailer
+			} else {
+				newTar = mktar(t, tt.ents, tt.trailer)
+			}
+			st, patch := roundTrip(t, newTar, tt.sources, EncodeOptions{})
+			if tt.check != nil {
+				tt.check(t, st, patch)
+			}
+		})
+	}
+}
+
+func TestChunkedLargeFile(t *testing.T) {
+	bin := rnd(1, 5<<20)
+	old := mktar(t, []entry{{name: "big", body: bin}}, nil)
+	newTar := mktar(t, []entry{{name: "big", body: mutate(bin, 2, 20)}}, nil)
+	st, patch := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{MaxChunk: 1 << 20})
+	if st.Deltas < 5 || len(patch) > 64<<10 {
+		t.Fatalf("chunked delta: %+v, %d-byte patch", st, len(patch))
+	}
+}
+
+func TestDeterministicAcrossJobs(t *testing.T) {
+	bin := rnd(1, 200<<10)
+	var ents, olds []entry
+	for i := 0; i < 30; i++ {
+		name := "f" + string(rune('a'+i))
+		olds = append(olds, entry{name: name, body: bin[i*1000:]})
+		ents = append(ents, entry{name: name, body: mutate(bin[i*1000:], int64(i), 3)})
+	}
+	old, newTar := mktar(t, olds, nil), mktar(t, ents, nil)
+	_, p1 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 1})
+	_, p4 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 4})
+	if !bytes.Equal(p1, p4) {
+		t.Fatal("patch depends on Jobs")
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	js := textData(2, 100<<10)
+	old := mktar(t, []entry{{name: "a.js", body: js}, {name: "b", body: rnd(3, 10000)}}, nil)
+	newTar := mktar(t, []entry{{name: "a.js", body: mutate(js, 1, 5)}, {name: "b", body: rnd(3, 10000)}, {name: "c", body: []byte("new")}}, nil)
+	var patch bytes.Buffer
+	if _, err := Encode(context.Background(), &patch, bytes.NewReader(newTar), []Source{src(old)}, EncodeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := patch.Bytes()
+	dec := func(b []byte, sources []Source, max int64) error {
+		var out bytes.Buffer
+		return Decode(context.Background(), &out, bytes.NewReader(b), sources, DecodeOptions{MaxOutput: max})
+	}
+	good := []Source{src(old)}
+	if err := dec(p, good, int64(len(newTar))); err != nil {
+		t.Fatal(err)
+	}
+	// Truncated anywhere: an error, never a panic and never success.
+	for i := 0; i < len(p); i++ {
+		if err := dec(p[:i], good, int64(len(newTar))); err == nil {
+			t.Fatalf("truncated at %d of %d: decoded", i, len(p))
+		} else if fault.KindOf(err, 0) != fault.Integrity {
+			t.Fatalf("truncated at %d: kind %v: %v", i, fault.KindOf(err, 0), err)
+		}
+	}
+	if err := dec(append(append([]byte{}, p...), 0), good, int64(len(newTar))); err == nil {
+		t.Fatal("trailing byte accepted")
+	}
+	if err := dec(p, good, int64(len(newTar))-1); err == nil || !strings.Contains(err.Error(), "exceed") {
+		t.Fatalf("MaxOutput: %v", err)
+	}
+	if err := dec(p, nil, int64(len(newTar))); err == nil {
+		t.Fatal("decoded without its source")
+	}
+	// A different source either fails or yields different bytes, which
+	// the caller's diffID check catches; it must not panic.
+	other := []Source{src(mktar(t, []entry{{name: "a.js", body: textData(9, 100<<10)}}, nil))}
+	var out bytes.Buffer
+	if err := Decode(context.Background(), &out, bytes.NewReader(p), other, DecodeOptions{MaxOutput: 1 << 30}); err == nil && bytes.Equal(out.Bytes(), newTar) {
+		t.Fatal("wrong source produced the right output")
+	}
+	// Bit flips: error or different output, never a panic.
+	for i := len(magic); i < len(p); i += max(1, len(p)/200) {
+		b := append([]byte{}, p...)
+		b[i] ^= 0x10
+		var out bytes.Buffer
+		if err := Decode(context.Background(), &out, bytes.NewReader(b), good, DecodeOptions{MaxOutput: int64(len(newTar))}); err == nil && bytes.Equal(out.Bytes(), newTar) && !bytes.Equal(b, p) {
+			t.Logf("flip at %d left the output intact (zstd block slack)", i)
+		}
+	}
+	if err := dec([]byte("NOTMAGIC"), good, 10); err == nil || !strings.Contains(err.Error(), "magic") {
+		t.Fatalf("bad magic: %v", err)
+	}
+	if err := dec(p, good, 0); err == nil {
+		t.Fatal("no MaxOutput accepted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Decode(ctx, &out, bytes.NewReader(p), good, DecodeOptions{MaxOutput: 1 << 20}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancel: %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	js := textData(2, 20<<10)
+	old := mktar(f, []entry{{name: "a.js", body: js}}, nil)
+	newTar := mktar(f, []entry{{name: "a.js", body: mutate(js, 1, 5)}, {name: "c", body: []byte("new")}}, nil)
+	var patch bytes.Buffer
+	Encode(context.Background(), &patch, bytes.NewReader(newTar), []Source{src(old)}, EncodeOptions{})
+	f.Add(patch.Bytes())
+	f.Add(append(append([]byte{}, magic...), 0x28, 0xb5, 0x2f, 0xfd))
+	seeds, _ := filepath.Glob(filepath.Join("testdata", "seeds", "*"))
+	for _, s := range seeds {
+		if b, err := os.ReadFile(s); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var out bytes.Buffer
+		Decode(context.Background(), &out, bytes.NewReader(p), []Source{src(old)}, DecodeOptions{MaxOutput: 1 << 20})
+		if out.Len() > 1<<20 {
+			t.Fatalf("wrote %d bytes past MaxOutput", out.Len())
+		}
+	})
+}
