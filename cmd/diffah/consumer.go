@@ -1,0 +1,366 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/resolve"
+	"github.com/diffah/diffah/signature"
+	"github.com/diffah/diffah/unpack"
+)
+
+// UnpackCmd is `diffah unpack`.
+type UnpackCmd struct {
+	Delta     string `arg:"" optional:"" help:"Archive file (default: stdin)." placeholder:"DELTA"`
+	Output    string `short:"o" required:"" help:"Directory to create: a partial OCI layout for resolve." placeholder:"DIR"`
+	VerifyKey string `help:"Require a signature by this public key (PKIX PEM) and check it before writing." type:"existingfile" placeholder:"PUB.pem"`
+}
+
+// Help adds examples to --help.
+func (UnpackCmd) Help() string {
+	return `Reads the archive in one pass (a pipe is fine), verifies every entry against
+the sidecar as it streams, and creates DIR only when all of it verified.
+
+Examples:
+  diffah unpack -o ./app-v2 < /media/usb/app.dlt
+  cat app.dlt.part.* | diffah unpack -o ./app-v2
+  diffah unpack --verify-key vendor.pub -o ./app-v2 app.dlt`
+}
+
+// Run unpacks.
+func (c *UnpackCmd) Run(g *Globals, s stdio) error {
+	key, err := loadVerifyKey(c.VerifyKey)
+	if err != nil {
+		return err
+	}
+	in, closeIn, err := openInput(c.Delta, s.in)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	res, err := unpack.Read(g.ctx, in, c.Output, unpack.Options{VerifyKey: key, Log: g.log, Progress: g.progressTo(s.err)})
+	if err != nil {
+		return err
+	}
+	g.log.Info("unpacked", "dir", c.Output, "images", len(res.Sidecar.Images), "signed", res.Signed)
+	return nil
+}
+
+func loadVerifyKey(path string) (*ecdsa.PublicKey, error) {
+	if path == "" {
+		return nil, nil
+	}
+	k, err := signature.LoadPublicKey(path)
+	if err != nil {
+		return nil, fmt.Errorf("--verify-key: %w", err)
+	}
+	return k, nil
+}
+
+func openInput(path string, stdin io.Reader) (io.Reader, func(), error) {
+	if path == "" || path == "-" {
+		if isTerminalReader(stdin) {
+			return nil, nil, fault.WithHint(fault.Errorf(fault.Usage, "no archive given and stdin is a terminal"), fault.Usage,
+				"name the archive file or redirect it in (< file.dlt)")
+		}
+		return stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fault.Errorf(fault.Env, "%w", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// BaselineFlags name the baseline image(s).
+type BaselineFlags struct {
+	Baseline []string `sep:"none" help:"Baseline image: REF, or NAME=REF per image of a bundle (repeatable)." placeholder:"[NAME=]REF"`
+	Platform string   `help:"Platform to pick when a baseline is an index." placeholder:"OS/ARCH[/VARIANT]"`
+	Strict   bool     `help:"Fail when any image of a bundle cannot be resolved (default: skip it with a warning)."`
+	JSON     bool     `help:"Print the per-image report as JSON on stdout."`
+	Jobs     int      `help:"Parallel workers (default: number of CPUs)." placeholder:"N"`
+	RegistryFlags
+}
+
+func (b *BaselineFlags) open(g *Globals) (map[string]resolve.Baseline, func(), error) {
+	out := map[string]resolve.Baseline{}
+	var closers []func() error
+	closeAll := func() {
+		for _, c := range closers {
+			c()
+		}
+	}
+	for _, arg := range b.Baseline {
+		name, ref := "", arg
+		if n, r, ok := strings.Cut(arg, "="); ok && !strings.Contains(n, ":") {
+			name, ref = n, r
+		}
+		if _, dup := out[name]; dup {
+			closeAll()
+			return nil, nil, fault.Errorf(fault.Usage, "--baseline %s: given twice for image %q", arg, name)
+		}
+		r, err := imgref.Parse(ref)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("--baseline %s: %w", arg, err)
+		}
+		img, err := imgref.Open(g.ctx, r, b.options(b.Platform))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("--baseline %s: %w", arg, err)
+		}
+		closers = append(closers, img.Close)
+		out[name] = resolve.Baseline{Ref: ref, Image: img}
+	}
+	return out, closeAll, nil
+}
+
+// ResolveCmd is `diffah resolve`.
+type ResolveCmd struct {
+	Dir    string   `arg:"" help:"Layout written by unpack." placeholder:"DIR"`
+	Output []string `sep:"none" short:"o" help:"Also write the rebuilt image to OUTREF (NAME=OUTREF per image of a bundle; repeatable)." placeholder:"[NAME=]OUTREF"`
+	BaselineFlags
+	AllowConvert bool `help:"Allow converting between OCI and Docker media types when writing -o (digests change)."`
+}
+
+// Help adds examples to --help.
+func (ResolveCmd) Help() string {
+	return `Checks first that every blob the delta needs is reachable from the baseline(s)
+and lists all that are missing; then rebuilds, verifies every blob and that
+each manifest digest equals the target's, and swaps the complete layout in.
+
+Examples:
+  diffah resolve --baseline oci:./app-v1 ./app-v2
+  diffah resolve --baseline docker-archive:app-v1.tar ./app-v2 -o docker-archive:app-v2.tar:app:2
+  diffah resolve --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 --strict ./bundle`
+}
+
+// Run resolves.
+func (c *ResolveCmd) Run(g *Globals, s stdio) error {
+	outs, err := parseOutputs(c.Output)
+	if err != nil {
+		return err
+	}
+	bases, closeBases, err := c.open(g)
+	if err != nil {
+		return err
+	}
+	defer closeBases()
+	rep, err := resolve.Complete(g.ctx, c.Dir, bases, resolve.Options{Strict: c.Strict, Jobs: c.Jobs, Log: g.log, Progress: g.progressTo(s.err)})
+	if rep != nil {
+		printReport(s, g, rep, c.JSON)
+	}
+	if err != nil {
+		return err
+	}
+	if err := writeImages(g, c.Dir, rep, outs, c.options(""), c.AllowConvert); err != nil {
+		return err
+	}
+	return worst(rep)
+}
+
+func worst(rep *resolve.Report) error {
+	if k := rep.Worst(); k != 0 {
+		return fault.Errorf(k, "resolve: not every image was resolved (see the report above)")
+	}
+	return nil
+}
+
+func parseOutputs(args []string) (map[string]imgref.Ref, error) {
+	out := map[string]imgref.Ref{}
+	for _, a := range args {
+		name, ref := "", a
+		if n, r, ok := strings.Cut(a, "="); ok && !strings.Contains(n, ":") {
+			name, ref = n, r
+		}
+		r, err := imgref.Parse(ref)
+		if err != nil {
+			return nil, fmt.Errorf("-o %s: %w", a, err)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fault.Errorf(fault.Usage, "-o %s: given twice for image %q", a, name)
+		}
+		out[name] = r
+	}
+	return out, nil
+}
+
+// writeImages copies resolved images from the layout to their outputs.
+func writeImages(g *Globals, dir string, rep *resolve.Report, outs map[string]imgref.Ref, o imgref.Options, allowConvert bool) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	if _, ok := outs[""]; ok && len(rep.Images) != 1 {
+		return fault.Errorf(fault.Usage, "-o: the delta holds %d images; name each output: -o NAME=OUTREF", len(rep.Images))
+	}
+	o.AllowConvert = allowConvert
+	for name, ref := range outs {
+		im := findImage(rep, name)
+		if im == nil {
+			return fault.Errorf(fault.Usage, "-o %s=…: the delta has no image %q", name, name)
+		}
+		if im.Status != resolve.StatusOK {
+			g.log.Warn("not writing an unresolved image", "image", im.Name, "output", ref.String())
+			continue
+		}
+		src, err := imgref.Open(g.ctx, imgref.Ref{Transport: "oci", Path: dir, Tag: im.Name}, imgref.Options{})
+		if err != nil {
+			return fmt.Errorf("reading resolved image %q: %w", im.Name, err)
+		}
+		err = imgref.Write(g.ctx, ref, src, o)
+		src.Close()
+		if err != nil {
+			return fmt.Errorf("-o %s: %w", ref.String(), err)
+		}
+		g.log.Info("image written", "image", im.Name, "output", ref.String(), "manifest", im.ManifestDigest)
+	}
+	return nil
+}
+
+func findImage(rep *resolve.Report, name string) *resolve.ImageReport {
+	for i := range rep.Images {
+		if name == "" || rep.Images[i].Name == name {
+			return &rep.Images[i]
+		}
+	}
+	return nil
+}
+
+func printReport(s stdio, g *Globals, rep *resolve.Report, asJSON bool) {
+	if asJSON {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		s.out.Write(append(b, '\n'))
+		return
+	}
+	if g.Quiet {
+		return
+	}
+	for _, im := range rep.Images {
+		line := fmt.Sprintf("%-8s %s %s", strings.ToUpper(im.Status), im.Name, im.ManifestDigest)
+		if im.Status == resolve.StatusOK && im.Reason != "" {
+			line += " (" + im.Reason + ")"
+		} else if im.Status == resolve.StatusOK {
+			line += fmt.Sprintf(" (%d shipped, %d reused, %d patched)", im.Shipped, im.Reused, im.Patched)
+		} else if im.Reason != "" {
+			line += ": " + firstLine(im.Reason)
+		}
+		fmt.Fprintln(s.err, line)
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+// ImportCmd is `diffah import`.
+type ImportCmd struct {
+	Delta     string   `arg:"" optional:"" help:"Archive file (default: stdin)." placeholder:"DELTA"`
+	Output    []string `sep:"none" short:"o" help:"Where to write the rebuilt image: OUTREF, or NAME=OUTREF per image (repeatable)." placeholder:"[NAME=]OUTREF"`
+	VerifyKey string   `help:"Require a signature by this public key (PKIX PEM)." type:"existingfile" placeholder:"PUB.pem"`
+	DryRun    bool     `help:"Read the sidecar, check every needed blob is reachable, write nothing."`
+	TempDir   string   `help:"Where to unpack before resolving (default: beside the first output, else the system temp dir)." placeholder:"DIR"`
+	BaselineFlags
+	AllowConvert bool `help:"Allow converting between OCI and Docker media types (digests change)."`
+}
+
+// Help adds examples to --help.
+func (ImportCmd) Help() string {
+	return `unpack + resolve in one step: streams the archive, rebuilds the image(s)
+and writes them to the outputs. No copy of the archive is kept.
+
+Examples:
+  diffah import --baseline oci:./app-v1 -o oci:./app-v2 < app.dlt
+  diffah import --baseline docker://reg.local/app:1 -o docker://reg.local/app:2 app.dlt
+  diffah import --dry-run --baseline oci:./app-v1 app.dlt`
+}
+
+// Run imports.
+func (c *ImportCmd) Run(g *Globals, s stdio) error {
+	outs, err := parseOutputs(c.Output)
+	if err != nil {
+		return err
+	}
+	if len(outs) == 0 && !c.DryRun {
+		return fault.WithHint(fault.Errorf(fault.Usage, "import: no output: give -o OUTREF"), fault.Usage,
+			"e.g. -o oci:./app-v2; or use unpack + resolve to keep the layout")
+	}
+	key, err := loadVerifyKey(c.VerifyKey)
+	if err != nil {
+		return err
+	}
+	bases, closeBases, err := c.open(g)
+	if err != nil {
+		return err
+	}
+	defer closeBases()
+	in, closeIn, err := openInput(c.Delta, s.in)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	if c.DryRun {
+		head, err := unpack.Head(in, unpack.Options{VerifyKey: key})
+		if err != nil {
+			return err
+		}
+		rep, err := resolve.Check(head.Sidecar, bases, resolve.Options{Strict: c.Strict, Log: g.log})
+		if rep != nil {
+			printReport(s, g, rep, c.JSON)
+		}
+		if err != nil {
+			return err
+		}
+		return worst(rep)
+	}
+	// Work beside the first local output (same filesystem: renames, no
+	// copies); leftovers of a killed import to the same output go first.
+	parent, prefix := c.TempDir, ".diffah-import-"
+	if parent == "" {
+		parent = os.TempDir()
+		for _, r := range outs {
+			if r.Transport != "docker" {
+				p := filepath.Clean(r.Path)
+				parent, prefix = filepath.Dir(p), "."+filepath.Base(p)+".diffah-import-"
+				break
+			}
+		}
+	}
+	if ents, err := os.ReadDir(parent); err == nil && prefix != ".diffah-import-" {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), prefix) {
+				os.RemoveAll(filepath.Join(parent, e.Name()))
+			}
+		}
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fault.Errorf(fault.Env, "import: %w", err)
+	}
+	work, err := os.MkdirTemp(parent, prefix+"*")
+	if err != nil {
+		return fault.Errorf(fault.Env, "import: %w", err)
+	}
+	defer os.RemoveAll(work)
+	dir := filepath.Join(work, "layout")
+	if _, err := unpack.Read(g.ctx, in, dir, unpack.Options{VerifyKey: key, Log: g.log, Progress: g.progressTo(s.err)}); err != nil {
+		return err
+	}
+	rep, err := resolve.Complete(g.ctx, dir, bases, resolve.Options{Strict: c.Strict, Jobs: c.Jobs, TempDir: work, Log: g.log, Progress: g.progressTo(s.err)})
+	if rep != nil {
+		printReport(s, g, rep, c.JSON)
+	}
+	if err != nil {
+		return err
+	}
+	if err := writeImages(g, dir, rep, outs, c.options(""), c.AllowConvert); err != nil {
+		return err
+	}
+	return worst(rep)
+}

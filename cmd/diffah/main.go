@@ -1,0 +1,192 @@
+// Command diffah ships container images as deltas: only what the receiving
+// site lacks travels, and the site rebuilds the new image byte for byte.
+// This file wires flags and stdio; the work is done by the plan, pack,
+// unpack and resolve packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"golang.org/x/term"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/progress"
+)
+
+// CLI is the command tree.
+type CLI struct {
+	Globals
+
+	Plan    PlanCmd    `cmd:"" help:"Compute a delta plan (JSON on stdout)."`
+	Pack    PackCmd    `cmd:"" help:"Stream a delta archive from one or more plans."`
+	Unpack  UnpackCmd  `cmd:"" help:"Read a delta archive into a partial OCI layout, verifying as it streams."`
+	Resolve ResolveCmd `cmd:"" help:"Complete an unpacked layout from the baseline and verify every digest."`
+	Export  ExportCmd  `cmd:"" help:"Plan and pack in one step."`
+	Import  ImportCmd  `cmd:"" help:"Unpack and resolve in one step, writing the rebuilt image(s)."`
+	Inspect InspectCmd `cmd:"" help:"Describe a plan or a delta archive."`
+	Diff    DiffCmd    `cmd:"" help:"Compare two images file by file (exit 1 when they differ)."`
+	Keygen  KeygenCmd  `cmd:"" help:"Write an ECDSA P-256 key pair for signing archives."`
+	Version VersionCmd `cmd:"" help:"Print the diffah version."`
+}
+
+// Globals are flags every command takes.
+type Globals struct {
+	LogLevel  string `help:"Log level: debug, info, warn, error (default: ${default})." default:"warn" enum:"debug,info,warn,error" placeholder:"LEVEL"`
+	LogFormat string `help:"Log format on stderr: text or json (default: ${default})." default:"text" enum:"text,json" placeholder:"FORMAT"`
+	Quiet     bool   `short:"q" help:"Only errors on stderr; no progress."`
+
+	log *slog.Logger
+	ctx context.Context
+}
+
+// Registry flags shared by commands that read or write images.
+type RegistryFlags struct {
+	Insecure   bool          `help:"Allow plain HTTP and unverified TLS for docker:// references (loopback registries are always allowed plain HTTP)."`
+	RetryTimes int           `help:"Retries on transient registry errors (default: ${default})." default:"3" placeholder:"N"`
+	RetryDelay time.Duration `help:"First retry delay; doubles each retry (default: ${default})." default:"1s" placeholder:"DURATION"`
+}
+
+func (r RegistryFlags) options(platform string) imgref.Options {
+	return imgref.Options{Platform: platform, Insecure: r.Insecure, RetryTimes: r.RetryTimes, RetryDelay: r.RetryDelay, Logger: slog.Default()}
+}
+
+// progressTo returns where progress is drawn: stderr when it is a
+// terminal and --quiet is off, else nowhere.
+func (g *Globals) progressTo(stderr io.Writer) io.Writer {
+	if progress.Enabled(stderr, g.Quiet) {
+		return stderr
+	}
+	return nil
+}
+
+const description = `diffah ships container images as deltas: only what the receiving site lacks
+travels, and the site rebuilds the new image byte-identically from the delta
+plus the image it already has.
+
+Pipeline:
+  producer: diffah plan --target oci:./app-v2 --baseline oci:./app-v1 > plan.json
+            diffah pack < plan.json > app-v1-v2.dlt
+  consumer: diffah unpack -o ./app-v2 < app-v1-v2.dlt
+            diffah resolve --baseline oci:./app-v1 ./app-v2
+
+Image references: oci:DIR[:TAG], oci-archive:FILE[:TAG],
+docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG|@DIGEST], dir:DIR.
+
+Exit codes: 0 ok, 1 images differ (diff), 2 usage, 3 environment (not found,
+auth, network, disk), 4 integrity (digest mismatch, corrupt archive, missing
+baseline blob), 5 signature, 6 bundle resolved in part, 70 internal error.`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var cli CLI
+	exited := false
+	parser, err := kong.New(&cli,
+		kong.Name("diffah"),
+		kong.Description(description),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(c int) { exited = true; code = c }),
+		kong.Bind(stdio{in: stdin, out: stdout, err: stderr}),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "diffah: %v\n", err)
+		return int(fault.Internal)
+	}
+	kctx, err := parser.Parse(args)
+	if exited {
+		return code
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "diffah: %v\n", err)
+		var pe *kong.ParseError
+		if errors.As(err, &pe) {
+			fmt.Fprintf(stderr, "hint: run `diffah %s --help` for usage and examples\n", commandPath(pe.Context))
+		}
+		return int(fault.Usage)
+	}
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cli.LogLevel]
+	if cli.Quiet {
+		level = slog.LevelError
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	if cli.LogFormat == "json" {
+		cli.log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	} else {
+		cli.log = slog.New(slog.NewTextHandler(stderr, hopts))
+	}
+	cli.ctx = ctx
+	slog.SetDefault(cli.log)
+	err = kctx.Run(&cli.Globals)
+	if err == nil {
+		return 0
+	}
+	return report(stderr, err)
+}
+
+func commandPath(c *kong.Context) string {
+	if c == nil {
+		return ""
+	}
+	return strings.TrimPrefix(c.Command(), "diffah ")
+}
+
+// report renders an error once, with its hint, and returns its exit code.
+func report(stderr io.Writer, err error) int {
+	var d differ
+	if errors.As(err, &d) {
+		return int(fault.Different)
+	}
+	kind := fault.KindOf(err, fault.Env)
+	if errors.Is(err, context.Canceled) {
+		fmt.Fprintln(stderr, "diffah: interrupted; nothing was left half-written")
+		return 130
+	}
+	fmt.Fprintf(stderr, "diffah: %v\n", err)
+	if h := fault.HintOf(err); h != "" {
+		fmt.Fprintf(stderr, "hint: %s\n", h)
+	}
+	return int(kind)
+}
+
+// differ is returned by diff when the images differ: not an error to
+// print, only an exit code.
+type differ struct{}
+
+func (differ) Error() string { return "images differ" }
+
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// refuseTerminal stops binary output from spilling onto a terminal.
+func refuseTerminal(w io.Writer, what string) error {
+	if isTerminal(w) {
+		return fault.WithHint(fault.Errorf(fault.Usage, "refusing to write %s to a terminal", what), fault.Usage,
+			"use -o FILE or redirect stdout (> file, | ...)")
+	}
+	return nil
+}

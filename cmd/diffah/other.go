@@ -1,0 +1,229 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/diffah/diffah/imgdiff"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/inspect"
+	"github.com/diffah/diffah/pack"
+	"github.com/diffah/diffah/plan"
+	"github.com/diffah/diffah/signature"
+	"github.com/diffah/diffah/unpack"
+)
+
+// ExportCmd is `diffah export`.
+type ExportCmd struct {
+	PlanCmd
+	Output   string `short:"o" help:"Archive file to write (atomically); - for stdout." required:"" placeholder:"FILE"`
+	Compress string `help:"Compress the archive as a whole: none or zstd (default: ${default})." default:"none" enum:"none,zstd"`
+	SignKey  string `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
+	DryRun   bool   `help:"Print what would ship (the plan's totals) and write nothing."`
+}
+
+// Help adds examples to --help.
+func (ExportCmd) Help() string {
+	return `plan + pack in one step.
+
+Examples:
+  diffah export --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt
+  diffah export --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 -o - | ssh site 'diffah import ...'
+  diffah export --dry-run --target oci:./app-v2 --baseline oci:./app-v1`
+}
+
+// Run exports.
+func (c *ExportCmd) Run(g *Globals, s stdio) error {
+	p, err := c.compute(g)
+	if err != nil {
+		return err
+	}
+	if c.DryRun {
+		return inspect.WritePlans(s.err, []*plan.Plan{p})
+	}
+	key, err := loadSignKey(c.SignKey)
+	if err != nil {
+		return err
+	}
+	return writeOutput(c.Output, s.out, "a delta archive", func(w io.Writer) error {
+		_, err := pack.Write(g.ctx, w, []*plan.Plan{p}, pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key,
+			Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
+		return err
+	})
+}
+
+// InspectCmd is `diffah inspect`.
+type InspectCmd struct {
+	Input     string `arg:"" optional:"" help:"A plan or a delta archive (default: stdin)." placeholder:"PLAN|DELTA"`
+	JSON      bool   `help:"Print JSON instead of text."`
+	VerifyKey string `help:"Also check the archive's signature against this public key." type:"existingfile" placeholder:"PUB.pem"`
+	HTML      string `help:"Also write a self-contained HTML report (tables and a chart of shipped vs saved bytes per layer) to FILE." placeholder:"FILE"`
+}
+
+// Help adds examples to --help.
+func (InspectCmd) Help() string {
+	return `Shows version, platform, target and baseline manifests, shipped vs reused
+blobs and bytes, and the percentage saved against the full image. Reads only
+the head of an archive.
+
+Examples:
+  diffah inspect app.dlt
+  diffah plan --target oci:./app-v2 --baseline oci:./app-v1 | diffah inspect
+  diffah inspect --json app.dlt | jq '.images[].savedPercent'
+  diffah inspect --html report.html app.dlt`
+}
+
+// Run inspects.
+func (c *InspectCmd) Run(g *Globals, s stdio) error {
+	in, closeIn, err := openInput(c.Input, s.in)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	r, isJSON, err := sniff(in)
+	if err != nil {
+		return err
+	}
+	var doc *inspect.Doc
+	if isJSON {
+		plans, err := readPlans(nil, r)
+		if err != nil {
+			return err
+		}
+		doc = inspect.FromPlans(plans)
+	} else {
+		key, err := loadVerifyKey(c.VerifyKey)
+		if err != nil {
+			return err
+		}
+		h, err := unpack.Head(r, unpack.Options{VerifyKey: key})
+		if err != nil {
+			return err
+		}
+		doc = inspect.FromSidecar(h.Sidecar, h.Signed, h.KeyID, key != nil)
+	}
+	if c.HTML != "" {
+		if err := writeOutput(c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
+			return err
+		}
+	}
+	if c.JSON {
+		return doc.WriteJSON(s.out)
+	}
+	return doc.WriteText(s.out)
+}
+
+// DiffCmd is `diffah diff`.
+type DiffCmd struct {
+	Ref0      string `arg:"" help:"First image." placeholder:"REF0"`
+	Ref1      string `arg:"" help:"Second image." placeholder:"REF1"`
+	Semantic  bool   `help:"Ignore timestamps, names and other non-content noise; compare the flattened filesystems."`
+	ReportDir string `help:"Write the differing files of each side under DIR/input-0 and DIR/input-1 (for diff -ur)." placeholder:"DIR"`
+	JSON      bool   `help:"Print JSON instead of a table."`
+	Platform  string `help:"Platform to pick from multi-platform references." placeholder:"OS/ARCH[/VARIANT]"`
+	RegistryFlags
+}
+
+// Help adds examples to --help.
+func (DiffCmd) Help() string {
+	return `Compares two images file by file: a table TYPE LAYER NAME INPUT-0 INPUT-1 DETAIL.
+Exit code 0 when equal, 1 when different, other codes for errors.
+
+Examples:
+  diffah diff oci:./app-v1 oci:./app-v2
+  diffah diff --semantic docker-archive:a.tar oci:./b --report-dir /tmp/d && echo same
+  diffah diff --json oci:./app-v1 oci:./app-v2 | jq '.changes[] | select(.type=="File")'`
+}
+
+// Run diffs.
+func (c *DiffCmd) Run(g *Globals, s stdio) error {
+	var imgs [2]*imgref.Image
+	for i, ref := range []string{c.Ref0, c.Ref1} {
+		r, err := imgref.Parse(ref)
+		if err != nil {
+			return fmt.Errorf("REF%d: %w", i, err)
+		}
+		img, err := imgref.Open(g.ctx, r, c.options(c.Platform))
+		if err != nil {
+			return fmt.Errorf("REF%d: %w", i, err)
+		}
+		defer img.Close()
+		imgs[i] = img
+	}
+	res, err := imgdiff.Compare(g.ctx, imgs[0], imgs[1], imgdiff.Options{Semantic: c.Semantic, ReportDir: c.ReportDir})
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		err = res.WriteJSON(s.out)
+	} else {
+		err = res.WriteText(s.out)
+	}
+	if err != nil {
+		return err
+	}
+	if !res.Equal {
+		return differ{}
+	}
+	return nil
+}
+
+// KeygenCmd is `diffah keygen`.
+type KeygenCmd struct {
+	Key string `arg:"" help:"Private key file to create (PKCS#8 PEM, mode 0600)." placeholder:"KEY.pem"`
+	Pub string `arg:"" help:"Public key file to create (PKIX PEM)." placeholder:"PUB.pem"`
+}
+
+// Help adds examples to --help.
+func (KeygenCmd) Help() string {
+	return `Writes a new ECDSA P-256 key pair. Refuses to overwrite existing files.
+
+Example:
+  diffah keygen vendor.key vendor.pub
+  diffah pack --sign-key vendor.key < plan.json > app.dlt
+  diffah unpack --verify-key vendor.pub -o ./app-v2 < app.dlt`
+}
+
+// Run generates keys.
+func (c *KeygenCmd) Run(g *Globals, s stdio) error {
+	if err := signature.GenerateKey(c.Key, c.Pub); err != nil {
+		return err
+	}
+	pub, err := signature.LoadPublicKey(c.Pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.err, "wrote %s and %s (key %s)\n", c.Key, c.Pub, signature.Fingerprint(pub))
+	return nil
+}
+
+// VersionCmd is `diffah version`.
+type VersionCmd struct {
+	JSON bool `help:"Print JSON."`
+}
+
+// version is set at link time (-ldflags "-X main.version=...").
+var version = ""
+
+func toolName() string { return "diffah " + versionString() }
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Run prints the version.
+func (c *VersionCmd) Run(g *Globals, s stdio) error {
+	if c.JSON {
+		return json.NewEncoder(s.out).Encode(map[string]any{"version": versionString(), "planVersion": fmt.Sprintf("%d.%d", plan.Major, plan.Minor)})
+	}
+	_, err := fmt.Fprintf(s.out, "diffah %s (plan format %d.%d)\n", versionString(), plan.Major, plan.Minor)
+	return err
+}

@@ -1,0 +1,338 @@
+// Package inspect explains a plan or a delta archive to people and to
+// scripts: per image, what each blob costs to ship, what is reused or
+// patched, and how much is saved against shipping the full image.
+package inspect
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/plan"
+	"github.com/diffah/diffah/sidecar"
+)
+
+// Doc is what inspect reports; its JSON form is stable.
+type Doc struct {
+	// Source is "plan" or "archive".
+	Source  string `json:"source"`
+	Version string `json:"version"`
+	Tool    string `json:"tool,omitempty"`
+	// Signature status (archives only).
+	Signed            bool     `json:"signed"`
+	KeyID             string   `json:"keyId,omitempty"`
+	SignatureVerified bool     `json:"signatureVerified"`
+	Images            []Image  `json:"images"`
+	Totals            Totals   `json:"totals"`
+	// TopSavings lists the layers that saved the most bytes.
+	TopSavings []Saving `json:"topSavings"`
+	// Histogram counts layers by target size.
+	Histogram []Bucket `json:"histogram"`
+	// Warnings point at waste: layers that could not be patched, blobs
+	// shipped twice, a baseline that shares nothing.
+	Warnings []string `json:"warnings"`
+}
+
+// Image is one image of the plan or archive.
+type Image struct {
+	Name             string        `json:"name"`
+	Platform         string        `json:"platform,omitempty"`
+	TargetRef        string        `json:"targetRef"`
+	TargetManifest   digest.Digest `json:"targetManifest"`
+	BaselineRef      string        `json:"baselineRef,omitempty"`
+	BaselineManifest digest.Digest `json:"baselineManifest,omitempty"`
+	Blobs            []Blob        `json:"blobs"`
+	Totals
+}
+
+// Blob is one row of the layer table.
+type Blob struct {
+	Digest digest.Digest `json:"digest"`
+	Role   string        `json:"role"`
+	// Kind is full (shipped whole), patch or reused.
+	Kind        string          `json:"kind"`
+	TargetSize  int64           `json:"targetSize"`
+	ShippedSize int64           `json:"shippedSize"`
+	// Ratio is ShippedSize / TargetSize.
+	Ratio   float64         `json:"ratio"`
+	Sources []digest.Digest `json:"patchSources,omitempty"`
+	Reason      string          `json:"reason,omitempty"`
+	// Shared is true when another image of the bundle ships the same
+	// entry (it travels once; counted in the first image only).
+	Shared bool `json:"shared,omitempty"`
+}
+
+// Totals sums sizes.
+type Totals struct {
+	Blobs   int `json:"blobs"`
+	Shipped int `json:"shipped"`
+	Patched int `json:"patched"`
+	Reused  int `json:"reused"`
+	// FullBytes is the size of every blob of the target(s): what shipping
+	// the whole image(s) would cost.
+	FullBytes    int64   `json:"fullBytes"`
+	ShippedBytes int64   `json:"shippedBytes"`
+	ReusedBytes  int64   `json:"reusedBytes"`
+	SavedPercent float64 `json:"savedPercent"`
+}
+
+const (
+	KindFull   = "full"
+	KindPatch  = "patch"
+	KindReused = "reused"
+)
+
+func (t *Totals) add(b Blob) {
+	t.Blobs++
+	t.FullBytes += b.TargetSize
+	t.ShippedBytes += b.ShippedSize
+	switch b.Kind {
+	case KindFull:
+		t.Shipped++
+	case KindPatch:
+		t.Patched++
+	case KindReused:
+		t.Reused++
+		t.ReusedBytes += b.TargetSize
+	}
+}
+
+func (t *Totals) finish() {
+	if t.FullBytes > 0 {
+		t.SavedPercent = 100 * float64(t.FullBytes-t.ShippedBytes) / float64(t.FullBytes)
+	}
+}
+
+// FromPlans describes plans. A planned patch's shipped size is not known
+// until pack computes it; the full blob size stands in (an upper bound).
+func FromPlans(plans []*plan.Plan) *Doc {
+	d := &Doc{Source: "plan"}
+	shipped := map[digest.Digest]bool{}
+	nonRepro := map[digest.Digest]bool{}
+	for _, p := range plans {
+		d.Version = p.Version
+		im := Image{Name: p.Name, Platform: p.Target.Platform, TargetRef: p.Target.Ref, TargetManifest: p.Target.Manifest.Digest}
+		if p.Baseline != nil {
+			im.BaselineRef, im.BaselineManifest = p.Baseline.Ref, p.Baseline.ManifestDigest
+			if im.BaselineRef == "" {
+				im.BaselineRef = p.Baseline.ManifestFile
+			}
+		}
+		for _, b := range p.Blobs {
+			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason}
+			switch b.Action {
+			case sidecar.Reuse:
+				row.Kind = KindReused
+			case sidecar.Patch:
+				row.Kind, row.ShippedSize = KindPatch, b.Size
+				for _, s := range b.Patch.Sources {
+					row.Sources = append(row.Sources, s.Digest)
+				}
+			default:
+				row.Kind, row.ShippedSize = KindFull, b.Size
+				if strings.Contains(b.Reason, "cannot be reproduced") {
+					nonRepro[b.Digest] = true
+				}
+			}
+			if row.Kind != KindReused {
+				if shipped[b.Digest] {
+					row.Shared, row.ShippedSize = true, 0
+				}
+				shipped[b.Digest] = true
+			}
+			if row.TargetSize > 0 {
+				row.Ratio = float64(row.ShippedSize) / float64(row.TargetSize)
+			}
+			im.Blobs = append(im.Blobs, row)
+			im.Totals.add(row)
+			d.Totals.add(row)
+		}
+		im.Totals.finish()
+		d.Images = append(d.Images, im)
+	}
+	d.Totals.finish()
+	d.analyze(nonRepro)
+	return d
+}
+
+// FromSidecar describes an archive from its sidecar.
+func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) *Doc {
+	d := &Doc{Source: "archive", Version: sc.Version, Tool: sc.Tool, Signed: signed, KeyID: keyID, SignatureVerified: verified}
+	sizes := map[string]int64{}
+	for _, e := range sc.Entries {
+		sizes[e.Name] = e.Size
+	}
+	counted := map[string]bool{}
+	for _, si := range sc.Images {
+		im := Image{Name: si.Name, Platform: si.Target.Platform, TargetRef: si.Target.Ref, TargetManifest: si.Target.Manifest.Digest}
+		if si.Baseline != nil {
+			im.BaselineRef, im.BaselineManifest = si.Baseline.Ref, si.Baseline.ManifestDigest
+		}
+		for _, b := range si.Blobs {
+			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size}
+			entry := ""
+			switch b.Action {
+			case sidecar.Reuse:
+				row.Kind = KindReused
+			case sidecar.Patch:
+				row.Kind, entry = KindPatch, b.Patch.Entry
+				for _, s := range b.Patch.Sources {
+					row.Sources = append(row.Sources, s.Digest)
+				}
+			default:
+				row.Kind, entry = KindFull, b.Entry
+			}
+			if entry != "" {
+				if counted[entry] {
+					row.Shared = true
+				} else {
+					counted[entry] = true
+					row.ShippedSize = sizes[entry]
+				}
+			}
+			if row.TargetSize > 0 {
+				row.Ratio = float64(row.ShippedSize) / float64(row.TargetSize)
+			}
+			im.Blobs = append(im.Blobs, row)
+			im.Totals.add(row)
+			d.Totals.add(row)
+		}
+		im.Totals.finish()
+		d.Images = append(d.Images, im)
+	}
+	d.Totals.finish()
+	d.analyze(nil)
+	return d
+}
+
+// WritePlans prints a short text summary of plans (export --dry-run).
+func WritePlans(w io.Writer, plans []*plan.Plan) error {
+	return FromPlans(plans).WriteText(w)
+}
+
+// WriteJSON writes the document as indented JSON.
+func (d *Doc) WriteJSON(w io.Writer) error {
+	b, err := json.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// WriteText writes the document for people.
+func (d *Doc) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, format %s", d.Source, d.Version)
+	if d.Tool != "" {
+		fmt.Fprintf(&b, ", written by %s", d.Tool)
+	}
+	b.WriteString("\n")
+	if d.Source == "archive" {
+		switch {
+		case d.Signed && d.SignatureVerified:
+			fmt.Fprintf(&b, "signature: valid, key %s\n", d.KeyID)
+		case d.Signed:
+			fmt.Fprintf(&b, "signature: present, key %s (not verified: pass --verify-key)\n", d.KeyID)
+		default:
+			b.WriteString("signature: none\n")
+		}
+	}
+	for _, im := range d.Images {
+		fmt.Fprintf(&b, "\nimage %s", im.Name)
+		if im.Platform != "" {
+			fmt.Fprintf(&b, " (%s)", im.Platform)
+		}
+		fmt.Fprintf(&b, "\n  target:   %s %s\n", im.TargetRef, im.TargetManifest)
+		if im.BaselineRef != "" || im.BaselineManifest != "" {
+			fmt.Fprintf(&b, "  baseline: %s %s\n", im.BaselineRef, im.BaselineManifest)
+		}
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ROLE\tDIGEST\tKIND\tSIZE\tSHIPPED\tRATIO\tPATCH SOURCE")
+		for _, r := range im.Blobs {
+			shipped := Bytes(r.ShippedSize)
+			if r.Shared {
+				shipped = "(shared)"
+			}
+			src := ""
+			for i, s := range r.Sources {
+				if i > 0 {
+					src += ","
+				}
+				src += Short(s)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", r.Role, Short(r.Digest), r.Kind, Bytes(r.TargetSize), shipped, r.Ratio, src)
+		}
+		tw.Flush()
+		fmt.Fprintf(&b, "  %d blobs: %d shipped, %d patched, %d reused; %s of %s travels, %.1f%% saved\n",
+			im.Totals.Blobs, im.Shipped, im.Patched, im.Reused, Bytes(im.ShippedBytes), Bytes(im.FullBytes), im.SavedPercent)
+	}
+	if len(d.Images) > 1 {
+		fmt.Fprintf(&b, "\ntotal: %s of %s travels, %.1f%% saved\n", Bytes(d.Totals.ShippedBytes), Bytes(d.Totals.FullBytes), d.Totals.SavedPercent)
+	}
+	if len(d.TopSavings) > 0 {
+		b.WriteString("\ntop savings:\n")
+		for _, s := range d.TopSavings {
+			fmt.Fprintf(&b, "  %-10s %s  %-6s %s\n", s.Image, Short(s.Digest), s.Kind, Bytes(s.Saved))
+		}
+	}
+	if len(d.Histogram) > 0 {
+		b.WriteString("\nlayer sizes:\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, h := range d.Histogram {
+			fmt.Fprintf(tw, "  %s\t%d layer(s)\t%s\t%s shipped\t%s\n", h.Label, h.Layers, Bytes(h.Bytes), Bytes(h.Shipped), bar(h.Layers, maxLayers(d.Histogram)))
+		}
+		tw.Flush()
+	}
+	if len(d.Warnings) > 0 {
+		b.WriteString("\nwarnings:\n")
+		for _, w := range d.Warnings {
+			fmt.Fprintf(&b, "  - %s\n", w)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+
+// Short abbreviates a digest for tables.
+func Short(d digest.Digest) string {
+	s := d.String()
+	if len(s) > 19 {
+		return s[:19]
+	}
+	return s
+}
+
+// Bytes formats a size for people.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func maxLayers(h []Bucket) int {
+	m := 0
+	for _, b := range h {
+		m = max(m, b.Layers)
+	}
+	return m
+}
+
+func bar(n, of int) string {
+	if of == 0 {
+		return ""
+	}
+	return strings.Repeat("#", max(1, 20*n/of))
+}

@@ -1,0 +1,554 @@
+// Package pack streams delta archives. Write takes one or more plans,
+// computes the patch payloads they call for, and writes a deterministic
+// POSIX tar: diffah.json first, its signature next when signing, then every
+// shipped blob and patch payload exactly once, in the order the sidecar
+// lists them.
+package pack
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/progress"
+	"github.com/diffah/diffah/internal/spool"
+	"github.com/diffah/diffah/internal/verify"
+	"github.com/diffah/diffah/plan"
+	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/signature"
+	"github.com/diffah/diffah/tarpatch"
+)
+
+// Compression of the archive as a whole.
+const (
+	CompressNone = "none"
+	CompressZstd = "zstd"
+)
+
+// Options tune Write.
+type Options struct {
+	Compress string // CompressNone (default) or CompressZstd
+	Jobs     int    // parallel patch computation; default runtime.NumCPU()
+	// SignKey, when set, signs the sidecar.
+	SignKey *ecdsa.PrivateKey
+	// Image opens images named by plans (tests and the registry code
+	// inject their own); default imgref.Open.
+	Image imgref.Options
+	// TempDir holds spooled layers and patch payloads ("" = system temp).
+	TempDir string
+	Tool    string
+	Log     *slog.Logger
+	// Progress, when set, receives a progress line (a terminal).
+	Progress io.Writer
+}
+
+// Report says what Write wrote.
+type Report struct {
+	Sidecar *sidecar.Sidecar
+	// Bytes is the archive size (after whole-archive compression).
+	Bytes int64
+	// Patches lists each patch payload computed, shipped or not.
+	Patches []PatchStat
+}
+
+// PatchStat is the outcome of one planned patch.
+type PatchStat struct {
+	Image     string
+	Layer     digest.Digest
+	BlobSize  int64
+	PatchSize int64
+	Used      bool // false: the patch was not smaller, the blob shipped
+	Stats     tarpatch.Stats
+}
+
+type payload struct {
+	newSize int64
+	file    *os.File
+	digest  digest.Digest
+	size    int64
+}
+
+type source struct {
+	img   *imgref.Image
+	close func() error
+}
+
+// Write streams the archive for plans to w.
+func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Report, error) {
+	if len(plans) == 0 {
+		return nil, fault.Errorf(fault.Usage, "pack: no plans on input; pipe `diffah plan` output or name plan files")
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Compress == "" {
+		o.Compress = CompressNone
+	}
+	if o.Compress != CompressNone && o.Compress != CompressZstd {
+		return nil, fault.Errorf(fault.Usage, "pack: --compress %q: want none or zstd", o.Compress)
+	}
+	names := map[string]bool{}
+	for _, p := range plans {
+		if names[p.Name] {
+			return nil, fault.WithHint(fault.Errorf(fault.Usage, "pack: two plans name their image %q", p.Name),
+				fault.Usage, "give each image its own name with `diffah plan --name`")
+		}
+		names[p.Name] = true
+	}
+	st := &state{o: o, cache: spool.NewCache(o.TempDir), images: map[string]*source{}}
+	defer st.close()
+
+	targets := make([]*imgref.Image, len(plans))
+	for i, p := range plans {
+		img, err := st.open(ctx, p.Target.Ref, p.Target.Platform)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := img.RawManifest()
+		if err != nil {
+			return nil, fault.Errorf(fault.Env, "pack: reading manifest of %s: %w", p.Target.Ref, err)
+		}
+		if digest.FromBytes(raw) != p.Target.Manifest.Digest {
+			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "pack: target %s is now %s, the plan was made for %s",
+				p.Target.Ref, digest.FromBytes(raw), p.Target.Manifest.Digest), fault.Integrity, "run `diffah plan` again")
+		}
+		targets[i] = img
+	}
+	rep := &Report{}
+	payloads, err := st.patches(ctx, plans, targets, rep)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := buildSidecar(plans, payloads, o.Tool)
+	if err != nil {
+		return nil, err
+	}
+	rep.Sidecar = sc
+	scBytes, err := sc.Marshal()
+	if err != nil {
+		return nil, fault.Wrap(fault.Internal, err)
+	}
+	var sig []byte
+	if o.SignKey != nil {
+		if sig, err = signature.Sign(scBytes, o.SignKey); err != nil {
+			return nil, fault.Errorf(fault.Env, "pack: signing: %w", err)
+		}
+	}
+	cw := &countWriter{w: w}
+	var out io.Writer = cw
+	var zw *zstd.Encoder
+	if o.Compress == CompressZstd {
+		// One encoder goroutine keeps the output identical from run to run
+		// whatever the machine.
+		zw, err = zstd.NewWriter(cw, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+		if err != nil {
+			return nil, fault.Wrap(fault.Internal, err)
+		}
+		out = zw
+	}
+	var total int64
+	for _, e := range sc.Entries {
+		total += e.Size
+	}
+	var bar *progress.Bar
+	if o.Progress != nil {
+		bar = progress.New(o.Progress, "pack", total)
+		defer bar.Done()
+		out = bar.Writer(out)
+	}
+	tw := tar.NewWriter(out)
+	if err := writeEntry(tw, sidecar.EntryName, int64(len(scBytes)), bytesReader(scBytes)); err != nil {
+		return nil, err
+	}
+	if sig != nil {
+		if err := writeEntry(tw, signature.EntryName, int64(len(sig)), bytesReader(sig)); err != nil {
+			return nil, err
+		}
+	}
+	src := blobSources(plans, targets)
+	for _, e := range sc.Entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var r io.Reader
+		if pl, ok := payloads.byDigest[e.Digest]; ok && e.Name == sidecar.PatchEntryName(e.Digest) {
+			r = io.NewSectionReader(pl.file, 0, pl.size)
+		} else {
+			rc, err := src.open(e.Digest)
+			if err != nil {
+				return nil, err
+			}
+			defer rc.Close()
+			r = rc
+		}
+		vr := verify.NewReader(r, e.Digest, e.Size, "pack: blob "+e.Digest.String())
+		if err := writeEntry(tw, e.Name, e.Size, vr); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: finishing the archive: %w", err)
+	}
+	if zw != nil {
+		if err := zw.Close(); err != nil {
+			return nil, fault.Errorf(fault.Env, "pack: finishing zstd: %w", err)
+		}
+	}
+	rep.Bytes = cw.n
+	return rep, nil
+}
+
+type state struct {
+	o      Options
+	cache  *spool.Cache
+	mu     sync.Mutex
+	images map[string]*source
+}
+
+func (st *state) open(ctx context.Context, ref, platform string) (*imgref.Image, error) {
+	key := ref + "\x00" + platform
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if s, ok := st.images[key]; ok {
+		return s.img, nil
+	}
+	r, err := imgref.Parse(ref)
+	if err != nil {
+		return nil, err
+	}
+	io := st.o.Image
+	if platform != "" {
+		io.Platform = platform
+	}
+	img, err := imgref.Open(ctx, r, io)
+	if err != nil {
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	st.images[key] = &source{img: img, close: img.Close}
+	return img, nil
+}
+
+func (st *state) close() {
+	st.cache.Close()
+	for _, s := range st.images {
+		if s.close != nil {
+			s.close()
+		}
+	}
+}
+
+type payloadSet struct {
+	// byLayer maps image name + layer digest to the payload that
+	// rebuilds it; absent means the layer ships.
+	byLayer  map[string]*payload
+	byDigest map[digest.Digest]*payload
+}
+
+func (ps *payloadSet) close() {
+	for _, p := range ps.byDigest {
+		p.file.Close()
+	}
+}
+
+// patches computes every planned patch on o.Jobs workers. A layer that
+// some image ships whole anyway is not patched for the others: the
+// archive carries it once.
+func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*imgref.Image, rep *Report) (*payloadSet, error) {
+	shipped := map[digest.Digest]bool{}
+	for _, p := range plans {
+		for _, b := range p.Blobs {
+			if b.Action == sidecar.Ship {
+				shipped[b.Digest] = true
+			}
+		}
+	}
+	type job struct {
+		pi   int
+		blob plan.Blob
+	}
+	var jobs []job
+	queued := map[digest.Digest]bool{}
+	for pi, p := range plans {
+		for _, b := range p.Blobs {
+			if b.Action == sidecar.Patch && !shipped[b.Digest] && !queued[b.Digest] {
+				queued[b.Digest] = true
+				jobs = append(jobs, job{pi, b})
+			}
+		}
+	}
+	ps := &payloadSet{byLayer: map[string]*payload{}, byDigest: map[digest.Digest]*payload{}}
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		next  = make(chan job)
+	)
+	// Patches run one per worker; each patch encodes on its own with a
+	// share of the jobs, so both cores work whether there is one big
+	// layer or many small ones.
+	workers := min(st.o.Jobs, max(1, len(jobs)))
+	perPatch := max(1, st.o.Jobs/workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				p := plans[j.pi]
+				pl, stat, err := st.patch(ctx, p, targets[j.pi], j.blob, perPatch)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				if err == nil {
+					rep.Patches = append(rep.Patches, stat)
+					if stat.Used {
+						ps.byDigest[pl.digest] = pl
+						ps.byLayer[j.blob.Digest.String()] = pl
+					} else {
+						pl.file.Close()
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, j := range jobs {
+		select {
+		case next <- j:
+		case <-ctx.Done():
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	if first != nil {
+		ps.close()
+		return nil, first
+	}
+	sortPatchStats(rep.Patches)
+	return ps, nil
+}
+
+func (st *state) patch(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, jobs int) (*payload, PatchStat, error) {
+	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size}
+	if p.Baseline == nil || p.Baseline.Ref == "" {
+		return nil, stat, fault.Errorf(fault.Usage, "pack: plan %q patches layer %s but names no baseline image to read", p.Name, b.Digest)
+	}
+	base, err := st.open(ctx, p.Baseline.Ref, p.Target.Platform)
+	if err != nil {
+		return nil, stat, err
+	}
+	var srcs []tarpatch.Source
+	for _, s := range b.Patch.Sources {
+		l, err := base.LayerByDigest(v1hash(s.Digest))
+		if err != nil {
+			return nil, stat, fault.Errorf(fault.Integrity, "pack: baseline %s has no layer %s (the plan names it as a patch source): %w", p.Baseline.Ref, s.Digest, err)
+		}
+		f, err := st.cache.Uncompressed(ctx, l, s.DiffID, "baseline layer "+s.Digest.String())
+		if err != nil {
+			return nil, stat, fmt.Errorf("pack: %w", err)
+		}
+		srcs = append(srcs, f)
+	}
+	l, err := target.LayerByDigest(v1hash(b.Digest))
+	if err != nil {
+		return nil, stat, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, stat, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(st.o.TempDir, "diffah-patch-*")
+	if err != nil {
+		return nil, stat, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	os.Remove(f.Name())
+	h := sha256.New()
+	dr := &diffIDReader{r: rc, h: sha256.New()}
+	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: jobs})
+	if err != nil {
+		f.Close()
+		return nil, stat, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	// Encode may stop reading at the end-of-archive marker; drain so the
+	// diffID covers every byte.
+	if _, err := io.Copy(io.Discard, dr); err != nil {
+		f.Close()
+		return nil, stat, fault.Errorf(fault.Env, "pack: reading layer %s: %w", b.Digest, err)
+	}
+	if got := digest.NewDigest(digest.SHA256, dr.h); got != b.DiffID {
+		f.Close()
+		return nil, stat, fault.Errorf(fault.Integrity, "pack: layer %s of %s: uncompressed content is %s, its config says %s", b.Digest, p.Target.Ref, got, b.DiffID)
+	}
+	size, _ := f.Seek(0, io.SeekCurrent)
+	stat.PatchSize, stat.Stats = size, stats
+	stat.Used = size < b.Size
+	st.o.Log.Info("patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size, "used", stat.Used)
+	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.n}, stat, nil
+}
+
+type diffIDReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (d *diffIDReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	d.h.Write(p[:n])
+	d.n += int64(n)
+	return n, err
+}
+
+func v1hash(d digest.Digest) v1.Hash {
+	h, _ := v1.NewHash(d.String())
+	return h
+}
+
+// buildSidecar turns plans and computed payloads into the sidecar: blobs
+// whose patch was not used ship, and every entry appears once, in the
+// order of first use.
+func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sidecar, error) {
+	sc := sidecar.New(tool)
+	seen := map[string]bool{}
+	add := func(name string, d digest.Digest, size int64) {
+		if !seen[name] {
+			seen[name] = true
+			sc.Entries = append(sc.Entries, sidecar.Entry{Name: name, Size: size, Digest: d})
+		}
+	}
+	for _, p := range plans {
+		im := sidecar.Image{Name: p.Name, Target: sidecar.Target{
+			Ref: p.Target.Ref, Platform: p.Target.Platform, IndexDigest: p.Target.IndexDigest, Manifest: p.Target.Manifest}}
+		if p.Baseline != nil {
+			ref := p.Baseline.Ref
+			if ref == "" {
+				ref = p.Baseline.ManifestFile
+			}
+			im.Baseline = &sidecar.Baseline{Ref: ref, ManifestDigest: p.Baseline.ManifestDigest}
+		}
+		for _, b := range p.Blobs {
+			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action}
+			if b.Action == sidecar.Patch {
+				pl, ok := ps.byLayer[b.Digest.String()]
+				if !ok {
+					sb.Action = sidecar.Ship
+				} else {
+					sb.Patch = &sidecar.PatchRef{Codec: b.Patch.Codec, Sources: b.Patch.Sources,
+						Recipe: json.RawMessage(b.Patch.Recipe), Entry: sidecar.PatchEntryName(pl.digest), UncompressedSize: pl.newSize}
+					add(sb.Patch.Entry, pl.digest, pl.size)
+				}
+			}
+			if sb.Action == sidecar.Ship {
+				sb.Entry = sidecar.BlobEntryName(b.Digest)
+				add(sb.Entry, b.Digest, b.Size)
+			}
+			im.Blobs = append(im.Blobs, sb)
+		}
+		sc.Images = append(sc.Images, im)
+	}
+	return sc, sc.Validate()
+}
+
+// blobSet finds where to read each shipped blob.
+type blobSet struct {
+	raw    map[digest.Digest][]byte
+	layers map[digest.Digest]v1.Layer
+}
+
+func blobSources(plans []*plan.Plan, targets []*imgref.Image) *blobSet {
+	bs := &blobSet{raw: map[digest.Digest][]byte{}, layers: map[digest.Digest]v1.Layer{}}
+	for i, p := range plans {
+		bs.raw[p.Target.Manifest.Digest] = p.Target.Raw
+		img := targets[i]
+		if _, ok := bs.raw[p.Target.Config]; !ok {
+			if cfg, err := img.RawConfigFile(); err == nil {
+				bs.raw[p.Target.Config] = cfg
+			}
+		}
+		for _, b := range p.Blobs[2:] {
+			if _, ok := bs.layers[b.Digest]; !ok {
+				if l, err := img.LayerByDigest(v1hash(b.Digest)); err == nil {
+					bs.layers[b.Digest] = l
+				}
+			}
+		}
+	}
+	return bs
+}
+
+func (bs *blobSet) open(d digest.Digest) (io.ReadCloser, error) {
+	if b, ok := bs.raw[d]; ok {
+		return io.NopCloser(bytesReader(b)), nil
+	}
+	if l, ok := bs.layers[d]; ok {
+		rc, err := l.Compressed()
+		if err != nil {
+			return nil, fault.Errorf(fault.Env, "pack: reading blob %s: %w", d, err)
+		}
+		return rc, nil
+	}
+	return nil, fault.Errorf(fault.Env, "pack: blob %s is in no target image", d)
+}
+
+// epoch is the mtime of every entry: archives must not depend on when
+// they were made.
+var epoch = time.Unix(0, 0)
+
+func writeEntry(tw *tar.Writer, name string, size int64, r io.Reader) error {
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: epoch, Format: tar.FormatPAX}
+	if size < 1<<33-1 {
+		hdr.Format = tar.FormatUSTAR
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fault.Errorf(fault.Env, "pack: writing %s: %w", name, err)
+	}
+	n, err := io.Copy(tw, r)
+	if err != nil {
+		return fmt.Errorf("pack: writing %s: %w", name, wrapEnv(err))
+	}
+	if n != size {
+		return fault.Errorf(fault.Integrity, "pack: %s: %d bytes, expected %d", name, n, size)
+	}
+	return nil
+}
+
+func wrapEnv(err error) error {
+	if fault.KindOf(err, 0) != 0 {
+		return err
+	}
+	return fault.Wrap(fault.Env, err)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

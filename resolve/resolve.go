@@ -1,0 +1,727 @@
+// Package resolve completes a partial layout written by unpack: it takes
+// reused blobs from the baseline(s), rebuilds patched layers (patch →
+// exact uncompressed tar, checked against its diffID → exact
+// recompression, checked against the blob digest), verifies every blob
+// and every manifest, and only then moves the complete layout into place.
+// Before writing anything it checks that every blob it needs is reachable
+// and reports all that are not.
+package resolve
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
+	"github.com/diffah/diffah/internal/layout"
+	"github.com/diffah/diffah/internal/progress"
+	"github.com/diffah/diffah/internal/spool"
+	"github.com/diffah/diffah/internal/verify"
+	"github.com/diffah/diffah/recompress"
+	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/tarpatch"
+)
+
+// Baseline is an image the consumer holds, with the reference it was
+// opened from (for messages).
+type Baseline struct {
+	Ref   string
+	Image v1.Image
+}
+
+// Options tune Complete.
+type Options struct {
+	// Strict makes an image without a usable baseline an error; by
+	// default it is skipped with a warning and the rest resolve.
+	Strict bool
+	// DryRun checks reachability and reports, writing nothing.
+	DryRun bool
+	Jobs   int
+	// TempDir holds spooled baseline layers ("" = system temp).
+	TempDir string
+	Log     *slog.Logger
+	// Progress, when set, receives a progress line (a terminal).
+	Progress io.Writer
+}
+
+// Status of one image.
+const (
+	StatusOK      = "ok"
+	StatusSkipped = "skipped"
+	StatusFailed  = "failed"
+)
+
+// ImageReport is the outcome for one image.
+type ImageReport struct {
+	Name           string        `json:"name"`
+	Status         string        `json:"status"`
+	Reason         string        `json:"reason,omitempty"`
+	ManifestDigest digest.Digest `json:"manifestDigest"`
+	Shipped        int           `json:"shipped"`
+	Reused         int           `json:"reused"`
+	Patched        int           `json:"patched"`
+	Missing        []Missing     `json:"missing,omitempty"`
+}
+
+// Missing is a blob the baseline lacks.
+type Missing struct {
+	Digest digest.Digest `json:"digest"`
+	Why    string        `json:"why"`
+}
+
+// Report is what Complete did.
+type Report struct {
+	Dir    string        `json:"dir"`
+	Images []ImageReport `json:"images"`
+}
+
+// Worst returns the exit category of the report: 0 when every image
+// resolved.
+func (r *Report) Worst() fault.Kind {
+	var k fault.Kind
+	for _, im := range r.Images {
+		switch im.Status {
+		case StatusFailed:
+			return fault.Integrity
+		case StatusSkipped:
+			k = fault.Partial
+		}
+	}
+	return k
+}
+
+// Complete resolves the partial layout at dir. baselines maps image names
+// to baselines; the key "" is the baseline of a single-image archive.
+func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o Options) (*Report, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	scPath := filepath.Join(dir, layout.SidecarFile)
+	f, err := os.Open(scPath)
+	if errors.Is(err, os.ErrNotExist) {
+		if layout.Exists(filepath.Join(dir, "index.json")) {
+			return verifyComplete(dir, o)
+		}
+		return nil, fault.WithHint(fault.Errorf(fault.Env, "resolve: %s is not a layout written by `diffah unpack` (no %s)", dir, layout.SidecarFile),
+			fault.Env, "run `diffah unpack -o DIR` first, or use `diffah import`")
+	}
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "resolve: %w", err)
+	}
+	sc, err := sidecar.Parse(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("resolve: %s: %w", scPath, err)
+	}
+	r := &resolver{dir: dir, sc: sc, o: o, baselines: baselines}
+	return r.run(ctx)
+}
+
+// Check runs only the preflight of Complete against a sidecar (read from
+// an archive's head): which images would resolve, and which blobs each
+// baseline lacks. Nothing is read from the baselines but their manifests.
+func Check(sc *sidecar.Sidecar, baselines map[string]Baseline, o Options) (*Report, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	o.DryRun = true
+	r := &resolver{sc: sc, o: o, baselines: baselines}
+	return r.run(context.Background())
+}
+
+type resolver struct {
+	dir       string
+	sc        *sidecar.Sidecar
+	o         Options
+	baselines map[string]Baseline
+	cache     *spool.Cache
+	bar       *progress.Bar
+}
+
+type imageWork struct {
+	im      *sidecar.Image
+	base    *Baseline
+	recipes map[digest.Digest]recompress.Recipe
+	rep     *ImageReport
+}
+
+func (r *resolver) baselineFor(name string) (*Baseline, error) {
+	if b, ok := r.baselines[name]; ok {
+		return &b, nil
+	}
+	if b, ok := r.baselines[""]; ok {
+		if len(r.sc.Images) == 1 {
+			return &b, nil
+		}
+		return nil, fault.WithHint(fault.Errorf(fault.Usage, "resolve: the delta holds %d images; a plain --baseline is ambiguous", len(r.sc.Images)),
+			fault.Usage, "name each one: --baseline NAME=REF (images: "+strings.Join(r.names(), ", ")+")")
+	}
+	return nil, nil
+}
+
+func (r *resolver) names() []string {
+	var n []string
+	for _, im := range r.sc.Images {
+		n = append(n, im.Name)
+	}
+	return n
+}
+
+func (r *resolver) run(ctx context.Context) (*Report, error) {
+	for name := range r.baselines {
+		if _, ok := r.sc.Image(name); name != "" && !ok {
+			return nil, fault.Errorf(fault.Usage, "resolve: --baseline %s=…: the delta has no image %q (images: %s)", name, name, strings.Join(r.names(), ", "))
+		}
+	}
+	rep := &Report{Dir: r.dir}
+	var works []*imageWork
+	var problems []string
+	for i := range r.sc.Images {
+		im := &r.sc.Images[i]
+		ir := ImageReport{Name: im.Name, ManifestDigest: im.Target.Manifest.Digest}
+		base, err := r.baselineFor(im.Name)
+		if err != nil {
+			return nil, err
+		}
+		w := &imageWork{im: im, base: base, rep: &ir}
+		if err := r.preflight(w); err != nil {
+			ir.Status, ir.Reason = StatusFailed, err.Error()
+			if fault.KindOf(err, 0) == fault.Partial {
+				ir.Status = StatusSkipped
+			}
+			problems = append(problems, err.Error())
+		} else {
+			ir.Status = StatusOK
+			works = append(works, w)
+		}
+		rep.Images = append(rep.Images, ir)
+	}
+	for i := range rep.Images {
+		for _, w := range works {
+			if w.im.Name == rep.Images[i].Name {
+				w.rep = &rep.Images[i]
+			}
+		}
+	}
+	if len(problems) > 0 && (r.o.Strict || len(works) == 0 || anyFailed(rep)) {
+		kind := fault.Integrity
+		if !anyFailed(rep) {
+			kind = fault.Partial
+		}
+		return rep, &fault.Error{Kind: kind, Err: fmt.Errorf("resolve: preflight failed, nothing written:\n  %s", strings.Join(problems, "\n  ")),
+			Hint: "pass the baseline each image was planned against: --baseline REF (or NAME=REF for bundles)"}
+	}
+	for _, p := range problems {
+		r.o.Log.Warn("skipping image", "reason", p)
+	}
+	if r.o.DryRun {
+		return rep, nil
+	}
+	if err := r.build(ctx, works, rep); err != nil {
+		for _, w := range works {
+			if w.rep.Status == StatusOK {
+				w.rep.Status, w.rep.Reason = StatusFailed, err.Error()
+			}
+		}
+		return rep, err
+	}
+	return rep, nil
+}
+
+func anyFailed(rep *Report) bool {
+	for _, im := range rep.Images {
+		if im.Status == StatusFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// preflight checks everything an image needs before any write: shipped
+// blobs present with the right size, recipes and codecs understood, and
+// every reused blob and patch source present in the baseline. It lists
+// all that is missing at once.
+func (r *resolver) preflight(w *imageWork) error {
+	im := w.im
+	w.recipes = map[digest.Digest]recompress.Recipe{}
+	var missing []Missing
+	var needBase bool
+	for _, b := range im.Blobs {
+		switch b.Action {
+		case sidecar.Ship:
+			if r.dir == "" {
+				w.rep.Shipped++
+				continue
+			}
+			st, err := os.Stat(layout.BlobPath(r.dir, b.Digest))
+			if err != nil || st.Size() != b.Size {
+				missing = append(missing, Missing{b.Digest, fmt.Sprintf("shipped %s is missing from %s or has the wrong size", b.Role, r.dir)})
+			}
+			w.rep.Shipped++
+		case sidecar.Reuse:
+			needBase = true
+			w.rep.Reused++
+		case sidecar.Patch:
+			needBase = true
+			w.rep.Patched++
+			if b.Patch.Codec != tarpatch.Codec {
+				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec)
+			}
+			var rec recompress.Recipe
+			dec := json.NewDecoder(strings.NewReader(string(b.Patch.Recipe)))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&rec); err != nil {
+				return fault.Errorf(fault.Integrity, "image %q: layer %s: recipe: %w", im.Name, b.Digest, err)
+			}
+			if err := rec.Validate(); err != nil {
+				return fmt.Errorf("image %q: layer %s: %w", im.Name, b.Digest, err)
+			}
+			w.recipes[b.Digest] = rec
+			if e, ok := r.sc.EntryByName(b.Patch.Entry); r.dir != "" && (!ok || !fileHasSize(layout.PatchPath(r.dir, e.Digest), e.Size)) {
+				missing = append(missing, Missing{b.Digest, "patch payload missing from " + r.dir})
+			}
+		}
+	}
+	if needBase && w.base == nil {
+		what := "image"
+		if im.Baseline != nil && im.Baseline.Ref != "" {
+			what = "baseline " + im.Baseline.Ref
+		}
+		return fault.Errorf(fault.Partial, "image %q: no baseline given (it was planned against %s, manifest %s)", im.Name, what, baselineDigest(im))
+	}
+	if needBase {
+		missing = append(missing, r.missingFromBaseline(w)...)
+	}
+	w.rep.Missing = missing
+	if len(missing) > 0 {
+		var lines []string
+		for _, m := range missing {
+			lines = append(lines, fmt.Sprintf("%s: %s", m.Digest, m.Why))
+		}
+		return fault.Errorf(fault.Integrity, "image %q: %d blob(s) not reachable:\n    %s", im.Name, len(missing), strings.Join(lines, "\n    "))
+	}
+	return nil
+}
+
+func baselineDigest(im *sidecar.Image) string {
+	if im.Baseline == nil || im.Baseline.ManifestDigest == "" {
+		return "unknown"
+	}
+	return im.Baseline.ManifestDigest.String()
+}
+
+func fileHasSize(p string, size int64) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Size() == size
+}
+
+// missingFromBaseline lists reused blobs and patch sources the baseline
+// does not have. It asks the baseline's manifest, not its blob store, so
+// a registry baseline costs one request.
+func (r *resolver) missingFromBaseline(w *imageWork) []Missing {
+	have := map[digest.Digest]bool{}
+	img := w.base.Image
+	if m, err := img.Manifest(); err == nil {
+		have[digest.Digest(m.Config.Digest.String())] = true
+		for _, l := range m.Layers {
+			have[digest.Digest(l.Digest.String())] = true
+		}
+	} else {
+		return []Missing{{"", fmt.Sprintf("baseline %s: cannot read its manifest: %v", w.base.Ref, err)}}
+	}
+	var out []Missing
+	for _, b := range w.im.Blobs {
+		switch b.Action {
+		case sidecar.Reuse:
+			if !have[b.Digest] {
+				out = append(out, Missing{b.Digest, fmt.Sprintf("reused %s not in baseline %s", b.Role, w.base.Ref)})
+			}
+		case sidecar.Patch:
+			for _, s := range b.Patch.Sources {
+				if !have[s.Digest] {
+					out = append(out, Missing{s.Digest, fmt.Sprintf("patch source for layer %s not in baseline %s", b.Digest, w.base.Ref)})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// build writes the complete layout beside dir and swaps it in.
+func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) error {
+	tmp, err := atomicdir.New(r.dir)
+	if err != nil {
+		return fmt.Errorf("resolve: %w", err)
+	}
+	defer tmp.Abort()
+	r.cache = spool.NewCache(r.o.TempDir)
+	defer r.cache.Close()
+
+	resolved := map[string]bool{}
+	type task struct {
+		w *imageWork
+		b sidecar.Blob
+	}
+	var tasks []task
+	queued := map[digest.Digest]bool{}
+	for _, w := range works {
+		resolved[w.im.Name] = true
+		for _, b := range w.im.Blobs {
+			if !queued[b.Digest] {
+				queued[b.Digest] = true
+				tasks = append(tasks, task{w, b})
+			}
+		}
+	}
+	// Patches are the slow part: run them first so the workers overlap.
+	sort.SliceStable(tasks, func(i, j int) bool {
+		return tasks[i].b.Action == sidecar.Patch && tasks[j].b.Action != sidecar.Patch
+	})
+	if r.o.Progress != nil {
+		var total int64
+		for _, t := range tasks {
+			total += t.b.Size
+		}
+		r.bar = progress.New(r.o.Progress, "resolve", total)
+		defer r.bar.Done()
+	}
+	var (
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+		next  = make(chan task)
+	)
+	for range min(r.o.Jobs, max(1, len(tasks))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range next {
+				err := r.blob(ctx, tmp.Path, t.w, t.b)
+				r.bar.Add(t.b.Size)
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, t := range tasks {
+		mu.Lock()
+		stop := first != nil
+		mu.Unlock()
+		if stop || ctx.Err() != nil {
+			break
+		}
+		next <- t
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	if first != nil {
+		return first
+	}
+	for _, w := range works {
+		if err := checkManifest(tmp.Path, w.im); err != nil {
+			return err
+		}
+	}
+	// Images left unresolved stay partial: their shipped blobs, patches
+	// and the sidecar are kept so a later resolve can finish them.
+	var manifests []layout.Descriptor
+	partial := false
+	for _, im := range r.sc.Images {
+		m := im.Target.Manifest
+		manifests = append(manifests, layout.Entry(m.MediaType, m.Digest, m.Size, im.Name))
+		if resolved[im.Name] {
+			continue
+		}
+		partial = true
+		for _, b := range im.Blobs {
+			if b.Action == sidecar.Ship {
+				if err := linkOrCopy(layout.BlobPath(r.dir, b.Digest), layout.BlobPath(tmp.Path, b.Digest)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if partial {
+		if err := copyTree(filepath.Join(r.dir, "diffah"), filepath.Join(tmp.Path, "diffah")); err != nil {
+			return err
+		}
+	}
+	if err := layout.WriteIndex(tmp.Path, manifests); err != nil {
+		return err
+	}
+	if err := tmp.Commit(true); err != nil {
+		return fmt.Errorf("resolve: %w", err)
+	}
+	return nil
+}
+
+// blob puts one verified blob into the new layout at dst.
+func (r *resolver) blob(ctx context.Context, dst string, w *imageWork, b sidecar.Blob) error {
+	out := layout.BlobPath(dst, b.Digest)
+	if layout.Exists(out) {
+		return nil
+	}
+	what := fmt.Sprintf("resolve: image %q %s %s", w.im.Name, b.Role, b.Digest)
+	switch b.Action {
+	case sidecar.Ship:
+		src := layout.BlobPath(r.dir, b.Digest)
+		if err := layout.VerifyFile(src, b.Digest, b.Size, what); err != nil {
+			return err
+		}
+		return linkOrCopy(src, out)
+	case sidecar.Reuse:
+		rc, err := openBaselineBlob(w.base, b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		defer rc.Close()
+		return layout.WriteVerified(out, rc, b.Digest, b.Size, what+" (from baseline "+w.base.Ref+")")
+	case sidecar.Patch:
+		return r.applyPatch(ctx, out, w, b, what)
+	}
+	return fault.Errorf(fault.Internal, "%s: unknown action %q", what, b.Action)
+}
+
+func openBaselineBlob(base *Baseline, b sidecar.Blob) (io.ReadCloser, error) {
+	if b.Role == sidecar.RoleConfig {
+		name, err := base.Image.ConfigName()
+		if err == nil && name.String() == b.Digest.String() {
+			raw, err := base.Image.RawConfigFile()
+			if err != nil {
+				return nil, fault.Errorf(fault.Env, "reading config of baseline %s: %w", base.Ref, err)
+			}
+			return io.NopCloser(strings.NewReader(string(raw))), nil
+		}
+	}
+	h, err := v1.NewHash(b.Digest.String())
+	if err != nil {
+		return nil, fault.Errorf(fault.Integrity, "%w", err)
+	}
+	l, err := base.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, fault.Errorf(fault.Integrity, "baseline %s has no blob %s: %w", base.Ref, b.Digest, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "reading blob %s of baseline %s: %w", b.Digest, base.Ref, err)
+	}
+	return rc, nil
+}
+
+// applyPatch rebuilds a layer: the patch decodes to the uncompressed tar,
+// whose sha256 must be the diffID; the recipe recompresses it, and the
+// result must be the blob digest. Only then does the blob get its name.
+func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
+	var srcs []tarpatch.Source
+	for _, s := range b.Patch.Sources {
+		h, _ := v1.NewHash(s.Digest.String())
+		l, err := w.base.Image.LayerByDigest(h)
+		if err != nil {
+			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, w.base.Ref, err)
+		}
+		f, err := r.cache.Uncompressed(ctx, l, s.DiffID, "baseline "+w.base.Ref+" layer "+s.Digest.String())
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		srcs = append(srcs, f)
+	}
+	e, _ := r.sc.EntryByName(b.Patch.Entry)
+	pf, err := os.Open(layout.PatchPath(r.dir, e.Digest))
+	if err != nil {
+		return fault.Errorf(fault.Env, "%s: %w", what, err)
+	}
+	defer pf.Close()
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return fault.Errorf(fault.Env, "%s: %w", what, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".patch-*")
+	if err != nil {
+		return fault.Errorf(fault.Env, "%s: %w", what, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
+	cw, err := w.recipes[b.Digest].NewWriter(blob)
+	if err != nil {
+		return fault.Errorf(fault.Integrity, "%s: %w", what, err)
+	}
+	tarSum := &hashWriter{w: cw, h: sha256.New(), limit: b.Patch.UncompressedSize}
+	payload := verify.NewReader(pf, e.Digest, e.Size, what+" patch payload")
+	if err := tarpatch.Decode(ctx, tarSum, payload, srcs, tarpatch.DecodeOptions{MaxOutput: b.Patch.UncompressedSize}); err != nil {
+		return fmt.Errorf("%s: applying patch: %w", what, err)
+	}
+	if _, err := io.Copy(io.Discard, payload); err != nil {
+		return err
+	}
+	if got := digest.NewDigest(digest.SHA256, tarSum.h); got != b.DiffID {
+		return fault.Errorf(fault.Integrity, "%s: the patch rebuilt a tar with sha256 %s, the layer's diffID is %s: wrong baseline or corrupt patch", what, got, b.DiffID)
+	}
+	if err := cw.Close(); err != nil {
+		return fault.Errorf(fault.Integrity, "%s: recompressing: %w", what, err)
+	}
+	if blob.err != nil {
+		return blob.err
+	}
+	if got := digest.NewDigest(digest.SHA256, blob.h); got != b.Digest || blob.n != b.Size {
+		return fault.Errorf(fault.Integrity, "%s: recompression gave %s (%d bytes), expected %s (%d bytes): the recipe does not reproduce this blob", what, got, blob.n, b.Digest, b.Size)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fault.Errorf(fault.Env, "%s: %w", what, err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return fault.Errorf(fault.Env, "%s: %w", what, err)
+	}
+	return nil
+}
+
+// hashWriter hashes what passes and refuses to pass more than limit.
+type hashWriter struct {
+	w     io.Writer
+	h     hash.Hash
+	n     int64
+	limit int64
+	err   error
+}
+
+func (hw *hashWriter) Write(p []byte) (int, error) {
+	if hw.n+int64(len(p)) > hw.limit {
+		hw.err = fault.Errorf(fault.Integrity, "output grows past the expected %d bytes", hw.limit)
+		return 0, hw.err
+	}
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	hw.n += int64(n)
+	return n, err
+}
+
+// checkManifest makes sure the (verified) manifest lists exactly the blobs
+// the sidecar described: a sidecar cannot make resolve assemble blobs the
+// manifest does not name.
+func checkManifest(dir string, im *sidecar.Image) error {
+	raw, err := os.ReadFile(layout.BlobPath(dir, im.Target.Manifest.Digest))
+	if err != nil {
+		return fault.Errorf(fault.Env, "resolve: image %q: %w", im.Name, err)
+	}
+	if digest.FromBytes(raw) != im.Target.Manifest.Digest {
+		return fault.Errorf(fault.Integrity, "resolve: image %q: manifest is %s, expected %s", im.Name, digest.FromBytes(raw), im.Target.Manifest.Digest)
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fault.Errorf(fault.Integrity, "resolve: image %q: manifest %s: %w", im.Name, im.Target.Manifest.Digest, err)
+	}
+	want := []sidecar.Blob{}
+	for _, b := range im.Blobs[1:] {
+		want = append(want, b)
+	}
+	got := append([]v1.Descriptor{m.Config}, m.Layers...)
+	if len(got) != len(want) {
+		return fault.Errorf(fault.Integrity, "resolve: image %q: manifest lists %d blobs, the sidecar %d", im.Name, len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Digest.String() != want[i].Digest.String() || got[i].Size != want[i].Size {
+			return fault.Errorf(fault.Integrity, "resolve: image %q: manifest blob %d is %s (%d bytes), the sidecar says %s (%d bytes)",
+				im.Name, i, got[i].Digest, got[i].Size, want[i].Digest, want[i].Size)
+		}
+		if !layout.Exists(layout.BlobPath(dir, want[i].Digest)) {
+			return fault.Errorf(fault.Internal, "resolve: image %q: blob %s was not written", im.Name, want[i].Digest)
+		}
+	}
+	return nil
+}
+
+// verifyComplete handles a rerun on a layout that an earlier run already
+// completed: every blob of every manifest is checked again.
+func verifyComplete(dir string, o Options) (*Report, error) {
+	idx, err := layout.ReadIndex(dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve: %w", err)
+	}
+	rep := &Report{Dir: dir}
+	for _, d := range idx.Manifests {
+		name := d.Annotations[layout.RefNameAnnotation]
+		what := fmt.Sprintf("resolve: image %q manifest %s", name, d.Digest)
+		if err := layout.VerifyFile(layout.BlobPath(dir, d.Digest), d.Digest, d.Size, what); err != nil {
+			return nil, err
+		}
+		raw, err := os.ReadFile(layout.BlobPath(dir, d.Digest))
+		if err != nil {
+			return nil, fault.Errorf(fault.Env, "%s: %w", what, err)
+		}
+		var m v1.Manifest
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fault.Errorf(fault.Integrity, "%s: %w", what, err)
+		}
+		for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+			dg := digest.Digest(b.Digest.String())
+			if err := layout.VerifyFile(layout.BlobPath(dir, dg), dg, b.Size, fmt.Sprintf("resolve: image %q blob %s", name, dg)); err != nil {
+				return nil, err
+			}
+		}
+		rep.Images = append(rep.Images, ImageReport{Name: name, Status: StatusOK, ManifestDigest: d.Digest, Reason: "already complete; verified"})
+	}
+	o.Log.Info("layout already complete; every blob verified", "dir", dir)
+	return rep, nil
+}
+
+func linkOrCopy(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fault.Errorf(fault.Env, "resolve: %w", err)
+	}
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fault.Errorf(fault.Env, "resolve: %w", err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fault.Errorf(fault.Env, "resolve: %w", err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fault.Errorf(fault.Env, "resolve: copying %s: %w", src, err)
+	}
+	return out.Close()
+}
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return fault.Errorf(fault.Env, "resolve: %w", err)
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if e.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		return linkOrCopy(p, target)
+	})
+}

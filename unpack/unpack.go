@@ -1,0 +1,368 @@
+// Package unpack reads a delta archive in one pass, from a pipe or a file,
+// verifying every entry against the sidecar as it streams, and writes a
+// partial OCI image layout: the shipped blobs, index.json naming every
+// image, and the sidecar and patches under diffah/ for resolve.
+package unpack
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
+	"github.com/diffah/diffah/internal/layout"
+	"github.com/diffah/diffah/internal/progress"
+	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/signature"
+)
+
+// Options tune Read.
+type Options struct {
+	// VerifyKey, when set, requires a signature by this key and checks it
+	// before anything is written.
+	VerifyKey *ecdsa.PublicKey
+	// Replace lets Read replace an existing directory.
+	Replace bool
+	Log     *slog.Logger
+	// Progress, when set, receives a progress line (a terminal).
+	Progress io.Writer
+}
+
+// Result is what Read found.
+type Result struct {
+	Sidecar *sidecar.Sidecar
+	// Signed is true when the archive carried a signature; KeyID names
+	// the key that signed it (verified only when Options.VerifyKey is set).
+	Signed bool
+	KeyID  string
+	// Bytes counts the archive bytes read (after whole-archive
+	// decompression).
+	Bytes int64
+}
+
+// maxTrailer bounds the zero padding accepted after the end-of-archive
+// marker (tar writers pad to their record size).
+const maxTrailer = 1 << 20
+
+// zstdMagic starts a zstd frame: archives may be compressed as a whole.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// Read unpacks the archive from r into dir, atomically: dir appears only
+// when every entry has verified.
+func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, error) {
+	if !o.Replace && layout.Exists(dir) {
+		return nil, fault.WithHint(fault.Errorf(fault.Usage, "unpack: %s already exists", dir), fault.Usage,
+			"remove it, or unpack into a new directory")
+	}
+	var res *Result
+	var tmp *atomicdir.Dir
+	res, err := read(ctx, r, func() (string, error) {
+		var err error
+		tmp, err = atomicdir.New(dir)
+		if err != nil {
+			return "", err
+		}
+		return tmp.Path, nil
+	}, o)
+	if err != nil {
+		if tmp != nil {
+			tmp.Abort()
+		}
+		return nil, err
+	}
+	if err := tmp.Commit(o.Replace); err != nil {
+		tmp.Abort()
+		return nil, fmt.Errorf("unpack: %w", err)
+	}
+	return res, nil
+}
+
+// ReadInto unpacks into dir, an existing empty directory the caller owns
+// and cleans up (import unpacks into its own temporary directory).
+func ReadInto(ctx context.Context, r io.Reader, dir string, o Options) (*Result, error) {
+	return read(ctx, r, func() (string, error) { return dir, nil }, o)
+}
+
+// Head reads only the sidecar and signature at the start of the archive
+// (checking the signature when o.VerifyKey is set): enough to inspect an
+// archive or to plan its import without reading the blobs.
+func Head(r io.Reader, o Options) (*Result, error) {
+	h, err := head(r, o)
+	if err != nil {
+		return nil, err
+	}
+	return h.res, nil
+}
+
+type headState struct {
+	res     *Result
+	tr      *tar.Reader
+	in      io.Reader
+	counter *countReader
+	scBytes []byte
+	sig     []byte
+	// hdr is the entry after the sidecar and signature (nil at the end).
+	hdr   *tar.Header
+	close func()
+}
+
+func head(r io.Reader, o Options) (*headState, error) {
+	counter := &countReader{r: r}
+	br := bufio.NewReaderSize(counter, 1<<20)
+	var in io.Reader = br
+	closeZ := func() {}
+	magic, _ := br.Peek(4)
+	if bytes.Equal(magic, zstdMagic) {
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			return nil, fault.Errorf(fault.Internal, "unpack: %w", err)
+		}
+		closeZ = zr.Close
+		in = zr
+	}
+	tr := tar.NewReader(in)
+	res := &Result{}
+	scBytes, err := nextEntry(tr, sidecar.EntryName, sidecar.MaxSize, "the first entry")
+	if err != nil {
+		return nil, err
+	}
+	sc, err := sidecar.ParseBytes(scBytes)
+	if err != nil {
+		return nil, fmt.Errorf("unpack: %w", err)
+	}
+	res.Sidecar = sc
+	// The signature, if any, comes right after the sidecar; the first
+	// blob entry may come instead.
+	hdr, err := next(tr)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	var sig []byte
+	if hdr != nil && hdr.Name == signature.EntryName {
+		if sig, err = readSmall(tr, hdr, 64<<10); err != nil {
+			return nil, err
+		}
+		env, err := signature.Parse(sig)
+		if err != nil {
+			return nil, fmt.Errorf("unpack: %s: %w", signature.EntryName, err)
+		}
+		res.Signed, res.KeyID = true, env.KeyID
+		if hdr, err = next(tr); err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+	}
+	if o.VerifyKey != nil {
+		if sig == nil {
+			return nil, fault.WithHint(fault.Errorf(fault.Signature, "unpack: the archive is not signed, and --verify-key requires a signature"),
+				fault.Signature, "ask the producer for a signed archive (`diffah pack --sign-key`)")
+		}
+		if err := signature.Verify(scBytes, sig, o.VerifyKey); err != nil {
+			return nil, fmt.Errorf("unpack: %w", err)
+		}
+	}
+	return &headState{res: res, tr: tr, in: in, counter: counter, scBytes: scBytes, sig: sig, hdr: hdr, close: closeZ}, nil
+}
+
+func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	h, err := head(r, o)
+	if err != nil {
+		return nil, err
+	}
+	defer h.close()
+	res, tr, in, counter, scBytes, sig, hdr, sc := h.res, h.tr, h.in, h.counter, h.scBytes, h.sig, h.hdr, h.res.Sidecar
+	var bar *progress.Bar
+	if o.Progress != nil {
+		var total int64
+		for _, e := range sc.Entries {
+			total += e.Size
+		}
+		bar = progress.New(o.Progress, "unpack", total)
+		defer bar.Done()
+	}
+	dir, err := mkdir()
+	if err != nil {
+		return nil, fmt.Errorf("unpack: %w", err)
+	}
+	if err := layout.WriteFile(filepath.Join(dir, layout.SidecarFile), scBytes); err != nil {
+		return nil, err
+	}
+	if sig != nil {
+		if err := layout.WriteFile(filepath.Join(dir, layout.SignatureFile), sig); err != nil {
+			return nil, err
+		}
+	}
+	for i, e := range sc.Entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			if hdr, err = next(tr); err != nil && !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+		}
+		if hdr == nil {
+			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "unpack: the archive ends before entry %q (%d of %d): truncated?", e.Name, i+1, len(sc.Entries)),
+				fault.Integrity, "if it was split, concatenate every part in order (cat part.* | diffah unpack ...)")
+		}
+		if hdr.Name != e.Name {
+			return nil, fault.Errorf(fault.Integrity, "unpack: entry %d is %q, the sidecar lists %q there: the archive was reordered or altered", i+1, hdr.Name, e.Name)
+		}
+		if hdr.Size != e.Size {
+			return nil, fault.Errorf(fault.Integrity, "unpack: entry %q is %d bytes, the sidecar says %d", e.Name, hdr.Size, e.Size)
+		}
+		path := layout.BlobPath(dir, e.Digest)
+		if e.Name == sidecar.PatchEntryName(e.Digest) {
+			path = layout.PatchPath(dir, e.Digest)
+		}
+		var src io.Reader = tarErrReader{tr}
+		if bar != nil {
+			src = bar.Reader(src)
+		}
+		if err := layout.WriteVerified(path, src, e.Digest, e.Size, "unpack: entry "+e.Name); err != nil {
+			return nil, mapTarErr(err)
+		}
+		hdr = nil
+	}
+	if len(sc.Entries) == 0 && hdr != nil {
+		return nil, fault.Errorf(fault.Integrity, "unpack: unexpected entry %q: the sidecar lists no entries", hdr.Name)
+	}
+	if len(sc.Entries) > 0 {
+		if hdr, err = next(tr); err == nil {
+			return nil, fault.Errorf(fault.Integrity, "unpack: unexpected entry %q after the last listed entry", hdr.Name)
+		} else if !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+	}
+	if err := drainZeros(in); err != nil {
+		return nil, err
+	}
+	var manifests []layout.Descriptor
+	for _, im := range sc.Images {
+		m := im.Target.Manifest
+		manifests = append(manifests, layout.Entry(m.MediaType, m.Digest, m.Size, im.Name))
+	}
+	if err := layout.WriteIndex(dir, manifests); err != nil {
+		return nil, err
+	}
+	res.Bytes = counter.n
+	o.Log.Info("unpacked", "images", len(sc.Images), "entries", len(sc.Entries), "bytes", counter.n)
+	return res, nil
+}
+
+// next returns the next header, refusing anything but plain files with
+// safe names. It returns io.EOF at the end-of-archive marker.
+func next(tr *tar.Reader) (*tar.Header, error) {
+	hdr, err := tr.Next()
+	if errors.Is(err, io.EOF) {
+		return nil, io.EOF
+	}
+	if err != nil {
+		return nil, mapTarErr(fault.Errorf(fault.Integrity, "unpack: reading the archive: %w", err))
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return nil, fault.Errorf(fault.Integrity, "unpack: entry %q is not a regular file (type %q): refusing links, devices and directories", hdr.Name, string(hdr.Typeflag))
+	}
+	if hdr.Size < 0 {
+		return nil, fault.Errorf(fault.Integrity, "unpack: entry %q has a negative size", hdr.Name)
+	}
+	return hdr, nil
+}
+
+func nextEntry(tr *tar.Reader, name string, limit int64, where string) ([]byte, error) {
+	hdr, err := next(tr)
+	if errors.Is(err, io.EOF) {
+		return nil, fault.WithHint(fault.Errorf(fault.Integrity, "unpack: the input is empty or not a diffah archive"),
+			fault.Integrity, "pipe in a file made by `diffah pack` or `diffah export`")
+	}
+	if err != nil {
+		return nil, fault.WithHint(err, fault.Integrity, "is this a file made by `diffah pack`?")
+	}
+	if hdr.Name != name {
+		return nil, fault.Errorf(fault.Integrity, "unpack: %s is %q, expected %q: not a diffah archive", where, hdr.Name, name)
+	}
+	return readSmall(tr, hdr, limit)
+}
+
+func readSmall(tr *tar.Reader, hdr *tar.Header, limit int64) ([]byte, error) {
+	if hdr.Size > limit {
+		return nil, fault.Errorf(fault.Integrity, "unpack: entry %q is %d bytes, more than the limit of %d", hdr.Name, hdr.Size, limit)
+	}
+	b := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(tr, b); err != nil {
+		return nil, mapTarErr(fault.Errorf(fault.Integrity, "unpack: reading entry %q: %w", hdr.Name, err))
+	}
+	return b, nil
+}
+
+// drainZeros reads what follows the end-of-archive marker: only zero
+// padding may follow, and reading to EOF lets a zstd frame check its
+// checksum.
+func drainZeros(r io.Reader) error {
+	buf := make([]byte, 32<<10)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return fault.Errorf(fault.Integrity, "unpack: data after the end of the archive: concatenated or corrupt input")
+			}
+		}
+		total += int64(n)
+		if total > maxTrailer {
+			return fault.Errorf(fault.Integrity, "unpack: more than %d bytes of padding after the end of the archive", maxTrailer)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return mapTarErr(fault.Errorf(fault.Integrity, "unpack: reading the end of the archive: %w", err))
+		}
+	}
+}
+
+// mapTarErr turns a short read into the message a user can act on.
+func mapTarErr(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return fault.WithHint(err, fault.Integrity, "the archive is truncated; if it was split, concatenate every part in order")
+	}
+	return err
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = fault.Errorf(fault.Env, "unpack: reading input: %w", err)
+	}
+	return n, err
+}
+
+// tarErrReader tags read errors inside an entry as integrity failures:
+// they mean the archive is cut short or malformed, not that disk failed.
+type tarErrReader struct{ r io.Reader }
+
+func (t tarErrReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) && fault.KindOf(err, 0) == 0 {
+		err = mapTarErr(fault.Errorf(fault.Integrity, "unpack: reading the archive: %w", err))
+	}
+	return n, err
+}
