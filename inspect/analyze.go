@@ -18,9 +18,9 @@ type Saving struct {
 // Bucket is one bar of the layer size histogram: layers whose target size
 // is below UpTo (and at least the previous bucket's UpTo).
 type Bucket struct {
-	UpTo   int64 `json:"upToBytes"`
+	UpTo   int64  `json:"upToBytes"`
 	Label  string `json:"label"`
-	Layers int   `json:"layers"`
+	Layers int    `json:"layers"`
 	// Bytes is the target size of those layers; Shipped what travels.
 	Bytes   int64 `json:"bytes"`
 	Shipped int64 `json:"shippedBytes"`

@@ -23,11 +23,11 @@ type Doc struct {
 	Version string `json:"version"`
 	Tool    string `json:"tool,omitempty"`
 	// Signature status (archives only).
-	Signed            bool     `json:"signed"`
-	KeyID             string   `json:"keyId,omitempty"`
-	SignatureVerified bool     `json:"signatureVerified"`
-	Images            []Image  `json:"images"`
-	Totals            Totals   `json:"totals"`
+	Signed            bool    `json:"signed"`
+	KeyID             string  `json:"keyId,omitempty"`
+	SignatureVerified bool    `json:"signatureVerified"`
+	Images            []Image `json:"images"`
+	Totals            Totals  `json:"totals"`
 	// TopSavings lists the layers that saved the most bytes.
 	TopSavings []Saving `json:"topSavings"`
 	// Histogram counts layers by target size.
@@ -54,13 +54,13 @@ type Blob struct {
 	Digest digest.Digest `json:"digest"`
 	Role   string        `json:"role"`
 	// Kind is full (shipped whole), patch or reused.
-	Kind        string          `json:"kind"`
-	TargetSize  int64           `json:"targetSize"`
-	ShippedSize int64           `json:"shippedSize"`
+	Kind        string `json:"kind"`
+	TargetSize  int64  `json:"targetSize"`
+	ShippedSize int64  `json:"shippedSize"`
 	// Ratio is ShippedSize / TargetSize.
 	Ratio   float64         `json:"ratio"`
 	Sources []digest.Digest `json:"patchSources,omitempty"`
-	Reason      string          `json:"reason,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
 	// Shared is true when another image of the bundle ships the same
 	// entry (it travels once; counted in the first image only).
 	Shared bool `json:"shared,omitempty"`
@@ -297,7 +297,6 @@ func (d *Doc) WriteText(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
-
 
 // Short abbreviates a digest for tables.
 func Short(d digest.Digest) string {

@@ -77,7 +77,9 @@ func TestParseRejects(t *testing.T) {
 		{name: "trailing data", raw: func(b []byte) []byte { return append(b, []byte("{}")...) }, want: "after top-level value|trailing data"},
 		{name: "key case", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"images"`), []byte(`"Images"`), 1) }, want: `unknown field "Images"`},
 		{name: "dup key", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"kind"`), []byte(`"tool":"x","kind"`), 1) }, want: "appears twice"},
-		{name: "deep", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"kind"`), []byte(`"tool":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`,"kind"`), 1) }, want: "nested deeper"},
+		{name: "deep", raw: func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"kind"`), []byte(`"tool":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`,"kind"`), 1)
+		}, want: "nested deeper"},
 		{name: "not json", raw: func([]byte) []byte { return []byte("hello") }, want: "not a JSON object"},
 		{name: "no images", mutate: func(s *Sidecar) { s.Images = nil }, want: "no images"},
 		{name: "bad name", mutate: func(s *Sidecar) { s.Images[0].Name = "../x" }, want: "not valid"},

@@ -126,7 +126,9 @@ func defaultName(r imgref.Ref) string {
 	return b.String()
 }
 
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 // PackCmd is `diffah pack`.
 type PackCmd struct {
