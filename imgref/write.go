@@ -125,6 +125,7 @@ func writeFileAtomic(path string, r io.Reader) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fault.Errorf(fault.Env, "creating %s: %w", dir, err)
 	}
+	cleanStale(dir, filepath.Base(path))
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fault.Errorf(fault.Env, "creating a temporary file for %s: %w", path, err)
@@ -181,6 +182,7 @@ func buildDirReplacing(final string, replace bool, fill func(tmp string) error) 
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fault.Errorf(fault.Env, "creating %s: %w", parent, err)
 	}
+	cleanStale(parent, filepath.Base(final))
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(final)+".tmp-*")
 	if err != nil {
 		return fault.Errorf(fault.Env, "creating a temporary directory beside %s: %w", final, err)
@@ -302,4 +304,24 @@ func (t *tarStream) write(w io.Writer) error {
 		}
 	}
 	return tw.Close()
+}
+
+// cleanStale removes temporary siblings that a killed earlier write of the
+// same path left behind.
+func cleanStale(dir, base string) {
+	matches, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".tmp-*"))
+	for _, m := range matches {
+		os.RemoveAll(m)
+	}
+}
+
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

@@ -114,6 +114,9 @@ func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o 
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
 	}
+	// A run killed after swapping the layout in leaves the old one in a
+	// temporary sibling; it is garbage now.
+	atomicdir.CleanStale(dir)
 	scPath := filepath.Join(dir, layout.SidecarFile)
 	f, err := os.Open(scPath)
 	if errors.Is(err, os.ErrNotExist) {

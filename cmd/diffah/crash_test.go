@@ -96,6 +96,7 @@ func TestKillAndRerun(t *testing.T) {
 		os.RemoveAll(out)
 		mustRun(t, bin, nil, "import", "--baseline", "oci:"+fx+"/v1", "-o", "oci:"+out+":app", delta)
 		checkImage(t, bin, fx, "oci:"+out+":app")
+		leftovers(t, filepath.Dir(out))
 	}
 }
 
@@ -110,7 +111,7 @@ func leftovers(t *testing.T, dir string) {
 	t.Helper()
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
-		if strings.Contains(e.Name(), "diffah-tmp") || strings.Contains(e.Name(), "diffah-import") {
+		if strings.Contains(e.Name(), "diffah-tmp") || strings.Contains(e.Name(), "diffah-import") || strings.Contains(e.Name(), ".tmp-") {
 			// A killed run may leave a temp sibling; the next run over the
 			// same output removes it, so only complain after a clean run.
 			t.Fatalf("temporary %s left after a successful run", e.Name())
