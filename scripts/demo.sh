@@ -23,7 +23,7 @@ delta=$(stat -c %s "$work/app.dlt")
 awk -v f="$full" -v d="$delta" 'BEGIN { printf "full image: %d bytes, delta archive: %d bytes (%.1f%% of full)\n", f, d, 100*d/f }'
 
 say "transport: split for small media, then cat back"
-split -b 64k "$work/app.dlt" "$work/app.dlt.part."
+split -b 4k "$work/app.dlt" "$work/app.dlt.part."
 ls "$work"/app.dlt.part.* | wc -l | xargs printf '%s parts\n'
 
 say "consumer: unpack (verifies while streaming) and resolve against v1"
@@ -38,7 +38,7 @@ echo "rebuilt sha256:$got"
 [ "$want" = "$got" ] || { echo "MISMATCH" >&2; exit 1; }
 skopeo copy -q "oci:$work/app-v2:app" "dir:$work/copy" && echo "skopeo copy verified every blob"
 
-say "one step: export / import into a docker-archive"
+say "one step: export / import into a new OCI layout"
 "$bin" export --target "oci:$fx/v2" --baseline "oci:$fx/v1" -o "$work/app2.dlt"
 "$bin" import --baseline "oci:$fx/v1" -o "oci:$work/imported:app" "$work/app2.dlt"
 got=$(skopeo inspect --raw "oci:$work/imported:app" | sha256sum | cut -d' ' -f1)
