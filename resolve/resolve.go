@@ -229,8 +229,13 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 		if !anyFailed(rep) {
 			kind = fault.Partial
 		}
-		return rep, &fault.Error{Kind: kind, Err: fmt.Errorf("resolve: preflight failed, nothing written:\n  %s", strings.Join(problems, "\n  ")),
-			Hint: "pass the baseline each image was planned against: --baseline REF (or NAME=REF for bundles)"}
+		hint := ""
+		for _, im := range rep.Images {
+			if len(im.Missing) > 0 || im.Status == StatusSkipped {
+				hint = "pass the baseline each image was planned against: --baseline REF (or NAME=REF for bundles)"
+			}
+		}
+		return rep, &fault.Error{Kind: kind, Err: fmt.Errorf("resolve: preflight failed, nothing written:\n  %s", strings.Join(problems, "\n  ")), Hint: hint}
 	}
 	for _, p := range problems {
 		r.o.Log.Warn("skipping image", "reason", p)
@@ -300,6 +305,12 @@ func (r *resolver) preflight(w *imageWork) error {
 			w.recipes[b.Digest] = rec
 			if e, ok := r.sc.EntryByName(b.Patch.Entry); r.dir != "" && (!ok || !fileHasSize(layout.PatchPath(r.dir, e.Digest), e.Size)) {
 				missing = append(missing, Missing{b.Digest, "patch payload missing from " + r.dir})
+			} else if r.dir != "" {
+				// Patches are small; checking them now turns a damaged one
+				// into a clear preflight error instead of a decoder error.
+				if err := layout.VerifyFile(layout.PatchPath(r.dir, e.Digest), e.Digest, e.Size, "patch payload "+e.Name); err != nil {
+					return fmt.Errorf("image %q: layer %s: %w (damaged since unpack? unpack the archive again)", im.Name, b.Digest, err)
+				}
 			}
 		}
 	}

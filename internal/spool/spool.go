@@ -6,6 +6,7 @@ package spool
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -83,7 +84,13 @@ func (c *Cache) spool(ctx context.Context, layer v1.Layer, diffID digest.Digest,
 	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, rc})
 	if err != nil {
 		f.Close()
-		return nil, fault.Errorf(fault.Env, "spooling %s: %w", what, err)
+		var pe *os.PathError
+		if fault.KindOf(err, 0) != 0 || errors.As(err, &pe) || errors.Is(err, context.Canceled) {
+			return nil, fmt.Errorf("spooling %s: %w", what, err)
+		}
+		// Anything else comes from decompressing the layer: its content
+		// is corrupt.
+		return nil, fault.Errorf(fault.Integrity, "%s is corrupt: %w", what, err)
 	}
 	if got := digest.NewDigest(digest.SHA256, h); got != diffID {
 		f.Close()
