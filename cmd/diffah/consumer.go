@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"io"
 	"os"
 	"path/filepath"
@@ -160,7 +161,7 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	if err := writeImages(g, c.Dir, rep, outs, c.options(""), c.AllowConvert); err != nil {
+	if err := writeImages(g, c.Dir, rep, outs, bases, c.options(""), c.AllowConvert); err != nil {
 		return err
 	}
 	return worst(rep)
@@ -193,7 +194,7 @@ func parseOutputs(args []string) (map[string]imgref.Ref, error) {
 }
 
 // writeImages copies resolved images from the layout to their outputs.
-func writeImages(g *Globals, dir string, rep *resolve.Report, outs map[string]imgref.Ref, o imgref.Options, allowConvert bool) error {
+func writeImages(g *Globals, dir string, rep *resolve.Report, outs map[string]imgref.Ref, bases map[string]resolve.Baseline, o imgref.Options, allowConvert bool) error {
 	if len(outs) == 0 {
 		return nil
 	}
@@ -214,7 +215,13 @@ func writeImages(g *Globals, dir string, rep *resolve.Report, outs map[string]im
 		if err != nil {
 			return fmt.Errorf("reading resolved image %q: %w", im.Name, err)
 		}
-		err = imgref.Write(g.ctx, ref, src, o)
+		var img v1.Image = src
+		if b, ok := bases[im.Name]; ok {
+			img = mountable(img, b, ref, o.Insecure)
+		} else if b, ok := bases[""]; ok {
+			img = mountable(img, b, ref, o.Insecure)
+		}
+		err = imgref.Write(g.ctx, ref, img, o)
 		src.Close()
 		if err != nil {
 			return fmt.Errorf("-o %s: %w", ref.String(), err)
@@ -222,6 +229,15 @@ func writeImages(g *Globals, dir string, rep *resolve.Report, outs map[string]im
 		g.log.Info("image written", "image", im.Name, "output", ref.String(), "manifest", im.ManifestDigest)
 	}
 	return nil
+}
+
+// mountable lets a push to the baseline's registry mount shared layers
+// from the baseline's repository instead of uploading them.
+func mountable(img v1.Image, b resolve.Baseline, out imgref.Ref, insecure bool) v1.Image {
+	if base, ok := b.Image.(*imgref.Image); ok {
+		return imgref.WithMounts(img, base, out, insecure)
+	}
+	return img
 }
 
 func findImage(rep *resolve.Report, name string) *resolve.ImageReport {
@@ -359,7 +375,7 @@ func (c *ImportCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	if err := writeImages(g, dir, rep, outs, c.options(""), c.AllowConvert); err != nil {
+	if err := writeImages(g, dir, rep, outs, bases, c.options(""), c.AllowConvert); err != nil {
 		return err
 	}
 	return worst(rep)
