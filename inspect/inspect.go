@@ -167,13 +167,17 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 		sizes[e.Name] = e.Size
 	}
 	counted := map[string]bool{}
+	nonRepro := map[digest.Digest]bool{}
 	for _, si := range sc.Images {
 		im := Image{Name: si.Name, Platform: si.Target.Platform, TargetRef: si.Target.Ref, TargetManifest: si.Target.Manifest.Digest}
 		if si.Baseline != nil {
 			im.BaselineRef, im.BaselineManifest = si.Baseline.Ref, si.Baseline.ManifestDigest
 		}
 		for _, b := range si.Blobs {
-			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size}
+			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason}
+			if strings.Contains(b.Reason, "cannot be reproduced") {
+				nonRepro[b.Digest] = true
+			}
 			entry := ""
 			switch b.Action {
 			case sidecar.Reuse:
@@ -205,7 +209,7 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 		d.Images = append(d.Images, im)
 	}
 	d.Totals.finish()
-	d.analyze(nil)
+	d.analyze(nonRepro)
 	return d
 }
 

@@ -257,10 +257,12 @@ func (st *state) close() {
 }
 
 type payloadSet struct {
-	// byLayer maps image name + layer digest to the payload that
-	// rebuilds it; absent means the layer ships.
+	// byLayer maps a layer digest to the payload that rebuilds it;
+	// absent means the layer ships.
 	byLayer  map[string]*payload
 	byDigest map[digest.Digest]*payload
+	// why says why a planned patch was not used.
+	why map[digest.Digest]string
 }
 
 func (ps *payloadSet) close() {
@@ -295,7 +297,19 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			}
 		}
 	}
-	ps := &payloadSet{byLayer: map[string]*payload{}, byDigest: map[digest.Digest]*payload{}}
+	ps := &payloadSet{byLayer: map[string]*payload{}, byDigest: map[digest.Digest]*payload{}, why: map[digest.Digest]string{}}
+	for d := range queued {
+		if shipped[d] {
+			ps.why[d] = "another image of the bundle ships it whole"
+		}
+	}
+	for _, p := range plans {
+		for _, b := range p.Blobs {
+			if b.Action == sidecar.Patch && shipped[b.Digest] {
+				ps.why[b.Digest] = "another image of the bundle ships it whole"
+			}
+		}
+	}
 	var (
 		mu    sync.Mutex
 		first error
@@ -324,6 +338,7 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 						ps.byDigest[pl.digest] = pl
 						ps.byLayer[j.blob.Digest.String()] = pl
 					} else {
+						ps.why[j.blob.Digest] = fmt.Sprintf("the patch (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)
 						pl.file.Close()
 					}
 				}
@@ -450,11 +465,12 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 			im.Baseline = &sidecar.Baseline{Ref: ref, ManifestDigest: p.Baseline.ManifestDigest}
 		}
 		for _, b := range p.Blobs {
-			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action}
+			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason)}
 			if b.Action == sidecar.Patch {
 				pl, ok := ps.byLayer[b.Digest.String()]
 				if !ok {
 					sb.Action = sidecar.Ship
+					sb.Reason = "not in the baseline; ships whole: " + ps.why[b.Digest]
 				} else {
 					sb.Patch = &sidecar.PatchRef{Codec: b.Patch.Codec, Sources: b.Patch.Sources,
 						Recipe: json.RawMessage(b.Patch.Recipe), Entry: sidecar.PatchEntryName(pl.digest), UncompressedSize: pl.newSize}
@@ -551,4 +567,11 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+func clip(s string) string {
+	if len(s) > 4096 {
+		return s[:4096]
+	}
+	return s
 }

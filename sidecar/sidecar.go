@@ -109,6 +109,8 @@ type Blob struct {
 	Entry string `json:"entry,omitempty"`
 	// Patch says how to rebuild the blob (Action Patch).
 	Patch *PatchRef `json:"patch,omitempty"`
+	// Reason says, for people, why the producer chose the action.
+	Reason string `json:"reason,omitempty"`
 }
 
 // PatchRef describes a patch entry and what it needs.
@@ -423,6 +425,9 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 		}
 		if b.Role != RoleLayer || b.DiffID == "" {
 			return errors.New("only layers with a diffID can be patched")
+		}
+		if len(b.Reason) > 4096 {
+			return errors.New("reason longer than 4096 bytes")
 		}
 		if p.Codec == "" || len(p.Codec) > 64 {
 			return errors.New("patch without codec")
