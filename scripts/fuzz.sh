@@ -4,7 +4,7 @@ set -euo pipefail
 t=${1:-30s}
 cd "$(dirname "$0")/.."
 go list -f '{{.Dir}}' ./... | while read -r dir; do
-	grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u | while read -r fz; do
+	{ grep -ho "^func Fuzz[A-Za-z0-9_]*" "$dir"/*_test.go 2>/dev/null || true; } | sed 's/^func //' | sort -u | while read -r fz; do
 		pkg=$(cd "$dir" && go list .)
 		echo "fuzz: $pkg $fz ($t)" >&2
 		log=$(mktemp)
