@@ -194,6 +194,8 @@ func (d *decoder) op() (bool, error) {
 		}
 	case opDelta:
 		return false, d.delta()
+	case opMatch:
+		return false, d.match()
 	default:
 		return false, fmt.Errorf("unknown op 0x%02x", kind)
 	}

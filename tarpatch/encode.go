@@ -29,7 +29,7 @@ type EncodeOptions struct {
 	// SpeedBestCompression).
 	Level zstd.EncoderLevel
 	// MaxChunk cuts larger files into chunks, each compressed against the
-	// matching region of the old file (default 16 MiB); memory is bounded
+	// matching region of the old file (default 8 MiB); memory is bounded
 	// by a few chunks, not by the layer or file size.
 	MaxChunk int64
 }
@@ -210,13 +210,18 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		o.Level = zstd.SpeedBestCompression
 	}
 	if o.MaxChunk <= 0 {
-		o.MaxChunk = 16 << 20
+		o.MaxChunk = 8 << 20
 	}
-	o.MaxChunk = min(o.MaxChunk, MaxOut)
+	// A chunk must leave room for its dictionary in the window.
+	o.MaxChunk = min(o.MaxChunk, dictWindow/4)
 	var st Stats
 	ix, err := buildIndex(ctx, sources)
 	if err != nil {
 		return st, err
+	}
+	encs, err := newEncoders(o.Level)
+	if err != nil {
+		return st, fault.Wrap(fault.Internal, err)
 	}
 	cw := &countWriter{w: w}
 	if _, err := cw.Write(magic); err != nil {
@@ -305,7 +310,7 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		flushRaw()
 		cr.keep = false
 		name := cleanName(hdr.Name)
-		encErr = encodeFile(ctx, tr, hdr.Size, name, ix, o, emit, work)
+		encErr = encodeFile(ctx, tr, hdr.Size, name, ix, o, encs, emit, work)
 		cr.keep = true
 		if cr.kept.Len() > 1<<20 {
 			flushRaw()
@@ -349,7 +354,7 @@ func litOp(b []byte) []byte {
 }
 
 // encodeFile reads one regular file's content and queues its ops.
-func encodeFile(ctx context.Context, r io.Reader, size int64, name string, ix *index, o EncodeOptions, emit func(*task), work chan func()) error {
+func encodeFile(ctx context.Context, r io.Reader, size int64, name string, ix *index, o EncodeOptions, encs *encoders, emit func(*task), work chan func()) error {
 	old, hasOld := ix.match(name, size)
 	for off := int64(0); off < size; off += o.MaxChunk {
 		n := min(o.MaxChunk, size-off)
@@ -374,7 +379,7 @@ func encodeFile(ctx context.Context, r io.Reader, size int64, name string, ix *i
 		if hasOld {
 			ranges = []loc{chunkDict(old, off, n, size, o.MaxChunk)}
 		} else if n <= 4<<20 {
-			ranges = ix.neighbours(name, 8<<20)
+			ranges = ix.neighbours(name, dictWindow-(4<<20))
 		}
 		t := &task{done: make(chan struct{}), kind: statLit, in: n}
 		emit(t)
@@ -382,14 +387,34 @@ func encodeFile(ctx context.Context, r io.Reader, size int64, name string, ix *i
 		work <- func() {
 			defer close(t.done)
 			if len(ranges) > 0 {
-				enc, err := deltaOp(ix, ranges, chunk, o.Level)
+				dict, err := readRanges(ix, ranges)
 				if err != nil {
 					t.err = err
 					return
 				}
+				// With an old version, MATCH first: it is cheap and wins
+				// on text. Only when it leaves much behind (machine code)
+				// is the slower DELTA tried too; the smaller one is kept.
+				var enc []byte
+				if hasOld && len(ranges) == 1 {
+					if enc, err = matchOp(ranges[0], dict, chunk, encs); err != nil {
+						t.err = err
+						return
+					}
+				}
+				if enc == nil || len(enc) > len(chunk)/64 {
+					d, err := deltaOp(ranges, dict, chunk, encs)
+					if err != nil {
+						t.err = err
+						return
+					}
+					if enc == nil || len(d) < len(enc) {
+						enc = d
+					}
+				}
 				// A dictionary that does not help is dropped: plain
 				// literals then compress in the shared stream.
-				if !hasOld && len(enc) > len(chunk)/2 && len(enc) > plainSize(chunk, o.Level) {
+				if !hasOld && len(enc) > len(chunk)/2 && len(enc) > plainSize(chunk, encs) {
 					t.buf.Write(litOp(chunk))
 					return
 				}
@@ -407,20 +432,22 @@ func encodeFile(ctx context.Context, r io.Reader, size int64, name string, ix *i
 }
 
 // chunkDict picks the region of the old file that corresponds to the new
-// chunk at off: the proportional position, widened by a margin, within the
-// dictionary cap.
+// chunk at off: the whole old file when it fits the dictionary window next
+// to the chunk, else the proportional position widened by a margin.
 func chunkDict(old loc, off, n, newSize, maxChunk int64) loc {
-	if old.size <= maxChunk+maxChunk/2 {
+	room := int64(dictWindow) - n
+	if old.size <= room {
 		return old
 	}
-	margin := maxChunk / 4
 	start := old.size * off / max(newSize, 1)
-	lo := max(0, start-margin)
-	hi := min(old.size, start+n+margin)
+	lo := max(0, start-(room-n)/2)
+	hi := min(old.size, lo+room)
+	lo = max(0, hi-room)
 	return loc{src: old.src, off: old.off + lo, size: hi - lo, name: old.name}
 }
 
-func deltaOp(ix *index, ranges []loc, data []byte, level zstd.EncoderLevel) ([]byte, error) {
+// readRanges assembles a dictionary from source ranges.
+func readRanges(ix *index, ranges []loc) ([]byte, error) {
 	var dict []byte
 	for _, r := range ranges {
 		start := len(dict)
@@ -429,17 +456,55 @@ func deltaOp(ix *index, ranges []loc, data []byte, level zstd.EncoderLevel) ([]b
 			return nil, fault.Errorf(fault.Env, "tarpatch: reading source %d: %w", r.src, err)
 		}
 	}
+	return dict, nil
+}
+
+// encoders holds the zstd encoders of one Encode call: one shared
+// encoder without dictionary (EncodeAll is safe for concurrent use), and
+// a fresh one per dictionary, sized to it.
+type encoders struct {
+	level zstd.EncoderLevel
+	plain *zstd.Encoder
+}
+
+// dictWindow bounds dictionary + data for one DELTA or MATCH literal
+// section (8 MiB chunks against at most 12 MiB of old file).
+const dictWindow = 32 << 20
+
+func newEncoders(level zstd.EncoderLevel) (*encoders, error) {
+	plain, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	if err != nil {
+		return nil, err
+	}
+	return &encoders{level: level, plain: plain}, nil
+}
+
+// withDict compresses data against a raw dictionary.
+func (e *encoders) withDict(dict, data []byte) ([]byte, error) {
+	if len(dict) == 0 {
+		return e.plain.EncodeAll(data, nil), nil
+	}
+	if len(dict)+len(data) > dictWindow {
+		return nil, fmt.Errorf("tarpatch: dictionary of %d bytes and %d bytes of data exceed the %d-byte window", len(dict), len(data), dictWindow)
+	}
 	window := 1 << 20
-	for window < len(dict)+len(data) && window < maxWindow {
+	for window < len(dict)+len(data) {
 		window <<= 1
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
-		zstd.WithEncoderDictRaw(dictID, dict), zstd.WithWindowSize(window), zstd.WithEncoderCRC(false))
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(e.level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false),
+		zstd.WithEncoderDictRaw(dictID, dict), zstd.WithWindowSize(window))
 	if err != nil {
 		return nil, fmt.Errorf("tarpatch: delta encoder: %w", err)
 	}
-	payload := enc.EncodeAll(data, nil)
-	enc.Close()
+	defer enc.Close()
+	return enc.EncodeAll(data, nil), nil
+}
+
+func deltaOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, error) {
+	payload, err := enc.withDict(dict, data)
+	if err != nil {
+		return nil, err
+	}
 	b := []byte{opDelta}
 	b = binary.AppendUvarint(b, uint64(len(ranges)))
 	for _, r := range ranges {
@@ -453,13 +518,8 @@ func deltaOp(ix *index, ranges []loc, data []byte, level zstd.EncoderLevel) ([]b
 }
 
 // plainSize estimates what data costs as a literal.
-func plainSize(data []byte, level zstd.EncoderLevel) int {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
-	if err != nil {
-		return len(data)
-	}
-	defer enc.Close()
-	return len(enc.EncodeAll(data, nil))
+func plainSize(data []byte, enc *encoders) int {
+	return len(enc.plain.EncodeAll(data, nil))
 }
 
 type countWriter struct {

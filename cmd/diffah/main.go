@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -87,7 +88,16 @@ Exit codes: 0 ok, 1 images differ (diff), 2 usage, 3 environment (not found,
 auth, network, disk), 4 integrity (digest mismatch, corrupt archive, missing
 baseline blob), 5 signature, 6 bundle resolved in part, 70 internal error.`
 
+// memoryLimit is the soft heap limit diffah runs with unless GOMEMLIMIT
+// says otherwise. The codec's zstd encoders allocate large match tables
+// per file; without a limit the garbage collector lets them pile up, and
+// peak memory would follow the number of files instead of staying flat.
+const memoryLimit = 384 << 20
+
 func main() {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(memoryLimit)
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
