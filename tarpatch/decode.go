@@ -104,7 +104,46 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 	return nil
 }
 
+// HistSize is how much recent output a patch may refer back to: a file
+// may use an earlier file of the same layer as part of its dictionary, so
+// an edit repeated in several files is paid for once.
+const HistSize = 32 << 20
+
+// history is the decoder's window on its own recent output, addressed by
+// absolute output offset.
+type history struct {
+	ring []byte
+	end  int64 // absolute offset of the byte after the last one kept
+}
+
+func (h *history) add(p []byte) {
+	if h.ring == nil {
+		h.ring = make([]byte, HistSize)
+	}
+	for len(p) > 0 {
+		i := int(h.end % HistSize)
+		n := copy(h.ring[i:], p)
+		p = p[n:]
+		h.end += int64(n)
+	}
+}
+
+func (h *history) Size() int64 { return h.end }
+
+func (h *history) ReadAt(p []byte, off int64) (int, error) {
+	if off < h.end-HistSize || off+int64(len(p)) > h.end || h.ring == nil {
+		return 0, fmt.Errorf("history range %d+%d is outside the last %d bytes of output", off, len(p), HistSize)
+	}
+	n := 0
+	for n < len(p) {
+		i := int((off + int64(n)) % HistSize)
+		n += copy(p[n:], h.ring[i:])
+	}
+	return n, nil
+}
+
 type decoder struct {
+	hist    history
 	w       io.Writer
 	sources []Source
 	max     int64
@@ -136,6 +175,7 @@ func (d *decoder) write(p []byte) error {
 	if _, err := d.w.Write(p); err != nil {
 		return fault.Wrap(fault.Env, err)
 	}
+	d.hist.add(p)
 	d.out += int64(len(p))
 	return nil
 }
@@ -146,10 +186,11 @@ func (d *decoder) srcRange() (Source, int64, int64, error) {
 	if err != nil {
 		return nil, 0, 0, err
 	}
-	if si >= uint64(len(d.sources)) {
-		return nil, 0, 0, fmt.Errorf("source %d does not exist (%d given)", si, len(d.sources))
+	// Index len(sources) is the output itself (history).
+	var s Source = &d.hist
+	if si < uint64(len(d.sources)) {
+		s = d.sources[si]
 	}
-	s := d.sources[si]
 	off, err := d.uvarint("offset", uint64(s.Size()))
 	if err != nil {
 		return nil, 0, 0, err
@@ -190,7 +231,7 @@ func (d *decoder) op() (bool, error) {
 			return false, err
 		}
 		if _, err := io.Copy(writerFunc(d.write), io.NewSectionReader(s, off, n)); err != nil {
-			return false, fault.Errorf(fault.Env, "copy from source: %w", err)
+			return false, fmt.Errorf("copy from source: %w", err)
 		}
 	case opDelta:
 		return false, d.delta()
@@ -202,25 +243,34 @@ func (d *decoder) op() (bool, error) {
 	return false, nil
 }
 
-func (d *decoder) delta() error {
+// dictRanges reads a range list and assembles its dictionary.
+func (d *decoder) dictRanges() ([]byte, error) {
 	nr, err := d.uvarint("range count", MaxRanges)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var dict []byte
 	for i := uint64(0); i < nr; i++ {
 		s, off, n, err := d.srcRange()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if int64(len(dict))+n > MaxDict {
-			return fmt.Errorf("dictionary larger than %d bytes", MaxDict)
+			return nil, fmt.Errorf("dictionary larger than %d bytes", MaxDict)
 		}
 		start := len(dict)
 		dict = append(dict, make([]byte, n)...)
 		if _, err := s.ReadAt(dict[start:], off); err != nil {
-			return fault.Errorf(fault.Env, "reading dictionary: %w", err)
+			return nil, fmt.Errorf("reading dictionary: %w", err)
 		}
+	}
+	return dict, nil
+}
+
+func (d *decoder) delta() error {
+	dict, err := d.dictRanges()
+	if err != nil {
+		return err
 	}
 	outLen, err := d.uvarint("delta output length", MaxOut)
 	if err != nil {

@@ -8,11 +8,18 @@
 // content is encoded the cheapest way the encoder finds:
 //
 //   - COPY: an identical file exists in a source; only its position travels.
-//   - DELTA: the file is compressed with zstd using its old version (same
-//     path, or the same path once version numbers are ignored) as a raw
-//     dictionary, so only what changed costs bytes. Files larger than the
-//     chunk size are cut into chunks, each with the matching region of the
-//     old file as its dictionary, which keeps memory bounded.
+//   - MATCH: the file is diffed against its old version (same path, or the
+//     same path once version numbers are ignored): copies from the old
+//     file plus literals, in separately compressed streams (see match.go).
+//     Best on text.
+//   - DELTA: the file is compressed with zstd using its old version as a
+//     raw dictionary. Best on machine code. The encoder keeps the smaller
+//     of MATCH and DELTA, per chunk. Files larger than the chunk size are
+//     cut into chunks, each with the matching region of the old file as
+//     its dictionary, which keeps memory bounded. A file's dictionary may
+//     also begin with an earlier file of the same layer and kind (the
+//     decoder keeps the last HistSize bytes of its output), so an edit
+//     repeated across files — bundled JavaScript, say — is paid once.
 //   - LIT: the bytes themselves, in one long zstd stream shared with the
 //     headers, so new files still benefit from each other.
 //
@@ -22,9 +29,13 @@
 //	ops    = { op } END
 //	op     = LIT  uvarint(n) n*byte
 //	       | COPY uvarint(src) uvarint(off) uvarint(n)
-//	       | DELTA uvarint(nranges) { uvarint(src) uvarint(off) uvarint(len) }
-//	               uvarint(outLen) uvarint(encLen) encLen*byte
-//	END    = 0x00        LIT = 0x01   COPY = 0x02   DELTA = 0x03
+//	       | DELTA ranges uvarint(outLen) uvarint(encLen) encLen*byte
+//	       | MATCH ranges uvarint(outLen) section section section section
+//	ranges = uvarint(nranges) { uvarint(src) uvarint(off) uvarint(len) }
+//	END    = 0x00  LIT = 0x01  COPY = 0x02  DELTA = 0x03  MATCH = 0x04
+//
+// A range's src indexes the sources; src == len(sources) means the output
+// itself, at an absolute offset within the last HistSize bytes written.
 //
 // COPY and DELTA offsets address the sources' uncompressed bytes. A DELTA's
 // dictionary is the concatenation of its ranges; its payload is one zstd

@@ -29,7 +29,7 @@ type EncodeOptions struct {
 	// SpeedBestCompression).
 	Level zstd.EncoderLevel
 	// MaxChunk cuts larger files into chunks, each compressed against the
-	// matching region of the old file (default 8 MiB); memory is bounded
+	// matching region of the old file (default 12 MiB); memory is bounded
 	// by a few chunks, not by the layer or file size.
 	MaxChunk int64
 }
@@ -210,10 +210,10 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		o.Level = zstd.SpeedBestCompression
 	}
 	if o.MaxChunk <= 0 {
-		o.MaxChunk = 8 << 20
+		o.MaxChunk = 12 << 20
 	}
 	// A chunk must leave room for its dictionary in the window.
-	o.MaxChunk = min(o.MaxChunk, dictWindow/4)
+	o.MaxChunk = min(o.MaxChunk, dictWindow*3/8)
 	var st Stats
 	ix, err := buildIndex(ctx, sources)
 	if err != nil {
@@ -280,6 +280,7 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		return t
 	}
 
+	recent := &recentFiles{}
 	cr := &countingReader{r: newTar, keep: true}
 	tr := tar.NewReader(cr)
 	flushRaw := func() {
@@ -310,7 +311,7 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		flushRaw()
 		cr.keep = false
 		name := cleanName(hdr.Name)
-		encErr = encodeFile(ctx, tr, hdr.Size, name, ix, o, encs, emit, work)
+		encErr = encodeFile(ctx, tr, hdr.Size, cr.n, name, ix, o, encs, recent, emit, work)
 		cr.keep = true
 		if cr.kept.Len() > 1<<20 {
 			flushRaw()
@@ -353,9 +354,54 @@ func litOp(b []byte) []byte {
 	return append(out, b...)
 }
 
-// encodeFile reads one regular file's content and queues its ops.
-func encodeFile(ctx context.Context, r io.Reader, size int64, name string, ix *index, o EncodeOptions, encs *encoders, emit func(*task), work chan func()) error {
+// recentFiles keeps the content of the last few files of the new tar, so
+// a later file can use an earlier one as part of its dictionary (the
+// decoder keeps the same bytes in its history window).
+type recentFiles struct {
+	files []recentFile
+	total int
+}
+
+type recentFile struct {
+	ext  string
+	abs  int64
+	data []byte
+}
+
+func (r *recentFiles) add(ext string, abs int64, data []byte) {
+	r.files = append(r.files, recentFile{ext, abs, data})
+	r.total += len(data)
+	for len(r.files) > 0 && (r.total > HistSize/2 || r.files[0].abs < abs+int64(len(data))-HistSize) {
+		r.total -= len(r.files[0].data)
+		r.files = r.files[1:]
+	}
+}
+
+// find returns the recent file with the same extension and the size
+// closest to size that fits in room and is still inside the decoder's
+// history window at abs.
+func (r *recentFiles) find(ext string, size, abs, room int64) *recentFile {
+	var best *recentFile
+	for i := len(r.files) - 1; i >= 0; i-- {
+		f := &r.files[i]
+		if f.ext != ext || int64(len(f.data)) > room || f.abs < abs-HistSize+1 || int64(len(f.data)) < size/4 {
+			continue
+		}
+		if best == nil || abs64(int64(len(f.data))-size) < abs64(int64(len(best.data))-size) {
+			best = f
+		}
+	}
+	return best
+}
+
+func abs64(x int64) int64 { return max(x, -x) }
+
+// encodeFile reads one regular file's content (starting at output offset
+// abs) and queues its ops.
+func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, ix *index, o EncodeOptions, encs *encoders, recent *recentFiles, emit func(*task), work chan func()) error {
 	old, hasOld := ix.match(name, size)
+	ext := path.Ext(name)
+	histSrc := len(ix.sources)
 	for off := int64(0); off < size; off += o.MaxChunk {
 		n := min(o.MaxChunk, size-off)
 		buf := make([]byte, n)
@@ -372,12 +418,25 @@ func encodeFile(ctx context.Context, r io.Reader, size int64, name string, ix *i
 				t.buf.Write(b)
 				close(t.done)
 				emit(t)
+				if size >= 4<<10 {
+					recent.add(ext, abs, buf)
+				}
 				return nil
 			}
 		}
 		var ranges []loc
+		var pre []byte // history bytes leading the dictionary
 		if hasOld {
-			ranges = []loc{chunkDict(old, off, n, size, o.MaxChunk)}
+			oldR := chunkDict(old, off, n, size, o.MaxChunk)
+			// A single-chunk file may also draw on the previous file of
+			// its kind: edits repeated across files are then paid once.
+			if n == size {
+				if p := recent.find(ext, size, abs, int64(dictWindow)-n-oldR.size); p != nil {
+					ranges = append(ranges, loc{src: histSrc, off: p.abs, size: int64(len(p.data))})
+					pre = p.data
+				}
+			}
+			ranges = append(ranges, oldR)
 		} else if n <= 4<<20 {
 			ranges = ix.neighbours(name, dictWindow-(4<<20))
 		}
@@ -386,49 +445,60 @@ func encodeFile(ctx context.Context, r io.Reader, size int64, name string, ix *i
 		chunk := buf
 		work <- func() {
 			defer close(t.done)
-			if len(ranges) > 0 {
-				dict, err := readRanges(ix, ranges)
+			if len(ranges) == 0 {
+				t.buf.Write(litOp(chunk))
+				return
+			}
+			rest, err := readRanges(ix, ranges[len(ranges)-len(ranges)+boolInt(pre != nil):])
+			if err != nil {
+				t.err = err
+				return
+			}
+			dict := append(append([]byte(nil), pre...), rest...)
+			// With an old version, MATCH first: it is cheap and wins on
+			// text. Only when it leaves much behind (machine code) is the
+			// slower DELTA tried too; the smaller one is kept.
+			var enc []byte
+			if hasOld {
+				if enc, err = matchOp(ranges, dict, chunk, encs); err != nil {
+					t.err = err
+					return
+				}
+			}
+			if enc == nil || len(enc) > len(chunk)/64 {
+				d, err := deltaOp(ranges, dict, chunk, encs)
 				if err != nil {
 					t.err = err
 					return
 				}
-				// With an old version, MATCH first: it is cheap and wins
-				// on text. Only when it leaves much behind (machine code)
-				// is the slower DELTA tried too; the smaller one is kept.
-				var enc []byte
-				if hasOld && len(ranges) == 1 {
-					if enc, err = matchOp(ranges[0], dict, chunk, encs); err != nil {
-						t.err = err
-						return
-					}
+				if enc == nil || len(d) < len(enc) {
+					enc = d
 				}
-				if enc == nil || len(enc) > len(chunk)/64 {
-					d, err := deltaOp(ranges, dict, chunk, encs)
-					if err != nil {
-						t.err = err
-						return
-					}
-					if enc == nil || len(d) < len(enc) {
-						enc = d
-					}
-				}
-				// A dictionary that does not help is dropped: plain
-				// literals then compress in the shared stream.
-				if !hasOld && len(enc) > len(chunk)/2 && len(enc) > plainSize(chunk, encs) {
-					t.buf.Write(litOp(chunk))
-					return
-				}
-				t.kind = statDelta
-				t.buf.Write(enc)
+			}
+			// A dictionary that does not help is dropped: plain literals
+			// then compress in the shared stream.
+			if !hasOld && len(enc) > len(chunk)/2 && len(enc) > plainSize(chunk, encs) {
+				t.buf.Write(litOp(chunk))
 				return
 			}
-			t.buf.Write(litOp(chunk))
+			t.kind = statDelta
+			t.buf.Write(enc)
+		}
+		if n == size && size >= 4<<10 {
+			recent.add(ext, abs, buf)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // chunkDict picks the region of the old file that corresponds to the new
@@ -444,6 +514,16 @@ func chunkDict(old loc, off, n, newSize, maxChunk int64) loc {
 	hi := min(old.size, lo+room)
 	lo = max(0, hi-room)
 	return loc{src: old.src, off: old.off + lo, size: hi - lo, name: old.name}
+}
+
+func appendRanges(b []byte, ranges []loc) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ranges)))
+	for _, r := range ranges {
+		b = binary.AppendUvarint(b, uint64(r.src))
+		b = binary.AppendUvarint(b, uint64(r.off))
+		b = binary.AppendUvarint(b, uint64(r.size))
+	}
+	return b
 }
 
 // readRanges assembles a dictionary from source ranges.
@@ -505,13 +585,7 @@ func deltaOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := []byte{opDelta}
-	b = binary.AppendUvarint(b, uint64(len(ranges)))
-	for _, r := range ranges {
-		b = binary.AppendUvarint(b, uint64(r.src))
-		b = binary.AppendUvarint(b, uint64(r.off))
-		b = binary.AppendUvarint(b, uint64(r.size))
-	}
+	b := appendRanges([]byte{opDelta}, ranges)
 	b = binary.AppendUvarint(b, uint64(len(data)))
 	b = binary.AppendUvarint(b, uint64(len(payload)))
 	return append(b, payload...), nil

@@ -28,8 +28,8 @@ import (
 // shallower than zstd's optimal parser; on machine code the plain DELTA
 // usually wins. The encoder keeps whichever is smaller.
 //
-//	MATCH = 0x04 range uvarint(outLen) section(ll) section(ml) section(of) section(lits)
-//	range = uvarint(src) uvarint(off) uvarint(len)
+//	MATCH = 0x04 uvarint(nranges) { range } uvarint(outLen) section(ll) section(ml) section(of) section(lits)
+//	range = uvarint(src) uvarint(off) uvarint(len)   (the dictionary is their concatenation)
 //	section = uvarint(n) n*byte   (one zstd frame)
 
 const (
@@ -96,12 +96,9 @@ func matchStreams(old, nw []byte) (ll, ml, of, lits []byte) {
 }
 
 // matchOp encodes data against the dictionary (one source range).
-func matchOp(r loc, dict, data []byte, enc *encoders) ([]byte, error) {
+func matchOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, error) {
 	ll, ml, of, lits := matchStreams(dict, data)
-	b := []byte{opMatch}
-	b = binary.AppendUvarint(b, uint64(r.src))
-	b = binary.AppendUvarint(b, uint64(r.off))
-	b = binary.AppendUvarint(b, uint64(r.size))
+	b := appendRanges([]byte{opMatch}, ranges)
 	b = binary.AppendUvarint(b, uint64(len(data)))
 	for _, sec := range [][]byte{ll, ml, of} {
 		z := enc.plain.EncodeAll(sec, nil)
@@ -118,16 +115,9 @@ func matchOp(r loc, dict, data []byte, enc *encoders) ([]byte, error) {
 
 // match decodes a MATCH op (the op byte already read).
 func (d *decoder) match() error {
-	s, off, n, err := d.srcRange()
+	dict, err := d.dictRanges()
 	if err != nil {
 		return err
-	}
-	if n > MaxDict {
-		return fmt.Errorf("dictionary larger than %d bytes", MaxDict)
-	}
-	dict := make([]byte, n)
-	if _, err := s.ReadAt(dict, off); err != nil {
-		return fmt.Errorf("reading dictionary: %w", err)
 	}
 	outLen, err := d.uvarint("match output length", MaxOut)
 	if err != nil {
