@@ -281,3 +281,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestRepeatedEditPaidOnce: the same new code inserted into two files
+// costs about once, because the second file's dictionary starts with the
+// first (history), and the result round-trips.
+func TestRepeatedEditPaidOnce(t *testing.T) {
+	js := textData(20, 600<<10)
+	other := append(append([]byte{}, js...), textData(21, 50<<10)...)
+	ins := rnd(22, 8<<10) // incompressible new code
+	edit := func(b []byte) []byte {
+		return append(append(append([]byte{}, b[:300<<10]...), ins...), b[300<<10:]...)
+	}
+	old := mktar(t, []entry{{name: "lib/a.js", body: js}, {name: "lib/b.js", body: other}}, nil)
+	one := mktar(t, []entry{{name: "lib/a.js", body: edit(js)}, {name: "lib/b.js", body: other}}, nil)
+	both := mktar(t, []entry{{name: "lib/a.js", body: edit(js)}, {name: "lib/b.js", body: edit(other)}}, nil)
+	_, p1 := roundTrip(t, one, [][]byte{old}, EncodeOptions{})
+	_, p2 := roundTrip(t, both, [][]byte{old}, EncodeOptions{})
+	if len(p2) > len(p1)+len(ins)/4 {
+		t.Fatalf("edit in two files: %d bytes, in one: %d; the repeat should be nearly free", len(p2), len(p1))
+	}
+}
