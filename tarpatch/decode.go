@@ -72,7 +72,11 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) {
 		return fault.Errorf(fault.Integrity, "tarpatch: not a %s patch (bad magic)", Codec)
 	}
-	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(1<<30))
+	zopts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(1 << 30)}
+	if hd := headerDict(sources); len(hd) > 0 {
+		zopts = append(zopts, zstd.WithDecoderDictRaw(dictID, hd))
+	}
+	zr, err := zstd.NewReader(br, zopts...)
 	if err != nil {
 		return fault.Errorf(fault.Internal, "tarpatch: %w", err)
 	}

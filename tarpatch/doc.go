@@ -21,7 +21,10 @@
 //     decoder keeps the last HistSize bytes of its output), so an edit
 //     repeated across files — bundled JavaScript, say — is paid once.
 //   - LIT: the bytes themselves, in one long zstd stream shared with the
-//     headers, so new files still benefit from each other.
+//     headers, so new files still benefit from each other. That stream is
+//     compressed against a dictionary of the sources' own header blocks
+//     (headerDict), which encoder and decoder derive from the sources, so
+//     an unchanged or renamed entry's header costs a few bytes.
 //
 // # Format (Codec "diffah-tar/1")
 //

@@ -227,7 +227,11 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	if _, err := cw.Write(magic); err != nil {
 		return st, fault.Wrap(fault.Env, err)
 	}
-	zw, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(32<<20))
+	zopts := []zstd.EOption{zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(32 << 20)}
+	if hd := headerDict(sources); len(hd) > 0 {
+		zopts = append(zopts, zstd.WithEncoderDictRaw(dictID, hd))
+	}
+	zw, err := zstd.NewWriter(cw, zopts...)
 	if err != nil {
 		return st, fault.Wrap(fault.Internal, err)
 	}
@@ -377,24 +381,34 @@ func (r *recentFiles) add(ext string, abs int64, data []byte) {
 	}
 }
 
-// find returns the recent file with the same extension and the size
-// closest to size that fits in room and is still inside the decoder's
-// history window at abs.
-func (r *recentFiles) find(ext string, size, abs, room int64) *recentFile {
-	var best *recentFile
-	for i := len(r.files) - 1; i >= 0; i-- {
+func abs64(x int64) int64 { return max(x, -x) }
+
+// pick returns up to k recent files of the same extension, closest in
+// size first, that together fit in room, in output order.
+func (r *recentFiles) pick(ext string, size, abs, room int64, k int) []*recentFile {
+	var cands []*recentFile
+	for i := range r.files {
 		f := &r.files[i]
-		if f.ext != ext || int64(len(f.data)) > room || f.abs < abs-HistSize+1 || int64(len(f.data)) < size/4 {
-			continue
-		}
-		if best == nil || abs64(int64(len(f.data))-size) < abs64(int64(len(best.data))-size) {
-			best = f
+		if f.ext == ext && f.abs >= abs-HistSize+1 && int64(len(f.data)) >= size/8 {
+			cands = append(cands, f)
 		}
 	}
-	return best
+	sort.SliceStable(cands, func(i, j int) bool {
+		return abs64(int64(len(cands[i].data))-size) < abs64(int64(len(cands[j].data))-size)
+	})
+	var out []*recentFile
+	for _, c := range cands {
+		if len(out) == k {
+			break
+		}
+		if int64(len(c.data)) <= room {
+			out = append(out, c)
+			room -= int64(len(c.data))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].abs < out[j].abs })
+	return out
 }
-
-func abs64(x int64) int64 { return max(x, -x) }
 
 // encodeFile reads one regular file's content (starting at output offset
 // abs) and queues its ops.
@@ -431,9 +445,10 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 			// A single-chunk file may also draw on the previous file of
 			// its kind: edits repeated across files are then paid once.
 			if n == size {
-				if p := recent.find(ext, size, abs, int64(dictWindow)-n-oldR.size); p != nil {
+				room := int64(dictWindow) - n - oldR.size
+				for _, p := range recent.pick(ext, size, abs, room, 1) {
 					ranges = append(ranges, loc{src: histSrc, off: p.abs, size: int64(len(p.data))})
-					pre = p.data
+					pre = append(pre, p.data...)
 				}
 			}
 			ranges = append(ranges, oldR)
@@ -449,7 +464,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 				t.buf.Write(litOp(chunk))
 				return
 			}
-			rest, err := readRanges(ix, ranges[len(ranges)-len(ranges)+boolInt(pre != nil):])
+			rest, err := readRanges(ix, ranges[len(ranges)-1:])
 			if err != nil {
 				t.err = err
 				return
@@ -492,13 +507,6 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		}
 	}
 	return nil
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // chunkDict picks the region of the old file that corresponds to the new
@@ -547,6 +555,13 @@ type encoders struct {
 	plain *zstd.Encoder
 }
 
+// smallDict is the dictionary + data size below which the cheaper zstd
+// level is used for dictionary compression.
+const smallDict = 4 << 20
+
+// tinyDict is the size below which the default level is used.
+const tinyDict = 256 << 10
+
 // dictWindow bounds dictionary + data for one DELTA or MATCH literal
 // section (8 MiB chunks against at most 12 MiB of old file).
 const dictWindow = 32 << 20
@@ -571,7 +586,17 @@ func (e *encoders) withDict(dict, data []byte) ([]byte, error) {
 	for window < len(dict)+len(data) {
 		window <<= 1
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(e.level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false),
+	// klauspost's best level clears and fills 4M-entry match tables on
+	// every encoder, which costs far more than compressing a small file;
+	// below smallDict the next level down (2^19-entry tables) is used.
+	level := e.level
+	if len(dict)+len(data) < smallDict && level > zstd.SpeedBetterCompression {
+		level = zstd.SpeedBetterCompression
+	}
+	if len(dict)+len(data) < tinyDict && level > zstd.SpeedDefault {
+		level = zstd.SpeedDefault
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false),
 		zstd.WithEncoderDictRaw(dictID, dict), zstd.WithWindowSize(window))
 	if err != nil {
 		return nil, fmt.Errorf("tarpatch: delta encoder: %w", err)
