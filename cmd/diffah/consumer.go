@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/diffah/diffah/artifact"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/resolve"
@@ -19,9 +21,10 @@ import (
 
 // UnpackCmd is `diffah unpack`.
 type UnpackCmd struct {
-	Delta     string `arg:"" optional:"" help:"Archive file (default: stdin)." placeholder:"DELTA"`
+	Delta     string `arg:"" optional:"" help:"Archive file, or docker://REF of an archive pushed with pack -o (default: stdin)." placeholder:"DELTA"`
 	Output    string `short:"o" required:"" help:"Directory to create: a partial OCI layout for resolve." placeholder:"DIR"`
 	VerifyKey string `help:"Require a signature by this public key (PKIX PEM) and check it before writing." type:"existingfile" placeholder:"PUB.pem"`
+	RegistryFlags
 }
 
 // Help adds examples to --help.
@@ -32,7 +35,8 @@ the sidecar as it streams, and creates DIR only when all of it verified.
 Examples:
   diffah unpack -o ./app-v2 < /media/usb/app.dlt
   cat app.dlt.part.* | diffah unpack -o ./app-v2
-  diffah unpack --verify-key vendor.pub -o ./app-v2 app.dlt`
+  diffah unpack --verify-key vendor.pub -o ./app-v2 app.dlt
+  diffah unpack -o ./app-v2 docker://registry.internal/deltas:app-1-2   (an archive pushed with pack -o docker://)`
 }
 
 // Run unpacks.
@@ -41,7 +45,7 @@ func (c *UnpackCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	in, closeIn, err := openInput(c.Delta, s.in)
+	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Delta, s.in)
 	if err != nil {
 		return err
 	}
@@ -66,6 +70,27 @@ func loadVerifyKey(path string) (*ecdsa.PublicKey, error) {
 }
 
 func openInput(path string, stdin io.Reader) (io.Reader, func(), error) {
+	return openInputFrom(nil, RegistryFlags{}, path, stdin)
+}
+
+// openInputFrom opens an archive from a file, stdin, or a registry
+// artifact (docker://).
+func openInputFrom(g *Globals, rf RegistryFlags, path string, stdin io.Reader) (io.Reader, func(), error) {
+	if strings.HasPrefix(path, "docker://") {
+		ref, err := imgref.Parse(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		ctx := context.Background()
+		if g != nil {
+			ctx = g.ctx
+		}
+		rc, _, err := artifact.Pull(ctx, ref, rf.options(""))
+		if err != nil {
+			return nil, nil, err
+		}
+		return rc, func() { rc.Close() }, nil
+	}
 	if path == "" || path == "-" {
 		if isTerminalReader(stdin) {
 			return nil, nil, fault.WithHint(fault.Errorf(fault.Usage, "no archive given and stdin is a terminal"), fault.Usage,
@@ -278,7 +303,7 @@ func firstLine(s string) string {
 
 // ImportCmd is `diffah import`.
 type ImportCmd struct {
-	Delta     string   `arg:"" optional:"" help:"Archive file (default: stdin)." placeholder:"DELTA"`
+	Delta     string   `arg:"" optional:"" help:"Archive file, or docker://REF of an archive pushed with pack -o (default: stdin)." placeholder:"DELTA"`
 	Output    []string `sep:"none" short:"o" help:"Where to write the rebuilt image: OUTREF, or NAME=OUTREF per image (repeatable)." placeholder:"[NAME=]OUTREF"`
 	VerifyKey string   `help:"Require a signature by this public key (PKIX PEM)." type:"existingfile" placeholder:"PUB.pem"`
 	DryRun    bool     `help:"Read the sidecar, check every needed blob is reachable, write nothing."`
@@ -317,7 +342,7 @@ func (c *ImportCmd) Run(g *Globals, s stdio) error {
 		return err
 	}
 	defer closeBases()
-	in, closeIn, err := openInput(c.Delta, s.in)
+	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Delta, s.in)
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,7 @@ type InspectCmd struct {
 	JSON      bool   `help:"Print JSON instead of text."`
 	VerifyKey string `help:"Also check the archive's signature against this public key." type:"existingfile" placeholder:"PUB.pem"`
 	HTML      string `help:"Also write a self-contained HTML report (tables and a chart of shipped vs saved bytes per layer) to FILE." placeholder:"FILE"`
+	RegistryFlags
 }
 
 // Help adds examples to --help.
@@ -72,12 +73,13 @@ Examples:
   diffah inspect app.dlt
   diffah plan --target oci:./app-v2 --baseline oci:./app-v1 | diffah inspect
   diffah inspect --json app.dlt | jq '.images[].savedPercent'
-  diffah inspect --html report.html app.dlt`
+  diffah inspect --html report.html app.dlt
+  diffah inspect docker://registry.internal/deltas:app-1-2`
 }
 
 // Run inspects.
 func (c *InspectCmd) Run(g *Globals, s stdio) error {
-	in, closeIn, err := openInput(c.Input, s.in)
+	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Input, s.in)
 	if err != nil {
 		return err
 	}

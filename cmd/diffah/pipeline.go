@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/diffah/diffah/artifact"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/pack"
@@ -133,7 +134,7 @@ func isAlnum(c byte) bool {
 // PackCmd is `diffah pack`.
 type PackCmd struct {
 	Plans    []string `arg:"" optional:"" sep:"none" help:"Plan files (default: a JSON stream of plans on stdin)." type:"existingfile" placeholder:"PLAN"`
-	Output   string   `short:"o" help:"Write the archive to FILE (atomically) instead of stdout." placeholder:"FILE"`
+	Output   string   `short:"o" help:"Write the archive to FILE (atomically) instead of stdout, or push it to a registry as an OCI artifact (docker://HOST/REPO:TAG)." placeholder:"FILE|docker://REF"`
 	Compress string   `help:"Compress the archive as a whole: none or zstd (default: ${default})." default:"none" enum:"none,zstd"`
 	SignKey  string   `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
 	Jobs     int      `help:"Parallel workers (default: number of CPUs)." placeholder:"N"`
@@ -148,7 +149,8 @@ diffah.json, pins the digest of every other entry. Same inputs, same bytes.
 Examples:
   diffah pack < plan.json > /media/usb/app.dlt
   diffah pack a.json b.json -o bundle.dlt --compress zstd
-  diffah pack --sign-key vendor.key < plan.json | split -b 4000m - app.dlt.part.`
+  diffah pack --sign-key vendor.key < plan.json | split -b 4000m - app.dlt.part.
+  diffah pack -o docker://registry.internal/deltas:app-1-2 < plan.json`
 }
 
 // Run packs.
@@ -161,14 +163,18 @@ func (c *PackCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	return writeOutput(c.Output, s.out, "a delta archive", func(w io.Writer) error {
+	write := func(w io.Writer) error {
 		rep, err := pack.Write(g.ctx, w, plans, pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key,
 			Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
 		if err == nil {
 			g.log.Info("archive written", "bytes", rep.Bytes, "entries", len(rep.Sidecar.Entries))
 		}
 		return err
-	})
+	}
+	if strings.HasPrefix(c.Output, "docker://") {
+		return pushArchive(g, s, c.Output, c.RegistryFlags, write)
+	}
+	return writeOutput(c.Output, s.out, "a delta archive", write)
 }
 
 func loadSignKey(path string) (*ecdsa.PrivateKey, error) {
@@ -274,4 +280,29 @@ func sniff(r io.Reader) (io.Reader, bool, error) {
 	head := bytes.TrimLeft(buf[:n], " \t\r\n")
 	isJSON := len(head) > 0 && head[0] == '{'
 	return io.MultiReader(bytes.NewReader(buf[:n]), r), isJSON, nil
+}
+
+// pushArchive packs into a pipe and pushes the stream as an OCI artifact.
+func pushArchive(g *Globals, s stdio, out string, rf RegistryFlags, write func(io.Writer) error) error {
+	ref, err := imgref.Parse(out)
+	if err != nil {
+		return fmt.Errorf("-o: %w", err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := write(pw)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	pushed, perr := artifact.Push(g.ctx, ref, pr, rf.options(""))
+	pr.CloseWithError(perr)
+	if err := <-done; err != nil {
+		return err
+	}
+	if perr != nil {
+		return fmt.Errorf("-o %s: %w", out, perr)
+	}
+	fmt.Fprintf(s.err, "pushed %s: archive %s (%d bytes), manifest %s\n", out, pushed.Blob, pushed.Size, pushed.Manifest)
+	return nil
 }

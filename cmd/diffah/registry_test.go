@@ -215,3 +215,47 @@ func TestRegistryGoesAway(t *testing.T) {
 		t.Fatal("a tag exists after a failed push")
 	}
 }
+
+// TestArchiveAsArtifact: the delta archive itself travels through a
+// registry: pack -o docker://, then inspect, unpack and import from it.
+func TestArchiveAsArtifact(t *testing.T) {
+	fx := fixtures(t)
+	p := newProxy(t)
+	h := p.host()
+	work := t.TempDir()
+	var plan strings.Builder
+	if c := run([]string{"plan", "--name", "app", "--target", "oci:" + fx + "/v2", "--baseline", "oci:" + fx + "/v1"}, strings.NewReader(""), &plan, os.Stderr); c != 0 {
+		t.Fatal("plan")
+	}
+	for _, compress := range []string{"none", "zstd"} {
+		ref := "docker://" + h + "/deltas:app-" + compress
+		if code, e := diffahRun(t, []byte(plan.String()), "pack", "--compress", compress, "-o", ref); code != 0 {
+			t.Fatal(e)
+		}
+		var out strings.Builder
+		if c := run([]string{"inspect", "--json", ref}, strings.NewReader(""), &out, os.Stderr); c != 0 || !strings.Contains(out.String(), `"name": "app"`) {
+			t.Fatalf("inspect %s: %d %s", ref, c, out.String())
+		}
+		dir := filepath.Join(work, "u-"+compress)
+		if code, e := diffahRun(t, nil, "unpack", "-o", dir, ref); code != 0 {
+			t.Fatal(e)
+		}
+		if code, e := diffahRun(t, nil, "import", "--baseline", "oci:"+fx+"/v1", "-o", "oci:"+filepath.Join(work, "i-"+compress)+":app", ref); code != 0 {
+			t.Fatal(e)
+		}
+		if indexDigest(t, filepath.Join(work, "i-"+compress)) != indexDigest(t, filepath.Join(fx, "v2")) {
+			t.Fatal("imported image differs")
+		}
+	}
+	// An image is not a delta artifact.
+	pushFixture(t, fx, "v1", "docker://"+h+"/app:1")
+	code, e := diffahRun(t, nil, "unpack", "-o", filepath.Join(work, "x"), "docker://"+h+"/app:1")
+	if code != int(fault.Usage) || !strings.Contains(e, "not a diffah delta artifact") {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	// A missing artifact is an environment error naming it.
+	code, e = diffahRun(t, nil, "unpack", "-o", filepath.Join(work, "y"), "docker://"+h+"/deltas:nope")
+	if code != int(fault.Env) || !strings.Contains(e, "deltas:nope") {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+}
