@@ -84,7 +84,7 @@ type rawManifest struct {
 	mt types.MediaType
 }
 
-func (r rawManifest) RawManifest() ([]byte, error)         { return r.b, nil }
+func (r rawManifest) RawManifest() ([]byte, error)        { return r.b, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
 // Push uploads the archive read from r as an artifact at ref. The archive
@@ -191,4 +191,3 @@ func Pull(ctx context.Context, ref imgref.Ref, o imgref.Options) (io.ReadCloser,
 		io.Closer
 	}{verify.NewReader(rc, l.Digest, l.Size, fmt.Sprintf("%s: archive blob %s", where, l.Digest)), rc}, l.Size, nil
 }
-
