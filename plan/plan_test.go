@@ -152,6 +152,11 @@ func TestParseRejects(t *testing.T) {
 		{"totals lie", edit(func(m map[string]any) { m["totals"].(map[string]any)["shipBytes"] = 1 }), "totals"},
 		{"action", edit(func(m map[string]any) { m["blobs"].([]any)[2].(map[string]any)["action"] = "steal" }), "unknown action"},
 		{"intra", edit(func(m map[string]any) { m["intraLayer"] = "maybe" }), "intraLayer"},
+		{"wrong type", edit(func(m map[string]any) { m["blobs"] = "many" }), "cannot unmarshal"},
+		{"deep nesting", []byte(`{"kind":"diffah-plan","version":"1.0","name":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`), "nested deeper"},
+		{"duplicate key", bytes.Replace(good, []byte(`"name"`), []byte(`"name": "evil", "name"`), 1), "appears twice"},
+		{"case-folded key", bytes.Replace(good, []byte(`"intraLayer"`), []byte(`"IntraLayer"`), 1), "unknown field"},
+		{"huge", append(append([]byte(`{"kind":"diffah-plan","version":"1.0","name":"`), bytes.Repeat([]byte("a"), MaxSize+1)...), '"', '}'), "larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
