@@ -6,8 +6,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
@@ -107,4 +109,26 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestZstdBomb: a whole-archive zstd stream that declares a window larger
+// than unpack allows is refused (decompression bomb), and so is a
+// declared tar entry that streams more than its size.
+func TestZstdBomb(t *testing.T) {
+	var z bytes.Buffer
+	enc, err := zstd.NewWriter(&z, zstd.WithWindowSize(512<<20), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.Write(archive(t))
+	enc.Write(make([]byte, 300<<20)) // a long run of zeros: compresses to little
+	enc.Close()
+	dir := filepath.Join(t.TempDir(), "out")
+	_, err = Read(context.Background(), bytes.NewReader(z.Bytes()), dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), "window") {
+		t.Fatalf("512 MiB-window zstd stream: %v", err)
+	}
+	if _, serr := os.Stat(dir); serr == nil {
+		t.Fatal("left output")
+	}
 }
