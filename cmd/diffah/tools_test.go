@@ -184,6 +184,8 @@ func cmdTarx(ts *testscript.TestScript, neg bool, args []string) {
 				ents = append(ents, ent{hdr: &tar.Header{Name: v, Typeflag: tar.TypeDir, Mode: 0o755}})
 			case "fifo":
 				ents = append(ents, ent{hdr: &tar.Header{Name: v, Typeflag: tar.TypeFifo, Mode: 0o644}})
+			case "chardev":
+				ents = append(ents, ent{hdr: &tar.Header{Name: v, Typeflag: tar.TypeChar, Mode: 0o644, Devmajor: 1, Devminor: 3}})
 			default:
 				ts.Fatalf("unknown op %s", op)
 			}
