@@ -73,3 +73,14 @@ func (m *mountImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
 	}
 	return m.wrap(l), nil
 }
+
+// SameRegistry reports whether a and b are docker:// references on the
+// same registry.
+func SameRegistry(a, b Ref, insecure bool) bool {
+	if a.Transport != Docker || b.Transport != Docker {
+		return false
+	}
+	x, err1 := parseRemote(a, insecure)
+	y, err2 := parseRemote(b, insecure)
+	return err1 == nil && err2 == nil && x.Context().RegistryStr() == y.Context().RegistryStr()
+}

@@ -57,6 +57,12 @@ type Options struct {
 	Log     *slog.Logger
 	// Progress, when set, receives a progress line (a terminal).
 	Progress io.Writer
+	// LeaveReused, when it returns true for an image's reused layer,
+	// leaves that layer out of the layout: the caller will write the image
+	// to a registry that can mount the layer from the baseline, so it
+	// need not cross the wire. The layout is then incomplete by design
+	// (import uses this in its private working directory only).
+	LeaveReused func(image string, b sidecar.Blob) bool
 }
 
 // Status of one image.
@@ -458,7 +464,7 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 		return first
 	}
 	for _, w := range works {
-		if err := checkManifest(tmp.Path, w.im); err != nil {
+		if err := checkManifest(tmp.Path, w.im, r.o.LeaveReused); err != nil {
 			return err
 		}
 	}
@@ -510,6 +516,9 @@ func (r *resolver) blob(ctx context.Context, dst string, w *imageWork, b sidecar
 		}
 		return linkOrCopy(src, out)
 	case sidecar.Reuse:
+		if b.Role == sidecar.RoleLayer && r.o.LeaveReused != nil && r.o.LeaveReused(w.im.Name, b) {
+			return nil
+		}
 		rc, err := openBaselineBlob(w.base, b)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
@@ -637,7 +646,7 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 // checkManifest makes sure the (verified) manifest lists exactly the blobs
 // the sidecar described: a sidecar cannot make resolve assemble blobs the
 // manifest does not name.
-func checkManifest(dir string, im *sidecar.Image) error {
+func checkManifest(dir string, im *sidecar.Image, leave func(string, sidecar.Blob) bool) error {
 	raw, err := os.ReadFile(layout.BlobPath(dir, im.Target.Manifest.Digest))
 	if err != nil {
 		return fault.Errorf(fault.Env, "resolve: image %q: %w", im.Name, err)
@@ -662,7 +671,8 @@ func checkManifest(dir string, im *sidecar.Image) error {
 			return fault.Errorf(fault.Integrity, "resolve: image %q: manifest blob %d is %s (%d bytes), the sidecar says %s (%d bytes)",
 				im.Name, i, got[i].Digest, got[i].Size, want[i].Digest, want[i].Size)
 		}
-		if !layout.Exists(layout.BlobPath(dir, want[i].Digest)) {
+		left := want[i].Action == sidecar.Reuse && want[i].Role == sidecar.RoleLayer && leave != nil && leave(im.Name, want[i])
+		if !left && !layout.Exists(layout.BlobPath(dir, want[i].Digest)) {
 			return fault.Errorf(fault.Internal, "resolve: image %q: blob %s was not written", im.Name, want[i].Digest)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/resolve"
+	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/signature"
 	"github.com/diffah/diffah/unpack"
 )
@@ -256,6 +257,27 @@ func writeImages(g *Globals, dir string, rep *resolve.Report, outs map[string]im
 	return nil
 }
 
+// mountableReuse says which reused layers import need not download: those
+// of an image whose output is a repository on the same registry as its
+// baseline, where the push mounts them from the baseline's repository.
+func mountableReuse(bases map[string]resolve.Baseline, outs map[string]imgref.Ref, insecure bool) func(string, sidecar.Blob) bool {
+	return func(name string, b sidecar.Blob) bool {
+		out, ok := outs[name]
+		if !ok {
+			out, ok = outs[""]
+		}
+		base, bok := bases[name]
+		if !bok {
+			base, bok = bases[""]
+		}
+		if !ok || !bok {
+			return false
+		}
+		img, isRef := base.Image.(*imgref.Image)
+		return isRef && imgref.SameRegistry(img.Ref, out, insecure)
+	}
+}
+
 // mountable lets a push to the baseline's registry mount shared layers
 // from the baseline's repository instead of uploading them.
 func mountable(img v1.Image, b resolve.Baseline, out imgref.Ref, insecure bool) v1.Image {
@@ -393,7 +415,8 @@ func (c *ImportCmd) Run(g *Globals, s stdio) error {
 	if _, err := unpack.Read(g.ctx, in, dir, unpack.Options{VerifyKey: key, Log: g.log, Progress: g.progressTo(s.err)}); err != nil {
 		return err
 	}
-	rep, err := resolve.Complete(g.ctx, dir, bases, resolve.Options{Strict: c.Strict, Jobs: c.Jobs, TempDir: work, Log: g.log, Progress: g.progressTo(s.err)})
+	rep, err := resolve.Complete(g.ctx, dir, bases, resolve.Options{Strict: c.Strict, Jobs: c.Jobs, TempDir: work, Log: g.log, Progress: g.progressTo(s.err),
+		LeaveReused: mountableReuse(bases, outs, c.Insecure)})
 	if rep != nil {
 		printReport(s, g, rep, c.JSON)
 	}

@@ -28,6 +28,7 @@ type countingProxy struct {
 	uploads  atomic.Int64 // completed blob uploads (PUT …/blobs/uploads/…)
 	mounts   atomic.Int64
 	mu       sync.Mutex
+	fetched  map[string]int // blob GETs by digest
 	failNext int // fail this many upload requests with 503
 	down     bool
 }
@@ -36,7 +37,7 @@ func newProxy(t *testing.T) *countingProxy {
 	host := testregistry.Start(t)
 	target, _ := url.Parse("http://" + host)
 	rp := httputil.NewSingleHostReverseProxy(target)
-	p := &countingProxy{}
+	p := &countingProxy{fetched: map[string]int{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		isUpload := strings.Contains(r.URL.Path, "/blobs/uploads/")
 		p.mu.Lock()
@@ -54,6 +55,11 @@ func newProxy(t *testing.T) *countingProxy {
 		}
 		if isUpload && r.Method == http.MethodPost && r.URL.Query().Get("mount") != "" {
 			p.mounts.Add(1)
+		}
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+			p.mu.Lock()
+			p.fetched[r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]]++
+			p.mu.Unlock()
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -117,9 +123,22 @@ func TestRegistryRoundTrip(t *testing.T) {
 		t.Fatal(e)
 	}
 	before := p.uploads.Load()
+	p.mu.Lock()
+	p.fetched = map[string]int{}
+	p.mu.Unlock()
 	if code, e := diffahRun(t, nil, "import", "--baseline", "docker://"+h+"/app:1", "-o", "docker://"+h+"/app:2", delta); code != 0 {
 		t.Fatal(e)
 	}
+	// The reused base layer stays in the registry: read lazily, it is
+	// never downloaded; only patch sources are.
+	v2, _ := imgref.Open(context.Background(), imgref.Ref{Transport: imgref.OCI, Path: filepath.Join(fx, "v2")}, imgref.Options{})
+	m, _ := v2.Manifest()
+	v2.Close()
+	p.mu.Lock()
+	if n := p.fetched[m.Layers[0].Digest.String()]; n != 0 {
+		t.Errorf("the reused base layer was downloaded %d times", n)
+	}
+	p.mu.Unlock()
 	if got, want := remoteDigest(t, h+"/app:2"), indexDigest(t, filepath.Join(fx, "v2")); got != want {
 		t.Fatalf("pushed %s, target is %s", got, want)
 	}
