@@ -29,7 +29,7 @@ type countingProxy struct {
 	mounts   atomic.Int64
 	mu       sync.Mutex
 	fetched  map[string]int // blob GETs by digest
-	failNext int // fail this many upload requests with 503
+	failNext int            // fail this many upload requests with 503
 	down     bool
 }
 
