@@ -63,6 +63,10 @@ type index struct {
 	byPath  map[string]loc
 	byNorm  map[string][]loc
 	byDir   map[string][]loc
+	// hdrByPath is, per regular file, the raw bytes before its data (the
+	// previous entry's padding and the headers since), for COPY of
+	// unchanged headers.
+	hdrByPath map[string]loc
 }
 
 var versionRE = regexp.MustCompile(`[0-9]+`)
@@ -75,10 +79,11 @@ func cleanName(name string) string { return strings.TrimPrefix(path.Clean("/"+na
 
 // buildIndex reads every source tar once, hashing regular files.
 func buildIndex(ctx context.Context, sources []Source) (*index, error) {
-	ix := &index{sources: sources, byHash: map[[32]byte]loc{}, byPath: map[string]loc{}, byNorm: map[string][]loc{}, byDir: map[string][]loc{}}
+	ix := &index{sources: sources, byHash: map[[32]byte]loc{}, byPath: map[string]loc{}, byNorm: map[string][]loc{}, byDir: map[string][]loc{}, hdrByPath: map[string]loc{}}
 	for si, s := range sources {
 		cr := &countingReader{r: io.NewSectionReader(s, 0, s.Size())}
 		tr := tar.NewReader(cr)
+		var prevEnd int64
 		for {
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -92,10 +97,18 @@ func buildIndex(ctx context.Context, sources []Source) (*index, error) {
 				// read; the patch stays correct either way.
 				break
 			}
+			dataStart := cr.n
+			regionStart := prevEnd
+			// The region before the next data starts right after this data:
+			// padding is part of it, as it is of the raw bytes Encode gathers.
+			prevEnd = dataStart + hdr.Size
 			if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 || isSparse(hdr) {
 				continue
 			}
 			l := loc{src: si, off: cr.n, size: hdr.Size, name: cleanName(hdr.Name)}
+			if _, ok := ix.hdrByPath[l.name]; !ok && dataStart-regionStart <= 64<<10 {
+				ix.hdrByPath[l.name] = loc{src: si, off: regionStart, size: dataStart - regionStart}
+			}
 			h := sha256.New()
 			if _, err := io.Copy(h, tr); err != nil {
 				return nil, fault.Errorf(fault.Env, "tarpatch: reading source %d: %w", si, err)
@@ -198,6 +211,8 @@ type task struct {
 	err  error
 	kind int // for stats: statHeader, statCopy, statDelta, statLit
 	in   int64
+	// copy, when set, is a COPY the writer may merge with its neighbours.
+	copy *loc
 }
 
 // Encode writes a patch that rebuilds the tar read from newTar out of
@@ -253,14 +268,40 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	writeErr := make(chan error, 1)
 	go func() {
 		var werr error
+		// Adjacent copies (unchanged files and their headers, in the same
+		// order as in the source) merge into one op.
+		var pend *loc
+		flush := func() {
+			if pend != nil && werr == nil {
+				b := []byte{opCopy}
+				b = binary.AppendUvarint(b, uint64(pend.src))
+				b = binary.AppendUvarint(b, uint64(pend.off))
+				b = binary.AppendUvarint(b, uint64(pend.size))
+				if _, err := zw.Write(b); err != nil {
+					werr = fault.Wrap(fault.Env, err)
+				}
+			}
+			pend = nil
+		}
 		for t := range queue {
 			<-t.done
 			if werr == nil && t.err != nil {
 				werr = t.err
 			}
-			if werr == nil {
-				if _, err := zw.Write(t.buf.Bytes()); err != nil {
-					werr = fault.Wrap(fault.Env, err)
+			if c := t.copy; c != nil {
+				if pend != nil && pend.src == c.src && pend.off+pend.size == c.off {
+					pend.size += c.size
+				} else {
+					flush()
+					cc := *c
+					pend = &cc
+				}
+			} else {
+				flush()
+				if werr == nil {
+					if _, err := zw.Write(t.buf.Bytes()); err != nil {
+						werr = fault.Wrap(fault.Env, err)
+					}
 				}
 			}
 			switch t.kind {
@@ -274,6 +315,7 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 				st.Literals++
 			}
 		}
+		flush()
 		writeErr <- werr
 	}()
 	emit := func(t *task) { queue <- t }
@@ -287,11 +329,26 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	recent := &recentFiles{}
 	cr := &countingReader{r: newTar, keep: true}
 	tr := tar.NewReader(cr)
-	flushRaw := func() {
-		if cr.kept.Len() > 0 {
-			emit(ready(statHeader, litOp(cr.kept.Bytes())))
-			cr.kept.Reset()
+	// flushRaw emits the raw bytes gathered since the last file's data:
+	// as a COPY when they equal the old header region of the same file,
+	// else as a literal.
+	flushRaw := func(name string) {
+		if cr.kept.Len() == 0 {
+			return
 		}
+		raw := cr.kept.Bytes()
+		if l, ok := ix.hdrByPath[name]; ok && name != "" && l.size == int64(len(raw)) {
+			old := make([]byte, l.size)
+			if _, err := ix.sources[l.src].ReadAt(old, l.off); err == nil && bytes.Equal(old, raw) {
+				t := &task{done: make(chan struct{}), kind: statHeader, copy: &loc{src: l.src, off: l.off, size: l.size}}
+				close(t.done)
+				emit(t)
+				cr.kept.Reset()
+				return
+			}
+		}
+		emit(ready(statHeader, litOp(raw)))
+		cr.kept.Reset()
 	}
 	var encErr error
 	for encErr == nil {
@@ -312,13 +369,13 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 			continue // header (and any content) stays in the raw buffer
 		}
 		st.Files++
-		flushRaw()
-		cr.keep = false
 		name := cleanName(hdr.Name)
+		flushRaw(name)
+		cr.keep = false
 		encErr = encodeFile(ctx, tr, hdr.Size, cr.n, name, ix, o, encs, recent, emit, work)
 		cr.keep = true
 		if cr.kept.Len() > 1<<20 {
-			flushRaw()
+			flushRaw("")
 		}
 	}
 	if encErr == nil {
@@ -327,7 +384,7 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		if _, err := io.Copy(io.Discard, cr); err != nil {
 			encErr = fault.Errorf(fault.Env, "tarpatch: reading the new tar: %w", err)
 		}
-		flushRaw()
+		flushRaw("")
 	}
 	if encErr == nil {
 		emit(ready(statHeader, []byte{opEnd}))
@@ -424,12 +481,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		}
 		if n == size {
 			if l, ok := ix.byHash[sha256.Sum256(buf)]; ok && l.size == size {
-				t := &task{done: make(chan struct{}), kind: statCopy}
-				b := []byte{opCopy}
-				b = binary.AppendUvarint(b, uint64(l.src))
-				b = binary.AppendUvarint(b, uint64(l.off))
-				b = binary.AppendUvarint(b, uint64(l.size))
-				t.buf.Write(b)
+				t := &task{done: make(chan struct{}), kind: statCopy, copy: &loc{src: l.src, off: l.off, size: l.size}}
 				close(t.done)
 				emit(t)
 				if size >= 4<<10 {
