@@ -2,7 +2,10 @@
 // testdata/images (OCI layouts) and their SHA256SUMS. Every byte derives
 // from fixed seeds and a fixed mtime, so two runs give identical files;
 // `-check` regenerates into a temporary directory and compares with the
-// committed checksums.
+// committed checksums, so a change to this program that moves a fixture
+// cannot go unnoticed.
+//
+//	go run ./scripts/genfixtures [-o testdata/images] [-check]
 package main
 
 import (
@@ -11,11 +14,11 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"log"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -32,40 +35,95 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// mtime is every file's, config's and history entry's time: a real clock
+// would make each run differ.
 var mtime = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// refName tags each layout's single entry so `oci:DIR:latest` resolves.
+const refName = "org.opencontainers.image.ref.name"
+
 func main() {
-	out := flag.String("o", "testdata/images", "output directory")
-	check := flag.Bool("check", false, "regenerate into a temp dir and compare with OUT/SHA256SUMS")
-	flag.Parse()
-	log.SetFlags(0)
-	log.SetPrefix("genfixtures: ")
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "genfixtures:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	fl := flag.NewFlagSet("genfixtures", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	out := fl.String("o", "testdata/images", "output directory (replaced)")
+	check := fl.Bool("check", false, "regenerate into a temp dir and compare with OUT/SHA256SUMS instead of writing OUT")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
 	if *check {
-		tmp, err := os.MkdirTemp("", "genfixtures-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer os.RemoveAll(tmp)
-		if err := generate(tmp); err != nil {
-			log.Fatal(err)
-		}
-		want, err := os.ReadFile(filepath.Join(*out, "SHA256SUMS"))
-		if err != nil {
-			log.Fatalf("%v (run `make fixtures`)", err)
-		}
-		got, _ := os.ReadFile(filepath.Join(tmp, "SHA256SUMS"))
-		if !bytes.Equal(want, got) {
-			log.Fatalf("fixtures drifted from %s/SHA256SUMS: run `make fixtures` and commit", *out)
-		}
-		return
+		return checkDrift(*out)
 	}
 	if err := os.RemoveAll(*out); err != nil {
-		log.Fatal(err)
+		return fmt.Errorf("clearing %s: %w", *out, err)
 	}
 	if err := generate(*out); err != nil {
-		log.Fatal(err)
+		return err
 	}
-	log.Printf("wrote %s", *out)
+	fmt.Fprintf(stderr, "genfixtures: wrote %s\n", *out)
+	return nil
+}
+
+// checkDrift regenerates into a temporary directory and names every file
+// whose checksum differs from dir/SHA256SUMS.
+func checkDrift(dir string) error {
+	want, err := os.ReadFile(filepath.Join(dir, "SHA256SUMS"))
+	if err != nil {
+		return fmt.Errorf("%w (run `make fixtures` and commit testdata/images)", err)
+	}
+	tmp, err := os.MkdirTemp("", "genfixtures-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if err := generate(tmp); err != nil {
+		return err
+	}
+	got, err := os.ReadFile(filepath.Join(tmp, "SHA256SUMS"))
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(want, got) {
+		return nil
+	}
+	diff := sumsDiff(string(want), string(got))
+	return fmt.Errorf("fixtures drifted from %s/SHA256SUMS (%d files differ, first %s): run `make fixtures` and commit", dir, len(diff), diff[0])
+}
+
+// sumsDiff lists the paths whose lines differ between two SHA256SUMS texts.
+func sumsDiff(a, b string) []string {
+	parse := func(s string) map[string]string {
+		m := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(s), "\n") {
+			if sum, path, ok := strings.Cut(l, "  "); ok {
+				m[path] = sum
+			}
+		}
+		return m
+	}
+	ma, mb := parse(a), parse(b)
+	var diff []string
+	for p, s := range ma {
+		if mb[p] != s {
+			diff = append(diff, p)
+		}
+	}
+	for p := range mb {
+		if _, ok := ma[p]; !ok {
+			diff = append(diff, p)
+		}
+	}
+	sort.Strings(diff)
+	if len(diff) == 0 { // same lines, different layout of the file
+		diff = []string{"SHA256SUMS"}
+	}
+	return diff
 }
 
 // file is one tar entry.
@@ -78,7 +136,8 @@ type file struct {
 }
 
 // binary returns n bytes that look like machine code: instruction-like
-// runs with some randomness, compressible like a real executable.
+// runs with some randomness, so it compresses about as well as a real
+// executable and a delta tool sees the same kind of content.
 func binary(seed int64, n int) []byte {
 	rng := rand.New(rand.NewSource(seed))
 	ops := make([][]byte, 64)
@@ -98,7 +157,9 @@ func binary(seed int64, n int) []byte {
 	return b.Bytes()[:n]
 }
 
-// edit returns a copy of b with a few local changes (a rebuilt binary).
+// edit returns a copy of b with a few local changes, the shape of a
+// rebuilt binary: overwritten, inserted and deleted runs that shift the
+// rest of the file.
 func edit(b []byte, seed int64, changes int) []byte {
 	rng := rand.New(rand.NewSource(seed))
 	out := append([]byte{}, b...)
@@ -133,7 +194,9 @@ func text(seed int64, lines int) []byte {
 	return b.Bytes()
 }
 
-func tarball_(files []file) []byte {
+// tarOf writes files as a tar in name order with fixed times and owners.
+func tarOf(files []file) ([]byte, error) {
+	files = append([]file{}, files...)
 	sort.Slice(files, func(i, j int) bool { return files[i].name < files[j].name })
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
@@ -149,36 +212,47 @@ func tarball_(files []file) []byte {
 			h.Typeflag, h.Size, h.Linkname, h.Mode = tar.TypeSymlink, 0, f.link, 0o777
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			log.Fatal(err)
+			return nil, fmt.Errorf("tar entry %s: %w", f.name, err)
 		}
 		if h.Typeflag == tar.TypeReg {
-			tw.Write(f.body)
+			if _, err := tw.Write(f.body); err != nil {
+				return nil, fmt.Errorf("tar entry %s: %w", f.name, err)
+			}
 		}
 	}
-	tw.Close()
-	return b.Bytes()
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // layer compresses a tar: gzip by Go's compress/gzip at level 6 (what
-// docker and BuildKit use), or klauspost zstd at its default level.
-func layer(files []file, mt types.MediaType) v1.Layer {
-	raw := tarball_(files)
+// docker and BuildKit produce, so diffah can reproduce the blob), or
+// klauspost zstd at its default level with one encoder goroutine (more
+// would not change the bytes, but keeps the run cheap).
+func layer(files []file, mt types.MediaType) (v1.Layer, error) {
+	raw, err := tarOf(files)
+	if err != nil {
+		return nil, err
+	}
 	var c bytes.Buffer
+	var zw io.WriteCloser
 	if strings.Contains(string(mt), "zstd") {
-		zw, _ := zstd.NewWriter(&c, zstd.WithEncoderConcurrency(1))
-		zw.Write(raw)
-		zw.Close()
+		zw, err = zstd.NewWriter(&c, zstd.WithEncoderConcurrency(1))
 	} else {
-		zw, _ := gzip.NewWriterLevel(&c, 6)
-		zw.Write(raw)
-		zw.Close()
+		zw, err = gzip.NewWriterLevel(&c, 6)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
 	}
 	blob := c.Bytes()
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil }, tarball.WithMediaType(mt))
-	if err != nil {
-		log.Fatal(err)
-	}
-	return l
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil }, tarball.WithMediaType(mt))
 }
 
 type flavor struct {
@@ -201,6 +275,8 @@ func baseFiles(arch string) []file {
 	}
 }
 
+// libFiles is the middle layer of the main pair: v2 edits a library and a
+// text file, adds one file and deletes another with a whiteout.
 func libFiles(v int) []file {
 	lib := binary(10, 64<<10)
 	data := text(11, 400)
@@ -216,8 +292,10 @@ func libFiles(v int) []file {
 	return fs
 }
 
-func appFiles(v int, seed int64) []file {
-	bin := binary(seed, 96<<10)
+// appFiles is a top layer: a pseudo-binary of size bytes that v2 edits in
+// a few places, and a config naming the version.
+func appFiles(v int, seed int64, size int) []file {
+	bin := binary(seed, size)
 	if v == 2 {
 		bin = edit(bin, seed+1, 8)
 	}
@@ -225,16 +303,36 @@ func appFiles(v int, seed int64) []file {
 		{name: "app/config.json", body: []byte(fmt.Sprintf("{\"version\": %d, \"listen\": \":8080\"}\n", v))}}
 }
 
-func image(f flavor, arch string, env string, layers ...v1.Layer) v1.Image {
+// Sizes of the app binaries: the main pairs carry one big enough for
+// intra-file deltas to matter; the many bundle and multi-arch images use a
+// smaller one to keep the committed fixtures well under 2 MB.
+const (
+	mainAppSize  = 200 << 10
+	otherAppSize = 96 << 10
+)
+
+func image(f flavor, arch string, env string, specs ...[]file) (v1.Image, error) {
+	var layers []v1.Layer
+	for _, files := range specs {
+		l, err := layer(files, f.layer)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, l)
+	}
+	return imageOf(f, arch, env, layers...)
+}
+
+func imageOf(f flavor, arch string, env string, layers ...v1.Layer) (v1.Image, error) {
 	img := mutate.MediaType(empty.Image, f.manifest)
 	img = mutate.ConfigMediaType(img, f.config)
 	img, err := mutate.AppendLayers(img, layers...)
 	if err != nil {
-		log.Fatal(err)
+		return nil, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		log.Fatal(err)
+		return nil, err
 	}
 	cf = cf.DeepCopy()
 	cf.Architecture, cf.OS = arch, "linux"
@@ -244,19 +342,21 @@ func image(f flavor, arch string, env string, layers ...v1.Layer) v1.Image {
 	for i := range cf.History {
 		cf.History[i].Created = v1.Time{Time: mtime}
 	}
-	img, err = mutate.ConfigFile(img, cf)
-	if err != nil {
-		log.Fatal(err)
-	}
-	return img
+	return mutate.ConfigFile(img, cf)
 }
 
-func write(dir string, img v1.Image) error {
-	p, err := layout.Write(dir, empty.Index)
+func write(dir string, img v1.Image, err error) error {
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", dir, err)
 	}
-	return p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"}))
+	p, err := layout.Write(dir, empty.Index)
+	if err == nil {
+		err = p.AppendImage(img, layout.WithAnnotations(map[string]string{refName: "latest"}))
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", dir, err)
+	}
+	return nil
 }
 
 func writeIndex(dir string, imgs map[string]v1.Image) error {
@@ -265,43 +365,68 @@ func writeIndex(dir string, imgs map[string]v1.Image) error {
 	for a := range imgs {
 		archs = append(archs, a)
 	}
-	sort.Strings(archs)
+	sort.Strings(archs) // map order would shuffle the index
 	for _, a := range archs {
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: imgs[a], Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: a}}})
 	}
 	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		return err
+	if err == nil {
+		err = p.AppendIndex(idx, layout.WithAnnotations(map[string]string{refName: "latest"}))
 	}
-	return p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"}))
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", dir, err)
+	}
+	return nil
 }
 
 func generate(out string) error {
 	for _, v := range []int{1, 2} {
 		env := fmt.Sprintf("APP_VERSION=%d", v)
-		for name, f := range map[string]flavor{"v": oci, "docker-v": docker, "zstd-v": ociZst} {
-			img := image(f, "amd64", env, layer(baseFiles("amd64"), f.layer), layer(libFiles(v), f.layer), layer(appFiles(v, 20), f.layer))
-			if err := write(filepath.Join(out, fmt.Sprintf("%s%d", name, v)), img); err != nil {
+		for _, k := range []struct {
+			name string
+			f    flavor
+		}{{"v", oci}, {"docker-v", docker}, {"zstd-v", ociZst}} {
+			img, err := image(k.f, "amd64", env, baseFiles("amd64"), libFiles(v), appFiles(v, 20, mainAppSize))
+			if err := write(filepath.Join(out, fmt.Sprintf("%s%d", k.name, v)), img, err); err != nil {
 				return err
 			}
 		}
+		// Per-arch base layers differ (os-release names the arch); the app
+		// layer is the same bytes for both, as for an interpreted program.
+		app, err := layer(appFiles(v, 30, otherAppSize), oci.layer)
+		if err != nil {
+			return err
+		}
 		imgs := map[string]v1.Image{}
 		for _, arch := range []string{"amd64", "arm64"} {
-			imgs[arch] = image(oci, arch, env, layer(baseFiles(arch), oci.layer), layer(appFiles(v, 30), oci.layer))
+			base, err := layer(baseFiles(arch), oci.layer)
+			if err != nil {
+				return err
+			}
+			if imgs[arch], err = imageOf(oci, arch, env, base, app); err != nil {
+				return err
+			}
 		}
 		if err := writeIndex(filepath.Join(out, fmt.Sprintf("multi-v%d", v)), imgs); err != nil {
 			return err
 		}
-		base := layer(baseFiles("amd64"), oci.layer)
+		base, err := layer(baseFiles("amd64"), oci.layer)
+		if err != nil {
+			return err
+		}
 		for i, svc := range []string{"svc-a", "svc-b", "svc-c"} {
-			img := image(oci, "amd64", env, base, layer(appFiles(v, int64(40+10*i)), oci.layer))
-			if err := write(filepath.Join(out, "bundle", fmt.Sprintf("%s-v%d", svc, v)), img); err != nil {
+			app, err := layer(appFiles(v, int64(40+10*i), otherAppSize), oci.layer)
+			if err != nil {
+				return err
+			}
+			img, err := imageOf(oci, "amd64", env, base, app)
+			if err := write(filepath.Join(out, "bundle", fmt.Sprintf("%s-v%d", svc, v)), img, err); err != nil {
 				return err
 			}
 		}
 	}
-	unrel := image(oci, "amd64", "UNRELATED=1", layer([]file{{name: "data/blob", body: binary(99, 40<<10)}}, oci.layer))
-	if err := write(filepath.Join(out, "unrelated"), unrel); err != nil {
+	unrel, err := image(oci, "amd64", "UNRELATED=1", []file{{name: "data/blob", body: binary(99, 40<<10)}})
+	if err := write(filepath.Join(out, "unrelated"), unrel, err); err != nil {
 		return err
 	}
 	if err := os.WriteFile(filepath.Join(out, "README.md"), []byte(readme), 0o644); err != nil {
@@ -312,39 +437,57 @@ func generate(out string) error {
 
 const readme = `# Test images
 
-Generated by ` + "`go run ./scripts/genfixtures`" + ` (deterministic; ` + "`make lint`" + ` checks
-SHA256SUMS). Every directory is an OCI image layout tagged ` + "`latest`" + `.
+Generated by ` + "`go run ./scripts/genfixtures`" + ` (` + "`make fixtures`" + `); deterministic:
+fixed seeds, mtimes and entry order, so every run writes the same bytes.
+` + "`make lint`" + ` (` + "`go run ./scripts/genfixtures -check`" + `) regenerates them in a
+temporary directory and fails if any file differs from SHA256SUMS. Do not
+edit these files by hand: change the generator and regenerate.
+
+Every directory is an OCI image layout whose one entry is tagged ` + "`latest`" + `
+(` + "`oci:DIR:latest`" + `).
 
 | dir | what |
 | --- | --- |
-| v1, v2 | OCI media types, 3 gzip layers: base (identical), lib (a binary edited, a text file changed, a file added, one removed with a whiteout), app (a 96 KiB binary with small edits) |
+| v1, v2 | OCI media types, 3 gzip layers: base (identical in both), lib (a 64 KiB library edited, a text file changed, a file added, one removed with a whiteout ` + "`usr/lib/.wh.old.txt`" + `), app (a 200 KiB pseudo-binary with eight small edits, and its config) |
 | docker-v1, docker-v2 | the same content with Docker schema 2 media types |
-| zstd-v1, zstd-v2 | the same content with zstd layers (klauspost encoder) |
-| multi-v1, multi-v2 | an OCI image index with linux/amd64 and linux/arm64 images |
-| bundle/svc-{a,b,c}-v{1,2} | three services sharing one base layer |
-| unrelated | an image sharing nothing with the others |
+| zstd-v1, zstd-v2 | the same content with zstd layers (klauspost encoder, default level) |
+| multi-v1, multi-v2 | an OCI image index with linux/amd64 and linux/arm64 images: per-arch base layers, one app layer shared by both |
+| bundle/svc-{a,b,c}-v{1,2} | three services sharing one base layer (the same as v1's), each with its own 96 KiB app that changes from v1 to v2 |
+| unrelated | an image sharing no layer with the others (wrong-baseline tests) |
 
-Gzip layers are written by Go's compress/gzip at level 6 so that their
-compression is reproducible.
+Gzip layers are written by Go's compress/gzip at level 6, so that their
+compression can be reproduced.
 `
 
+// sums writes dir/SHA256SUMS in the format of sha256sum(1), so
+// `sha256sum -c SHA256SUMS` also works on it.
 func sums(dir string) error {
 	var lines []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() == "SHA256SUMS" {
 			return err
 		}
-		b, err := os.ReadFile(p)
+		f, err := os.Open(p)
 		if err != nil {
 			return err
 		}
-		s := sha256.Sum256(b)
-		rel, _ := filepath.Rel(dir, p)
-		lines = append(lines, hex.EncodeToString(s[:])+"  "+filepath.ToSlash(rel))
+		defer f.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			return fmt.Errorf("hashing %s: %w", p, err)
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		lines = append(lines, hex.EncodeToString(h.Sum(nil))+"  "+filepath.ToSlash(rel))
 		return nil
 	})
 	if err != nil {
 		return err
+	}
+	if len(lines) == 0 {
+		return errors.New("no fixtures written")
 	}
 	sort.Strings(lines)
 	return os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
