@@ -3,7 +3,8 @@
 # (Go programs from the Go module proxy, npm packages, Debian packages),
 # written by scripts/corpus (deterministic tars, gzip level 6). Idempotent:
 # pairs that exist are kept. Output: $CORPUS_DIR/pairs.json for
-# scripts/bench. CORPUS_LARGE=1 adds a pair with a layer over 1 GiB.
+# scripts/bench, and the uncompressed tars of the changed layers.
+# CORPUS_LARGE=1 adds a pair with a layer over 1 GiB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -11,7 +12,6 @@ CORPUS_DIR=${CORPUS_DIR:-$ROOT/.cache/corpus}
 DL=$CORPUS_DIR/dl
 mkdir -p "$CORPUS_DIR" "$DL"
 log() { echo "corpus: $*" >&2; }
-build_image() { go run ./scripts/corpus -o "$@"; }
 
 # --- downloads (cached) -----------------------------------------------------
 deb() { # deb PKG=VERSION DEST: extract one Debian package version into DEST
@@ -66,6 +66,9 @@ pair() { # pair NAME: true if it must be built
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+helper=$work/corpus-helper
+go build -o "$helper" ./scripts/corpus
+build_image() { "$helper" -o "$@"; }
 
 # (a) app-rebuild: same Debian base; Go programs rebuilt at nearby tags.
 if pair app-rebuild; then
@@ -110,15 +113,19 @@ if pair multi-layer; then
 	build_image "$CORPUS_DIR/multi-layer/new" "$work/d-base" "$work/d-2" "$work/d-3-new" "$work/d-4" "$work/d-5"
 fi
 
-# (e) large: a layer over 1 GiB: the Go toolchain tree and Debian packages,
-# several times under different prefixes; the new one with the Go programs
-# rebuilt at a newer tag and the security-updated packages.
+# (e) large: a layer over 1 GiB: five copies of the Go toolchain tree, each
+# but the first missing a different subtree (so the copies are not one
+# block repeated), and Debian packages; the new one with the Go programs
+# rebuilt at a newer tag, the security-updated packages and one toolchain
+# binary replaced.
 if [ "${CORPUS_LARGE:-0}" = 1 ] && pair large; then
+	drop=("" test "api misc" src/cmd/vendor "lib doc")
 	for side in old new; do
 		d="$work/e-$side"
-		for i in 1 2 3 4; do
+		for i in 1 2 3 4 5; do
 			mkdir -p "$d/opt/go$i"
 			cp -a /usr/local/go/. "$d/opt/go$i/"
+			for sub in ${drop[$((i - 1))]}; do rm -rf "${d:?}/opt/go$i/$sub"; done
 		done
 		if [ $side = old ]; then
 			rootfs "$d" libc6=2.36-9+deb12u7 libssl3=3.0.20-1~deb12u2 openssl=3.0.20-1~deb12u2 libxml2=2.9.14+dfsg-1.3~deb12u4
@@ -126,24 +133,17 @@ if [ "${CORPUS_LARGE:-0}" = 1 ] && pair large; then
 		else
 			rootfs "$d" libc6=2.36-9+deb12u14 libssl3=3.0.22-1~deb12u2 openssl=3.0.22-1~deb12u2 libxml2=2.9.14+dfsg-1.3~deb12u6
 			gobin golang.org/x/tools/cmd/goimports@v0.52.0 "$d"
-			# a rebuilt toolchain component in one copy
 			cp "$DL"/gobin-golang.org_x_tools_cmd_goimports_v0.52.0/goimports "$d/opt/go2/bin/gofmt"
 		fi
-		du -sh "$d" >&2
+		size=$(du -sb --apparent-size "$d" | cut -f1)
+		log "large/$side: $size bytes of files"
+		((size >= 1 << 30)) || { log "large/$side: only $size bytes, want at least 1 GiB (is /usr/local/go a full Go tree?)"; exit 1; }
 	done
 	build_image "$CORPUS_DIR/large/old" "$work/e-old"
 	build_image "$CORPUS_DIR/large/new" "$work/e-new"
 fi
 
-# pairs.json lists what exists.
-{
-	echo '{"pairs":['
-	sep=""
-	for n in app-rebuild npm-bump debian-update multi-layer large; do
-		[ -f "$CORPUS_DIR/$n/new/index.json" ] || continue
-		printf '%s{"name":"%s","old":"%s/old","new":"%s/new"}\n' "$sep" "$n" "$n" "$n"
-		sep=","
-	done
-	echo ']}'
-} >"$CORPUS_DIR/pairs.json"
+# pairs.json lists the pairs that exist, with the uncompressed tars of their
+# changed layers (NAME/tars/DIFFID.tar) for the zstd --patch-from reference.
+"$helper" -pairs "$CORPUS_DIR" app-rebuild npm-bump debian-update multi-layer large
 log "wrote $CORPUS_DIR/pairs.json"
