@@ -457,6 +457,10 @@ Every directory is an OCI image layout whose one entry is tagged ` + "`latest`" 
 
 Gzip layers are written by Go's compress/gzip at level 6, so that their
 compression can be reproduced.
+
+skopeo 1.9 (Debian 12) does not find Docker-type manifests in an OCI
+layout, so ` + "`skopeo inspect oci:docker-v1:latest`" + ` fails; go through
+` + "`dir:`" + ` or ` + "`docker-archive:`" + ` (as the tests do) to check the Docker pair with it.
 `
 
 // sums writes dir/SHA256SUMS in the format of sha256sum(1), so
