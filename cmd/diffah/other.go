@@ -206,6 +206,13 @@ type VersionCmd struct {
 	JSON bool `help:"Print JSON."`
 }
 
+// Help adds examples to --help.
+func (VersionCmd) Help() string {
+	return `Examples:
+  diffah version
+  diffah version --json | jq -r .version`
+}
+
 // version is set at link time (-ldflags "-X main.version=...").
 var version = ""
 
