@@ -103,20 +103,33 @@ func LoadPublicKey(path string) (*ecdsa.PublicKey, error) {
 	return ec, nil
 }
 
+// readPEM returns the first PEM block of path that is not "EC
+// PARAMETERS": `openssl ecparam -genkey` writes the curve parameters ahead
+// of the key, and the curve is checked on the key itself anyway.
 func readPEM(path string) (*pem.Block, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fault.Errorf(fault.Env, "%w", err)
+		return nil, fault.Errorf(fault.Env, "reading key: %w", err)
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fault.Errorf(fault.Usage, "%s: no PEM block found", path)
+	for {
+		blk, rest := pem.Decode(b)
+		if blk == nil {
+			return nil, fault.Errorf(fault.Usage, "%s: no PEM key block found (want a PEM file as openssl or `diffah keygen` writes)", path)
+		}
+		if blk.Type != "EC PARAMETERS" {
+			return blk, nil
+		}
+		b = rest
 	}
-	return blk, nil
 }
 
 // Fingerprint names a public key: "sha256:" + hex of its PKIX DER.
+// A key that cannot be encoded (nil, or not on a named curve) gets
+// "invalid", which matches no envelope's key id.
 func Fingerprint(pub *ecdsa.PublicKey) string {
+	if pub == nil {
+		return "invalid"
+	}
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return "invalid"
@@ -129,15 +142,18 @@ func Fingerprint(pub *ecdsa.PublicKey) string {
 // with a nil random source, PrivateKey.Sign derives its nonce from the key
 // and message (RFC 6979), so the same archive signs to the same bytes.
 func Sign(sidecar []byte, key *ecdsa.PrivateKey) ([]byte, error) {
+	if key == nil || key.Curve != elliptic.P256() {
+		return nil, fault.Errorf(fault.Usage, "signing: want an ECDSA P-256 private key")
+	}
 	sum := sha256.Sum256(sidecar)
 	sig, err := key.Sign(nil, sum[:], crypto.SHA256)
 	if err != nil {
-		return nil, fmt.Errorf("signing: %w", err)
+		return nil, fault.Errorf(fault.Internal, "signing the sidecar: %w", err)
 	}
 	env := Envelope{Version: Version, Algorithm: Algorithm, KeyID: Fingerprint(&key.PublicKey), Signature: sig}
 	b, err := json.MarshalIndent(env, "", "  ")
 	if err != nil {
-		return nil, err
+		return nil, fault.Errorf(fault.Internal, "encoding the signature envelope: %w", err)
 	}
 	return append(b, '\n'), nil
 }
@@ -168,6 +184,9 @@ var ErrMismatch = errors.New("signature mismatch")
 
 // Verify checks that envelope signs sidecar with pub.
 func Verify(sidecar, envelope []byte, pub *ecdsa.PublicKey) error {
+	if pub == nil || pub.Curve != elliptic.P256() {
+		return fault.Errorf(fault.Usage, "signature: want an ECDSA P-256 public key to verify with")
+	}
 	env, err := Parse(envelope)
 	if err != nil {
 		// Under --verify-key a malformed envelope is a signature failure,

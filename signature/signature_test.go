@@ -3,8 +3,13 @@ package signature
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"encoding/asn1"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +51,12 @@ func TestSignVerifyWithOpenSSLKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The key id is sha256 of the DER openssl writes for the public key.
+	openssl(t, dir, "pkey", "-pubin", "-in", "pub.pem", "-outform", "DER", "-out", "pub.der")
+	der, _ := os.ReadFile(filepath.Join(dir, "pub.der"))
+	if sum := sha256.Sum256(der); Fingerprint(pub) != "sha256:"+hex.EncodeToString(sum[:]) {
+		t.Fatalf("fingerprint %s, openssl DER hashes to %x", Fingerprint(pub), sum)
+	}
 	sidecar := []byte(`{"kind":"diffah-delta"}`)
 	env, err := Sign(sidecar, key)
 	if err != nil {
@@ -65,18 +76,119 @@ func TestSignVerifyWithOpenSSLKeys(t *testing.T) {
 	openssl(t, dir, "dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", "sidecar")
 	// and we verify openssl's.
 	openssl(t, dir, "dgst", "-sha256", "-sign", "key.pem", "-out", "ossl.der", "sidecar")
-	der, _ := os.ReadFile(filepath.Join(dir, "ossl.der"))
-	e.Signature = der
+	osslSig, _ := os.ReadFile(filepath.Join(dir, "ossl.der"))
+	e.Signature = osslSig
 	ossl, _ := json.Marshal(e)
 	if err := Verify(sidecar, ossl, pub); err != nil {
 		t.Fatalf("openssl signature: %v", err)
 	}
-	// SEC1 "EC PRIVATE KEY" works too.
-	if _, err := LoadPrivateKey(filepath.Join(dir, "raw.pem")); err != nil {
-		openssl(t, dir, "ec", "-in", "key.pem", "-out", "sec1.pem")
-		if _, err := LoadPrivateKey(filepath.Join(dir, "sec1.pem")); err != nil {
-			t.Fatalf("SEC1 key: %v", err)
+}
+
+// SEC1 "EC PRIVATE KEY" files load, including the output of `openssl
+// ecparam -genkey`, which puts an "EC PARAMETERS" block first.
+func TestLoadSEC1Keys(t *testing.T) {
+	dir := opensslKeys(t)
+	openssl(t, dir, "ec", "-in", "key.pem", "-out", "sec1.pem")
+	openssl(t, dir, "ecparam", "-name", "prime256v1", "-genkey", "-out", "ecparam.pem")
+	openssl(t, dir, "ec", "-in", "ecparam.pem", "-pubout", "-out", "ecparam.pub")
+	for _, tt := range []struct{ key, pub, block string }{
+		{"sec1.pem", "pub.pem", "-----BEGIN EC PRIVATE KEY-----"},
+		{"ecparam.pem", "ecparam.pub", "-----BEGIN EC PARAMETERS-----"},
+	} {
+		raw, _ := os.ReadFile(filepath.Join(dir, tt.key))
+		if !bytes.HasPrefix(raw, []byte(tt.block)) {
+			t.Fatalf("%s does not start with %s:\n%s", tt.key, tt.block, raw)
 		}
+		key, err := LoadPrivateKey(filepath.Join(dir, tt.key))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.key, err)
+		}
+		pub, err := LoadPublicKey(filepath.Join(dir, tt.pub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := Sign([]byte("x"), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify([]byte("x"), env, pub); err != nil {
+			t.Fatalf("%s: %v", tt.key, err)
+		}
+	}
+}
+
+// Sign's nonce follows RFC 6979: the P-256/SHA-256 "sample" vector of
+// appendix A.2.5 must come out exactly, which is what keeps signed
+// archives reproducible.
+func TestSignRFC6979Vector(t *testing.T) {
+	key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), mustHex(t, "C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := Sign([]byte("sample"), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Parse(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sig struct{ R, S *big.Int }
+	if rest, err := asn1.Unmarshal(e.Signature, &sig); err != nil || len(rest) != 0 {
+		t.Fatalf("signature is not one DER SEQUENCE: %v", err)
+	}
+	wantR := new(big.Int).SetBytes(mustHex(t, "EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716"))
+	wantS := new(big.Int).SetBytes(mustHex(t, "F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8"))
+	if sig.R.Cmp(wantR) != 0 || sig.S.Cmp(wantS) != 0 {
+		t.Fatalf("r=%X s=%X, want the RFC 6979 values", sig.R, sig.S)
+	}
+	if e.KeyID != Fingerprint(&key.PublicKey) || !strings.HasPrefix(e.KeyID, "sha256:") || len(e.KeyID) != 7+64 {
+		t.Fatalf("key id %q", e.KeyID)
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParse(t *testing.T) {
+	const good = `{"version":"1","algorithm":"ecdsa-p256-sha256","keyId":"sha256:ab","signature":"MEUCIQ=="}`
+	tests := []struct {
+		name, in, want string
+	}{
+		{"good", good, ""},
+		{"trailing data", good + `{}`, "trailing data"},
+		{"duplicate key", strings.Replace(good, `"version":"1"`, `"version":"1","version":"1"`, 1), "version"},
+		{"case-folded key", strings.Replace(good, `"keyId"`, `"KeyID"`, 1), "KeyID"},
+		{"unknown version", strings.Replace(good, `"version":"1"`, `"version":"2"`, 1), "version \"2\""},
+		{"missing version", strings.Replace(good, `"version":"1",`, ``, 1), "version \"\""},
+		{"empty signature", strings.Replace(good, `"MEUCIQ=="`, `""`, 1), "0-byte"},
+		{"oversized signature", strings.Replace(good, `"MEUCIQ=="`, `"`+strings.Repeat("A", 200)+`"`, 1), "150-byte"},
+		{"bad base64", strings.Replace(good, `"MEUCIQ=="`, `"!!"`, 1), "signature"},
+		{"not an object", `[]`, "signature"},
+		{"too large", good + strings.Repeat(" ", MaxEnvelope), "more than 65536"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, err := Parse([]byte(tt.in))
+			if tt.want == "" {
+				if err != nil || env.KeyID != "sha256:ab" || len(env.Signature) != 4 {
+					t.Fatalf("env %+v, err %v", env, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted %+v", env)
+			}
+			if fault.KindOf(err, 0) != fault.Integrity || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err %v (kind %v), want %q and integrity", err, fault.KindOf(err, 0), tt.want)
+			}
+		})
 	}
 }
 
@@ -104,7 +216,7 @@ func TestVerifyFailures(t *testing.T) {
 	}{
 		{"wrong key", sidecar, env, otherPub, "expected sha256:", true},
 		{"tampered sidecar", []byte(`{"kind":"diffah-delta","x":2}`), env, pub, "tampered", true},
-		{"tampered signature", sidecar, flipped, pub, "", false},
+		{"tampered signature", sidecar, flipped, pub, "does not verify", true},
 		{"garbage envelope", sidecar, []byte("nope"), pub, "signature:", false},
 		{"unknown algorithm", sidecar, bytes.Replace(env, []byte(Algorithm), []byte("rsa-pss"), 1), pub, "not supported", false},
 		{"unknown field", sidecar, bytes.Replace(env, []byte(`"version"`), []byte(`"extra":1,"version"`), 1), pub, "unknown field", false},
@@ -132,6 +244,18 @@ func TestVerifyFailures(t *testing.T) {
 	}
 }
 
+func TestNilKeys(t *testing.T) {
+	if _, err := Sign([]byte("x"), nil); fault.KindOf(err, 0) != fault.Usage {
+		t.Fatalf("Sign(nil key): %v", err)
+	}
+	if err := Verify([]byte("x"), []byte("{}"), nil); fault.KindOf(err, 0) != fault.Usage {
+		t.Fatalf("Verify(nil key): %v", err)
+	}
+	if Fingerprint(nil) != "invalid" {
+		t.Fatal("nil key has a fingerprint")
+	}
+}
+
 func TestKeyErrors(t *testing.T) {
 	dir := t.TempDir()
 	openssl(t, dir, "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", "p384.pem")
@@ -147,7 +271,7 @@ func TestKeyErrors(t *testing.T) {
 		{"p384.pem", "P-384", fault.Usage, false},
 		{"rsa.pem", "not an ECDSA", fault.Usage, false},
 		{"enc.pem", "encrypted", fault.Usage, false},
-		{"garbage.pem", "no PEM block", fault.Usage, false},
+		{"garbage.pem", "no PEM key block", fault.Usage, false},
 		{"missing.pem", "no such file", fault.Env, false},
 		{"rsapub.pem", "not an ECDSA", fault.Usage, true},
 		{"p384.pem", "not a public key", fault.Usage, true},
@@ -210,8 +334,17 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if env.Version != Version || env.Algorithm != Algorithm {
+		if env.Version != Version || env.Algorithm != Algorithm || len(env.Signature) == 0 {
 			t.Fatalf("accepted %+v", env)
+		}
+		// What was accepted re-encodes to an envelope that parses the same.
+		again, err := json.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env2, err := Parse(again)
+		if err != nil || env2.KeyID != env.KeyID || !bytes.Equal(env2.Signature, env.Signature) {
+			t.Fatalf("round trip of %+v: %+v, %v", env, env2, err)
 		}
 	})
 }
