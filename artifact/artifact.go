@@ -8,16 +8,22 @@
 package artifact
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
-	"os"
+	"strconv"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/stream"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 
@@ -39,7 +45,15 @@ const (
 	MaxArchive = 1 << 40
 )
 
-var emptyConfig = []byte("{}")
+var (
+	emptyConfig = []byte("{}")
+	zstdMagic   = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+const (
+	titleAnnotation = "org.opencontainers.image.title"
+	blobTitle       = "delta.dlt"
+)
 
 // Pushed describes a pushed artifact.
 type Pushed struct {
@@ -64,21 +78,6 @@ type descriptor struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// blob is a v1.Layer over bytes on disk or in memory, uploaded as is.
-type blob struct {
-	open func() (io.ReadCloser, error)
-	d    v1.Hash
-	size int64
-	mt   types.MediaType
-}
-
-func (b *blob) Digest() (v1.Hash, error)             { return b.d, nil }
-func (b *blob) DiffID() (v1.Hash, error)             { return b.d, nil }
-func (b *blob) Compressed() (io.ReadCloser, error)   { return b.open() }
-func (b *blob) Uncompressed() (io.ReadCloser, error) { return b.open() }
-func (b *blob) Size() (int64, error)                 { return b.size, nil }
-func (b *blob) MediaType() (types.MediaType, error)  { return b.mt, nil }
-
 type rawManifest struct {
 	b  []byte
 	mt types.MediaType
@@ -87,65 +86,104 @@ type rawManifest struct {
 func (r rawManifest) RawManifest() ([]byte, error)        { return r.b, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.mt, nil }
 
-// Push uploads the archive read from r as an artifact at ref. The archive
-// is spooled to a temporary file first (the registry needs its digest
-// before the upload completes), not held in memory.
+// streamBlob is a v1.Layer whose bytes come from a reader of unknown size,
+// sent once, as they are read. Its digest and size are unknown
+// (stream.ErrNotComputed) until the reader is drained, which makes ggcr
+// use a chunked upload and commit with the digest computed on the way.
+type streamBlob struct {
+	r       io.Reader
+	mt      types.MediaType
+	h       hash.Hash
+	n       int64
+	done    bool
+	opened  bool
+	readErr error // from r, not from the registry
+}
+
+var errResent = errors.New("the archive is a stream and was already partly sent; it cannot be sent again")
+
+func (b *streamBlob) Digest() (v1.Hash, error) {
+	if !b.done {
+		return v1.Hash{}, stream.ErrNotComputed
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(b.h.Sum(nil))}, nil
+}
+func (b *streamBlob) DiffID() (v1.Hash, error) { return b.Digest() }
+func (b *streamBlob) Size() (int64, error) {
+	if !b.done {
+		return 0, stream.ErrNotComputed
+	}
+	return b.n, nil
+}
+func (b *streamBlob) MediaType() (types.MediaType, error)  { return b.mt, nil }
+func (b *streamBlob) Uncompressed() (io.ReadCloser, error) { return b.Compressed() }
+
+// Compressed hands out the stream once: a retry after part of it was sent
+// cannot rewind a pipe, so it fails instead of uploading a truncated blob.
+func (b *streamBlob) Compressed() (io.ReadCloser, error) {
+	if b.opened {
+		return nil, errResent
+	}
+	b.opened = true
+	return io.NopCloser(b), nil
+}
+
+func (b *streamBlob) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.h.Write(p[:n])
+	b.n += int64(n)
+	if err == io.EOF {
+		b.done = true
+	} else if err != nil {
+		b.readErr = err
+	}
+	return n, err
+}
+
+// Push uploads the archive read from r as an artifact at ref, streaming it
+// to the registry as it is read (nothing is buffered beyond a chunk). A
+// failed upload is not retried once bytes have been taken from r.
 func Push(ctx context.Context, ref imgref.Ref, r io.Reader, o imgref.Options) (Pushed, error) {
 	where := ref.String()
 	name, err := imgref.RemoteName(ref, o.Insecure)
 	if err != nil {
 		return Pushed{}, err
 	}
-	f, err := os.CreateTemp("", "diffah-artifact-*")
-	if err != nil {
-		return Pushed{}, fault.Errorf(fault.Env, "%s: %w", where, err)
+	br := bufio.NewReaderSize(r, 64<<10)
+	// The media type goes in the manifest, so sniff zstd before sending.
+	head, err := br.Peek(4)
+	if err != nil && err != io.EOF {
+		return Pushed{}, fault.Wrap(fault.KindOf(err, fault.Env), fmt.Errorf("%s: reading the archive: %w", where, err))
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	h := sha256.New()
-	head := &headBuf{}
-	n, err := io.Copy(io.MultiWriter(f, h, head), r)
-	if err != nil {
-		return Pushed{}, err
-	}
-	d := digest.NewDigest(digest.SHA256, h)
 	mt := LayerMediaType
-	if bytes.HasPrefix(head.b, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+	if bytes.Equal(head, zstdMagic) {
 		mt = LayerMediaTypeZstd
 	}
-	hash, _ := v1.NewHash(d.String())
 	opts := imgref.RemoteOptions(ctx, o)
-	layer := &blob{open: func() (io.ReadCloser, error) { return os.Open(f.Name()) }, d: hash, size: n, mt: types.MediaType(mt)}
+	layer := &streamBlob{r: br, mt: types.MediaType(mt), h: sha256.New()}
 	if err := remote.WriteLayer(name.Context(), layer, opts...); err != nil {
-		return Pushed{}, imgref.RemoteError(where, err)
+		if layer.readErr != nil {
+			return Pushed{}, fault.Wrap(fault.KindOf(layer.readErr, fault.Env), fmt.Errorf("%s: reading the archive after %d bytes: %w", where, layer.n, layer.readErr))
+		}
+		return Pushed{}, imgref.RemoteError(fmt.Sprintf("%s: uploading the archive (%d bytes sent)", where, layer.n), err)
 	}
-	cd := digest.FromBytes(emptyConfig)
-	ch, _ := v1.NewHash(cd.String())
-	cfg := &blob{open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(emptyConfig)), nil }, d: ch, size: 2, mt: emptyMediaType}
+	bd, _ := layer.Digest()
+	d := digest.Digest(bd.String())
+	cfg := static.NewLayer(emptyConfig, emptyMediaType)
 	if err := remote.WriteLayer(name.Context(), cfg, opts...); err != nil {
-		return Pushed{}, imgref.RemoteError(where, err)
+		return Pushed{}, imgref.RemoteError(where+": uploading the empty config", err)
 	}
 	m := manifest{SchemaVersion: 2, MediaType: string(types.OCIManifestSchema1), ArtifactType: ArtifactType,
-		Config: descriptor{MediaType: emptyMediaType, Digest: cd, Size: 2},
-		Layers: []descriptor{{MediaType: mt, Digest: d, Size: n, Annotations: map[string]string{"org.opencontainers.image.title": "delta.dlt"}}}}
+		Config: descriptor{MediaType: emptyMediaType, Digest: digest.FromBytes(emptyConfig), Size: int64(len(emptyConfig))},
+		Layers: []descriptor{{MediaType: mt, Digest: d, Size: layer.n, Annotations: map[string]string{titleAnnotation: blobTitle}}}}
 	raw, err := json.Marshal(m)
 	if err != nil {
 		return Pushed{}, err
 	}
 	if err := remote.Put(name, rawManifest{raw, types.OCIManifestSchema1}, opts...); err != nil {
-		return Pushed{}, imgref.RemoteError(where, err)
+		return Pushed{}, imgref.RemoteError(where+": writing the manifest", err)
 	}
-	return Pushed{Manifest: digest.FromBytes(raw), Blob: d, Size: n}, nil
-}
-
-// headBuf keeps the first bytes written (to sniff compression).
-type headBuf struct{ b []byte }
-
-func (h *headBuf) Write(p []byte) (int, error) {
-	if len(h.b) < 4 {
-		h.b = append(h.b, p[:min(len(p), 4-len(h.b))]...)
-	}
-	return len(p), nil
+	return Pushed{Manifest: digest.FromBytes(raw), Blob: d, Size: layer.n}, nil
 }
 
 // Pull opens the archive of the artifact at ref as a stream that verifies
@@ -161,21 +199,9 @@ func Pull(ctx context.Context, ref imgref.Ref, o imgref.Options) (io.ReadCloser,
 	if err != nil {
 		return nil, 0, imgref.RemoteError(where, err)
 	}
-	var m manifest
-	if err := json.Unmarshal(desc.Manifest, &m); err != nil {
-		return nil, 0, fault.Errorf(fault.Usage, "%s: not a diffah delta artifact: %w", where, err)
-	}
-	if m.ArtifactType != ArtifactType || len(m.Layers) != 1 || (m.Layers[0].MediaType != LayerMediaType && m.Layers[0].MediaType != LayerMediaTypeZstd) {
-		found := m.ArtifactType
-		if found == "" {
-			found = string(desc.MediaType) + " (an image?)"
-		}
-		return nil, 0, fault.WithHint(fault.Errorf(fault.Usage, "%s is not a diffah delta artifact (found %s with %d layer(s))", where, found, len(m.Layers)),
-			fault.Usage, "push deltas with `diffah pack -o docker://...`; images are for --target/--baseline")
-	}
-	l := m.Layers[0]
-	if err := sidecar.CheckDigest(l.Digest); err != nil || l.Size < 0 || l.Size > MaxArchive {
-		return nil, 0, fault.Errorf(fault.Integrity, "%s: bad archive descriptor %s (%d bytes)", where, l.Digest, l.Size)
+	l, err := parseManifest(desc.Manifest, string(desc.MediaType), where)
+	if err != nil {
+		return nil, 0, err
 	}
 	lh, _ := v1.NewHash(l.Digest.String())
 	layer, err := remote.Layer(name.Context().Digest(lh.String()), opts...)
@@ -186,8 +212,66 @@ func Pull(ctx context.Context, ref imgref.Ref, o imgref.Options) (io.ReadCloser,
 	if err != nil {
 		return nil, 0, imgref.RemoteError(where, err)
 	}
+	what := fmt.Sprintf("%s: archive blob %s", where, l.Digest)
 	return struct {
 		io.Reader
 		io.Closer
-	}{verify.NewReader(rc, l.Digest, l.Size, fmt.Sprintf("%s: archive blob %s", where, l.Digest)), rc}, l.Size, nil
+	}{verify.NewReader(&fetchReader{r: rc, size: l.Size, where: where}, l.Digest, l.Size, what), rc}, l.Size, nil
+}
+
+// parseManifest checks that raw (served as mediaType) is a diffah delta
+// artifact and returns the archive's descriptor.
+func parseManifest(raw []byte, mediaType, where string) (descriptor, error) {
+	const hint = "push deltas with `diffah pack -o docker://...`; images belong in --target/--baseline"
+	var m manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return descriptor{}, fault.WithHint(fault.Errorf(fault.Usage, "%s is not a diffah delta artifact (%s that does not parse: %w)", where, mediaType, err), fault.Usage, hint)
+	}
+	ok := m.ArtifactType == ArtifactType && len(m.Layers) == 1 &&
+		(m.Layers[0].MediaType == LayerMediaType || m.Layers[0].MediaType == LayerMediaTypeZstd)
+	if !ok {
+		found := "artifactType " + strconv.Quote(m.ArtifactType)
+		if m.ArtifactType == "" {
+			found = "no artifactType: " + mediaType
+			if m.Config.MediaType != "" {
+				found += " with config " + m.Config.MediaType + " (a container image?)"
+			}
+		}
+		var mts []string
+		for _, l := range m.Layers {
+			mts = append(mts, l.MediaType)
+		}
+		return descriptor{}, fault.WithHint(fault.Errorf(fault.Usage, "%s is not a diffah delta artifact: found %s, %d layer(s) %v; want artifactType %s and one %s layer",
+			where, found, len(m.Layers), mts, ArtifactType, LayerMediaType), fault.Usage, hint)
+	}
+	l := m.Layers[0]
+	if err := sidecar.CheckDigest(l.Digest); err != nil || l.Size < 0 || l.Size > MaxArchive {
+		return descriptor{}, fault.Errorf(fault.Integrity, "%s: bad archive descriptor %q (%d bytes) in the manifest", where, l.Digest, l.Size)
+	}
+	return l, nil
+}
+
+// fetchReader sits between ggcr's blob reader and verify.Reader. ggcr
+// checks the digest too and fails at the end with an untagged error; when
+// all the declared bytes have arrived, that end is reported as io.EOF so
+// verify.Reader makes the (Integrity) verdict. Other failures mid-stream
+// are the network's (Env).
+type fetchReader struct {
+	r     io.Reader
+	n     int64
+	size  int64
+	where string
+}
+
+func (f *fetchReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	f.n += int64(n)
+	switch {
+	case err == nil || err == io.EOF:
+		return n, err
+	case f.n == f.size:
+		return n, io.EOF
+	default:
+		return n, imgref.RemoteError(fmt.Sprintf("%s: reading the archive blob after %d bytes", f.where, f.n), err)
+	}
 }
