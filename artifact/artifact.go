@@ -142,7 +142,9 @@ func (b *streamBlob) Read(p []byte) (int, error) {
 
 // Push uploads the archive read from r as an artifact at ref, streaming it
 // to the registry as it is read (nothing is buffered beyond a chunk). A
-// failed upload is not retried once bytes have been taken from r.
+// failed upload is not retried once bytes have been taken from r (a
+// failure after all of r was read is retried only as far as asking whether
+// the blob, now of known digest, already arrived).
 func Push(ctx context.Context, ref imgref.Ref, r io.Reader, o imgref.Options) (Pushed, error) {
 	where := ref.String()
 	name, err := imgref.RemoteName(ref, o.Insecure)

@@ -10,11 +10,16 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -446,5 +451,63 @@ func BenchmarkPushPull(b *testing.B) {
 			b.Fatal(err)
 		}
 		rc.Close()
+	}
+}
+
+// flakyProxy fronts the registry and answers the first request of the
+// given method on a blob upload URL with 503.
+func flakyProxy(t *testing.T, host, method string) string {
+	target, _ := url.Parse("http://" + host)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	var failed atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == method && strings.Contains(r.URL.Path, "/blobs/uploads/") && failed.CompareAndSwap(false, true) {
+			io.Copy(io.Discard, r.Body)
+			http.Error(w, "try later", http.StatusServiceUnavailable)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// A transient failure before any byte is taken from the stream is
+// retried; once bytes have gone, the stream cannot be replayed and the
+// push fails rather than upload a truncated blob.
+func TestPushRetry(t *testing.T) {
+	host := testregistry.Start(t)
+	tests := []struct {
+		method string
+		ok     bool
+		seed   int64 // distinct content: a blob already there is not re-sent
+	}{
+		{http.MethodPost, true, 6},
+		{http.MethodPatch, false, 7},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method, func(t *testing.T) {
+			ref := dockerRef(t, flakyProxy(t, host, tc.method)+"/deltas:flaky")
+			opts := imgref.Options{RetryTimes: 2, RetryDelay: 10 * time.Millisecond}
+			p, err := Push(context.Background(), ref, archiveStream(t, 1<<20, tc.seed), opts)
+			if !tc.ok {
+				if fault.KindOf(err, 0) != fault.Env || !strings.Contains(err.Error(), "cannot be sent again") || !strings.Contains(err.Error(), ref.String()) {
+					t.Fatalf("got %v (kind %v)", err, fault.KindOf(err, 0))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc, _, err := Pull(context.Background(), ref, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			h := sha256.New()
+			if _, err := io.Copy(h, rc); err != nil || digest.NewDigest(digest.SHA256, h) != p.Blob {
+				t.Fatalf("pulled %x (%v), pushed %s", h.Sum(nil), err, p.Blob)
+			}
+		})
 	}
 }
