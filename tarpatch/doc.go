@@ -26,6 +26,9 @@
 //     (headerDict), which encoder and decoder derive from the sources, so
 //     an unchanged or renamed entry's header costs a few bytes.
 //
+// Similarity gives a caller with many baseline layers a cheap score (paths
+// only, no hashing) of how much of a new layer each could help patch.
+//
 // # Format (Codec "diffah-tar/1")
 //
 //	patch  = magic "DFHTAR1\n" zstd(ops)
