@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/compression"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/diffah/diffah/fault"
@@ -91,22 +94,48 @@ func TestDetectRoundTrip(t *testing.T) {
 	}
 }
 
-// ggcr builds layers (our fixtures, crane, ko) with compress/gzip.
+// ggcr builds layers (our fixtures, crane, ko); every compression setting
+// it offers must be reproducible.
 func TestDetectGGCRLayer(t *testing.T) {
-	l, err := random.Layer(1<<20, "application/vnd.oci.image.layer.v1.tar+gzip")
-	if err != nil {
-		t.Fatal(err)
+	plain := data(3 << 20)
+	tarLayer := func(opts ...tarball.LayerOption) func() (v1.Layer, error) {
+		return func() (v1.Layer, error) { return tarball.LayerFromOpener(opener(plain), opts...) }
 	}
-	rec, err := Detect(context.Background(), l.Compressed, DetectOptions{})
-	if err != nil {
-		t.Fatalf("ggcr layer not reproducible: %v", err)
+	tests := map[string]func() (v1.Layer, error){
+		"random.Layer": func() (v1.Layer, error) {
+			return random.Layer(1<<20, "application/vnd.oci.image.layer.v1.tar+gzip")
+		},
+		"tarball gzip default":  tarLayer(),
+		"tarball gzip level 9":  tarLayer(tarball.WithCompressionLevel(9)),
+		"tarball gzip level -2": tarLayer(tarball.WithCompressionLevel(gzip.HuffmanOnly)),
+		"tarball zstd default":  tarLayer(tarball.WithCompression(compression.ZStd)),
 	}
-	rc, _ := l.Uncompressed()
-	plain, _ := io.ReadAll(rc)
-	rc2, _ := l.Compressed()
-	blob, _ := io.ReadAll(rc2)
-	if !bytes.Equal(compress(t, rec, plain), blob) {
-		t.Fatalf("%s does not reproduce the ggcr blob", rec)
+	for name, mk := range tests {
+		t.Run(name, func(t *testing.T) {
+			l, err := mk()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := Detect(context.Background(), l.Compressed, DetectOptions{})
+			if err != nil {
+				t.Fatalf("ggcr layer not reproducible: %v", err)
+			}
+			read := func(open func() (io.ReadCloser, error)) []byte {
+				rc, err := open()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rc.Close()
+				b, err := io.ReadAll(rc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+			if !bytes.Equal(compress(t, rec, read(l.Uncompressed)), read(l.Compressed)) {
+				t.Fatalf("%s does not reproduce the ggcr blob", rec)
+			}
+		})
 	}
 }
 
