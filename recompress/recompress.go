@@ -225,8 +225,9 @@ func Candidates(format string) []Recipe {
 			out = append(out, Recipe{Format: FormatGzip, Impl: ImplKlauspost, Level: l})
 		}
 		// pgzip's defaults (1 MiB blocks); its output depends on the
-		// block size, not on the number of blocks in flight.
-		for _, l := range []int{6, 1, 9} {
+		// block size, not on the number of blocks in flight. Its default
+		// level is klauspost/flate's DefaultCompression, which is 5, not 6.
+		for _, l := range []int{5, 6, 1, 9} {
 			out = append(out, Recipe{Format: FormatGzip, Impl: ImplPgzip, Level: l, BlockSize: 1 << 20, Blocks: 2})
 		}
 	case FormatZstd:

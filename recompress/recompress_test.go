@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 
 	"github.com/diffah/diffah/fault"
 )
@@ -134,6 +135,48 @@ func TestDetectGGCRLayer(t *testing.T) {
 			}
 			if !bytes.Equal(compress(t, rec, read(l.Uncompressed)), read(l.Compressed)) {
 				t.Fatalf("%s does not reproduce the ggcr blob", rec)
+			}
+		})
+	}
+}
+
+// containers/image (podman, skopeo, buildah) writes gzip layers with
+// pgzip's default writer; the number of blocks in flight is a machine
+// setting and must not matter, and header fields must be carried over.
+func TestDetectPgzipProducer(t *testing.T) {
+	plain := data(3 << 20)
+	tests := map[string]func(io.Writer) *pgzip.Writer{
+		"default": func(w io.Writer) *pgzip.Writer { return pgzip.NewWriter(w) },
+		"8 blocks level 1": func(w io.Writer) *pgzip.Writer {
+			zw, _ := pgzip.NewWriterLevel(w, 1)
+			if err := zw.SetConcurrency(1<<20, 8); err != nil {
+				t.Fatal(err)
+			}
+			return zw
+		},
+		"header fields": func(w io.Writer) *pgzip.Writer {
+			zw := pgzip.NewWriter(w)
+			zw.Name, zw.Comment, zw.Extra, zw.OS = "layer.tar", "made by a test", []byte{1, 2, 3, 4}, 3
+			zw.ModTime = time.Unix(1700000000, 0)
+			return zw
+		},
+	}
+	for name, mk := range tests {
+		t.Run(name, func(t *testing.T) {
+			var buf bytes.Buffer
+			zw := mk(&buf)
+			if _, err := zw.Write(plain); err != nil {
+				t.Fatal(err)
+			}
+			if err := zw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := Detect(context.Background(), opener(buf.Bytes()), DetectOptions{})
+			if err != nil {
+				t.Fatalf("pgzip blob not reproducible: %v", err)
+			}
+			if !bytes.Equal(compress(t, rec, plain), buf.Bytes()) {
+				t.Fatalf("%s does not reproduce the pgzip blob", rec)
 			}
 		})
 	}
