@@ -246,6 +246,10 @@ func Candidates(format string) []Recipe {
 var (
 	gzipMagic = []byte{0x1f, 0x8b}
 	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	// Peek reads 4 bytes: enough to tell these apart from a tar, whose
+	// first bytes are a file name.
+	xzMagic    = []byte{0xfd, '7', 'z', 'X'}
+	bzip2Magic = []byte{'B', 'Z', 'h'}
 )
 
 // Detect finds a recipe that reproduces the blob open returns. open is
@@ -274,6 +278,12 @@ func Detect(ctx context.Context, open func() (io.ReadCloser, error), o DetectOpt
 		hdr = &h
 	case bytes.Equal(magic, zstdMagic):
 		format = FormatZstd
+	case bytes.HasPrefix(magic, xzMagic), bytes.HasPrefix(magic, bzip2Magic):
+		// Compressed by something with no replayable Go counterpart;
+		// calling it uncompressed would hand callers compressed bytes
+		// as a tar.
+		rc.Close()
+		return Recipe{}, fmt.Errorf("%w (xz or bzip2 blob; only gzip and zstd are replayed)", ErrNotReproducible)
 	}
 	rc.Close()
 	if format == FormatNone {
