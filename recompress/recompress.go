@@ -25,6 +25,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -100,13 +101,25 @@ func (r Recipe) Validate() error {
 	bad := func(f string, v any) error {
 		return fault.Errorf(fault.Integrity, "recipe %s: %s %v is not supported by this diffah", r.Format, f, v)
 	}
+	// Settings that belong to another format or implementation are
+	// refused rather than ignored: a sidecar carrying them was not written
+	// by this diffah, and ignoring them could hide a mismatch.
+	gzipHeader := r.Name != "" || r.Comment != "" || r.ModTime != 0 || r.OS != nil || r.Extra != nil
+	zstdSettings := r.Concurrency != 0 || r.NoCRC
+	pgzipSettings := r.BlockSize != 0 || r.Blocks != 0
 	switch r.Format {
 	case FormatNone:
-		if r.Impl != "" || r.Level != 0 {
-			return bad("settings", r.String())
+		if r.Impl != "" || r.Level != 0 || gzipHeader || zstdSettings || pgzipSettings {
+			return bad("settings", "other than format")
 		}
 		return nil
 	case FormatGzip:
+		if zstdSettings {
+			return bad("settings", "concurrency/noCRC")
+		}
+		if r.Impl != ImplPgzip && pgzipSettings {
+			return bad("settings", "blockSize/blocks")
+		}
 		switch r.Impl {
 		case ImplGo:
 			if r.Level != gzip.HuffmanOnly && (r.Level < 1 || r.Level > 9) {
@@ -131,6 +144,9 @@ func (r Recipe) Validate() error {
 		if r.Impl != ImplKlauspost {
 			return bad("implementation", r.Impl)
 		}
+		if gzipHeader || pgzipSettings {
+			return bad("settings", "gzip header or blocks")
+		}
 		if r.Level < int(zstd.SpeedFastest) || r.Level > int(zstd.SpeedBestCompression) {
 			return bad("level", r.Level)
 		}
@@ -140,6 +156,24 @@ func (r Recipe) Validate() error {
 		return nil
 	}
 	return bad("format", fmt.Sprintf("%q", r.Format))
+}
+
+// ParseRecipe decodes a recipe's JSON strictly: unknown fields and
+// trailing data are refused, then the recipe is validated.
+func ParseRecipe(data []byte) (Recipe, error) {
+	var r Recipe
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return Recipe{}, fault.Errorf(fault.Integrity, "recipe JSON: %w", err)
+	}
+	if dec.More() {
+		return Recipe{}, fault.Errorf(fault.Integrity, "recipe JSON: data after the recipe")
+	}
+	if err := r.Validate(); err != nil {
+		return Recipe{}, err
+	}
+	return r, nil
 }
 
 // NewWriter returns a WriteCloser compressing into w as the recipe says.

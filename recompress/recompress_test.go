@@ -262,6 +262,11 @@ func TestValidate(t *testing.T) {
 		{Format: FormatZstd, Impl: ImplKlauspost, Level: 9},
 		{Format: FormatGzip, Impl: ImplPgzip, Level: 6, BlockSize: 1, Blocks: 1},
 		{Format: FormatNone, Level: 3},
+		{Format: FormatNone, Name: "x"},
+		{Format: FormatGzip, Impl: ImplGo, Level: 6, Concurrency: 1},
+		{Format: FormatGzip, Impl: ImplKlauspost, Level: 6, BlockSize: 1 << 20},
+		{Format: FormatZstd, Impl: ImplKlauspost, Level: 2, Name: "x"},
+		{Format: FormatGzip, Impl: ImplGo, Level: 6, Name: strings.Repeat("n", 2000)},
 	}
 	for _, r := range bad {
 		err := r.Validate()
@@ -270,6 +275,34 @@ func TestValidate(t *testing.T) {
 		}
 		if _, err := r.NewWriter(io.Discard); err == nil {
 			t.Errorf("%+v: NewWriter accepted an invalid recipe", r)
+		}
+	}
+}
+
+func TestParseRecipe(t *testing.T) {
+	tests := []struct {
+		js string
+		ok bool
+	}{
+		{`{"format":"gzip","impl":"go","level":6,"modTime":1700000000,"os":3}`, true},
+		{`{"format":"none"}`, true},
+		{`{"format":"gzip","impl":"go","level":6,"speed":1}`, false},
+		{`{"format":"gzip","impl":"go","level":6} {}`, false},
+		{`{"format":"gzip","impl":"go","level":"6"}`, false},
+		{`{"format":"zstd","impl":"klauspost","level":5}`, false},
+		{`[]`, false},
+		{``, false},
+	}
+	for _, tt := range tests {
+		r, err := ParseRecipe([]byte(tt.js))
+		if tt.ok != (err == nil) {
+			t.Errorf("%s: err = %v", tt.js, err)
+		}
+		if err != nil && fault.KindOf(err, 0) != fault.Integrity {
+			t.Errorf("%s: err %v is not Integrity", tt.js, err)
+		}
+		if err == nil && r.Format == "" {
+			t.Errorf("%s: empty recipe", tt.js)
 		}
 	}
 }
@@ -314,8 +347,8 @@ func FuzzRecipeJSON(f *testing.F) {
 	f.Add([]byte(`{"format":"zstd","impl":"klauspost","level":2,"concurrency":1}`))
 	f.Add([]byte(`{"format":"gzip","impl":"pgzip","level":6,"blockSize":1048576,"blocks":2}`))
 	f.Fuzz(func(t *testing.T, js []byte) {
-		var r Recipe
-		if json.Unmarshal(js, &r) != nil || r.Validate() != nil {
+		r, err := ParseRecipe(js)
+		if err != nil {
 			return
 		}
 		w, err := r.NewWriter(io.Discard)
