@@ -78,7 +78,7 @@ func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, err
 		if tmp != nil {
 			tmp.Abort()
 		}
-		return nil, err
+		return nil, hintDamaged(err)
 	}
 	if err := tmp.Commit(o.Replace); err != nil {
 		tmp.Abort()
@@ -90,7 +90,17 @@ func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, err
 // ReadInto unpacks into dir, an existing empty directory the caller owns
 // and cleans up (import unpacks into its own temporary directory).
 func ReadInto(ctx context.Context, r io.Reader, dir string, o Options) (*Result, error) {
-	return read(ctx, r, func() (string, error) { return dir, nil }, o)
+	res, err := read(ctx, r, func() (string, error) { return dir, nil }, o)
+	return res, hintDamaged(err)
+}
+
+// hintDamaged gives an integrity error that carries no hint of its own
+// the next step a user can take: the archive itself is bad.
+func hintDamaged(err error) error {
+	if err == nil || fault.KindOf(err, 0) != fault.Integrity || fault.HintOf(err) != "" {
+		return err
+	}
+	return fault.WithHint(err, fault.Integrity, "the archive was damaged or altered: get a fresh copy from its producer (and compare its sha256 with theirs)")
 }
 
 // Head reads only the sidecar and signature at the start of the archive
@@ -99,7 +109,7 @@ func ReadInto(ctx context.Context, r io.Reader, dir string, o Options) (*Result,
 func Head(r io.Reader, o Options) (*Result, error) {
 	h, err := head(r, o)
 	if err != nil {
-		return nil, err
+		return nil, hintDamaged(err)
 	}
 	return h.res, nil
 }
@@ -114,6 +124,8 @@ type headState struct {
 	// hdr is the entry after the sidecar and signature (nil at the end).
 	hdr   *tar.Header
 	close func()
+	// tarBytes counts what the tar reader consumed (after decompression).
+	tarBytes *byteCounter
 }
 
 func head(r io.Reader, o Options) (*headState, error) {
@@ -130,7 +142,8 @@ func head(r io.Reader, o Options) (*headState, error) {
 		closeZ = zr.Close
 		in = zr
 	}
-	tr := tar.NewReader(in)
+	tc := &byteCounter{r: in}
+	tr := tar.NewReader(tc)
 	res := &Result{}
 	scBytes, err := nextEntry(tr, sidecar.EntryName, sidecar.MaxSize, "the first entry")
 	if err != nil {
@@ -170,7 +183,7 @@ func head(r io.Reader, o Options) (*headState, error) {
 			return nil, fmt.Errorf("unpack: %w", err)
 		}
 	}
-	return &headState{res: res, tr: tr, in: in, counter: counter, scBytes: scBytes, sig: sig, hdr: hdr, close: closeZ}, nil
+	return &headState{res: res, tr: tr, in: in, counter: counter, scBytes: scBytes, sig: sig, hdr: hdr, close: closeZ, tarBytes: tc}, nil
 }
 
 func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Options) (*Result, error) {
@@ -240,10 +253,18 @@ func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Opti
 		return nil, fault.Errorf(fault.Integrity, "unpack: unexpected entry %q: the sidecar lists no entries", hdr.Name)
 	}
 	if len(sc.Entries) > 0 {
+		dataEnd := h.tarBytes.n
 		if hdr, err = next(tr); err == nil {
 			return nil, fault.Errorf(fault.Integrity, "unpack: unexpected entry %q after the last listed entry", hdr.Name)
 		} else if !errors.Is(err, io.EOF) {
 			return nil, err
+		}
+		// archive/tar reports a clean io.EOF when the stream stops at a
+		// block boundary; pack always writes the two zero blocks, so an
+		// archive without them was cut short (a lost last part of a split).
+		if want := (dataEnd+511)/512*512 + 1024; h.tarBytes.n < want {
+			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "unpack: the archive ends without its end-of-archive marker (%d of at least %d bytes): truncated?", h.tarBytes.n, want),
+				fault.Integrity, "if it was split, concatenate every part in order (cat part.* | diffah unpack ...)")
 		}
 	}
 	if err := drainZeros(in); err != nil {
@@ -352,6 +373,18 @@ func (c *countReader) Read(p []byte) (int, error) {
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = fault.Errorf(fault.Env, "unpack: reading input: %w", err)
 	}
+	return n, err
+}
+
+// byteCounter counts bytes read, passing errors through unchanged.
+type byteCounter struct {
+	r io.Reader
+	n int64
+}
+
+func (c *byteCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
 	return n, err
 }
 
