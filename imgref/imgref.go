@@ -3,6 +3,7 @@ package imgref
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -35,6 +36,9 @@ type Options struct {
 	AllowConvert bool
 	// Logger receives such warnings; nil means slog.Default().
 	Logger *slog.Logger
+	// Progress, when set, receives a progress line while Write pushes to
+	// a registry (a terminal; see internal/progress).
+	Progress io.Writer
 }
 
 func (o Options) logger() *slog.Logger {

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/progress"
 )
 
 // isLoopback reports whether a registry host (with optional port) is on
@@ -147,7 +148,33 @@ func writeRemote(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(r, img, remoteOptions(ctx, o)...); err != nil {
+	opts := remoteOptions(ctx, o)
+	var drawn chan struct{}
+	if o.Progress != nil {
+		// go-containerregistry reports cumulative bytes of the blobs it
+		// uploads (those the registry lacks) and closes the channel.
+		updates := make(chan v1.Update, 16)
+		drawn = make(chan struct{})
+		opts = append(opts, remote.WithProgress(updates))
+		go func() {
+			defer close(drawn)
+			var bar *progress.Bar
+			var last int64
+			for u := range updates {
+				if bar == nil {
+					bar = progress.New(o.Progress, "push "+ref.String(), u.Total)
+				}
+				bar.Add(u.Complete - last)
+				last = u.Complete
+			}
+			bar.Done()
+		}()
+	}
+	err = remote.Write(r, img, opts...)
+	if drawn != nil {
+		<-drawn
+	}
+	if err != nil {
 		return remoteErr(ref.String(), err)
 	}
 	return nil

@@ -2,7 +2,9 @@ package inspect
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -41,7 +43,8 @@ func (d *Doc) analyze(nonReproducible map[digest.Digest]bool) {
 			hist[i].Label = ">= " + Bytes(bounds[i-1])
 		}
 	}
-	shippedBy := map[digest.Digest][]string{}
+	travels := map[digest.Digest][]string{}
+	byDiffID := map[digest.Digest][]digest.Digest{}
 	for _, im := range d.Images {
 		for _, b := range im.Blobs {
 			if b.Role != "layer" {
@@ -58,8 +61,13 @@ func (d *Doc) analyze(nonReproducible map[digest.Digest]bool) {
 					break
 				}
 			}
+			if b.Kind != KindReused && !b.Shared {
+				travels[b.Digest] = append(travels[b.Digest], b.Kind+" in "+im.Name)
+				if b.DiffID != "" && !slices.Contains(byDiffID[b.DiffID], b.Digest) {
+					byDiffID[b.DiffID] = append(byDiffID[b.DiffID], b.Digest)
+				}
+			}
 			if b.Kind == KindFull && !b.Shared {
-				shippedBy[b.Digest] = append(shippedBy[b.Digest], im.Name)
 				switch {
 				case nonReproducible[b.Digest]:
 					d.Warnings = append(d.Warnings, fmt.Sprintf("image %s: layer %s (%s) ships whole: its compressed blob cannot be reproduced, so no patch could replace it (recompress it with a standard gzip/zstd writer to make it patchable)",
@@ -73,14 +81,37 @@ func (d *Doc) analyze(nonReproducible map[digest.Digest]bool) {
 				}
 			}
 		}
-		if im.BaselineRef != "" && im.FullBytes > 0 && im.ReusedBytes*20 < im.FullBytes && im.Patched == 0 {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("image %s: the baseline shares almost nothing with the target (%.1f%% reused): is it the right baseline?",
-				im.Name, 100*float64(im.ReusedBytes)/float64(im.FullBytes)))
+		// What the baseline saves: reused blobs and, in an archive (where a
+		// patch's size is known), what patches save. A plan's patches are
+		// not sized yet, so there only an unpatched image is judged.
+		bsaved := im.ReusedBytes
+		for _, b := range im.Blobs {
+			if b.Kind == KindPatch && !b.Shared {
+				bsaved += b.TargetSize - b.ShippedSize
+			}
+		}
+		judged := d.Source != "plan" || im.Patched == 0
+		if im.BaselineRef != "" && im.FullBytes > 0 && judged && bsaved*20 < im.FullBytes {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("image %s: the baseline shares almost nothing with the target (%.1f%% reused, %.1f%% saved in all): is it the right baseline?",
+				im.Name, 100*float64(im.ReusedBytes)/float64(im.FullBytes), 100*float64(bsaved)/float64(im.FullBytes)))
 		}
 	}
-	for dg, names := range shippedBy {
-		if len(names) > 1 && d.Source == "plan" {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("blob %s is shipped by %d images (%v): in one bundle it travels once", Short(dg), len(names), names))
+	// A blob that travels more than once: shipped whole by one image and
+	// as a patch by another (each a separate entry), or the same layer
+	// content (diffID) shipped under two compressed digests.
+	for dg, ws := range travels {
+		if len(ws) > 1 {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("blob %s travels %d times (%s): ship it once and reuse it", Short(dg), len(ws), strings.Join(ws, ", ")))
+		}
+	}
+	for id, dgs := range byDiffID {
+		if len(dgs) > 1 {
+			var names []string
+			for _, dg := range dgs {
+				names = append(names, Short(dg))
+			}
+			d.Warnings = append(d.Warnings, fmt.Sprintf("layer content %s travels %d times, compressed differently (%s): compress it the same way in every image so it ships once",
+				Short(id), len(dgs), strings.Join(names, ", ")))
 		}
 	}
 	sort.SliceStable(savings, func(i, j int) bool {
@@ -101,4 +132,14 @@ func (d *Doc) analyze(nonReproducible map[digest.Digest]bool) {
 	}
 	d.Histogram = used
 	sort.Strings(d.Warnings)
+	// Lists are [] rather than null in the JSON when empty.
+	if d.Warnings == nil {
+		d.Warnings = []string{}
+	}
+	if d.TopSavings == nil {
+		d.TopSavings = []Saving{}
+	}
+	if d.Histogram == nil {
+		d.Histogram = []Bucket{}
+	}
 }

@@ -61,6 +61,8 @@ type Blob struct {
 	Ratio   float64         `json:"ratio"`
 	Sources []digest.Digest `json:"patchSources,omitempty"`
 	Reason  string          `json:"reason,omitempty"`
+	// DiffID is the digest of the uncompressed layer (layers only).
+	DiffID digest.Digest `json:"diffID,omitempty"`
 	// Shared is true when another image of the bundle ships the same
 	// entry (it travels once; counted in the first image only).
 	Shared bool `json:"shared,omitempty"`
@@ -123,7 +125,7 @@ func FromPlans(plans []*plan.Plan) *Doc {
 			}
 		}
 		for _, b := range p.Blobs {
-			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason}
+			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID}
 			switch b.Action {
 			case sidecar.Reuse:
 				row.Kind = KindReused
@@ -174,7 +176,7 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 			im.BaselineRef, im.BaselineManifest = si.Baseline.Ref, si.Baseline.ManifestDigest
 		}
 		for _, b := range si.Blobs {
-			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason}
+			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID}
 			if strings.Contains(b.Reason, "cannot be reproduced") {
 				nonRepro[b.Digest] = true
 			}

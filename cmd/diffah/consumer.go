@@ -101,7 +101,8 @@ func openInputFrom(g *Globals, rf RegistryFlags, path string, stdin io.Reader) (
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fault.Errorf(fault.Env, "%w", err)
+		return nil, nil, fault.WithHint(fault.Errorf(fault.Env, "reading the archive: %w", err), fault.Env,
+			"check the file name; with no DELTA argument (or -) the archive is read from stdin")
 	}
 	return f, func() { f.Close() }, nil
 }
@@ -187,7 +188,7 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	if err := writeImages(g, c.Dir, rep, outs, bases, c.options(""), c.AllowConvert); err != nil {
+	if err := writeImages(g, c.Dir, rep, outs, bases, c.pushOptions(g, s), c.AllowConvert); err != nil {
 		return err
 	}
 	return worst(rep)
@@ -217,6 +218,14 @@ func parseOutputs(args []string) (map[string]imgref.Ref, error) {
 		out[name] = r
 	}
 	return out, nil
+}
+
+// pushOptions are the options for writing outputs: progress of a push is
+// drawn like that of resolve.
+func (r RegistryFlags) pushOptions(g *Globals, s stdio) imgref.Options {
+	o := r.options("")
+	o.Progress = g.progressTo(s.err)
+	return o
 }
 
 // writeImages copies resolved images from the layout to their outputs.
@@ -423,7 +432,7 @@ func (c *ImportCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	if err := writeImages(g, dir, rep, outs, bases, c.options(""), c.AllowConvert); err != nil {
+	if err := writeImages(g, dir, rep, outs, bases, c.pushOptions(g, s), c.AllowConvert); err != nil {
 		return err
 	}
 	return worst(rep)

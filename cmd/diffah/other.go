@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 
 	"github.com/diffah/diffah/imgdiff"
 	"github.com/diffah/diffah/imgref"
@@ -18,7 +19,7 @@ import (
 // ExportCmd is `diffah export`.
 type ExportCmd struct {
 	PlanCmd
-	Output   string `short:"o" help:"Archive file to write (atomically); - for stdout." required:"" placeholder:"FILE"`
+	Output   string `short:"o" help:"Archive file to write (atomically); - for stdout; or docker://HOST/REPO:TAG to push it as an OCI artifact." required:"" placeholder:"FILE|docker://REF"`
 	Compress string `help:"Compress the archive as a whole: none or zstd (default: ${default})." default:"none" enum:"none,zstd"`
 	SignKey  string `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
 	DryRun   bool   `help:"Print what would ship (the plan's totals) and write nothing."`
@@ -47,11 +48,17 @@ func (c *ExportCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	return writeOutput(c.Output, s.out, "a delta archive", func(w io.Writer) error {
+	write := func(w io.Writer) error {
 		_, err := pack.Write(g.ctx, w, []*plan.Plan{p}, pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key,
 			Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
 		return err
-	})
+	}
+	// Like pack: a docker:// output pushes the archive as an OCI artifact
+	// (it is not a file name).
+	if strings.HasPrefix(c.Output, "docker://") {
+		return pushArchive(g, s, c.Output, c.RegistryFlags, write)
+	}
+	return writeOutput(c.Output, s.out, "a delta archive", write)
 }
 
 // InspectCmd is `diffah inspect`.
