@@ -606,6 +606,10 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		return fault.Errorf(fault.Integrity, "%s: the patch rebuilt a tar with sha256 %s, the layer's diffID is %s: wrong baseline or corrupt patch", what, got, b.DiffID)
 	}
 	if err := cw.Close(); err != nil {
+		if blob.err != nil {
+			// The compressor's last flush hit the disk (full, say).
+			return fmt.Errorf("%s: writing the rebuilt blob: %w", what, blob.err)
+		}
 		return fault.Errorf(fault.Integrity, "%s: recompressing: %w", what, err)
 	}
 	if blob.err != nil {
@@ -640,6 +644,9 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 	n, err := hw.w.Write(p)
 	hw.h.Write(p[:n])
 	hw.n += int64(n)
+	if err != nil && hw.err == nil {
+		hw.err = fault.Wrap(fault.Env, err)
+	}
 	return n, err
 }
 

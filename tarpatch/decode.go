@@ -19,6 +19,10 @@ const Codec = "diffah-tar/1"
 
 var magic = []byte("DFHTAR1\n")
 
+// wholeMagic starts the whole form of a patch, for small layers: one zstd
+// frame of the tar itself, compressed against the concatenated sources.
+var wholeMagic = []byte("DFHTAR1W")
+
 const (
 	opEnd   = 0
 	opLit   = 1
@@ -69,11 +73,23 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 	}
 	br := bufio.NewReader(patch)
 	head := make([]byte, len(magic))
-	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) {
+	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) && !bytes.Equal(head, wholeMagic) {
 		return fault.Errorf(fault.Integrity, "tarpatch: not a %s patch (bad magic)", Codec)
 	}
+	if bytes.Equal(head, wholeMagic) {
+		// zstd reads an empty stream as no output: a patch cut right
+		// after its magic must not pass for an empty layer.
+		if _, err := br.Peek(1); err != nil {
+			return fault.Errorf(fault.Integrity, "tarpatch: whole-layer patch: no frame after the magic (truncated?)")
+		}
+		return decodeWhole(ctx, w, br, sources, o)
+	}
 	zopts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(1 << 30)}
-	if hd := headerDict(sources); len(hd) > 0 {
+	hd, err := streamDict(sources)
+	if err != nil {
+		return err
+	}
+	if len(hd) > 0 {
 		zopts = append(zopts, zstd.WithDecoderDictRaw(dictID, hd))
 	}
 	zr, err := zstd.NewReader(br, zopts...)
@@ -106,6 +122,76 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 		return fault.Errorf(fault.Integrity, "tarpatch: data after the end of the patch")
 	}
 	return nil
+}
+
+// decodeWhole decodes the whole form of a patch (wholeMagic read).
+func decodeWhole(ctx context.Context, w io.Writer, r io.Reader, sources []Source, o DecodeOptions) error {
+	if !isSmall(sources) {
+		return fault.Errorf(fault.Integrity, "tarpatch: a whole-layer patch needs sources of at most %d bytes in all", SmallLayer)
+	}
+	dict, err := streamDict(sources)
+	if err != nil {
+		return err
+	}
+	zopts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(streamWindow), zstd.WithDecoderMaxMemory(1 << 30)}
+	if len(dict) > 0 {
+		zopts = append(zopts, zstd.WithDecoderDictRaw(dictID, dict))
+	}
+	zr, err := zstd.NewReader(r, zopts...)
+	if err != nil {
+		return fault.Errorf(fault.Internal, "tarpatch: %w", err)
+	}
+	defer zr.Close()
+	cw := &capWriter{w: w, left: o.MaxOutput}
+	if _, err := io.Copy(cw, ctxReader{ctx, zr}); err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case cw.over:
+			return fault.Errorf(fault.Integrity, "tarpatch: whole-layer patch: output would exceed the expected %d bytes (decompression bomb?)", o.MaxOutput)
+		case cw.err != nil:
+			return fault.Wrap(fault.Env, cw.err)
+		}
+		return fault.Errorf(fault.Integrity, "tarpatch: whole-layer patch: %w", err)
+	}
+	return nil
+}
+
+// capWriter passes at most left bytes to w and tells its own refusal and
+// w's errors from the reader's.
+type capWriter struct {
+	w    io.Writer
+	left int64
+	over bool
+	err  error
+}
+
+var errOver = errors.New("output limit reached")
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > c.left {
+		c.over = true
+		return 0, errOver
+	}
+	n, err := c.w.Write(p)
+	c.left -= int64(n)
+	if err != nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// ctxReader stops reading when ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
 
 // HistSize is how much recent output a patch may refer back to: a file
@@ -240,7 +326,9 @@ func (d *decoder) op() (bool, error) {
 	case opDelta:
 		return false, d.delta()
 	case opMatch:
-		return false, d.match()
+		return false, d.match(false)
+	case opMatchIn:
+		return false, d.match(true)
 	default:
 		return false, fmt.Errorf("unknown op 0x%02x", kind)
 	}

@@ -26,19 +26,32 @@
 //     (headerDict), which encoder and decoder derive from the sources, so
 //     an unchanged or renamed entry's header costs a few bytes.
 //
+// A small layer (sources and new tar each at most SmallLayer bytes) may
+// instead travel whole: the tar as one zstd frame compressed against the
+// concatenated sources, the way zstd --patch-from works. Encode makes
+// both and keeps the smaller; for a handful of small edits the whole form
+// wins, since it pays for one frame instead of one per changed file. For
+// such small sources the shared stream's dictionary is their whole
+// content rather than their header blocks.
+//
 // Similarity gives a caller with many baseline layers a cheap score (paths
 // only, no hashing) of how much of a new layer each could help patch.
 //
 // # Format (Codec "diffah-tar/1")
 //
 //	patch  = magic "DFHTAR1\n" zstd(ops)
+//	       | magic "DFHTAR1W" zstd(tar)   (whole form; small sources only)
 //	ops    = { op } END
 //	op     = LIT  uvarint(n) n*byte
 //	       | COPY uvarint(src) uvarint(off) uvarint(n)
 //	       | DELTA ranges uvarint(outLen) uvarint(encLen) encLen*byte
 //	       | MATCH ranges uvarint(outLen) section section section section
+//	       | MATCHIN ranges uvarint(outLen) bare bare bare bare
 //	ranges = uvarint(nranges) { uvarint(src) uvarint(off) uvarint(len) }
+//	section = uvarint(n) n*byte (one zstd frame)   bare = uvarint(n) n*byte
 //	END    = 0x00  LIT = 0x01  COPY = 0x02  DELTA = 0x03  MATCH = 0x04
+//	MATCHIN = 0x05 (MATCH with its streams bare, compressed only by the
+//	          patch's shared zstd stream: the cheap form for small edits)
 //
 // A range's src indexes the sources; src == len(sources) means the output
 // itself, at an absolute offset within the last HistSize bytes written.

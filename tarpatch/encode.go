@@ -28,6 +28,9 @@ type EncodeOptions struct {
 	// Level is the zstd level for deltas and literals (default
 	// SpeedBestCompression).
 	Level zstd.EncoderLevel
+	// FileByFile skips the whole form a small layer may take (see
+	// Encode): for measuring and testing the file-by-file codec.
+	FileByFile bool
 	// MaxChunk cuts larger files into chunks, each compressed against the
 	// matching region of the old file (default 12 MiB); memory is bounded
 	// by a few chunks, not by the layer or file size.
@@ -46,6 +49,9 @@ type Stats struct {
 	// and after.
 	DeltaIn  int64 `json:"deltaIn"`
 	DeltaOut int64 `json:"deltaOut"`
+	// Whole is set when a small layer travelled as one literal against
+	// its whole source (see Encode).
+	Whole bool `json:"whole,omitempty"`
 }
 
 // loc is a file's content in a source tar.
@@ -217,7 +223,109 @@ type task struct {
 
 // Encode writes a patch that rebuilds the tar read from newTar out of
 // sources. It reads newTar once, as a stream.
+//
+// A small layer (sources and new tar each at most SmallLayer bytes) is
+// encoded twice and the smaller patch is kept: file by file as below, and
+// whole, as one zstd frame compressed against all of the sources' bytes
+// (the way zstd --patch-from works). For a few small
+// edits the single stream wins: it pays for one zstd frame and one set of
+// entropy tables, where the file-by-file patch pays for a frame per
+// changed file and for the positions of the unchanged ones. Memory stays
+// bounded by SmallLayer.
 func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source, o EncodeOptions) (Stats, error) {
+	if o.FileByFile || !isSmall(sources) {
+		return encode(ctx, w, newTar, sources, o)
+	}
+	head, err := io.ReadAll(io.LimitReader(newTar, SmallLayer+1))
+	if err != nil {
+		return Stats{}, fault.Errorf(fault.Env, "tarpatch: reading the new tar: %w", err)
+	}
+	if len(head) > SmallLayer {
+		return encode(ctx, w, io.MultiReader(bytes.NewReader(head), newTar), sources, o)
+	}
+	var perFile bytes.Buffer
+	st, err := encode(ctx, &perFile, bytes.NewReader(head), sources, o)
+	if err != nil {
+		return st, err
+	}
+	best := perFile.Bytes()
+	whole, err := encodeWhole(head, sources, o.Level)
+	if err != nil {
+		return st, err
+	}
+	if len(whole) < len(best) {
+		best = whole
+		st = Stats{NewSize: int64(len(head)), Files: st.Files, Literals: st.Files, Whole: true}
+	}
+	if _, err := w.Write(best); err != nil {
+		return st, fault.Wrap(fault.Env, err)
+	}
+	st.PatchSize = int64(len(best))
+	return st, nil
+}
+
+// encodeWhole encodes a small tar whole: wholeMagic and one zstd frame
+// compressed against the concatenated sources.
+func encodeWhole(tarBytes []byte, sources []Source, level zstd.EncoderLevel) ([]byte, error) {
+	dict, err := streamDict(sources)
+	if err != nil {
+		return nil, err
+	}
+	if level == 0 {
+		level = zstd.SpeedBestCompression
+	}
+	// No frame checksum: the caller checks the rebuilt tar against the
+	// layer's diffID, a stronger check than zstd's 4 bytes of CRC.
+	opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(streamWindow), zstd.WithEncoderCRC(false)}
+	if len(dict) > 0 {
+		opts = append(opts, zstd.WithEncoderDictRaw(dictID, dict))
+	}
+	enc, err := zstd.NewWriter(nil, opts...)
+	if err != nil {
+		return nil, fault.Wrap(fault.Internal, err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(tarBytes, append([]byte(nil), wholeMagic...)), nil
+}
+
+// SmallLayer is the size up to which a layer is also encoded whole
+// against its whole source.
+const SmallLayer = 8 << 20
+
+// isSmall reports whether the sources together fit SmallLayer: then the
+// patch's shared stream is compressed against all of their bytes.
+func isSmall(sources []Source) bool {
+	var n int64
+	for _, s := range sources {
+		n += s.Size()
+	}
+	return n <= SmallLayer
+}
+
+// streamDict is the dictionary of the patch's shared stream, derived by
+// encoder and decoder alike from the sources: their whole content when
+// they are small, else their header blocks.
+func streamDict(sources []Source) ([]byte, error) {
+	if !isSmall(sources) {
+		return headerDict(sources), nil
+	}
+	var dict []byte
+	for _, s := range sources {
+		start := len(dict)
+		dict = append(dict, make([]byte, s.Size())...)
+		if _, err := s.ReadAt(dict[start:], 0); err != nil && err != io.EOF {
+			return nil, fault.Errorf(fault.Env, "tarpatch: reading a source: %w", err)
+		}
+	}
+	return dict, nil
+}
+
+// streamWindow is the window of the shared stream: it spans the
+// dictionary and a small layer.
+const streamWindow = 32 << 20
+
+// encode is Encode's file-by-file pass.
+func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source, o EncodeOptions) (Stats, error) {
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
 	}
@@ -242,8 +350,12 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	if _, err := cw.Write(magic); err != nil {
 		return st, fault.Wrap(fault.Env, err)
 	}
-	zopts := []zstd.EOption{zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(32 << 20)}
-	if hd := headerDict(sources); len(hd) > 0 {
+	zopts := []zstd.EOption{zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(streamWindow)}
+	hd, err := streamDict(sources)
+	if err != nil {
+		return st, err
+	}
+	if len(hd) > 0 {
 		zopts = append(zopts, zstd.WithEncoderDictRaw(dictID, hd))
 	}
 	zw, err := zstd.NewWriter(cw, zopts...)
@@ -526,25 +638,26 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 			// text. Only when it leaves much behind (machine code) is the
 			// slower DELTA tried too; the smaller one is kept.
 			var enc []byte
+			cost := 0
 			if hasOld {
-				if enc, err = matchOp(ranges, dict, chunk, encs); err != nil {
+				if enc, cost, err = matchOp(ranges, dict, chunk, encs); err != nil {
 					t.err = err
 					return
 				}
 			}
-			if enc == nil || len(enc) > len(chunk)/64 {
+			if enc == nil || cost > len(chunk)/64 {
 				d, err := deltaOp(ranges, dict, chunk, encs)
 				if err != nil {
 					t.err = err
 					return
 				}
-				if enc == nil || len(d) < len(enc) {
-					enc = d
+				if enc == nil || len(d) < cost {
+					enc, cost = d, len(d)
 				}
 			}
 			// A dictionary that does not help is dropped: plain literals
 			// then compress in the shared stream.
-			if !hasOld && len(enc) > len(chunk)/2 && len(enc) > plainSize(chunk, encs) {
+			if !hasOld && cost > len(chunk)/2 && cost > plainSize(chunk, encs) {
 				t.buf.Write(litOp(chunk))
 				return
 			}

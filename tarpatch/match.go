@@ -34,6 +34,7 @@ import (
 
 const (
 	opMatch     = 4
+	opMatchIn   = 5
 	matchWindow = 16
 	matchStep   = 4
 	matchMin    = 64
@@ -95,26 +96,49 @@ func matchStreams(old, nw []byte) (ll, ml, of, lits []byte) {
 	return ll, ml, of, lits
 }
 
-// matchOp encodes data against the dictionary (one source range).
-func matchOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, error) {
+// matchOp encodes data against the dictionary as MATCH or MATCHIN,
+// whichever costs less, and returns the op with its estimated cost in the
+// patch. MATCHIN carries the streams bare inside the patch's shared zstd
+// stream: a small edit then costs a few bytes instead of four zstd frames
+// with their own headers and entropy tables. Its cost is estimated by
+// compressing it alone, which overstates what the shared stream charges.
+func matchOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, int, error) {
 	ll, ml, of, lits := matchStreams(dict, data)
-	b := appendRanges([]byte{opMatch}, ranges)
-	b = binary.AppendUvarint(b, uint64(len(data)))
+	head := appendRanges(nil, ranges)
+	head = binary.AppendUvarint(head, uint64(len(data)))
+
+	framed := append([]byte{opMatch}, head...)
 	for _, sec := range [][]byte{ll, ml, of} {
 		z := enc.plain.EncodeAll(sec, nil)
-		b = binary.AppendUvarint(b, uint64(len(z)))
-		b = append(b, z...)
+		framed = binary.AppendUvarint(framed, uint64(len(z)))
+		framed = append(framed, z...)
 	}
 	z, err := enc.withDict(dict, lits)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	b = binary.AppendUvarint(b, uint64(len(z)))
-	return append(b, z...), nil
+	framed = binary.AppendUvarint(framed, uint64(len(z)))
+	framed = append(framed, z...)
+
+	// Bare streams are worth it only while they are small: large literal
+	// runs compress better against the old file, which MATCH's literal
+	// section uses as its dictionary.
+	if bare := len(ll) + len(ml) + len(of) + len(lits); bare < len(framed) {
+		in := append([]byte{opMatchIn}, head...)
+		for _, sec := range [][]byte{ll, ml, of, lits} {
+			in = binary.AppendUvarint(in, uint64(len(sec)))
+			in = append(in, sec...)
+		}
+		if cost := min(len(in), plainSize(in, enc)); cost < len(framed) {
+			return in, cost, nil
+		}
+	}
+	return framed, len(framed), nil
 }
 
-// match decodes a MATCH op (the op byte already read).
-func (d *decoder) match() error {
+// match decodes a MATCH op, or with inline set a MATCHIN op (the op byte
+// already read).
+func (d *decoder) match(inline bool) error {
 	dict, err := d.dictRanges()
 	if err != nil {
 		return err
@@ -131,13 +155,21 @@ func (d *decoder) match() error {
 	limits := []uint64{10*outLen + 10, 10*outLen + 10, 10*outLen + 10, outLen}
 	var secs [4][]byte
 	for i := range secs {
-		zl, err := d.uvarint("match section length", MaxOut+MaxOut/8+1<<16)
+		max := uint64(MaxOut + MaxOut/8 + 1<<16)
+		if inline {
+			max = limits[i]
+		}
+		zl, err := d.uvarint("match section length", max)
 		if err != nil {
 			return err
 		}
 		z := make([]byte, zl)
 		if _, err := readFull(d, z); err != nil {
 			return fmt.Errorf("match section %d: %w", i, err)
+		}
+		if inline {
+			secs[i] = z
+			continue
 		}
 		opts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecodeAllCapLimit(true)}
 		if i == 3 && len(dict) > 0 {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand"
 	"strings"
 	"testing"
@@ -160,9 +161,14 @@ func TestRoundTrips(t *testing.T) {
 			} else {
 				newTar = mktar(t, tt.ents, tt.trailer)
 			}
-			st, patch := roundTrip(t, newTar, tt.sources, EncodeOptions{})
+			// The file-by-file codec, then Encode's choice, which for a
+			// small layer may be the whole form: never larger.
+			st, patch := roundTrip(t, newTar, tt.sources, EncodeOptions{FileByFile: true})
 			if tt.check != nil {
 				tt.check(t, st, patch)
+			}
+			if _, best := roundTrip(t, newTar, tt.sources, EncodeOptions{}); len(best) > len(patch) {
+				t.Errorf("Encode chose %d bytes over the file-by-file %d", len(best), len(patch))
 			}
 		})
 	}
@@ -172,7 +178,7 @@ func TestChunkedLargeFile(t *testing.T) {
 	bin := rnd(1, 5<<20)
 	old := mktar(t, []entry{{name: "big", body: bin}}, nil)
 	newTar := mktar(t, []entry{{name: "big", body: mutate(bin, 2, 20)}}, nil)
-	st, patch := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{MaxChunk: 1 << 20})
+	st, patch := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{MaxChunk: 1 << 20, FileByFile: true})
 	if st.Deltas < 5 || len(patch) > 64<<10 {
 		t.Fatalf("chunked delta: %+v, %d-byte patch", st, len(patch))
 	}
@@ -187,20 +193,49 @@ func TestDeterministicAcrossJobs(t *testing.T) {
 		ents = append(ents, entry{name: name, body: mutate(bin[i*1000:], int64(i), 3)})
 	}
 	old, newTar := mktar(t, olds, nil), mktar(t, ents, nil)
-	_, p1 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 1})
-	_, p4 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 4})
+	_, p1 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 1, FileByFile: true})
+	_, p4 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 4, FileByFile: true})
 	if !bytes.Equal(p1, p4) {
 		t.Fatal("patch depends on Jobs")
 	}
 }
 
+// TestDecodeErrors runs hostile variants of both forms of a patch: file
+// by file, and whole (a small layer against its whole source).
 func TestDecodeErrors(t *testing.T) {
-	js := textData(2, 100<<10)
-	old := mktar(t, []entry{{name: "a.js", body: js}, {name: "b", body: rnd(3, 10000)}}, nil)
-	newTar := mktar(t, []entry{{name: "a.js", body: mutate(js, 1, 5)}, {name: "b", body: rnd(3, 10000)}, {name: "c", body: []byte("new")}}, nil)
+	for _, form := range []string{"file-by-file", "whole"} {
+		t.Run(form, func(t *testing.T) { testDecodeErrors(t, form == "file-by-file") })
+	}
+}
+
+// smallEdits is a layer pair with version bumps in a dozen small text
+// files (where the whole form wins), an unchanged binary and a new file.
+func smallEdits(t testing.TB) (old, newTar []byte) {
+	bump := func(b []byte, at int) []byte {
+		out := append([]byte{}, b...)
+		copy(out[at:], "version 1.2.4")
+		return out
+	}
+	oldEnts := []entry{{name: "b", body: rnd(3, 10000)}}
+	newEnts := []entry{{name: "b", body: rnd(3, 10000)}, {name: "c", body: []byte("new")}}
+	for i := range 12 {
+		js := textData(int64(10+i), 8<<10)
+		name := fmt.Sprintf("lib/m%d.js", i)
+		oldEnts = append(oldEnts, entry{name: name, body: js})
+		newEnts = append(newEnts, entry{name: name, body: bump(js, 100*i)})
+	}
+	return mktar(t, oldEnts, nil), mktar(t, newEnts, nil)
+}
+
+func testDecodeErrors(t *testing.T, fileByFile bool) {
+	old, newTar := smallEdits(t)
 	var patch bytes.Buffer
-	if _, err := Encode(context.Background(), &patch, bytes.NewReader(newTar), []Source{src(old)}, EncodeOptions{}); err != nil {
+	st, err := Encode(context.Background(), &patch, bytes.NewReader(newTar), []Source{src(old)}, EncodeOptions{FileByFile: fileByFile})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if st.Whole == fileByFile {
+		t.Fatalf("whole form %v, want %v", st.Whole, !fileByFile)
 	}
 	p := patch.Bytes()
 	dec := func(b []byte, sources []Source, max int64) error {
@@ -227,6 +262,14 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	if err := dec(p, nil, int64(len(newTar))); err == nil {
 		t.Fatal("decoded without its source")
+	}
+	// The whole form is only for small sources: one too large to hold
+	// is refused, not read.
+	big := memSource{bytes.NewReader(make([]byte, SmallLayer+1))}
+	if err := dec(p, []Source{big}, int64(len(newTar))); err == nil {
+		t.Fatal("decoded against a source it was not made from")
+	} else if !fileByFile && !strings.Contains(err.Error(), "at most") {
+		t.Fatalf("whole form against a large source: %v", err)
 	}
 	// A different source either fails or yields different bytes, which
 	// the caller's diffID check catches; it must not panic.
@@ -258,15 +301,15 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	js := textData(2, 20<<10)
-	old := mktar(f, []entry{{name: "a.js", body: js}}, nil)
+	old, js := fuzzSource(f)
 	newTar := mktar(f, []entry{{name: "a.js", body: mutate(js, 1, 5)}, {name: "c", body: []byte("new")}}, nil)
 	var patch bytes.Buffer
 	Encode(context.Background(), &patch, bytes.NewReader(newTar), []Source{src(old)}, EncodeOptions{})
 	f.Add(patch.Bytes())
 	f.Add(append(append([]byte{}, magic...), 0x28, 0xb5, 0x2f, 0xfd))
-	// More seeds (copy, literal, binary delta, empty tar, truncations)
-	// are in testdata/fuzz/FuzzDecode, all against the same old tar.
+	// More seeds (copy, literal, binary delta, empty tar, the whole form,
+	// truncations) are in testdata/fuzz/FuzzDecode, all against the same
+	// old tar (TestFuzzSeeds keeps them current).
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var out bytes.Buffer
 		Decode(context.Background(), &out, bytes.NewReader(p), []Source{src(old)}, DecodeOptions{MaxOutput: 1 << 20})
@@ -289,9 +332,31 @@ func TestRepeatedEditPaidOnce(t *testing.T) {
 	old := mktar(t, []entry{{name: "lib/a.js", body: js}, {name: "lib/b.js", body: other}}, nil)
 	one := mktar(t, []entry{{name: "lib/a.js", body: edit(js)}, {name: "lib/b.js", body: other}}, nil)
 	both := mktar(t, []entry{{name: "lib/a.js", body: edit(js)}, {name: "lib/b.js", body: edit(other)}}, nil)
-	_, p1 := roundTrip(t, one, [][]byte{old}, EncodeOptions{})
-	_, p2 := roundTrip(t, both, [][]byte{old}, EncodeOptions{})
+	_, p1 := roundTrip(t, one, [][]byte{old}, EncodeOptions{FileByFile: true})
+	_, p2 := roundTrip(t, both, [][]byte{old}, EncodeOptions{FileByFile: true})
 	if len(p2) > len(p1)+len(ins)/4 {
 		t.Fatalf("edit in two files: %d bytes, in one: %d; the repeat should be nearly free", len(p2), len(p1))
+	}
+}
+
+// TestSmallEditsCheap: a version bump in a text file costs a few dozen
+// bytes file by file (MATCHIN: the streams bare in the shared stream),
+// and a layer of many such edits takes the whole form when that is
+// smaller; both round-trip.
+func TestSmallEditsCheap(t *testing.T) {
+	js := textData(30, 100<<10)
+	edited := append([]byte{}, js...)
+	copy(edited[50<<10:], "version 4.18.2")
+	old := mktar(t, []entry{{name: "pkg/index.js", body: js}}, nil)
+	newTar := mktar(t, []entry{{name: "pkg/index.js", body: edited}}, nil)
+	if _, p := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{FileByFile: true}); len(p) > 120 {
+		t.Errorf("one-word edit of a 100 KiB file: %d-byte patch", len(p))
+	}
+
+	old, newTar = smallEdits(t)
+	_, perFile := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{FileByFile: true})
+	st, best := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{})
+	if !st.Whole || len(best) >= len(perFile) || !bytes.HasPrefix(best, wholeMagic) {
+		t.Errorf("small edits: Encode gave %d bytes (whole %v), file by file %d", len(best), st.Whole, len(perFile))
 	}
 }
