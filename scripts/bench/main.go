@@ -40,6 +40,8 @@ type Result struct {
 	ChangedLayers int   `json:"changedLayers"`
 	// ChangedUncompressed is the uncompressed size of the changed layers.
 	ChangedUncompressed int64 `json:"changedUncompressedBytes"`
+	// MaxLayerUncompressed is the largest changed layer, uncompressed.
+	MaxLayerUncompressed int64 `json:"maxLayerUncompressedBytes"`
 	// DiffahChanged is what diffah ships for the changed layers (patches
 	// and whole blobs); ZstdRef is the reference for the same layers.
 	DiffahChanged int64   `json:"diffahChangedBytes"`
@@ -51,6 +53,7 @@ type Result struct {
 	ResolveMBps   float64 `json:"resolveMBps"`
 	Gzip6MBps     float64 `json:"gzip6MBps"`
 	ZstdRefSecs   float64 `json:"zstdRefSeconds"`
+	ZstdRefMBps   float64 `json:"zstdRefMBps"`
 	PackRSSMiB    float64 `json:"packPeakRSSMiB"`
 	ResolveRSSMiB float64 `json:"resolvePeakRSSMiB"`
 	ByteIdentical bool    `json:"byteIdentical"`
@@ -61,6 +64,8 @@ func main() {
 	bin := flag.String("bin", "bin/diffah", "diffah binary")
 	out := flag.String("json", "bench-out/results.json", "where to write JSON results")
 	only := flag.String("only", "", "comma-separated pair names to run (default all)")
+	maxRatio := flag.Float64("max-ratio-vs-zstd", 1.10, "target: diffah's changed-layer bytes at most this times the zstd reference, on every pair")
+	maxRSS := flag.Float64("max-rss-mib", 512, "target: peak RSS of pack and resolve below this on pairs with a layer of at least 1 GiB")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
@@ -90,11 +95,36 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("wrote %s", *out)
-	for _, r := range results {
-		if !r.ByteIdentical {
-			log.Fatalf("pair %s: rebuilt image is NOT byte-identical", r.Pair)
+	misses := checkTargets(os.Stdout, results, *maxRatio, *maxRSS)
+	if misses > 0 {
+		log.Fatalf("%d target(s) missed", misses)
+	}
+}
+
+// checkTargets prints one verdict per pair and target and returns how many
+// were missed: byte-identical rebuild, size against the zstd reference,
+// and peak memory on the pairs with a layer of at least 1 GiB.
+func checkTargets(w io.Writer, rs []Result, maxRatio, maxRSS float64) int {
+	misses := 0
+	verdict := func(pair, what string, ok bool, detail string) {
+		v := "ok"
+		if !ok {
+			v = "MISSED"
+			misses++
+		}
+		fmt.Fprintf(w, "target %-14s %-34s %-6s %s\n", pair, what, v, detail)
+	}
+	for _, r := range rs {
+		verdict(r.Pair, "byte-identical rebuild", r.ByteIdentical, "manifest digest of the rebuilt image")
+		if r.ZstdRef > 0 {
+			verdict(r.Pair, fmt.Sprintf("diffah/zstd <= %.2f", maxRatio), r.RatioVsZstd <= maxRatio, fmt.Sprintf("%.3f", r.RatioVsZstd))
+		}
+		if r.MaxLayerUncompressed >= 1<<30 {
+			verdict(r.Pair, fmt.Sprintf("peak RSS < %.0f MiB", maxRSS), r.PackRSSMiB < maxRSS && r.ResolveRSSMiB < maxRSS,
+				fmt.Sprintf("pack %.0f MiB, resolve %.0f MiB", r.PackRSSMiB, r.ResolveRSSMiB))
 		}
 	}
+	return misses
 }
 
 func contains(list []string, s string) bool {
@@ -221,6 +251,7 @@ func measure(bin string, p Pair) (Result, error) {
 		}
 		st, _ := os.Stat(newTar)
 		r.ChangedUncompressed += st.Size()
+		r.MaxLayerUncompressed = max(r.MaxLayerUncompressed, st.Size())
 		start := time.Now()
 		n, err := countOutput("zstd", "-q", "-19", "--long=31", "--patch-from="+oldTar, newTar, "-c")
 		if err != nil {
@@ -283,6 +314,9 @@ func measure(bin string, p Pair) (Result, error) {
 	r.ResolveRSSMiB = resStat.rssMiB
 	if resStat.secs > 0 {
 		r.ResolveMBps = float64(r.ChangedUncompressed) / 1e6 / resStat.secs
+	}
+	if r.ZstdRefSecs > 0 {
+		r.ZstdRefMBps = float64(r.ChangedUncompressed) / 1e6 / r.ZstdRefSecs
 	}
 	if gzipSecs > 0 {
 		r.Gzip6MBps = float64(r.ChangedUncompressed) / 1e6 / gzipSecs
@@ -392,10 +426,10 @@ func mb(n int64) string { return fmt.Sprintf("%.2f", float64(n)/1e6) }
 
 func printTable(w io.Writer, rs []Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "pair\tfull MB\tlayer-level MB\tdiffah MB\tchanged layers: diffah MB\tzstd --patch-from MB\tdiffah/zstd\tdiffah/full\tpack MB/s\tresolve MB/s\tgzip -6 MB/s\tpack RSS MiB\tresolve RSS MiB\tbyte-identical\t")
+	fmt.Fprintln(tw, "pair\tfull MB\tlayer-level MB\tdiffah MB\tchanged layers: diffah MB\tzstd --patch-from MB\tdiffah/zstd\tdiffah/full\tpack MB/s\tresolve MB/s\tgzip -6 MB/s\tzstd ref MB/s\tpack RSS MiB\tresolve RSS MiB\tbyte-identical\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.4f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Pair, mb(r.FullTarget), mb(r.LayerDelta), mb(r.DiffahDelta),
-			mb(r.DiffahChanged), mb(r.ZstdRef), r.RatioVsZstd, r.RatioVsFull, r.PackMBps, r.ResolveMBps, r.Gzip6MBps, r.PackRSSMiB, r.ResolveRSSMiB, r.ByteIdentical)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.3f\t%.4f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%v\t\n", r.Pair, mb(r.FullTarget), mb(r.LayerDelta), mb(r.DiffahDelta),
+			mb(r.DiffahChanged), mb(r.ZstdRef), r.RatioVsZstd, r.RatioVsFull, r.PackMBps, r.ResolveMBps, r.Gzip6MBps, r.ZstdRefMBps, r.PackRSSMiB, r.ResolveRSSMiB, r.ByteIdentical)
 	}
 	tw.Flush()
 }
