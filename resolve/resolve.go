@@ -203,6 +203,7 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 	rep := &Report{Dir: r.dir}
 	var works []*imageWork
 	var problems []string
+	var wrongBase []int // images whose baseline lacks blobs they need
 	for i := range r.sc.Images {
 		im := &r.sc.Images[i]
 		ir := ImageReport{Name: im.Name, ManifestDigest: im.Target.Manifest.Digest}
@@ -213,8 +214,12 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 		w := &imageWork{im: im, base: base, rep: &ir}
 		if err := r.preflight(w); err != nil {
 			ir.Status, ir.Reason = StatusFailed, err.Error()
-			if fault.KindOf(err, 0) == fault.Partial {
+			var wb wrongBaseline
+			if fault.KindOf(err, 0) == fault.Partial || errors.As(err, &wb) && !r.o.Strict {
 				ir.Status = StatusSkipped
+			}
+			if errors.As(err, &wb) {
+				wrongBase = append(wrongBase, len(rep.Images))
 			}
 			problems = append(problems, err.Error())
 		} else {
@@ -230,10 +235,16 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 			}
 		}
 	}
+	// Partial mode skips images without a usable baseline (none given, or
+	// one lacking blobs) and resolves the rest; with nothing left to
+	// resolve, or --strict, or any other failure, nothing is written.
 	if len(problems) > 0 && (r.o.Strict || len(works) == 0 || anyFailed(rep)) {
 		kind := fault.Integrity
-		if !anyFailed(rep) {
+		if !anyFailed(rep) && len(wrongBase) == 0 {
 			kind = fault.Partial
+		}
+		for _, i := range wrongBase {
+			rep.Images[i].Status = StatusFailed
 		}
 		hint := ""
 		for _, im := range rep.Images {
@@ -327,8 +338,14 @@ func (r *resolver) preflight(w *imageWork) error {
 		}
 		return fault.Errorf(fault.Partial, "image %q: no baseline given (it was planned against %s, manifest %s)", im.Name, what, baselineDigest(im))
 	}
+	baseMissing := 0
 	if needBase {
-		missing = append(missing, r.missingFromBaseline(w)...)
+		fromBase := r.missingFromBaseline(w)
+		baseMissing = len(fromBase)
+		if len(missing) > 0 {
+			baseMissing = -1 // the layout is damaged too
+		}
+		missing = append(missing, fromBase...)
 	}
 	w.rep.Missing = missing
 	if len(missing) > 0 {
@@ -336,10 +353,24 @@ func (r *resolver) preflight(w *imageWork) error {
 		for _, m := range missing {
 			lines = append(lines, fmt.Sprintf("%s: %s", m.Digest, m.Why))
 		}
-		return fault.Errorf(fault.Integrity, "image %q: %d blob(s) not reachable:\n    %s", im.Name, len(missing), strings.Join(lines, "\n    "))
+		// Blobs missing from the layout are damage; blobs missing from the
+		// baseline mean it is not the one the image was planned against,
+		// which in a bundle's partial mode skips the image (see run).
+		err := fault.Errorf(fault.Integrity, "image %q: %d blob(s) not reachable:\n    %s", im.Name, len(missing), strings.Join(lines, "\n    "))
+		if len(missing) == baseMissing {
+			return wrongBaseline{err}
+		}
+		return err
 	}
 	return nil
 }
+
+// wrongBaseline is a preflight error whose only cause is a baseline that
+// lacks blobs the image needs: an integrity error, unless partial mode
+// skips the image and resolves the others.
+type wrongBaseline struct{ error }
+
+func (w wrongBaseline) Unwrap() error { return w.error }
 
 func baselineDigest(im *sidecar.Image) string {
 	if im.Baseline == nil || im.Baseline.ManifestDigest == "" {

@@ -111,7 +111,7 @@ func openInputFrom(g *Globals, rf RegistryFlags, path string, stdin io.Reader) (
 type BaselineFlags struct {
 	Baseline []string `sep:"none" help:"Baseline image: REF, or NAME=REF per image of a bundle (repeatable)." placeholder:"[NAME=]REF"`
 	Platform string   `help:"Platform to pick when a baseline is an index." placeholder:"OS/ARCH[/VARIANT]"`
-	Strict   bool     `help:"Fail when any image of a bundle cannot be resolved (default: skip it with a warning)."`
+	Strict   bool     `help:"Fail before writing anything when any image of a bundle lacks a usable baseline (default: skip that image with a warning, resolve the rest, exit 6)."`
 	JSON     bool     `help:"Print the per-image report as JSON on stdout."`
 	Jobs     int      `help:"Parallel workers (default: number of CPUs)." placeholder:"N"`
 	RegistryFlags
