@@ -56,6 +56,13 @@ func (d *Doc) WriteHTML(w io.Writer) error {
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
 	"bytes": Bytes,
 	"short": Short,
+	// index0 is list[i], or "" past its end.
+	"index0": func(list []string, i int) string {
+		if i < len(list) {
+			return list[i]
+		}
+		return ""
+	},
 	"pct":   func(f float64) string { return fmt.Sprintf("%.1f%%", f) },
 	"ratio": func(f float64) string { return fmt.Sprintf("%.3f", f) },
 	"add":   func(a, b float64) float64 { return a + b },
@@ -87,7 +94,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:13px}
 {{range .D.Images}}<h2>Image {{.Name}}{{if .Platform}} ({{.Platform}}){{end}}</h2>
 <p>target <code>{{.TargetRef}}</code> <code>{{.TargetManifest}}</code>{{if .BaselineRef}}<br>baseline <code>{{.BaselineRef}}</code> <code>{{.BaselineManifest}}</code>{{end}}</p>
 <table><tr><th>role</th><th>digest</th><th>kind</th><th>size</th><th>shipped</th><th>ratio</th><th>patch source</th></tr>
-{{range .Blobs}}<tr class="layer"><td>{{.Role}}</td><td><code title="{{.Digest}}">{{short .Digest}}</code></td><td>{{.Kind}}</td><td class="n">{{bytes .TargetSize}}</td><td class="n">{{if .Shared}}(shared){{else}}{{bytes .ShippedSize}}{{end}}</td><td class="n">{{ratio .Ratio}}</td><td>{{range .Sources}}<code>{{short .}}</code> {{end}}</td></tr>
+{{range .Blobs}}{{$b := .}}<tr class="layer"><td>{{.Role}}</td><td><code title="{{.Digest}}">{{short .Digest}}</code></td><td>{{.Kind}}</td><td class="n">{{bytes .TargetSize}}</td><td class="n">{{if .Shared}}(shared){{else}}{{bytes .ShippedSize}}{{end}}</td><td class="n">{{ratio .Ratio}}</td><td>{{if .From}}from {{.From}}{{end}}{{range $i, $s := .Sources}}<code>{{short $s}}</code>{{with index0 $b.SourceImages $i}} (of {{.}}){{end}} {{end}}</td></tr>
 {{end}}</table>
 <p>{{pct .SavedPercent}} saved: {{bytes .ShippedBytes}} of {{bytes .FullBytes}}.</p>
 {{end}}

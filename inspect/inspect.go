@@ -60,7 +60,14 @@ type Blob struct {
 	// Ratio is ShippedSize / TargetSize.
 	Ratio   float64         `json:"ratio"`
 	Sources []digest.Digest `json:"patchSources,omitempty"`
-	Reason  string          `json:"reason,omitempty"`
+	// SourceImages names, per patch source, the bundle image whose
+	// baseline holds it ("" for the image's own baseline); omitted when
+	// every source is the image's own.
+	SourceImages []string `json:"patchSourceImages,omitempty"`
+	// From names the bundle image whose baseline a reused blob comes from,
+	// when not the image's own.
+	From   string `json:"from,omitempty"`
+	Reason string `json:"reason,omitempty"`
 	// DiffID is the digest of the uncompressed layer (layers only).
 	DiffID digest.Digest `json:"diffID,omitempty"`
 	// Shared is true when another image of the bundle ships the same
@@ -125,15 +132,13 @@ func FromPlans(plans []*plan.Plan) *Doc {
 			}
 		}
 		for _, b := range p.Blobs {
-			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID}
+			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID, From: b.From}
 			switch b.Action {
 			case sidecar.Reuse:
 				row.Kind = KindReused
 			case sidecar.Patch:
 				row.Kind, row.ShippedSize = KindPatch, b.Size
-				for _, s := range b.Patch.Sources {
-					row.Sources = append(row.Sources, s.Digest)
-				}
+				row.addSources(b.Patch.Sources)
 			default:
 				row.Kind, row.ShippedSize = KindFull, b.Size
 				if strings.Contains(b.Reason, "cannot be reproduced") {
@@ -176,7 +181,7 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 			im.BaselineRef, im.BaselineManifest = si.Baseline.Ref, si.Baseline.ManifestDigest
 		}
 		for _, b := range si.Blobs {
-			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID}
+			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID, From: b.From}
 			if strings.Contains(b.Reason, "cannot be reproduced") {
 				nonRepro[b.Digest] = true
 			}
@@ -186,9 +191,7 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 				row.Kind = KindReused
 			case sidecar.Patch:
 				row.Kind, entry = KindPatch, b.Patch.Entry
-				for _, s := range b.Patch.Sources {
-					row.Sources = append(row.Sources, s.Digest)
-				}
+				row.addSources(b.Patch.Sources)
 			default:
 				row.Kind, entry = KindFull, b.Entry
 			}
@@ -270,6 +273,12 @@ func (d *Doc) WriteText(w io.Writer) error {
 					src += ","
 				}
 				src += Short(s)
+				if i < len(r.SourceImages) && r.SourceImages[i] != "" {
+					src += " (of " + r.SourceImages[i] + ")"
+				}
+			}
+			if r.From != "" {
+				src = "from " + r.From
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", r.Role, Short(r.Digest), r.Kind, Bytes(r.TargetSize), shipped, r.Ratio, src)
 		}
@@ -340,4 +349,18 @@ func bar(n, of int) string {
 		return ""
 	}
 	return strings.Repeat("#", max(1, 20*n/of))
+}
+
+// addSources lists a patch's sources, and the bundle images whose
+// baselines hold them when any is not the image's own.
+func (b *Blob) addSources(srcs []sidecar.Source) {
+	cross := false
+	for _, s := range srcs {
+		b.Sources = append(b.Sources, s.Digest)
+		b.SourceImages = append(b.SourceImages, s.Image)
+		cross = cross || s.Image != ""
+	}
+	if !cross {
+		b.SourceImages = nil
+	}
 }

@@ -56,6 +56,10 @@ type Options struct {
 	Log     *slog.Logger
 	// Progress, when set, receives a progress line (a terminal).
 	Progress io.Writer
+	// Independent keeps each image of a bundle to its own baseline: no
+	// blob is reused from, and no layer patched against, another image's
+	// baseline (see cross.go).
+	Independent bool
 }
 
 // Report says what Write wrote.
@@ -132,6 +136,12 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 				p.Target.Ref, digest.FromBytes(raw), p.Target.Manifest.Digest), fault.Integrity, "run `diffah plan` again")
 		}
 		targets[i] = img
+	}
+	if len(plans) > 1 && !o.Independent {
+		var err error
+		if plans, err = st.crossImage(ctx, plans, targets); err != nil {
+			return nil, err
+		}
 	}
 	rep := &Report{}
 	payloads, err := st.patches(ctx, plans, targets, rep)
@@ -327,7 +337,7 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			defer wg.Done()
 			for j := range next {
 				p := plans[j.pi]
-				pl, stat, err := st.patch(ctx, p, targets[j.pi], j.blob, perPatch)
+				pl, stat, err := st.patch(ctx, plans, p, targets[j.pi], j.blob, perPatch)
 				mu.Lock()
 				if err != nil && first == nil {
 					first = err
@@ -365,24 +375,17 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 	return ps, nil
 }
 
-func (st *state) patch(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, jobs int) (*payload, PatchStat, error) {
+func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, jobs int) (*payload, PatchStat, error) {
 	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size}
-	if p.Baseline == nil || p.Baseline.Ref == "" {
-		return nil, stat, fault.Errorf(fault.Usage, "pack: plan %q patches layer %s but names no baseline image to read", p.Name, b.Digest)
-	}
-	base, err := st.open(ctx, p.Baseline.Ref, p.Target.Platform)
-	if err != nil {
-		return nil, stat, err
-	}
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
-		l, err := base.LayerByDigest(v1hash(s.Digest))
-		if err != nil {
-			return nil, stat, fault.Errorf(fault.Integrity, "pack: baseline %s has no layer %s (the plan names it as a patch source): %w", p.Baseline.Ref, s.Digest, err)
+		image := s.Image
+		if image == "" {
+			image = p.Name
 		}
-		f, err := st.cache.Uncompressed(ctx, l, s.DiffID, "baseline layer "+s.Digest.String())
+		f, err := st.sourceFile(ctx, plans, image, s, p.Target.Platform)
 		if err != nil {
-			return nil, stat, fmt.Errorf("pack: %w", err)
+			return nil, stat, err
 		}
 		srcs = append(srcs, f)
 	}
@@ -465,7 +468,7 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 			im.Baseline = &sidecar.Baseline{Ref: ref, ManifestDigest: p.Baseline.ManifestDigest}
 		}
 		for _, b := range p.Blobs {
-			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason)}
+			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason), From: b.From}
 			if b.Action == sidecar.Patch {
 				pl, ok := ps.byLayer[b.Digest.String()]
 				if !ok {

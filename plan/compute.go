@@ -192,7 +192,9 @@ func describeBaseline(in *BaselineInput) (*Baseline, error) {
 	return b, nil
 }
 
-// patchable reports whether a layer media type is a tar diffah can patch.
+// Patchable reports whether a layer media type is a tar diffah can patch.
+func Patchable(mediaType string) bool { return patchable(mediaType) }
+
 func patchable(mediaType string) bool {
 	switch {
 	case strings.HasSuffix(mediaType, "nondistributable.v1.tar+gzip"), strings.Contains(mediaType, "foreign"):

@@ -85,6 +85,10 @@ type Blob struct {
 	// Reason says, for people, why this action was chosen.
 	Reason string `json:"reason"`
 	Patch  *Patch `json:"patch,omitempty"`
+	// From names the bundle image whose baseline holds a reused blob when
+	// it is not this image's own. plan never sets it; pack does, when the
+	// images of a bundle draw on each other's baselines.
+	From string `json:"from,omitempty"`
 }
 
 // Patch is the plan for rebuilding a layer from baseline layers. pack

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -302,10 +303,12 @@ func (r *resolver) preflight(w *imageWork) error {
 			}
 			w.rep.Shipped++
 		case sidecar.Reuse:
-			needBase = true
+			needBase = needBase || b.From == ""
 			w.rep.Reused++
 		case sidecar.Patch:
-			needBase = true
+			for _, src := range b.Patch.Sources {
+				needBase = needBase || src.Image == ""
+			}
 			w.rep.Patched++
 			if b.Patch.Codec != tarpatch.Codec {
 				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec)
@@ -338,8 +341,13 @@ func (r *resolver) preflight(w *imageWork) error {
 		}
 		return fault.Errorf(fault.Partial, "image %q: no baseline given (it was planned against %s, manifest %s)", im.Name, what, baselineDigest(im))
 	}
+	for _, other := range crossImages(im) {
+		if r.baseOf(w, other) == nil {
+			return fault.Errorf(fault.Partial, "image %q: needs the baseline of bundle image %q too (it reuses or patches from it), which was not given: --baseline %s=REF", im.Name, other, other)
+		}
+	}
 	baseMissing := 0
-	if needBase {
+	if needBase || len(crossImages(im)) > 0 {
 		fromBase := r.missingFromBaseline(w)
 		baseMissing = len(fromBase)
 		if len(missing) > 0 {
@@ -384,31 +392,86 @@ func fileHasSize(p string, size int64) bool {
 	return err == nil && st.Size() == size
 }
 
-// missingFromBaseline lists reused blobs and patch sources the baseline
-// does not have. It asks the baseline's manifest, not its blob store, so
-// a registry baseline costs one request.
-func (r *resolver) missingFromBaseline(w *imageWork) []Missing {
-	have := map[digest.Digest]bool{}
-	img := w.base.Image
-	if m, err := img.Manifest(); err == nil {
-		have[digest.Digest(m.Config.Digest.String())] = true
-		for _, l := range m.Layers {
-			have[digest.Digest(l.Digest.String())] = true
+// crossImages lists the other bundle images whose baselines an image
+// draws on, in sidecar order.
+func crossImages(im *sidecar.Image) []string {
+	var out []string
+	add := func(name string) {
+		if name != "" && !slices.Contains(out, name) {
+			out = append(out, name)
 		}
-	} else {
-		return []Missing{{"", fmt.Sprintf("baseline %s: cannot read its manifest: %v", w.base.Ref, err)}}
+	}
+	for _, b := range im.Blobs {
+		add(b.From)
+		if b.Patch != nil {
+			for _, s := range b.Patch.Sources {
+				add(s.Image)
+			}
+		}
+	}
+	return out
+}
+
+// baseOf is the baseline a blob of w comes from: the image's own, or that
+// of the bundle image named (sidecar From / Source.Image). nil when none
+// was given.
+func (r *resolver) baseOf(w *imageWork, image string) *Baseline {
+	if image == "" || image == w.im.Name {
+		return w.base
+	}
+	b, err := r.baselineFor(image)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// missingFromBaseline lists reused blobs and patch sources the baselines
+// do not have. It asks each baseline's manifest, not its blob store, so a
+// registry baseline costs one request.
+func (r *resolver) missingFromBaseline(w *imageWork) []Missing {
+	type held struct {
+		have map[digest.Digest]bool
+		err  error
+	}
+	cache := map[*Baseline]*held{}
+	lookup := func(image string, d digest.Digest) (bool, string) {
+		base := r.baseOf(w, image)
+		if base == nil {
+			return false, fmt.Sprintf("no baseline given for image %q (--baseline %s=REF)", image, image)
+		}
+		h, ok := cache[base]
+		if !ok {
+			h = &held{have: map[digest.Digest]bool{}}
+			if m, err := base.Image.Manifest(); err == nil {
+				h.have[digest.Digest(m.Config.Digest.String())] = true
+				for _, l := range m.Layers {
+					h.have[digest.Digest(l.Digest.String())] = true
+				}
+			} else {
+				h.err = err
+			}
+			cache[base] = h
+		}
+		if h.err != nil {
+			return false, fmt.Sprintf("baseline %s: cannot read its manifest: %v", base.Ref, h.err)
+		}
+		if image != "" && image != w.im.Name {
+			return h.have[d], fmt.Sprintf("not in baseline %s (of image %q)", base.Ref, image)
+		}
+		return h.have[d], "not in baseline " + base.Ref
 	}
 	var out []Missing
 	for _, b := range w.im.Blobs {
 		switch b.Action {
 		case sidecar.Reuse:
-			if !have[b.Digest] {
-				out = append(out, Missing{b.Digest, fmt.Sprintf("reused %s not in baseline %s", b.Role, w.base.Ref)})
+			if ok, why := lookup(b.From, b.Digest); !ok {
+				out = append(out, Missing{b.Digest, fmt.Sprintf("reused %s %s", b.Role, why)})
 			}
 		case sidecar.Patch:
 			for _, s := range b.Patch.Sources {
-				if !have[s.Digest] {
-					out = append(out, Missing{s.Digest, fmt.Sprintf("patch source for layer %s not in baseline %s", b.Digest, w.base.Ref)})
+				if ok, why := lookup(s.Image, s.Digest); !ok {
+					out = append(out, Missing{s.Digest, fmt.Sprintf("patch source for layer %s %s", b.Digest, why)})
 				}
 			}
 		}
@@ -550,12 +613,16 @@ func (r *resolver) blob(ctx context.Context, dst string, w *imageWork, b sidecar
 		if b.Role == sidecar.RoleLayer && r.o.LeaveReused != nil && r.o.LeaveReused(w.im.Name, b) {
 			return nil
 		}
-		rc, err := openBaselineBlob(w.base, b)
+		base := r.baseOf(w, b.From)
+		if base == nil {
+			return fault.Errorf(fault.Integrity, "%s: no baseline for image %q", what, b.From)
+		}
+		rc, err := openBaselineBlob(base, b)
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		defer rc.Close()
-		return layout.WriteVerified(out, rc, b.Digest, b.Size, what+" (from baseline "+w.base.Ref+")")
+		return layout.WriteVerified(out, rc, b.Digest, b.Size, what+" (from baseline "+base.Ref+")")
 	case sidecar.Patch:
 		return r.applyPatch(ctx, out, w, b, what)
 	}
@@ -594,12 +661,16 @@ func openBaselineBlob(base *Baseline, b sidecar.Blob) (io.ReadCloser, error) {
 func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
-		h, _ := v1.NewHash(s.Digest.String())
-		l, err := w.base.Image.LayerByDigest(h)
-		if err != nil {
-			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, w.base.Ref, err)
+		base := r.baseOf(w, s.Image)
+		if base == nil {
+			return fault.Errorf(fault.Integrity, "%s: patch source %s: no baseline for image %q", what, s.Digest, s.Image)
 		}
-		f, err := r.cache.Uncompressed(ctx, l, s.DiffID, "baseline "+w.base.Ref+" layer "+s.Digest.String())
+		h, _ := v1.NewHash(s.Digest.String())
+		l, err := base.Image.LayerByDigest(h)
+		if err != nil {
+			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
+		}
+		f, err := r.cache.Uncompressed(ctx, l, s.DiffID, "baseline "+base.Ref+" layer "+s.Digest.String())
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}

@@ -33,7 +33,7 @@ const (
 	// refuses another major version and tolerates unknown fields only from a
 	// newer minor version.
 	Major = 1
-	Minor = 0
+	Minor = 1
 	// MaxSize bounds the sidecar entry: sidecars come from untrusted media.
 	MaxSize = 16 << 20
 	// MaxImages and MaxBlobs bound what one archive may describe.
@@ -111,6 +111,9 @@ type Blob struct {
 	Patch *PatchRef `json:"patch,omitempty"`
 	// Reason says, for people, why the producer chose the action.
 	Reason string `json:"reason,omitempty"`
+	// From names, for a reused blob, the bundle image whose baseline holds
+	// it, when that is not this image's own (since 1.1).
+	From string `json:"from,omitempty"`
 }
 
 // PatchRef describes a patch entry and what it needs.
@@ -135,6 +138,9 @@ type PatchRef struct {
 type Source struct {
 	Descriptor
 	DiffID digest.Digest `json:"diffID"`
+	// Image names the bundle image whose baseline holds the layer, when
+	// that is not the patched image's own (since 1.1).
+	Image string `json:"image,omitempty"`
 }
 
 // Entry is one archive entry after the sidecar.
@@ -319,6 +325,23 @@ func (s *Sidecar) validate() error {
 		if err := im.validate(entries, used); err != nil {
 			return fmt.Errorf("image %q: %w", im.Name, err)
 		}
+	}
+	// A blob may come from another image's baseline: that image must be
+	// in the bundle, and not be the blob's own.
+	for _, im := range s.Images {
+		for _, b := range im.Blobs {
+			refs := []string{b.From}
+			if b.Patch != nil {
+				for _, src := range b.Patch.Sources {
+					refs = append(refs, src.Image)
+				}
+			}
+			for _, r := range refs {
+				if r != "" && (r == im.Name || !names[r]) {
+					return fmt.Errorf("image %q: blob %s refers to the baseline of image %q, which is not another image of this archive", im.Name, b.Digest, r)
+				}
+			}
+		}
 		blobs += len(im.Blobs)
 		if blobs > MaxBlobs {
 			return fmt.Errorf("more than %d blobs", MaxBlobs)
@@ -400,6 +423,9 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 		}
 		used[name] = true
 		return nil
+	}
+	if b.From != "" && b.Action != Reuse {
+		return fmt.Errorf("%s blob names a baseline to reuse it from", b.Action)
 	}
 	switch b.Action {
 	case Ship:

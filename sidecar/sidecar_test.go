@@ -70,9 +70,9 @@ func TestParseRejects(t *testing.T) {
 		want   string
 	}{
 		{name: "wrong kind", mutate: func(s *Sidecar) { s.Kind = "other" }, want: "not a diffah delta"},
-		{name: "major version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.0"`), []byte(`"2.0"`), 1) }, want: "unsupported format version 2.0"},
-		{name: "bad version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.0"`), []byte(`"1.x"`), 1) }, want: "MAJOR.MINOR"},
-		{name: "leading zero version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.0"`), []byte(`"01.0"`), 1) }, want: "MAJOR.MINOR"},
+		{name: "major version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.1"`), []byte(`"2.0"`), 1) }, want: "unsupported format version 2.0"},
+		{name: "bad version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.1"`), []byte(`"1.x"`), 1) }, want: "MAJOR.MINOR"},
+		{name: "leading zero version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.1"`), []byte(`"01.0"`), 1) }, want: "MAJOR.MINOR"},
 		{name: "unknown field", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"kind"`), []byte(`"bogus":1,"kind"`), 1) }, want: `unknown field "bogus"`},
 		{name: "trailing data", raw: func(b []byte) []byte { return append(b, []byte("{}")...) }, want: "after top-level value|trailing data"},
 		{name: "key case", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"images"`), []byte(`"Images"`), 1) }, want: `unknown field "Images"`},
@@ -136,7 +136,7 @@ func TestParseRejects(t *testing.T) {
 
 func TestNewerMinorToleratesUnknownFields(t *testing.T) {
 	b, _ := json.Marshal(valid())
-	b = bytes.Replace(b, []byte(`"1.0"`), []byte(`"1.7"`), 1)
+	b = bytes.Replace(b, []byte(`"1.1"`), []byte(`"1.7"`), 1)
 	b = bytes.Replace(b, []byte(`"kind"`), []byte(`"future":{"x":1},"kind"`), 1)
 	if _, err := ParseBytes(b); err != nil {
 		t.Fatalf("a newer minor version with unknown fields should parse: %v", err)
@@ -186,4 +186,59 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("re-parse: %v", err)
 		}
 	})
+}
+
+// TestCrossImageRefs: a blob may come from another image's baseline of
+// the same archive (From on a reused blob, Image on a patch source), and
+// from nothing else.
+func TestCrossImageRefs(t *testing.T) {
+	bundle := func() *Sidecar {
+		s := valid()
+		other := s.Images[0]
+		other.Name = "other"
+		other.Blobs = append([]Blob(nil), s.Images[0].Blobs...)
+		s.Images = append(s.Images, other)
+		return s
+	}
+	parse := func(s *Sidecar) error {
+		b, err := s.Marshal()
+		if err != nil {
+			return err
+		}
+		_, err = ParseBytes(b)
+		return err
+	}
+	ok := bundle()
+	ok.Images[1].Blobs[1].From = "app"
+	src := *ok.Images[1].Blobs[3].Patch
+	src.Sources = []Source{ok.Images[1].Blobs[3].Patch.Sources[0]}
+	src.Sources[0].Image = "app"
+	ok.Images[1].Blobs[3].Patch = &src
+	if err := parse(ok); err != nil {
+		t.Fatalf("reuse and patch source from the other image: %v", err)
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(s *Sidecar)
+		want   string
+	}{
+		{"from itself", func(s *Sidecar) { s.Images[1].Blobs[1].From = "other" }, `refers to the baseline of image "other"`},
+		{"from a stranger", func(s *Sidecar) { s.Images[1].Blobs[1].From = "nobody" }, `image "nobody", which is not another image`},
+		{"from on a shipped blob", func(s *Sidecar) { s.Images[1].Blobs[2].From = "app" }, "ship blob names a baseline"},
+		{"source of a stranger", func(s *Sidecar) {
+			p := *s.Images[1].Blobs[3].Patch
+			p.Sources = []Source{p.Sources[0]}
+			p.Sources[0].Image = "nobody"
+			s.Images[1].Blobs[3].Patch = &p
+		}, `image "nobody"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := bundle()
+			tc.mutate(s)
+			err := parse(s)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || fault.KindOf(err, 0) != fault.Integrity {
+				t.Fatalf("got %v, want an integrity error containing %q", err, tc.want)
+			}
+		})
+	}
 }

@@ -271,6 +271,11 @@ func writeImages(g *Globals, dir string, rep *resolve.Report, outs map[string]im
 // baseline, where the push mounts them from the baseline's repository.
 func mountableReuse(bases map[string]resolve.Baseline, outs map[string]imgref.Ref, insecure bool) func(string, sidecar.Blob) bool {
 	return func(name string, b sidecar.Blob) bool {
+		if b.From != "" {
+			// Held by another image's baseline, which the push does not
+			// mount from: it must be in the layout.
+			return false
+		}
 		out, ok := outs[name]
 		if !ok {
 			out, ok = outs[""]

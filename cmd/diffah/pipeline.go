@@ -22,6 +22,7 @@ type PlanCmd struct {
 	Target           string `help:"Image to deliver (the new version)." required:"" placeholder:"REF"`
 	Baseline         string `help:"Image the receiving site already has." placeholder:"REF" xor:"base"`
 	BaselineManifest string `help:"A standalone manifest JSON of the baseline, when only that is at hand (no intra-layer patches then)." type:"existingfile" placeholder:"FILE" xor:"base"`
+	NoBaseline       bool   `help:"The site has no version of this image (a new service): everything ships, except what pack finds in the other baselines of a bundle." xor:"base"`
 	Platform         string `help:"Platform to pick from a manifest list / index (default: this machine's)." placeholder:"OS/ARCH[/VARIANT]"`
 	Name             string `help:"Image name inside a bundle (default: from the target reference)." placeholder:"NAME"`
 	IntraLayer       string `help:"Intra-layer patches: auto or off (default: ${default})." default:"auto" enum:"auto,off" placeholder:"MODE"`
@@ -39,7 +40,11 @@ Examples:
   diffah plan --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 | jq .totals
   diffah plan --target oci:./app-v2 --baseline-manifest v1-manifest.json --intra-layer off
   { diffah plan --target oci:./a-v2 --baseline oci:./a-v1 --name a;
-    diffah plan --target oci:./b-v2 --baseline oci:./b-v1 --name b; } | diffah pack > bundle.dlt`
+    diffah plan --target oci:./b-v2 --baseline oci:./b-v1 --name b; } | diffah pack > bundle.dlt
+  # a service new to the site: in a bundle, what the other baselines hold
+  # is reused or patched from them
+  { diffah plan --target oci:./a-v2 --baseline oci:./a-v1 --name a;
+    diffah plan --target oci:./new-v1 --no-baseline --name new; } | diffah pack > bundle.dlt`
 }
 
 // Run computes the plan.
@@ -57,8 +62,8 @@ func (c *PlanCmd) Run(g *Globals, s stdio) error {
 }
 
 func (c *PlanCmd) compute(g *Globals) (*plan.Plan, error) {
-	if c.Baseline == "" && c.BaselineManifest == "" {
-		return nil, fault.WithHint(fault.Errorf(fault.Usage, "plan: no baseline: give --baseline REF or --baseline-manifest FILE"),
+	if c.Baseline == "" && c.BaselineManifest == "" && !c.NoBaseline {
+		return nil, fault.WithHint(fault.Errorf(fault.Usage, "plan: no baseline: give --baseline REF or --baseline-manifest FILE (or --no-baseline for an image the site lacks)"),
 			fault.Usage, "the baseline is the image the receiving site already holds")
 	}
 	opts := c.options(c.Platform)
@@ -88,7 +93,7 @@ func (c *PlanCmd) compute(g *Globals) (*plan.Plan, error) {
 		}
 		defer bimg.Close()
 		base = &plan.BaselineInput{Ref: c.Baseline, Image: bimg}
-	} else {
+	} else if c.BaselineManifest != "" {
 		raw, err := os.ReadFile(c.BaselineManifest)
 		if err != nil {
 			return nil, fault.Errorf(fault.Env, "--baseline-manifest: %w", err)
@@ -138,6 +143,9 @@ type PackCmd struct {
 	Compress string   `help:"Compress the archive as a whole: none or zstd (default: ${default})." default:"none" enum:"none,zstd"`
 	SignKey  string   `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
 	Jobs     int      `help:"Parallel workers (default: number of CPUs)." placeholder:"N"`
+	// Independent is for sites that may not hold every baseline of a
+	// bundle at resolve time.
+	Independent bool `help:"In a bundle, keep each image to its own baseline (by default an image reuses and patches from the other images' baselines too, and then needs them at resolve)."`
 	RegistryFlags
 }
 
@@ -150,7 +158,13 @@ Examples:
   diffah pack < plan.json > /media/usb/app.dlt
   diffah pack a.json b.json -o bundle.dlt --compress zstd
   diffah pack --sign-key vendor.key < plan.json | split -b 4000m - app.dlt.part.
-  diffah pack -o docker://registry.internal/deltas:app-1-2 < plan.json`
+  diffah pack -o docker://registry.internal/deltas:app-1-2 < plan.json
+  cat a.json b.json | diffah pack --independent > bundle.dlt   # each image resolves alone
+
+In a bundle, a blob one image would ship that another image's baseline holds
+is reused from that baseline, and a layer may be patched against the other
+baselines' layers; inspect shows which (the "from" column). Such an image
+then needs those baselines at resolve time; --independent avoids that.`
 }
 
 // Run packs.
@@ -165,7 +179,7 @@ func (c *PackCmd) Run(g *Globals, s stdio) error {
 	}
 	write := func(w io.Writer) error {
 		rep, err := pack.Write(g.ctx, w, plans, pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key,
-			Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
+			Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err), Independent: c.Independent})
 		if err == nil {
 			g.log.Info("archive written", "bytes", rep.Bytes, "entries", len(rep.Sidecar.Entries))
 		}

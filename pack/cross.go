@@ -1,0 +1,228 @@
+package pack
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/spool"
+	"github.com/diffah/diffah/plan"
+	"github.com/diffah/diffah/recompress"
+	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/tarpatch"
+)
+
+// Cross-image deltas. The images of a bundle go to one site, whose
+// baselines sit side by side, so each image may draw on the others'
+// baselines as well as its own: a blob an image would ship that another
+// image's baseline holds is reused from there (a new service built on the
+// same base as an old one ships none of the base), and a layer its own
+// baseline cannot patch may be patched against the layers of the others'.
+// The sidecar names the image whose baseline each such blob comes from;
+// resolve then needs that baseline too and says so in preflight.
+// Options.Independent turns this off.
+
+// minCrossScore is the least share of a layer's file bytes a candidate
+// source must hold (tarpatch.Similarity) to be used across images.
+const minCrossScore = 0.2
+
+// maxCrossSources caps the layers of other baselines one patch may read.
+const maxCrossSources = 4
+
+type holder struct {
+	image string
+	src   sidecar.Source
+}
+
+// crossImage returns copies of plans with the cross-image decisions
+// made; the caller's plans are left as they were.
+func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*imgref.Image) ([]*plan.Plan, error) {
+	out := make([]*plan.Plan, len(plans))
+	for i, p := range plans {
+		cp := *p
+		cp.Blobs = make([]plan.Blob, len(p.Blobs))
+		for j, b := range p.Blobs {
+			if b.Patch != nil {
+				pc := *b.Patch
+				pc.Sources = append([]sidecar.Source(nil), b.Patch.Sources...)
+				b.Patch = &pc
+			}
+			cp.Blobs[j] = b
+		}
+		out[i] = &cp
+	}
+	// What each baseline holds; the first image in bundle order wins, so
+	// the result does not depend on map order.
+	held := map[digest.Digest]holder{}
+	for _, p := range out {
+		if p.Baseline == nil {
+			continue
+		}
+		if _, ok := held[p.Baseline.Config]; !ok && p.Baseline.Config != "" {
+			held[p.Baseline.Config] = holder{image: p.Name}
+		}
+		for _, l := range p.Baseline.Layers {
+			if _, ok := held[l.Digest]; !ok {
+				held[l.Digest] = holder{image: p.Name, src: l}
+			}
+		}
+	}
+	for _, p := range out {
+		for j := 1; j < len(p.Blobs); j++ {
+			b := &p.Blobs[j]
+			if h, ok := held[b.Digest]; ok && b.Action == sidecar.Ship && h.image != p.Name {
+				b.Action, b.From, b.Patch = sidecar.Reuse, h.image, nil
+				b.Reason = fmt.Sprintf("present in the baseline of bundle image %q", h.image)
+			}
+		}
+	}
+	for i, p := range out {
+		if p.IntraLayer == plan.IntraOff {
+			continue
+		}
+		for j := 2; j < len(p.Blobs); j++ {
+			b := &p.Blobs[j]
+			if b.Action != sidecar.Ship || b.DiffID == "" || !plan.Patchable(b.MediaType) || strings.Contains(b.Reason, "cannot be reproduced") {
+				continue
+			}
+			if err := st.crossPatch(ctx, out, i, targets[i], b); err != nil {
+				return nil, err
+			}
+		}
+		p.Sum()
+	}
+	return out, nil
+}
+
+// crossPatch plans a patch for a shipped layer of out[i] from the layers
+// of the other images' baselines that hold most of its files.
+func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target *imgref.Image, b *plan.Blob) error {
+	p := out[i]
+	var cands []holder
+	seen := map[digest.Digest]bool{}
+	for k, q := range out {
+		if k == i || q.Baseline == nil || q.Baseline.Ref == "" {
+			continue
+		}
+		for _, l := range q.Baseline.Layers {
+			if seen[l.Digest] || l.DiffID == "" || !plan.Patchable(l.MediaType) {
+				continue
+			}
+			seen[l.Digest] = true
+			cands = append(cands, holder{image: q.Name, src: l})
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	var srcs []tarpatch.Source
+	for _, c := range cands {
+		f, err := st.sourceFile(ctx, out, c.image, c.src, p.Target.Platform)
+		if err != nil {
+			return err
+		}
+		srcs = append(srcs, f)
+	}
+	l, err := target.LayerByDigest(v1hash(b.Digest))
+	if err != nil {
+		return fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	scores, err := tarpatch.Similarity(rc, srcs)
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	order := make([]int, len(cands))
+	for k := range order {
+		order[k] = k
+	}
+	sort.SliceStable(order, func(x, y int) bool { return scores[order[x]] > scores[order[y]] })
+	var chosen []sidecar.Source
+	var from []string
+	for _, k := range order {
+		if len(chosen) == maxCrossSources || scores[k] < minCrossScore {
+			break
+		}
+		s := cands[k].src
+		s.Image = cands[k].image
+		chosen = append(chosen, s)
+		if !contains(from, s.Image) {
+			from = append(from, s.Image)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil
+	}
+	rec, err := recompress.Detect(ctx, l.Compressed, recompress.DetectOptions{})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		b.Reason += "; no patch from the other images' baselines: its compressed blob cannot be reproduced"
+		return nil
+	}
+	enc, err := json.Marshal(rec)
+	if err != nil {
+		return fault.Wrap(fault.Internal, err)
+	}
+	b.Action = sidecar.Patch
+	b.Patch = &plan.Patch{Codec: tarpatch.Codec, Sources: chosen, Recipe: enc}
+	b.Reason = fmt.Sprintf("not in the baseline; patch from %d layer(s) of the baseline(s) of bundle image(s) %s, recompressed as %s",
+		len(chosen), strings.Join(quoteAll(from), ", "), rec)
+	st.o.Log.Info("cross-image patch planned", "image", p.Name, "layer", b.Digest, "sources", len(chosen), "from", from)
+	return nil
+}
+
+// sourceFile spools a baseline layer of the named image of the bundle.
+func (st *state) sourceFile(ctx context.Context, plans []*plan.Plan, image string, s sidecar.Source, platform string) (*spool.File, error) {
+	var ref string
+	for _, q := range plans {
+		if q.Name == image && q.Baseline != nil {
+			ref = q.Baseline.Ref
+			platform = q.Target.Platform
+		}
+	}
+	if ref == "" {
+		return nil, fault.Errorf(fault.Usage, "pack: layer %s comes from the baseline of image %q, which names no baseline image to read", s.Digest, image)
+	}
+	base, err := st.open(ctx, ref, platform)
+	if err != nil {
+		return nil, err
+	}
+	l, err := base.LayerByDigest(v1hash(s.Digest))
+	if err != nil {
+		return nil, fault.Errorf(fault.Integrity, "pack: baseline %s has no layer %s: %w", ref, s.Digest, err)
+	}
+	f, err := st.cache.Uncompressed(ctx, l, s.DiffID, "baseline layer "+s.Digest.String())
+	if err != nil {
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	return f, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteAll(list []string) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = fmt.Sprintf("%q", s)
+	}
+	return out
+}
