@@ -33,8 +33,11 @@ import (
 //	section = uvarint(n) n*byte   (one zstd frame)
 
 const (
-	opMatch     = 4
-	opMatchIn   = 5
+	opMatch   = 4
+	opMatchIn = 5
+	// litShare: a MATCH leaving more than 1/litShare of the data as
+	// literals is not finished; DELTA is used.
+	litShare    = 4
 	matchWindow = 16
 	matchStep   = 4
 	matchMin    = 64
@@ -104,6 +107,12 @@ func matchStreams(old, nw []byte) (ll, ml, of, lits []byte) {
 // compressing it alone, which overstates what the shared stream charges.
 func matchOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, int, error) {
 	ll, ml, of, lits := matchStreams(dict, data)
+	if len(lits) > len(data)/litShare {
+		// Mostly literals (machine code, where copies are short and
+		// shifted): DELTA wins there, and compressing the literals against
+		// the dictionary would cost as much as DELTA itself.
+		return nil, 0, nil
+	}
 	head := appendRanges(nil, ranges)
 	head = binary.AppendUvarint(head, uint64(len(data)))
 
