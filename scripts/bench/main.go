@@ -66,10 +66,14 @@ func main() {
 	only := flag.String("only", "", "comma-separated pair names to run (default all)")
 	maxRatio := flag.Float64("max-ratio-vs-zstd", 1.10, "target: diffah's changed-layer bytes at most this times the zstd reference, on every pair")
 	maxRSS := flag.Float64("max-rss-mib", 512, "target: peak RSS of pack and resolve below this on pairs with a layer of at least 1 GiB")
+	refFile := flag.String("zstd-cache", filepath.Join(".cache", "zstd-ref.json"), "file keeping zstd reference results between runs (\"\" to measure every time)")
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("bench: ")
 
+	if *refFile != "" {
+		refs.load(*refFile)
+	}
 	pairs, err := loadPairs(filepath.Join(*corpus, "pairs.json"))
 	if err != nil {
 		log.Fatal(err)
@@ -252,14 +256,23 @@ func measure(bin string, p Pair) (Result, error) {
 		st, _ := os.Stat(newTar)
 		r.ChangedUncompressed += st.Size()
 		r.MaxLayerUncompressed = max(r.MaxLayerUncompressed, st.Size())
-		start := time.Now()
-		n, err := countOutput("zstd", "-q", "-19", "--long=31", "--patch-from="+oldTar, newTar, "-c")
-		if err != nil {
-			return r, fmt.Errorf("zstd reference: %w", err)
+		// The reference is slow (zstd -19 on a 1 GiB layer takes most of
+		// an hour here) and depends only on the two layers, so it is kept
+		// in refCache, keyed by their digests and zstd's version.
+		key := oldM.Layers[oldIdx].Digest + " " + newM.Layers[i].Digest + " " + zstdVersion()
+		ref, ok := refs.get(key)
+		if !ok {
+			start := time.Now()
+			n, err := countOutput("zstd", "-q", "-19", "--long=31", "--patch-from="+oldTar, newTar, "-c")
+			if err != nil {
+				return r, fmt.Errorf("zstd reference: %w", err)
+			}
+			ref = zstdRef{Bytes: n, Seconds: time.Since(start).Seconds()}
+			refs.put(key, ref)
 		}
-		r.ZstdRefSecs += time.Since(start).Seconds()
-		r.ZstdRef += n
-		start = time.Now()
+		r.ZstdRefSecs += ref.Seconds
+		r.ZstdRef += ref.Bytes
+		start := time.Now()
 		if _, err := countOutput("gzip", "-6", "-c", newTar); err != nil {
 			return r, err
 		}
@@ -336,6 +349,56 @@ func measure(bin string, p Pair) (Result, error) {
 		r.RatioVsFull = float64(r.DiffahDelta) / float64(r.FullTarget)
 	}
 	return r, nil
+}
+
+// zstdRef is one measured reference.
+type zstdRef struct {
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+}
+
+// refCache keeps zstd reference results in a JSON file between runs.
+type refCache struct {
+	path string
+	m    map[string]zstdRef
+}
+
+var refs = &refCache{m: map[string]zstdRef{}}
+
+func (c *refCache) load(path string) {
+	c.path = path
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &c.m); err != nil {
+			log.Printf("%s: %v (ignored; the references are measured again)", path, err)
+			c.m = map[string]zstdRef{}
+		}
+	}
+}
+
+func (c *refCache) get(k string) (zstdRef, bool) { r, ok := c.m[k]; return r, ok }
+
+func (c *refCache) put(k string, r zstdRef) {
+	c.m[k] = r
+	if c.path == "" {
+		return
+	}
+	b, _ := json.MarshalIndent(c.m, "", "  ")
+	if err := os.WriteFile(c.path, append(b, '\n'), 0o644); err != nil {
+		log.Printf("saving the zstd references: %v", err)
+	}
+}
+
+var zstdVer string
+
+func zstdVersion() string {
+	if zstdVer == "" {
+		out, err := exec.Command("zstd", "--version").Output()
+		if err != nil {
+			log.Fatalf("zstd (the reference) is not installed: %v", err)
+		}
+		zstdVer = strings.TrimSpace(string(out))
+	}
+	return zstdVer
 }
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
