@@ -34,10 +34,10 @@ func (UnpackCmd) Help() string {
 the sidecar as it streams, and creates DIR only when all of it verified.
 
 Examples:
-  diffah unpack -o ./app-v2 < /media/usb/app.dlt
+  diffah unpack --output ./app-v2 < /media/usb/app.dlt
   cat app.dlt.part.* | diffah unpack -o ./app-v2
   diffah unpack --verify-key vendor.pub -o ./app-v2 app.dlt
-  diffah unpack -o ./app-v2 docker://registry.internal/deltas:app-1-2   (an archive pushed with pack -o docker://)`
+  diffah unpack -o ./app-v2 docker://registry.internal/deltas:app-1-2   (an archive pushed with pack -o docker://)` + commonExamples("unpack", true)
 }
 
 // Run unpacks.
@@ -167,7 +167,10 @@ each manifest digest equals the target's, and swaps the complete layout in.
 Examples:
   diffah resolve --baseline oci:./app-v1 ./app-v2
   diffah resolve --baseline docker-archive:app-v1.tar ./app-v2 -o docker-archive:app-v2.tar:app:2
-  diffah resolve --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 --strict ./bundle`
+  diffah resolve --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 --strict ./bundle
+  diffah resolve --json --jobs 2 --baseline oci:./app-v1 ./app-v2 | jq -r '.images[].status'
+  diffah resolve --platform linux/arm64 --baseline oci:./multi-v1 ./app-v2 --output oci:./out
+  diffah resolve --allow-convert --baseline oci:./app-v1 ./app-v2 -o docker-archive:app.tar:app:2   (OCI to Docker: digests change)` + commonExamples("resolve", true)
 }
 
 // Run resolves.
@@ -356,7 +359,10 @@ and writes them to the outputs. No copy of the archive is kept.
 Examples:
   diffah import --baseline oci:./app-v1 -o oci:./app-v2 < app.dlt
   diffah import --baseline docker://reg.local/app:1 -o docker://reg.local/app:2 app.dlt
-  diffah import --dry-run --baseline oci:./app-v1 app.dlt`
+  diffah import --dry-run --baseline oci:./app-v1 app.dlt
+  diffah import --verify-key vendor.pub --strict --json --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 -o a=oci:./a -o b=oci:./b bundle.dlt
+  diffah import --temp-dir /scratch --jobs 2 --platform linux/arm64 --baseline oci:./multi-v1 --output oci:./multi-v2 app.dlt
+  diffah import --allow-convert --baseline oci:./app-v1 -o docker-archive:app.tar:app:2 app.dlt   (digests change)` + commonExamples("import", true)
 }
 
 // Run imports.

@@ -62,6 +62,18 @@ func (r RegistryFlags) options(platform string) imgref.Options {
 	return imgref.Options{Platform: platform, Insecure: r.Insecure, RetryTimes: r.RetryTimes, RetryDelay: r.RetryDelay, Logger: slog.Default()}
 }
 
+// commonExamples shows, in every command's help, the flags every command
+// takes (and those of commands that reach registries).
+func commonExamples(cmd string, registry bool) string {
+	s := "\n\nFlags every command takes:\n" +
+		"  diffah " + cmd + " --log-level debug --log-format json ...   structured logs on stderr\n" +
+		"  diffah " + cmd + " --quiet ...   (-q) errors only, no progress"
+	if registry {
+		s += "\n  diffah " + cmd + " --insecure --retry-times 5 --retry-delay 2s ...   plain-HTTP registry, more patient retries"
+	}
+	return s
+}
+
 // progressTo returns where progress is drawn: stderr when it is a
 // terminal and --quiet is off, else nowhere.
 func (g *Globals) progressTo(stderr io.Writer) io.Writer {

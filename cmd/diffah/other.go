@@ -32,7 +32,10 @@ func (ExportCmd) Help() string {
 Examples:
   diffah export --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt
   diffah export --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 -o - | ssh site 'diffah import ...'
-  diffah export --dry-run --target oci:./app-v2 --baseline oci:./app-v1`
+  diffah export --dry-run --target oci:./app-v2 --baseline oci:./app-v1
+  diffah export --target oci:./app-v2 --baseline-manifest v1.json --intra-layer off --compress zstd -o app.dlt
+  diffah export --sign-key vendor.key --name app --jobs 2 --platform linux/amd64 --target oci:./multi-v2 --baseline oci:./multi-v1 -o app.dlt
+  diffah export --no-baseline --target oci:./new-v1 --output new.dlt   (the site has nothing: everything ships)` + commonExamples("export", true)
 }
 
 // Run exports.
@@ -81,7 +84,8 @@ Examples:
   diffah plan --target oci:./app-v2 --baseline oci:./app-v1 | diffah inspect
   diffah inspect --json app.dlt | jq '.images[].savedPercent'
   diffah inspect --html report.html app.dlt
-  diffah inspect docker://registry.internal/deltas:app-1-2`
+  diffah inspect docker://registry.internal/deltas:app-1-2
+  diffah inspect --verify-key vendor.pub app.dlt` + commonExamples("inspect", true)
 }
 
 // Run inspects.
@@ -143,7 +147,8 @@ Exit code 0 when equal, 1 when different, other codes for errors.
 Examples:
   diffah diff oci:./app-v1 oci:./app-v2
   diffah diff --semantic docker-archive:a.tar oci:./b --report-dir /tmp/d && echo same
-  diffah diff --json oci:./app-v1 oci:./app-v2 | jq '.changes[] | select(.type=="File")'`
+  diffah diff --json oci:./app-v1 oci:./app-v2 | jq '.changes[] | select(.type=="File")'
+  diffah diff --platform linux/arm64 oci:./multi-v1 oci:./multi-v2` + commonExamples("diff", true)
 }
 
 // Run diffs.
@@ -192,7 +197,7 @@ func (KeygenCmd) Help() string {
 Example:
   diffah keygen vendor.key vendor.pub
   diffah pack --sign-key vendor.key < plan.json > app.dlt
-  diffah unpack --verify-key vendor.pub -o ./app-v2 < app.dlt`
+  diffah unpack --verify-key vendor.pub -o ./app-v2 < app.dlt` + commonExamples("keygen", false)
 }
 
 // Run generates keys.
@@ -217,7 +222,7 @@ type VersionCmd struct {
 func (VersionCmd) Help() string {
 	return `Examples:
   diffah version
-  diffah version --json | jq -r .version`
+  diffah version --json | jq -r .version` + commonExamples("version", false)
 }
 
 // version is set at link time (-ldflags "-X main.version=...").

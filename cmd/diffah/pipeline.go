@@ -39,12 +39,13 @@ Examples:
   diffah plan --target oci:./app-v2 --baseline oci:./app-v1 > plan.json
   diffah plan --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 | jq .totals
   diffah plan --target oci:./app-v2 --baseline-manifest v1-manifest.json --intra-layer off
+  diffah plan --platform linux/arm64 --jobs 2 --target oci:./multi-v2 --baseline oci:./multi-v1
   { diffah plan --target oci:./a-v2 --baseline oci:./a-v1 --name a;
     diffah plan --target oci:./b-v2 --baseline oci:./b-v1 --name b; } | diffah pack > bundle.dlt
   # a service new to the site: in a bundle, what the other baselines hold
   # is reused or patched from them
   { diffah plan --target oci:./a-v2 --baseline oci:./a-v1 --name a;
-    diffah plan --target oci:./new-v1 --no-baseline --name new; } | diffah pack > bundle.dlt`
+    diffah plan --target oci:./new-v1 --no-baseline --name new; } | diffah pack > bundle.dlt` + commonExamples("plan", true)
 }
 
 // Run computes the plan.
@@ -156,7 +157,7 @@ diffah.json, pins the digest of every other entry. Same inputs, same bytes.
 
 Examples:
   diffah pack < plan.json > /media/usb/app.dlt
-  diffah pack a.json b.json -o bundle.dlt --compress zstd
+  diffah pack a.json b.json --output bundle.dlt --compress zstd --jobs 2
   diffah pack --sign-key vendor.key < plan.json | split -b 4000m - app.dlt.part.
   diffah pack -o docker://registry.internal/deltas:app-1-2 < plan.json
   cat a.json b.json | diffah pack --independent > bundle.dlt   # each image resolves alone
@@ -164,7 +165,7 @@ Examples:
 In a bundle, a blob one image would ship that another image's baseline holds
 is reused from that baseline, and a layer may be patched against the other
 baselines' layers; inspect shows which (the "from" column). Such an image
-then needs those baselines at resolve time; --independent avoids that.`
+then needs those baselines at resolve time; --independent avoids that.` + commonExamples("pack", true)
 }
 
 // Run packs.
