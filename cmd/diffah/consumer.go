@@ -7,6 +7,7 @@ import (
 	"fmt"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -320,6 +321,23 @@ func printReport(s stdio, g *Globals, rep *resolve.Report, asJSON bool) {
 		return
 	}
 	if g.Quiet {
+		return
+	}
+	if g.jsonLog {
+		// One record per image, whatever --log-level: the report is the
+		// outcome, not a log line.
+		rl := slog.New(slog.NewJSONHandler(s.err, nil))
+		for _, im := range rep.Images {
+			level := slog.LevelInfo
+			switch im.Status {
+			case resolve.StatusSkipped:
+				level = slog.LevelWarn
+			case resolve.StatusFailed:
+				level = slog.LevelError
+			}
+			rl.Log(context.Background(), level, "image "+im.Status, "image", im.Name, "status", im.Status, "manifest", im.ManifestDigest.String(),
+				"shipped", im.Shipped, "reused", im.Reused, "patched", im.Patched, "reason", im.Reason)
+		}
 		return
 	}
 	for _, im := range rep.Images {

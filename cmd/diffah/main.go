@@ -49,6 +49,8 @@ type Globals struct {
 
 	log *slog.Logger
 	ctx context.Context
+	// jsonLog: stderr carries JSON records only (--log-format json).
+	jsonLog bool
 }
 
 // Registry flags shared by commands that read or write images.
@@ -154,12 +156,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 		cli.log = slog.New(slog.NewTextHandler(stderr, hopts))
 	}
 	cli.ctx = ctx
+	cli.jsonLog = cli.LogFormat == "json"
 	slog.SetDefault(cli.log)
 	err = kctx.Run(&cli.Globals)
 	if err == nil {
 		return 0
 	}
-	return report(stderr, err)
+	return report(stderr, err, cli.LogFormat == "json")
 }
 
 func commandPath(c *kong.Context) string {
@@ -170,21 +173,32 @@ func commandPath(c *kong.Context) string {
 }
 
 // report renders an error once, with its hint, and returns its exit code.
-func report(stderr io.Writer, err error) int {
+// With jsonLog (--log-format json) it is one JSON record, like the logs,
+// so that every line on stderr parses.
+func report(stderr io.Writer, err error, jsonLog bool) int {
 	var d differ
 	if errors.As(err, &d) {
 		return int(fault.Different)
 	}
 	kind := fault.KindOf(err, fault.Env)
+	msg, code := err.Error(), int(kind)
 	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(stderr, "diffah: interrupted; nothing was left half-written")
-		return 130
+		msg, code = "interrupted; nothing was left half-written", 130
 	}
-	fmt.Fprintf(stderr, "diffah: %v\n", err)
-	if h := fault.HintOf(err); h != "" {
-		fmt.Fprintf(stderr, "hint: %s\n", h)
+	hint := fault.HintOf(err)
+	if jsonLog {
+		attrs := []any{"error", msg, "exit", code}
+		if hint != "" && code != 130 {
+			attrs = append(attrs, "hint", hint)
+		}
+		slog.New(slog.NewJSONHandler(stderr, nil)).Error("diffah failed", attrs...)
+		return code
 	}
-	return int(kind)
+	fmt.Fprintf(stderr, "diffah: %s\n", msg)
+	if hint != "" && code != 130 {
+		fmt.Fprintf(stderr, "hint: %s\n", hint)
+	}
+	return code
 }
 
 // differ is returned by diff when the images differ: not an error to
