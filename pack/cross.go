@@ -76,7 +76,8 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 	for _, p := range out {
 		for j := 1; j < len(p.Blobs); j++ {
 			b := &p.Blobs[j]
-			if h, ok := held[b.Digest]; ok && b.Action == sidecar.Ship && h.image != p.Name {
+			// Reuse beats any patch: a planned patch gives way too.
+			if h, ok := held[b.Digest]; ok && b.Action != sidecar.Reuse && h.image != p.Name {
 				b.Action, b.From, b.Patch = sidecar.Reuse, h.image, nil
 				b.Reason = fmt.Sprintf("present in the baseline of bundle image %q", h.image)
 			}

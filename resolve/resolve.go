@@ -495,13 +495,21 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 		b sidecar.Blob
 	}
 	var tasks []task
-	queued := map[digest.Digest]bool{}
+	// One task per blob. A reused layer one image may leave out (its push
+	// mounts it) is still written when another image needs it.
+	left := func(t task) bool {
+		return t.b.Action == sidecar.Reuse && t.b.Role == sidecar.RoleLayer && r.o.LeaveReused != nil && r.o.LeaveReused(t.w.im.Name, t.b)
+	}
+	queued := map[digest.Digest]int{}
 	for _, w := range works {
 		resolved[w.im.Name] = true
 		for _, b := range w.im.Blobs {
-			if !queued[b.Digest] {
-				queued[b.Digest] = true
-				tasks = append(tasks, task{w, b})
+			t := task{w, b}
+			if i, ok := queued[b.Digest]; !ok {
+				queued[b.Digest] = len(tasks)
+				tasks = append(tasks, t)
+			} else if left(tasks[i]) && !left(t) {
+				tasks[i] = t
 			}
 		}
 	}
