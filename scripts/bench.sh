@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS_DIR=${CORPUS_DIR:-$PWD/.cache/corpus}
 go run ./scripts/bench -corpus "$CORPUS_DIR" -bin "${BIN:-bin/diffah}" -json bench-out/results.json ${BENCH_ONLY:+-only "$BENCH_ONLY"}
+# diffah diff against GNU diff on the same real images.
+DIFFAH_CORPUS="$CORPUS_DIR" go test -count=1 -run '^TestCorpusDiff$' -v ./cmd/diffah 2>&1 | grep -E '^(---|ok|FAIL|PASS)|files differ' | tee bench-out/corpus-diff.txt
 if [ "${BENCH_GO:-1}" = 1 ]; then
 	go test -run '^$' -bench . -benchtime 3x ./recompress/ ./tarpatch/ 2>&1 | tee bench-out/go-bench.txt
 fi
