@@ -227,3 +227,87 @@ func quoteAll(list []string) []string {
 	}
 	return out
 }
+
+// crossFallback gives a layer whose patch from its own baseline saved
+// less than half of the blob (or nothing) a second chance against the
+// other images' baselines, keeping the smaller patch (plans are
+// crossImage's copies, changed in place).
+func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets []*imgref.Image, ps *payloadSet, rep *Report) error {
+	tried := map[digest.Digest]bool{}
+	for i, p := range plans {
+		for j := 2; j < len(p.Blobs); j++ {
+			b := p.Blobs[j]
+			own := ps.byLayer[b.Digest.String()]
+			if b.Action != sidecar.Patch || tried[b.Digest] || own != nil && own.size*2 < b.Size || crossSources(b.Patch.Sources) {
+				continue
+			}
+			if strings.Contains(ps.why[b.Digest], "another image of the bundle ships it whole") {
+				continue
+			}
+			tried[b.Digest] = true
+			alt := b
+			alt.Action, alt.Patch = sidecar.Ship, nil
+			if err := st.crossPatch(ctx, plans, i, targets[i], &alt); err != nil {
+				return err
+			}
+			if alt.Action != sidecar.Patch {
+				continue
+			}
+			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt, st.o.Jobs)
+			if err != nil {
+				return err
+			}
+			rep.Patches = append(rep.Patches, stat)
+			if !stat.Used || own != nil && pl.size >= own.size {
+				pl.file.Close()
+				continue
+			}
+			if own != nil {
+				alt.Reason = fmt.Sprintf("the patch from its own baseline was %d bytes; ", own.size) + alt.Reason
+				delete(ps.byDigest, own.digest)
+				own.file.Close()
+				for n := range rep.Patches {
+					if ps := &rep.Patches[n]; ps.Layer == b.Digest && ps.PatchSize == own.size {
+						ps.Used = false
+					}
+				}
+			} else {
+				alt.Reason = "the patch from its own baseline was not smaller than the blob; " + alt.Reason
+			}
+			// Every image with this layer takes the new patch (payloads
+			// are per layer), each naming the sources from where it
+			// stands: a source in its own baseline has no image name.
+			for _, q := range plans {
+				for k := range q.Blobs {
+					if q.Blobs[k].Digest != b.Digest || q.Blobs[k].Action != sidecar.Patch {
+						continue
+					}
+					qa := alt
+					pc := *alt.Patch
+					pc.Sources = append([]sidecar.Source(nil), alt.Patch.Sources...)
+					for n := range pc.Sources {
+						if pc.Sources[n].Image == q.Name {
+							pc.Sources[n].Image = ""
+						}
+					}
+					qa.Patch = &pc
+					q.Blobs[k] = qa
+				}
+			}
+			ps.byDigest[pl.digest] = pl
+			ps.byLayer[b.Digest.String()] = pl
+			delete(ps.why, b.Digest)
+		}
+	}
+	sortPatchStats(rep.Patches)
+	return nil
+}
+
+func crossSources(srcs []sidecar.Source) bool {
+	for _, s := range srcs {
+		if s.Image != "" {
+			return true
+		}
+	}
+	return false
+}

@@ -148,6 +148,12 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 	if err != nil {
 		return nil, err
 	}
+	if len(plans) > 1 && !o.Independent {
+		if err := st.crossFallback(ctx, plans, targets, payloads, rep); err != nil {
+			payloads.close()
+			return nil, err
+		}
+	}
 	sc, err := buildSidecar(plans, payloads, o.Tool)
 	if err != nil {
 		return nil, err
