@@ -2,7 +2,6 @@ package imgref
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -112,19 +111,6 @@ func readLimited(rc io.ReadCloser, limit int64, what string) ([]byte, error) {
 func sha256Hash(b []byte) v1.Hash {
 	s := sha256.Sum256(b)
 	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(s[:])}
-}
-
-// ctxReader stops a copy when the context is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // openErr tags a failure to open a named file: missing is Env (with the

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/ctxio"
 )
 
 // source is an image ready to be written: its verbatim manifest and config,
@@ -94,7 +95,7 @@ func collect(ctx context.Context, img v1.Image, where string) (*source, error) {
 			if err != nil {
 				return nil, err
 			}
-			return readCloser{ctxReader{ctx, vr}, vr}, nil
+			return readCloser{ctxio.Reader{Ctx: ctx, R: vr}, vr}, nil
 		}})
 	}
 	return src, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -157,7 +158,7 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 		s := cands[k].src
 		s.Image = cands[k].image
 		chosen = append(chosen, s)
-		if !contains(from, s.Image) {
+		if !slices.Contains(from, s.Image) {
 			from = append(from, s.Image)
 		}
 	}
@@ -211,15 +212,6 @@ func (st *state) sourceFile(ctx context.Context, plans []*plan.Plan, image strin
 	return f, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 func quoteAll(list []string) []string {
 	out := make([]string, len(list))
 	for i, s := range list {
@@ -267,8 +259,8 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 				delete(ps.byDigest, own.digest)
 				own.file.Close()
 				for n := range rep.Patches {
-					if ps := &rep.Patches[n]; ps.Layer == b.Digest && ps.PatchSize == own.size {
-						ps.Used = false
+					if old := &rep.Patches[n]; old.Layer == b.Digest && old.PatchSize == own.size {
+						old.Used = false
 					}
 				}
 			} else {

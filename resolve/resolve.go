@@ -341,19 +341,15 @@ func (r *resolver) preflight(w *imageWork) error {
 		}
 		return fault.Errorf(fault.Partial, "image %q: no baseline given (it was planned against %s, manifest %s)", im.Name, what, baselineDigest(im))
 	}
-	for _, other := range crossImages(im) {
+	others := crossImages(im)
+	for _, other := range others {
 		if r.baseOf(w, other) == nil {
 			return fault.Errorf(fault.Partial, "image %q: needs the baseline of bundle image %q too (it reuses or patches from it), which was not given: --baseline %s=REF", im.Name, other, other)
 		}
 	}
-	baseMissing := 0
-	if needBase || len(crossImages(im)) > 0 {
-		fromBase := r.missingFromBaseline(w)
-		baseMissing = len(fromBase)
-		if len(missing) > 0 {
-			baseMissing = -1 // the layout is damaged too
-		}
-		missing = append(missing, fromBase...)
+	layoutDamaged := len(missing) > 0
+	if needBase || len(others) > 0 {
+		missing = append(missing, r.missingFromBaseline(w)...)
 	}
 	w.rep.Missing = missing
 	if len(missing) > 0 {
@@ -365,7 +361,7 @@ func (r *resolver) preflight(w *imageWork) error {
 		// baseline mean it is not the one the image was planned against,
 		// which in a bundle's partial mode skips the image (see run).
 		err := fault.Errorf(fault.Integrity, "image %q: %d blob(s) not reachable:\n    %s", im.Name, len(missing), strings.Join(lines, "\n    "))
-		if len(missing) == baseMissing {
+		if !layoutDamaged {
 			return wrongBaseline{err}
 		}
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/ctxio"
 )
 
 // Codec names this format in plans and sidecars.
@@ -143,7 +144,7 @@ func decodeWhole(ctx context.Context, w io.Writer, r io.Reader, sources []Source
 	}
 	defer zr.Close()
 	cw := &capWriter{w: w, left: o.MaxOutput}
-	if _, err := io.Copy(cw, ctxReader{ctx, zr}); err != nil {
+	if _, err := io.Copy(cw, ctxio.Reader{Ctx: ctx, R: zr}); err != nil {
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -179,19 +180,6 @@ func (c *capWriter) Write(p []byte) (int, error) {
 		c.err = err
 	}
 	return n, err
-}
-
-// ctxReader stops reading when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // HistSize is how much recent output a patch may refer back to: a file
