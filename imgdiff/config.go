@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -192,8 +194,10 @@ func flattenJSON(out map[string]string, key string, v any) {
 		if len(t) == 0 && key != "" {
 			out[key] = "{}"
 		}
-		for k, c := range t {
-			flattenJSON(out, join(k), c)
+		// Sorted, so that when two paths flatten to one name (a key
+		// "config.Env" beside config.Env) the same one wins every time.
+		for _, k := range slices.Sorted(maps.Keys(t)) {
+			flattenJSON(out, join(k), t[k])
 		}
 		return
 	case []any:

@@ -396,3 +396,22 @@ func TestCompareManifestAnnotations(t *testing.T) {
 		{TypeManifest, NoLayer, "annotations.vendor", "a", "b", "changed"},
 	})
 }
+
+// TestConfigKeyCollision: a top-level key "config.Env" flattens to the
+// same names as config.Env; the result must not depend on map order (it
+// did: the fuzzer found the two sides disagreeing).
+func TestConfigKeyCollision(t *testing.T) {
+	a := []byte(`{"config.Env":{"A":"x"},"config":{"Env":["A=1"]}}`)
+	b := []byte(`{"config":{"Env":["A=1","A=2"]}}`)
+	first, err := compareConfigs(a, b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		again, _ := compareConfigs(a, b, false)
+		back, _ := compareConfigs(b, a, false)
+		if fmt.Sprint(again) != fmt.Sprint(first) || len(back) != len(first) || back[0].Input0 != first[0].Input1 {
+			t.Fatalf("order-dependent: %+v / %+v / reversed %+v", first, again, back)
+		}
+	}
+}
