@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -27,7 +28,26 @@ const (
 	NameAnnotation = "io.diffah.image.name"
 )
 
-// BlobPath is where a blob lives in the layout at dir.
+// CheckDigest refuses a digest that must not become a path or be trusted:
+// anything but sha256 with exactly 64 lowercase hex digits (so no "..",
+// "/" or other algorithm can reach the file system). Every digest read
+// from an untrusted place (sidecar, index.json, manifest, plan) is checked
+// with it before it names a file. The error is fault.Integrity and names
+// what.
+func CheckDigest(d digest.Digest, what string) error {
+	// Algorithm() and Encoded() panic on a digest without ':', so the
+	// prefix is checked on the string first.
+	if !strings.HasPrefix(string(d), "sha256:") {
+		return fault.Errorf(fault.Integrity, "%s: digest %.80q: only sha256 digests are supported", what, string(d))
+	}
+	if err := d.Validate(); err != nil {
+		return fault.Errorf(fault.Integrity, "%s: digest %.80q is malformed: %v", what, string(d), err)
+	}
+	return nil
+}
+
+// BlobPath is where a blob lives in the layout at dir. d must have passed
+// CheckDigest.
 func BlobPath(dir string, d digest.Digest) string {
 	return filepath.Join(dir, "blobs", d.Algorithm().String(), d.Encoded())
 }
