@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/ctxio"
 )
 
 // File is a spooled, verified uncompressed layer.
@@ -30,9 +31,6 @@ func (s *File) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, o
 
 // Size is the length of the content.
 func (s *File) Size() int64 { return s.size }
-
-// Reader returns a fresh sequential reader over the content.
-func (s *File) Reader() io.Reader { return io.NewSectionReader(s.f, 0, s.size) }
 
 // Cache spools each layer at most once and removes the files on Close.
 type Cache struct {
@@ -81,7 +79,7 @@ func (c *Cache) spool(ctx context.Context, layer v1.Layer, diffID digest.Digest,
 	// left behind if the process dies.
 	os.Remove(f.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), ctxReader{ctx, rc})
+	n, err := io.Copy(io.MultiWriter(f, h), ctxio.Reader{Ctx: ctx, R: rc})
 	if err != nil {
 		f.Close()
 		var pe *os.PathError
@@ -110,18 +108,6 @@ func (c *Cache) Close() error {
 		delete(c.files, k)
 	}
 	return nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 // String names a spooled file for logs.
