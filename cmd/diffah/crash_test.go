@@ -64,7 +64,7 @@ func TestKillAndRerun(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewSource(1))
-	const rounds = 25
+	const rounds = 30
 	for i := 0; i < rounds; i++ {
 		dir := filepath.Join(work, "round", string(rune('a'+i%26))+strings.Repeat("x", i/26))
 		os.MkdirAll(filepath.Dir(dir), 0o755)
@@ -78,9 +78,18 @@ func TestKillAndRerun(t *testing.T) {
 		}
 		mustRun(t, bin, bytes.NewReader(archive), "unpack", "-o", dir)
 
-		// resolve: kill after a random delay; rerun must succeed and the
-		// result must verify.
-		killAfter(t, bin, time.Duration(rng.Intn(40))*time.Millisecond, "resolve", "--baseline", "oci:"+fx+"/v1", dir)
+		// resolve: kill after a random delay. Before the rerun the layout
+		// is either exactly as unpack left it or complete and verified;
+		// the rerun must succeed and the result must verify.
+		before := treeSum(t, dir)
+		killAfter(t, bin, time.Duration(rng.Intn(90000))*time.Microsecond, "resolve", "--baseline", "oci:"+fx+"/v1", dir)
+		if _, err := os.Stat(filepath.Join(dir, "diffah", "sidecar.json")); err == nil {
+			if treeSum(t, dir) != before {
+				t.Fatalf("round %d: a killed resolve changed the unpacked layout in place", i)
+			}
+		} else {
+			checkImage(t, bin, fx, "oci:"+dir+":app")
+		}
 		mustRun(t, bin, nil, "resolve", "--baseline", "oci:"+fx+"/v1", dir)
 		checkImage(t, bin, fx, "oci:"+dir+":app")
 		leftovers(t, filepath.Dir(dir))

@@ -66,3 +66,40 @@ func TestDiskFull(t *testing.T) {
 	}
 	emptyDir(t, small)
 }
+
+// TestResolveDiskFull: resolve on a filesystem that holds the
+// unpacked layout but not the rebuilt image fails with the environment
+// code and "no space left", and leaves the layout exactly as it was.
+func TestResolveDiskFull(t *testing.T) {
+	fx := fixtures(t)
+	work := t.TempDir()
+	delta := filepath.Join(work, "d.dlt")
+	if code, e := diffahRun(t, nil, "export", "--target", "oci:"+fx+"/v2", "--baseline", "oci:"+fx+"/v1", "-o", delta); code != 0 {
+		t.Fatal(e)
+	}
+	archive, _ := os.ReadFile(delta)
+	small := smallFS(t, "80k")
+	lay := filepath.Join(small, "lay")
+	if code, e := diffahRun(t, archive, "unpack", "-o", lay); code != 0 {
+		t.Fatalf("unpack into the small filesystem: exit %d: %s", code, e)
+	}
+	before := treeSum(t, lay)
+	code, e := diffahRun(t, nil, "resolve", "--baseline", "oci:"+fx+"/v1", lay)
+	if code != int(fault.Env) || !strings.Contains(e, "no space left") {
+		t.Fatalf("resolve: exit %d: %s", code, e)
+	}
+	if treeSum(t, lay) != before {
+		t.Fatal("a failed resolve changed the layout")
+	}
+	if got := names(t, small); strings.Join(got, ",") != "lay" {
+		t.Fatalf("left in the small filesystem: %v", got)
+	}
+	// The same layout resolves once there is room.
+	big := filepath.Join(work, "lay")
+	if out, err := exec.Command("cp", "-a", lay, big).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	if code, e := diffahRun(t, nil, "resolve", "--baseline", "oci:"+fx+"/v1", big); code != 0 {
+		t.Fatalf("resolve with room: exit %d: %s", code, e)
+	}
+}

@@ -44,12 +44,12 @@ func bundleArchive(t *testing.T, fx string, baseRef func(string) string) string 
 	return delta
 }
 
-// TestAuditRegistryBundleUploads: a bundle of three images sharing a base
+// TestRegistryBundleUploadsOnlyMissing: a bundle of three images sharing a base
 // layer, baselines in a registry, pushed back to it. Every manifest digest
 // equals its target's; only what the registry lacks is uploaded; the
 // shared base is never downloaded, and is mounted (not uploaded) into
 // repositories that lack it.
-func TestAuditRegistryBundleUploads(t *testing.T) {
+func TestRegistryBundleUploadsOnlyMissing(t *testing.T) {
 	fx := fixtures(t)
 	p := newProxy(t)
 	h := p.host()
@@ -162,12 +162,12 @@ func newKillingProxy(t *testing.T) *killingProxy {
 	return k
 }
 
-// TestAuditRegistryStoppedMidPush stops the real registry process in the
+// TestRegistryStoppedMidPush stops the real registry process in the
 // middle of a push (after its first blob landed). With retries and the
 // registry back within them, the push completes with the right digest;
 // without it, the error is an environment error naming the reference, and
 // once the registry is back no tag exists (the manifest goes last).
-func TestAuditRegistryStoppedMidPush(t *testing.T) {
+func TestRegistryStoppedMidPush(t *testing.T) {
 	fx := fixtures(t)
 	work := t.TempDir()
 	delta := filepath.Join(work, "d.dlt")
@@ -222,20 +222,20 @@ func TestAuditRegistryStoppedMidPush(t *testing.T) {
 	})
 }
 
-// auditUser's password is "s3cret"; the hash was made with libxcrypt:
+// the test user's password is "s3cret"; the hash was made with libxcrypt:
 // perl -e 'print crypt("s3cret", q($2b$05$abcdefghijklmnopqrstuu))'
-const auditHtpasswd = "diffah:$2b$05$abcdefghijklmnopqrstuuLK7U1u6pVRmL7L1BBM2aS35PSZnDXlK\n"
+const testHtpasswd = "diffah:$2b$05$abcdefghijklmnopqrstuuLK7U1u6pVRmL7L1BBM2aS35PSZnDXlK\n"
 
-// TestAuditRegistryScripts runs the scripts in testdata/audit2 with $REG, a plain registry, and $AUTHREG, one that
+// TestRegistryScripts runs the scripts in testdata/registry-script with $REG, a plain registry, and $AUTHREG, one that
 // requires basic auth (user diffah, password in $AUTH, a docker config
 // "auth" value for ~/.docker/config.json).
-func TestAuditRegistryScripts(t *testing.T) {
+func TestRegistryScripts(t *testing.T) {
 	fx := fixtures(t)
 	reg := testregistry.Start(t)
-	authReg := testregistry.StartServer(t, testregistry.Config{Htpasswd: auditHtpasswd})
+	authReg := testregistry.StartServer(t, testregistry.Config{Htpasswd: testHtpasswd})
 	root, _ := filepath.Abs(filepath.Join("..", ".."))
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/audit2",
+		Dir: "testdata/registry-script",
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("FIX", fx)
 			env.Setenv("ROOT", root)

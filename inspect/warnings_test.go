@@ -9,12 +9,12 @@ import (
 	"github.com/diffah/diffah/sidecar"
 )
 
-// TestAuditEveryWasteWarning: each kind of waste issue 6 names is warned
+// TestEveryWasteWarning: each kind of waste issue 6 names is warned
 // about, in the text and the JSON output: a layer shipped whole that a
 // patch could have shrunk, a blob that travels twice, a non-reproducible
 // compressed blob that forced a full ship, and a baseline that shares
 // almost nothing with the target.
-func TestAuditEveryWasteWarning(t *testing.T) {
+func TestEveryWasteWarning(t *testing.T) {
 	lt := "application/vnd.oci.image.layer.v1.tar+gzip"
 	s := bundle()
 	a, b := &s.Images[0], &s.Images[1]
@@ -89,9 +89,9 @@ func TestAuditEveryWasteWarning(t *testing.T) {
 	}
 }
 
-// TestAuditNoWasteNoWarning: a delta where everything travels once and
+// TestNoWasteNoWarning: a delta where everything travels once and
 // the big layer is patched has no warnings.
-func TestAuditNoWasteNoWarning(t *testing.T) {
+func TestNoWasteNoWarning(t *testing.T) {
 	s := bundle()
 	// Drop the 3 MiB base shipped whole from both images.
 	for i := range s.Images {

@@ -49,10 +49,10 @@ func drain(t *testing.T) (*os.File, *ptyLog) {
 	return tty, log
 }
 
-// TestAuditProgressOnTerminal: pack, unpack, resolve and a registry push
+// TestProgressOnTerminal: pack, unpack, resolve and a registry push
 // draw a progress line (bytes, rate) on stderr when it is a terminal;
 // stdout never gets any; --quiet and a non-terminal stderr get none.
-func TestAuditProgressOnTerminal(t *testing.T) {
+func TestProgressOnTerminal(t *testing.T) {
 	fx := fixtures(t)
 	tty, log := drain(t)
 	work := t.TempDir()

@@ -193,15 +193,15 @@ func names(t *testing.T, dir string) []string {
 	return out
 }
 
-// auditFixture is what the table cases derive their input from.
-type auditFixture struct {
+// hostileFixture is what the table cases derive their input from.
+type hostileFixture struct {
 	fx, bin string
 	good    []byte // uncompressed archive v1→v2 with two patched layers
 	goodZ   []byte // the same, zstd-compressed by pack
 	sc      []byte // its sidecar
 }
 
-func newAuditFixture(t *testing.T) *auditFixture {
+func newHostileFixture(t *testing.T) *hostileFixture {
 	fx := fixtures(t)
 	bin := buildBinary(t)
 	w := t.TempDir()
@@ -210,7 +210,7 @@ func newAuditFixture(t *testing.T) *auditFixture {
 			t.Fatal(e)
 		}
 	}
-	a := &auditFixture{fx: fx, bin: bin}
+	a := &hostileFixture{fx: fx, bin: bin}
 	a.good, _ = os.ReadFile(filepath.Join(w, "none.dlt"))
 	a.goodZ, _ = os.ReadFile(filepath.Join(w, "zstd.dlt"))
 	ents := readTar(t, a.good)
@@ -250,9 +250,9 @@ func corruptBaseline(t *testing.T, fx, dst string, layer int) {
 	}
 }
 
-func TestAuditHostileTable(t *testing.T) {
-	a := newAuditFixture(t)
-	evil := filepath.Join(os.TempDir(), fmt.Sprintf("diffah-audit-evil-%d", os.Getpid()))
+func TestHostileArchiveTable(t *testing.T) {
+	a := newHostileFixture(t)
+	evil := filepath.Join(os.TempDir(), fmt.Sprintf("diffah-hostile-evil-%d", os.Getpid()))
 	t.Cleanup(func() { os.RemoveAll(evil) })
 
 	type tc struct {
