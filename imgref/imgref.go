@@ -123,7 +123,7 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 	}
 	if err != nil {
 		out.Close()
-		return nil, err
+		return nil, wrongTransport(ref, err)
 	}
 	out.Image = img
 	if res.indexDigest.Hex != "" {

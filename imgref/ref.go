@@ -88,7 +88,16 @@ func Parse(s string) (Ref, error) {
 	case Docker:
 		return Ref{}, usage(fmt.Sprintf("image reference %q: the docker transport is written docker://", s), "did you mean docker://"+strings.TrimLeft(rest, "/")+"?")
 	}
-	return Ref{}, usage(fmt.Sprintf("image reference %q: unknown transport %q (known: %s)", s, tr, strings.Join(transports, ", ")), "did you mean "+suggest(s)+"?")
+	if hostRef(s) || Kind(s) != "" {
+		// 127.0.0.1:5000/app:v2 or a path with a colon: no transport
+		// at all rather than an unknown one.
+		return Ref{}, usage(fmt.Sprintf("image reference %q has no transport", s), "did you mean "+suggest(s)+"?")
+	}
+	hint := "did you mean " + suggest(s) + "?"
+	if c := closestTransport(tr); c != "" {
+		hint = "did you mean " + withTransport(c, rest) + "?"
+	}
+	return Ref{}, usage(fmt.Sprintf("image reference %q: unknown transport %q (known: %s)", s, tr, strings.Join(transports, ", ")), hint)
 }
 
 func parseDocker(s, rest string) (Ref, error) {
@@ -117,8 +126,17 @@ func checkNameTag(s string) error {
 	return nil
 }
 
-// suggest proposes a reference for a string that lacks a valid transport.
+// suggest proposes a reference for a string that lacks a valid
+// transport: what the path holds when it exists (an OCI layout, a dir:
+// image, an OCI or docker archive), docker:// for something shaped like
+// HOST[:PORT]/REPO[:TAG], else a guess from the name.
 func suggest(s string) string {
+	if k := Kind(s); k != "" {
+		return withTransport(k, s)
+	}
+	if hostRef(s) {
+		return "docker://" + s
+	}
 	p := s
 	if !strings.HasPrefix(p, "/") && !strings.HasPrefix(p, ".") {
 		p = "./" + p
