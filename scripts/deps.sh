@@ -9,11 +9,18 @@ for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry zstd:zstd 
 	bin=${pair%%:*} pkg=${pair#*:}
 	if ! command -v "$bin" >/dev/null 2>&1; then need+=("$pkg"); fi
 done
+# The package manager's output goes to a log file, not the terminal; it
+# is printed only when the install fails.
+log=${DEPS_LOG:-${TMPDIR:-/tmp}/diffah-deps.log}
 if ((${#need[@]})); then
-	echo "deps: installing ${need[*]}" >&2
+	echo "deps: installing ${need[*]} from Debian (log: $log)" >&2
 	SUDO=""
 	if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
-	$SUDO apt-get update -qq >&2
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+	if ! { $SUDO apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+		cat "$log" >&2
+		echo "deps: installing ${need[*]} failed (log above, kept in $log)" >&2
+		exit 1
+	fi
 fi
-go mod download
+go mod download >>"$log" 2>&1 || { cat "$log" >&2; echo "deps: go mod download failed" >&2; exit 1; }
