@@ -132,10 +132,13 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 			return nil, fault.Errorf(fault.Env, "pack: reading manifest of %s: %w", p.Target.Ref, err)
 		}
 		if digest.FromBytes(raw) != p.Target.Manifest.Digest {
-			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "pack: target %s is now %s, the plan was made for %s",
-				p.Target.Ref, digest.FromBytes(raw), p.Target.Manifest.Digest), fault.Integrity, "run `diffah plan` again")
+			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "pack: plan %q: target %s is now %s, the plan was made for %s (.target.manifest.digest)",
+				p.Name, p.Target.Ref, digest.FromBytes(raw), p.Target.Manifest.Digest), fault.Integrity, "the target changed since the plan, or the plan was edited: run `diffah plan` again")
 		}
 		targets[i] = img
+	}
+	if err := st.checkPlans(ctx, plans, targets); err != nil {
+		return nil, err
 	}
 	if len(plans) > 1 && !o.Independent {
 		var err error
