@@ -93,7 +93,10 @@ type source struct {
 	close func() error
 }
 
-// Write streams the archive for plans to w.
+// Write streams the archive for plans to w. Before the first byte, every
+// plan is checked against the images it names (see plancheck.go): a plan
+// that cannot produce its target is refused with a fault.Integrity error
+// and nothing is written.
 func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Report, error) {
 	if len(plans) == 0 {
 		return nil, fault.Errorf(fault.Usage, "pack: no plans on input; pipe `diffah plan` output or name plan files")

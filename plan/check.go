@@ -217,6 +217,9 @@ func holder(p, want *Plan, bundle map[string]*Plan, name, field string, d digest
 	if name == "" {
 		return want, nil
 	}
+	if bundle == nil {
+		return nil, lie(p, "blob %s (%s): names image %q, but here each image draws on its own baseline only (one image, or a bundle packed --independent)", d, field, name)
+	}
 	q, ok := bundle[name]
 	if !ok || name == p.Name {
 		return nil, lie(p, "blob %s (%s): %q is not another image of this bundle", d, field, name)
