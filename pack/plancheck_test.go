@@ -283,10 +283,7 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 	if err := os.Symlink(filepath.Join(here, fx), filepath.Join(wd, "fx")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chdir(wd); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Chdir(here)
+	t.Chdir(wd)
 	raw, err := openFixture(t, "oci:fx/v1", "").RawManifest()
 	if err != nil {
 		t.Fatal(err)
