@@ -151,7 +151,7 @@ func TestPackRefusesEditedPlans(t *testing.T) {
 		}, d(0), ".target.manifest.mediaType"},
 		{"platform", nil, false, func(ps []*plan.Plan) { ps[0].Target.Platform = "linux/s390x" }, "", ".target.platform"},
 		{"index digest", nil, false, func(ps []*plan.Plan) { ps[0].Target.IndexDigest = digest.Digest(zero) }, "", ".target.indexDigest"},
-		{"multi index digest", []*plan.Plan{multi}, false, func(ps []*plan.Plan) { ps[0].Target.IndexDigest = "" }, "", ".target.indexDigest"},
+		{"multi index digest", []*plan.Plan{multi}, false, func(ps []*plan.Plan) { ps[0].Target.IndexDigest = digest.Digest(zero) }, "", ".target.indexDigest"},
 		{"reuse of a layer the baseline lacks", nil, false, func(ps []*plan.Plan) {
 			ps[0].Blobs[3].Action, ps[0].Blobs[3].Patch = sidecar.Reuse, nil
 		}, d(3), ".blobs[3].action"},
@@ -245,7 +245,8 @@ func setRecipe(p *plan.Plan, i int, js string) { p.Blobs[i].Patch.Recipe = json.
 // TestPackAcceptsHonestEdits: what a plan may say that plan would not
 // have, but that is true of the images, is accepted — a bundle blob
 // reused from another image's baseline that holds it, a patch source in
-// another image's baseline, a layer shipped instead of patched or reused.
+// another image's baseline, a layer shipped instead of patched or reused,
+// a platform left out.
 func TestPackAcceptsHonestEdits(t *testing.T) {
 	var bundle []*plan.Plan
 	for _, s := range []string{"svc-a", "svc-b", "svc-c"} {
@@ -253,6 +254,7 @@ func TestPackAcceptsHonestEdits(t *testing.T) {
 	}
 	ps := reread(t, bundle...)
 	ps[0].Blobs[2].From = "svc-b"
+	ps[0].Target.Platform = "" // not recorded (library callers)
 	other := bundle[2].Baseline.Layers[1]
 	other.Image = "svc-c"
 	ps[1].Blobs[3].Patch.Sources = append(ps[1].Blobs[3].Patch.Sources, other)
