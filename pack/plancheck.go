@@ -75,6 +75,9 @@ func (st *state) checkPlans(ctx context.Context, plans []*plan.Plan, targets []*
 				return fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 			}
 			if err := recompress.Verify(ctx, l.Compressed, rec, 0); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				if fault.KindOf(err, fault.Integrity) != fault.Integrity {
 					return fmt.Errorf("pack: plan %q: blob %s: %w", p.Name, b.Digest, err)
 				}
