@@ -339,3 +339,31 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 		})
 	}
 }
+
+// TestPackBaselineGone: pack opens the baseline a plan names to check it;
+// a baseline that is not there is an environment error (exit 3) naming
+// the plan field, and nothing is written.
+func TestPackBaselineGone(t *testing.T) {
+	mfile := v1Manifest(t)
+	cases := []struct {
+		name, field string
+		p           *plan.Plan
+		edit        func(p *plan.Plan)
+	}{
+		{"manifest file", ".baseline.manifestFile", fixturePlan(t, "v2", "oci:"+fx+"/v2", "manifest:"+mfile, "", plan.IntraAuto),
+			func(p *plan.Plan) { p.Baseline.ManifestFile = filepath.Join(t.TempDir(), "gone.json") }},
+		{"image", ".baseline.ref", fixturePlan(t, "v2", "oci:"+fx+"/v2", "oci:"+fx+"/v1", "", plan.IntraOff),
+			func(p *plan.Plan) { p.Baseline.Ref = "oci:" + filepath.Join(t.TempDir(), "gone") }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ps := reread(t, c.p)
+			c.edit(ps[0])
+			var out bytes.Buffer
+			_, err := pack.Write(context.Background(), &out, ps, pack.Options{})
+			if fault.KindOf(err, 0) != fault.Env || !strings.Contains(err.Error(), c.field) || out.Len() != 0 {
+				t.Fatalf("got %v (kind %v, %d bytes written), want an environment error naming %s and nothing written", err, fault.KindOf(err, 0), out.Len(), c.field)
+			}
+		})
+	}
+}
