@@ -93,7 +93,10 @@ type source struct {
 	close func() error
 }
 
-// Write streams the archive for plans to w.
+// Write streams the archive for plans to w. Before the first byte, every
+// plan is checked against the images it names (see plancheck.go): a plan
+// that cannot produce its target is refused with a fault.Integrity error
+// and nothing is written.
 func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Report, error) {
 	if len(plans) == 0 {
 		return nil, fault.Errorf(fault.Usage, "pack: no plans on input; pipe `diffah plan` output or name plan files")
@@ -132,10 +135,13 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 			return nil, fault.Errorf(fault.Env, "pack: reading manifest of %s: %w", p.Target.Ref, err)
 		}
 		if digest.FromBytes(raw) != p.Target.Manifest.Digest {
-			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "pack: target %s is now %s, the plan was made for %s",
-				p.Target.Ref, digest.FromBytes(raw), p.Target.Manifest.Digest), fault.Integrity, "run `diffah plan` again")
+			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "pack: plan %q: target %s is now %s, the plan was made for %s (.target.manifest.digest)",
+				p.Name, p.Target.Ref, digest.FromBytes(raw), p.Target.Manifest.Digest), fault.Integrity, "the target changed since the plan, or the plan was edited: run `diffah plan` again")
 		}
 		targets[i] = img
+	}
+	if err := st.checkPlans(ctx, plans, targets); err != nil {
+		return nil, err
 	}
 	if len(plans) > 1 && !o.Independent {
 		var err error

@@ -292,34 +292,10 @@ func Detect(ctx context.Context, open func() (io.ReadCloser, error), o DetectOpt
 	if o.PrefixBytes <= 0 {
 		o.PrefixBytes = 1 << 20
 	}
-	rc, err := open()
+	format, hdr, err := sniff(open)
 	if err != nil {
-		return Recipe{}, fault.Errorf(fault.Env, "recompress: %w", err)
+		return Recipe{}, err
 	}
-	br := bufio.NewReader(rc)
-	magic, _ := br.Peek(4)
-	format := FormatNone
-	var hdr *gzip.Header
-	switch {
-	case bytes.HasPrefix(magic, gzipMagic):
-		format = FormatGzip
-		zr, err := gzip.NewReader(br)
-		if err != nil {
-			rc.Close()
-			return Recipe{}, fault.Errorf(fault.Integrity, "recompress: gzip header: %w", err)
-		}
-		h := zr.Header
-		hdr = &h
-	case bytes.Equal(magic, zstdMagic):
-		format = FormatZstd
-	case bytes.HasPrefix(magic, xzMagic), bytes.HasPrefix(magic, bzip2Magic):
-		// Compressed by something with no replayable Go counterpart;
-		// calling it uncompressed would hand callers compressed bytes
-		// as a tar.
-		rc.Close()
-		return Recipe{}, fmt.Errorf("%w (xz or bzip2 blob; only gzip and zstd are replayed)", ErrNotReproducible)
-	}
-	rc.Close()
 	if format == FormatNone {
 		// An uncompressed layer needs no recompression; no check here:
 		// resolve verifies the digest anyway.
@@ -360,6 +336,91 @@ func Detect(ctx context.Context, open func() (io.ReadCloser, error), o DetectOpt
 		}
 	}
 	return Recipe{}, fmt.Errorf("%w (tried %s)", ErrNotReproducible, strings.Join(tried, ", "))
+}
+
+// sniff tells the blob's format from its first bytes, with the gzip
+// header of a gzip blob.
+func sniff(open func() (io.ReadCloser, error)) (string, *gzip.Header, error) {
+	rc, err := open()
+	if err != nil {
+		return "", nil, fault.Errorf(fault.Env, "recompress: %w", err)
+	}
+	defer rc.Close()
+	br := bufio.NewReader(rc)
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return "", nil, fault.Errorf(fault.Integrity, "recompress: gzip header: %w", err)
+		}
+		h := zr.Header
+		return FormatGzip, &h, nil
+	case bytes.Equal(magic, zstdMagic):
+		return FormatZstd, nil, nil
+	case bytes.HasPrefix(magic, xzMagic), bytes.HasPrefix(magic, bzip2Magic):
+		// Compressed by something with no replayable Go counterpart;
+		// calling it uncompressed would hand callers compressed bytes
+		// as a tar.
+		return "", nil, fmt.Errorf("%w (xz or bzip2 blob; only gzip and zstd are replayed)", ErrNotReproducible)
+	}
+	return FormatNone, nil, nil
+}
+
+// Verify checks that r reproduces the blob open returns, with the same
+// trial Detect runs: on the first prefix bytes of uncompressed data (1 MiB
+// when prefix <= 0), or on the whole blob, end included, when it is
+// shorter. It is how a recipe that did not come from Detect (a plan read
+// back from a file) is checked cheaply before it is relied on. A mismatch
+// is a fault.Integrity error naming the recipe and what differs.
+//
+// A compressor that writes from goroutines (pgzip, zstd with a
+// concurrency other than 1) hands its output over when the scheduler
+// lets it, so what a prefix shows of it is a matter of timing: such a
+// recipe is verified on the whole blob, so that the verdict never
+// depends on the machine.
+func Verify(ctx context.Context, open func() (io.ReadCloser, error), r Recipe, prefix int64) error {
+	if prefix <= 0 {
+		prefix = 1 << 20
+	}
+	if r.Impl == ImplPgzip || r.Format == FormatZstd && r.Concurrency != 1 {
+		prefix = -1
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	format, _, err := sniff(open)
+	if err != nil {
+		if errors.Is(err, ErrNotReproducible) {
+			return fault.Errorf(fault.Integrity, "recipe %s: %w", r, err)
+		}
+		return err
+	}
+	if format != r.Format {
+		return fault.Errorf(fault.Integrity, "recipe %s: the blob is %s, not %s", r, formatName(format), r.Format)
+	}
+	if format == FormatNone {
+		return nil
+	}
+	ok, err := trial(ctx, open, format, []Recipe{r}, prefix)
+	if err != nil {
+		return err
+	}
+	if len(ok) == 0 {
+		what := "the whole blob"
+		if prefix >= 0 {
+			what = fmt.Sprintf("its first %d uncompressed bytes", prefix)
+		}
+		return fault.Errorf(fault.Integrity, "recipe %s does not reproduce the blob (compared on %s)", r, what)
+	}
+	return nil
+}
+
+func formatName(f string) string {
+	if f == FormatNone {
+		return "not compressed (none)"
+	}
+	return f
 }
 
 // trial decompresses the blob once (up to limit bytes, or all of it when
