@@ -17,6 +17,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/ctxio"
 )
 
 const (
@@ -166,8 +167,12 @@ func readIndex(ctx context.Context, r io.Reader, label string) (*layerIndex, err
 		}
 		e := newEntry(hdr)
 		if e.typ == TypeFile {
+			// A file's content is only ever hashed as it streams, never
+			// held: a sparse entry can claim 2^40 bytes of holes. The
+			// context is checked on every read, so such a file (or a
+			// decompression bomb) stops when the command is cancelled.
 			h.Reset()
-			n, err := io.CopyBuffer(h, tr, buf)
+			n, err := io.CopyBuffer(h, ctxio.Reader{Ctx: ctx, R: tr}, buf)
 			if err != nil {
 				return nil, readErr(fmt.Errorf("imgdiff: %s: reading %s: %w", label, hdr.Name, err))
 			}
@@ -185,6 +190,9 @@ func readIndex(ctx context.Context, r io.Reader, label string) (*layerIndex, err
 // readErr tags a failure while streaming a layer. Tags set deeper (a registry
 // transport, say) win; an untagged failure means the bytes were bad.
 func readErr(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
 	var fe *fault.Error
 	if errors.As(err, &fe) {
 		return err
@@ -279,7 +287,7 @@ func readLayer(ctx context.Context, s *side, i int, id v1.Hash) (*layerIndex, er
 	if err != nil {
 		return nil, err
 	}
-	if _, err := io.Copy(io.Discard, tee); err != nil {
+	if _, err := io.Copy(io.Discard, ctxio.Reader{Ctx: ctx, R: tee}); err != nil {
 		return nil, readErr(fmt.Errorf("imgdiff: %s: reading past the tar end: %w", label, err))
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); id.Algorithm == "sha256" && got != id.String() {
