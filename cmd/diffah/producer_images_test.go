@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
+
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/hostiletar"
+	"github.com/diffah/diffah/internal/testregistry"
+	"github.com/diffah/diffah/sidecar"
+)
+
+// boundedRun runs the binary with a deadline: a run that is still going
+// when it passes is killed and fails the test, so a hang can never hang
+// the test itself.
+func boundedRun(t *testing.T, bin string, limit time.Duration, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("diffah %s: still running after %v (killed)\n%s", strings.Join(args, " "), limit, errb.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("running diffah: %v", err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
+}
+
+// copyLayout copies a fixture layout into a temporary directory.
+func copyLayout(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// layerBlob is the path of layer i of the only image in an OCI layout.
+func layerBlob(t *testing.T, dir string, i int) string {
+	t.Helper()
+	img, err := imgref.Open(context.Background(), imgref.Ref{Transport: imgref.OCI, Path: dir}, imgref.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "blobs", "sha256", m.Layers[i].Digest.Hex)
+}
+
+// TestHostileProducerImages runs diff and export on layouts whose changed
+// layer (the one both commands must read) is a FIFO, a socket-free
+// special file, or a link out of the layout; and on an index.json that
+// lies about its entry. Each returns promptly with exit 4 and names what
+// is wrong; nothing is written; the linked-to file's digest never shows.
+func TestHostileProducerImages(t *testing.T) {
+	fx := fixtures(t)
+	bin := buildBinary(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("the producer's private key\n"), 0o600)
+	secretSum := sha256.Sum256([]byte("the producer's private key\n"))
+	cases := []struct {
+		name string
+		make func(t *testing.T, dir string)
+		says string
+	}{
+		{"fifo layer", func(t *testing.T, dir string) {
+			p := layerBlob(t, dir, 1)
+			os.Remove(p)
+			if err := unix.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "is a FIFO"},
+		{"zero device layer", func(t *testing.T, dir string) {
+			p := layerBlob(t, dir, 1)
+			os.Remove(p)
+			if err := unix.Mknod(p, unix.S_IFCHR|0o644, int(unix.Mkdev(1, 5))); err != nil {
+				t.Skipf("mknod: %v", err)
+			}
+		}, "character device"},
+		{"link out of the layout", func(t *testing.T, dir string) {
+			p := layerBlob(t, dir, 1)
+			os.Remove(p)
+			os.Symlink(secret, p)
+		}, "outside the image"},
+		{"relative link out of the layout", func(t *testing.T, dir string) {
+			p := layerBlob(t, dir, 1)
+			os.Remove(p)
+			rel, _ := filepath.Rel(filepath.Dir(p), secret)
+			os.Symlink(rel, p)
+		}, "outside the image"},
+		{"index type for a manifest", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "index.json")
+			b, _ := os.ReadFile(p)
+			var idx map[string]any
+			json.Unmarshal(b, &idx)
+			idx["manifests"].([]any)[0].(map[string]any)["mediaType"] = "application/vnd.oci.image.index.v1+json"
+			b, _ = json.Marshal(idx)
+			os.WriteFile(p, b, 0o644)
+		}, "index.json says"},
+		{"climbing digest", func(t *testing.T, dir string) {
+			p := filepath.Join(dir, "index.json")
+			b, _ := os.ReadFile(p)
+			var idx map[string]any
+			json.Unmarshal(b, &idx)
+			idx["manifests"].([]any)[0].(map[string]any)["digest"] = "sha256:../../../../secret"
+			b, _ = json.Marshal(idx)
+			os.WriteFile(p, b, 0o644)
+		}, "index.json"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := copyLayout(t, filepath.Join(fx, "v2"))
+			c.make(t, dir)
+			out := filepath.Join(t.TempDir(), "d.dlt")
+			for _, args := range [][]string{
+				{"diff", "oci:" + fx + "/v1", "oci:" + dir},
+				{"export", "--target", "oci:" + dir, "--baseline", "oci:" + fx + "/v1", "-o", out},
+			} {
+				code, stdout, stderr := boundedRun(t, bin, 60*time.Second, args...)
+				if code != 4 || !strings.Contains(stderr, c.says) {
+					t.Fatalf("diffah %s: exit %d, want 4 saying %q\n%s", args[0], code, c.says, stderr)
+				}
+				if strings.Contains(stdout+stderr, hex.EncodeToString(secretSum[:])) {
+					t.Fatalf("diffah %s leaks the digest of a file outside the layout:\n%s", args[0], stderr)
+				}
+			}
+			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("export wrote %s: %v", out, err)
+			}
+		})
+	}
+}
+
+// sparseLayout writes an OCI layout whose one layer holds a 2^40-byte
+// sparse file in a few KiB.
+func sparseLayout(t *testing.T) string {
+	t.Helper()
+	b := hostiletar.Sparse("usr/lib/big", 1<<40, []byte("x"))
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "sparse")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestDiffSparseBombHonoursSIGTERM: `diffah diff` on a layer holding a
+// 2^40-byte sparse file streams it through a hash (no allocation for it),
+// and SIGTERM stops it at once with exit 130. Peak RSS is measured from
+// the child's rusage (what /usr/bin/time -v reports as "Maximum resident
+// set size").
+func TestDiffSparseBombHonoursSIGTERM(t *testing.T) {
+	fx := fixtures(t)
+	bin := buildBinary(t)
+	dir := sparseLayout(t)
+	cmd := exec.Command(bin, "diff", "oci:"+fx+"/v1", "oci:"+dir)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("diff ended before SIGTERM (%v); it cannot have hashed 2^40 bytes:\n%s", err, errb.String())
+	case <-time.After(3 * time.Second):
+	}
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("diff ignored SIGTERM for 20s")
+	}
+	took := time.Since(sent)
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("exit %d after SIGTERM, want 130\n%s", code, errb.String())
+	}
+	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+	t.Logf("SIGTERM honoured in %v; peak RSS %d MiB", took.Round(time.Millisecond), rss>>20)
+	if rss > 256<<20 {
+		t.Fatalf("peak RSS %d MiB for a few-KiB layer", rss>>20)
+	}
+}
+
+// missingPair exports v2 against v1 and picks a reused layer and a patch
+// source (different blobs) from the sidecar.
+func missingPair(t *testing.T, fx, baseline string) (delta string, reused, source string) {
+	t.Helper()
+	work := t.TempDir()
+	delta = filepath.Join(work, "d.dlt")
+	if code, e := diffahRun(t, nil, "export", "--target", "oci:"+fx+"/v2", "--baseline", baseline, "-o", delta); code != 0 {
+		t.Fatal(e)
+	}
+	lay := filepath.Join(work, "lay")
+	if code, e := diffahRun(t, nil, "unpack", "-o", lay, delta); code != 0 {
+		t.Fatal(e)
+	}
+	f, err := os.Open(filepath.Join(lay, "diffah", "sidecar.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc, err := sidecar.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range sc.Images[0].Blobs {
+		if b.Action == sidecar.Reuse && b.Role == sidecar.RoleLayer && reused == "" {
+			reused = b.Digest.String()
+		}
+	}
+	for _, b := range sc.Images[0].Blobs {
+		if b.Action == sidecar.Patch && source == "" && b.Patch.Sources[0].Digest.String() != reused {
+			source = b.Patch.Sources[0].Digest.String()
+		}
+	}
+	if reused == "" || source == "" {
+		t.Fatal("the v1→v2 delta should reuse one layer and patch another")
+	}
+	return delta, reused, source
+}
+
+// checkPreflightRefuses runs resolve and import against a baseline that
+// lacks reused and source: both exit 4 listing both blobs, and nothing is
+// written (the unpacked layout unchanged, no import output, no work
+// directory left beside it).
+func checkPreflightRefuses(t *testing.T, bin, delta, baseline, reused, source string) {
+	t.Helper()
+	work := t.TempDir()
+	lay := filepath.Join(work, "lay")
+	if code, e := diffahRun(t, nil, "unpack", "-o", lay, delta); code != 0 {
+		t.Fatal(e)
+	}
+	before := treeSum(t, lay)
+	out := filepath.Join(work, "out")
+	for _, args := range [][]string{
+		{"resolve", "--baseline", baseline, lay},
+		{"import", "--baseline", baseline, "-o", "oci:" + out, delta},
+		{"import", "--dry-run", "--baseline", baseline, delta},
+	} {
+		code, _, stderr := boundedRun(t, bin, 2*time.Minute, args...)
+		if code != 4 {
+			t.Fatalf("diffah %s: exit %d, want 4\n%s", strings.Join(args, " "), code, stderr)
+		}
+		for _, d := range []string{reused, source} {
+			if !strings.Contains(stderr, d) {
+				t.Errorf("diffah %s does not list %s:\n%s", args[0], d, stderr)
+			}
+		}
+		if !strings.Contains(stderr, "nothing written") {
+			t.Errorf("diffah %s does not say nothing was written:\n%s", args[0], stderr)
+		}
+	}
+	if treeSum(t, lay) != before {
+		t.Fatal("resolve changed the unpacked layout")
+	}
+	if ents, _ := os.ReadDir(work); len(ents) != 1 {
+		t.Fatalf("left behind in %s: %v", work, names(t, work))
+	}
+}
+
+// TestPreflightMissingBaselineBlobsLocal: an oci: baseline whose manifest
+// lists a reused layer and a patch source whose files are gone.
+func TestPreflightMissingBaselineBlobsLocal(t *testing.T) {
+	fx := fixtures(t)
+	bin := buildBinary(t)
+	delta, reused, source := missingPair(t, fx, "oci:"+fx+"/v1")
+	base := copyLayout(t, filepath.Join(fx, "v1"))
+	for _, d := range []string{reused, source} {
+		if err := os.Remove(filepath.Join(base, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkPreflightRefuses(t, bin, delta, "oci:"+base, reused, source)
+}
+
+// TestPreflightMissingBaselineBlobsRegistry: the same with the baseline in
+// a real registry whose manifest still names the two blobs, deleted from
+// the repository: preflight's HEAD requests find both.
+func TestPreflightMissingBaselineBlobsRegistry(t *testing.T) {
+	fx := fixtures(t)
+	bin := buildBinary(t)
+	host := testregistry.Start(t)
+	ref := "docker://" + host + "/app:1"
+	pushFixture(t, fx, "v1", ref)
+	delta, reused, source := missingPair(t, fx, ref)
+	for _, d := range []string{reused, source} {
+		req, _ := http.NewRequest(http.MethodDelete, "http://"+host+"/v2/app/blobs/"+d, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("DELETE blob %s: %s", d, resp.Status)
+		}
+	}
+	checkPreflightRefuses(t, bin, delta, ref, reused, source)
+}
