@@ -7,12 +7,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
+	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/hostiletar"
 )
 
@@ -82,5 +85,29 @@ func TestSparseReportKeepsHoles(t *testing.T) {
 	f.ReadAt(tail, size-4)
 	if string(tail) != "tail" {
 		t.Fatalf("tail %q", tail)
+	}
+}
+
+// TestIndexBudget: the metadata kept for entries is charged to one
+// budget shared by every layer; passing it is an integrity error naming
+// the layer, not unbounded growth.
+func TestIndexBudget(t *testing.T) {
+	var ents []ent
+	for i := range 200 {
+		ents = append(ents, file(strings.Repeat("n", 100)+strconv.Itoa(i), "x"))
+	}
+	b := &metaBudget{limit: 100 * (entryCost + 110)}
+	_, err := readIndex(context.Background(), bytes.NewReader(tarBytes(t, ents...)), "layer 7", b)
+	if fault.KindOf(err, 0) != fault.Integrity || !strings.Contains(err.Error(), "layer 7") {
+		t.Fatalf("want an integrity error naming the layer, got %v", err)
+	}
+	// Under the limit all is well, and the budget is shared: a second
+	// layer's entries count against what the first left.
+	b = &metaBudget{limit: 300 * (entryCost + 110)}
+	if _, err := readIndex(context.Background(), bytes.NewReader(tarBytes(t, ents...)), "a", b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readIndex(context.Background(), bytes.NewReader(tarBytes(t, ents...)), "b", b); fault.KindOf(err, 0) != fault.Integrity {
+		t.Fatalf("second layer: want the shared budget exhausted, got %v", err)
 	}
 }

@@ -209,11 +209,11 @@ func TestIndexClaimsMismatch(t *testing.T) {
 		{"index type for a manifest", func(e map[string]any, _ *memImage) { e["mediaType"] = string(types.OCIImageIndex) }, "index.json says"},
 		{"docker list for a manifest", func(e map[string]any, _ *memImage) { e["mediaType"] = string(types.DockerManifestList) }, "index.json says"},
 		{"docker manifest for an OCI one", func(e map[string]any, _ *memImage) { e["mediaType"] = string(types.DockerManifestSchema2) }, "index.json says"},
-		{"short size", func(e map[string]any, want *memImage) { e["size"] = len(want.raw) - 1 }, "longer than"},
-		{"long size", func(e map[string]any, want *memImage) { e["size"] = len(want.raw) + 1 }, "want"},
+		{"short size", func(e map[string]any, want *memImage) { e["size"] = len(want.raw) - 1 }, "as index.json records"},
+		{"long size", func(e map[string]any, want *memImage) { e["size"] = len(want.raw) + 1 }, "as index.json records"},
 		{"negative size", func(e map[string]any, _ *memImage) { e["size"] = -1 }, "out of range"},
 		{"huge size", func(e map[string]any, _ *memImage) { e["size"] = int64(1) << 62 }, "out of range"},
-		{"other digest", func(e map[string]any, want *memImage) { e["digest"] = want.m.Layers[0].Digest.String() }, "manifest"},
+		{"other digest", func(e map[string]any, want *memImage) { e["digest"] = want.m.Layers[0].Digest.String() }, "as index.json records"},
 		{"climbing digest", func(e map[string]any, _ *memImage) { e["digest"] = "sha256:../../x" }, "index.json"},
 		{"climbing 64", func(e map[string]any, _ *memImage) {
 			e["digest"] = "sha256:../../../../../../../../../../../../../../../../../../../../..x"

@@ -224,6 +224,11 @@ func resolveManifest(where, from string, desc v1.Descriptor, want v1.Platform, f
 		}
 		raw, err := fetch(desc)
 		if err != nil {
+			if fault.KindOf(err, 0) == fault.Integrity {
+				// Say whose claim the bytes failed: digest and size come
+				// from the entry that named them.
+				err = fmt.Errorf("%w (digest and size as %s records them)", err, from)
+			}
 			return nil, err
 		}
 		mt, err := claimedType(desc.MediaType, raw, where, from, desc.Digest)

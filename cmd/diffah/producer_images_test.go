@@ -1,12 +1,15 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -23,7 +26,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 
-	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/hostiletar"
 	"github.com/diffah/diffah/internal/testregistry"
 	"github.com/diffah/diffah/sidecar"
@@ -63,16 +65,7 @@ func copyLayout(t *testing.T, src string) string {
 // layerBlob is the path of layer i of the only image in an OCI layout.
 func layerBlob(t *testing.T, dir string, i int) string {
 	t.Helper()
-	img, err := imgref.Open(context.Background(), imgref.Ref{Transport: imgref.OCI, Path: dir}, imgref.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(dir, "blobs", "sha256", m.Layers[i].Digest.Hex)
+	return filepath.Join(dir, "blobs", "sha256", manifestOf(t, dir).Layers[i].Digest.Hex)
 }
 
 // TestHostileProducerImages runs diff and export on layouts whose changed
@@ -159,11 +152,10 @@ func TestHostileProducerImages(t *testing.T) {
 	}
 }
 
-// sparseLayout writes an OCI layout whose one layer holds a 2^40-byte
-// sparse file in a few KiB.
-func sparseLayout(t *testing.T) string {
+// oneLayerLayout writes an OCI layout of one image whose one layer is the
+// tar (or gzip of a tar) b.
+func oneLayerLayout(t *testing.T, b []byte) string {
 	t.Helper()
-	b := hostiletar.Sparse("usr/lib/big", 1<<40, []byte("x"))
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil })
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +164,7 @@ func sparseLayout(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "sparse")
+	dir := filepath.Join(t.TempDir(), "img")
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +173,12 @@ func sparseLayout(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// sparseLayout writes an OCI layout whose one layer holds a 2^40-byte
+// sparse file in a few KiB.
+func sparseLayout(t *testing.T) string {
+	return oneLayerLayout(t, hostiletar.Sparse("usr/lib/big", 1<<40, []byte("x")))
 }
 
 // TestDiffSparseBombHonoursSIGTERM: `diffah diff` on a layer holding a
@@ -339,4 +337,46 @@ func TestPreflightMissingBaselineBlobsRegistry(t *testing.T) {
 		}
 	}
 	checkPreflightRefuses(t, bin, delta, ref, reused, source)
+}
+
+// headerBombLayout writes an OCI layout whose one gzip layer holds n
+// entries with names of nameLen bytes each (PAX path records): a few MiB
+// compressed, n*nameLen bytes of names once read.
+func headerBombLayout(t *testing.T, n, nameLen int) string {
+	t.Helper()
+	var gz bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
+	tw := tar.NewWriter(zw)
+	long := strings.Repeat("d", nameLen)
+	for i := range n {
+		name := fmt.Sprintf("%s/%d", long, i)
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Format: tar.FormatPAX}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tw.Close()
+	zw.Close()
+	return oneLayerLayout(t, gz.Bytes())
+}
+
+// TestDiffHeaderBombBounded: a layer of a few MiB whose tar headers carry
+// 260 MiB of names is refused with exit 4 once the entry metadata diff
+// keeps passes its bound, with peak RSS under 512 MiB (keeping them all
+// took 767 MiB; measured from the child's rusage).
+func TestDiffHeaderBombBounded(t *testing.T) {
+	fx := fixtures(t)
+	bin := buildBinary(t)
+	dir := headerBombLayout(t, 260, 1<<20-64)
+	cmd := exec.Command(bin, "diff", "oci:"+fx+"/v1", "oci:"+dir)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	cmd.Run()
+	rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss * 1024
+	t.Logf("exit %d, peak RSS %d MiB", cmd.ProcessState.ExitCode(), rss>>20)
+	if code := cmd.ProcessState.ExitCode(); code != 4 || !strings.Contains(errb.String(), "entry metadata") {
+		t.Fatalf("exit %d, want 4 refusing the entry metadata:\n%s", code, errb.String())
+	}
+	if rss > 512<<20 {
+		t.Fatalf("peak RSS %d MiB", rss>>20)
+	}
 }
