@@ -359,7 +359,7 @@ func headerBombLayout(t *testing.T, n, nameLen int) string {
 	return oneLayerLayout(t, gz.Bytes())
 }
 
-// TestDiffHeaderBombBounded: a layer of a few MiB whose tar headers carry
+// TestDiffHeaderBombBounded: a 360 KiB gzip layer whose tar headers carry
 // 260 MiB of names is refused with exit 4 once the entry metadata diff
 // keeps passes its bound, with peak RSS under 512 MiB (keeping them all
 // took 767 MiB; measured from the child's rusage).
