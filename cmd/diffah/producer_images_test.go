@@ -295,6 +295,20 @@ func checkPreflightRefuses(t *testing.T, bin, delta, baseline, reused, source st
 	if treeSum(t, lay) != before {
 		t.Fatal("resolve changed the unpacked layout")
 	}
+	// import checks the baseline before unpacking: an archive cut right
+	// after its sidecar still gets the baseline's missing blobs listed,
+	// not a complaint about the missing entries.
+	whole, err := os.ReadFile(delta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	headOnly := filepath.Join(work, "head.dlt")
+	os.WriteFile(headOnly, writeTar(t, readTar(t, whole)[:1]), 0o644)
+	code, _, stderr := boundedRun(t, bin, 2*time.Minute, "import", "--baseline", baseline, "-o", "oci:"+out, headOnly)
+	os.Remove(headOnly)
+	if code != 4 || !strings.Contains(stderr, reused) || !strings.Contains(stderr, source) {
+		t.Fatalf("import of a head-only archive: exit %d, want 4 listing the missing baseline blobs first:\n%s", code, stderr)
+	}
 	if ents, _ := os.ReadDir(work); len(ents) != 1 {
 		t.Fatalf("left behind in %s: %v", work, names(t, work))
 	}
