@@ -29,7 +29,7 @@ func CheckBlob(ctx context.Context, img v1.Image, h v1.Hash, size int64) error {
 		return fault.Errorf(fault.Integrity, "blob %s is not in the image: %w", h, err)
 	}
 	if n, err := l.Size(); err == nil && n != size {
-		return fault.Errorf(fault.Integrity, "blob %s: the image records %d bytes, %d are needed", h, n, size)
+		return fault.Errorf(fault.Integrity, "blob %s: %d bytes in the image's manifest, but %d bytes are expected", h, n, size)
 	}
 	ok, err := partial.Exists(l)
 	if err != nil {

@@ -154,6 +154,9 @@ func (b *storeBlob) Descriptor() (*v1.Descriptor, error) { d := b.desc; return &
 // a regular file of the size the manifest records. A file of another
 // size is damage and returned as an error.
 func (b *storeBlob) Exists() (bool, error) {
+	if b.img.blobSize == nil {
+		return false, fault.Errorf(fault.Internal, "%s: no way to stat blobs", b.img.where)
+	}
 	n, err := b.img.blobSize(b.desc.Digest)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
