@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/ctxio"
 )
 
 // writeReport copies the regular files named by file-level changes out of
@@ -132,7 +133,7 @@ func (t *reportTree) replay(ctx context.Context, l v1.Layer, i int, label string
 			}
 		case !relevant[e.name]:
 		case e.typ == TypeFile && wanted[e.name]:
-			err = t.write(e.name, tr, i, label)
+			err = t.write(e.name, ctxio.Reader{Ctx: ctx, R: tr}, i, label)
 		case e.typ == TypeDir:
 			// A directory over a file replaces the file; over a directory it
 			// changes nothing below.
@@ -198,8 +199,11 @@ func (t *reportTree) write(p string, r io.Reader, layer int, label string) error
 	if err != nil {
 		return fault.Wrap(fault.Env, fmt.Errorf("imgdiff: report: creating %s: %w", p, err))
 	}
-	if _, err := io.Copy(f, r); err != nil {
+	if err := copySparse(f, r); err != nil {
 		f.Close()
+		if fault.KindOf(err, 0) == fault.Env {
+			return fmt.Errorf("imgdiff: report: writing %s: %w", p, err)
+		}
 		return readErr(fmt.Errorf("imgdiff: %s: copying %s to report: %w", label, p, err))
 	}
 	if err := f.Close(); err != nil {
@@ -266,6 +270,49 @@ func skipLayer(x *indexer, s *side, i int, wanted, relevant map[string]bool) boo
 				return false
 			}
 		case relevant[e.name]:
+			return false
+		}
+	}
+	return true
+}
+
+// copySparse copies r to f, leaving runs of zeros as holes: a sparse layer
+// entry claiming terabytes of zeros costs the report no disk space. Write
+// failures are fault.Env; read failures are returned as they are.
+func copySparse(f *os.File, r io.Reader) error {
+	buf := make([]byte, 64<<10)
+	var off int64
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 && !isZero(buf[:n]) {
+			if _, err := f.WriteAt(buf[:n], off); err != nil {
+				return fault.Wrap(fault.Env, err)
+			}
+		}
+		off += int64(n)
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	// The file was created empty (O_TRUNC), so trailing holes need the size set.
+	if err := f.Truncate(off); err != nil {
+		return fault.Wrap(fault.Env, err)
+	}
+	return nil
+}
+
+func isZero(b []byte) bool {
+	for len(b) >= 8 {
+		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
 			return false
 		}
 	}

@@ -12,11 +12,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/ctxio"
 )
 
 const (
@@ -142,10 +144,42 @@ type layerIndex struct {
 	order  []*entry
 }
 
+// maxIndexBytes bounds the entry metadata one comparison keeps in memory
+// (names, link targets, PAX records, plus a fixed cost per entry). Layer
+// contents are never kept, but headers are: a gzip layer of a few MiB can
+// hold millions of entries or megabyte-long names. 192 MiB holds about
+// 500,000 entries with ordinary names (both images together), more than
+// the largest real images; with the garbage that parsing headers leaves
+// for the collector, a hostile layer then peaks under 512 MiB RSS.
+const maxIndexBytes = 192 << 20
+
+// entryCost is what an entry costs beyond its strings: the struct, its
+// map slot and order slot.
+const entryCost = 320
+
+// metaBudget counts the metadata kept across every layer of a comparison
+// (both sides read at once, so it is shared and atomic).
+type metaBudget struct {
+	used  atomic.Int64
+	limit int64
+}
+
+func newBudget() *metaBudget { return &metaBudget{limit: maxIndexBytes} }
+
+// take charges e to the budget and refuses it once the limit is passed.
+func (b *metaBudget) take(e *entry, label string) error {
+	n := int64(entryCost + len(e.name) + len(e.target) + len(e.link) + len(e.uname) + len(e.gname) + len(e.xattrs) + len(e.special))
+	if b.used.Add(n) > b.limit {
+		return fault.WithHint(fault.Errorf(fault.Integrity, "imgdiff: %s: the images' layers hold more than %d MiB of entry metadata; refusing to index more (hostile or corrupt layer?)", label, b.limit>>20),
+			fault.Integrity, "compare smaller images, or check the layer with tar -tv")
+	}
+	return nil
+}
+
 // readIndex parses a layer tar, hashing regular files as they stream past.
 // label names the layer in errors. A later entry with the same name replaces
-// an earlier one, as extraction would.
-func readIndex(ctx context.Context, r io.Reader, label string) (*layerIndex, error) {
+// an earlier one, as extraction would. Metadata kept is charged to budget.
+func readIndex(ctx context.Context, r io.Reader, label string, budget *metaBudget) (*layerIndex, error) {
 	ix := &layerIndex{byName: map[string]*entry{}}
 	tr := tar.NewReader(r)
 	h := sha256.New()
@@ -165,9 +199,16 @@ func readIndex(ctx context.Context, r io.Reader, label string) (*layerIndex, err
 			continue
 		}
 		e := newEntry(hdr)
+		if err := budget.take(e, label); err != nil {
+			return nil, err
+		}
 		if e.typ == TypeFile {
+			// A file's content is only ever hashed as it streams, never
+			// held: a sparse entry can claim 2^40 bytes of holes. The
+			// context is checked on every read, so such a file (or a
+			// decompression bomb) stops when the command is cancelled.
 			h.Reset()
-			n, err := io.CopyBuffer(h, tr, buf)
+			n, err := io.CopyBuffer(h, ctxio.Reader{Ctx: ctx, R: tr}, buf)
 			if err != nil {
 				return nil, readErr(fmt.Errorf("imgdiff: %s: reading %s: %w", label, hdr.Name, err))
 			}
@@ -185,6 +226,9 @@ func readIndex(ctx context.Context, r io.Reader, label string) (*layerIndex, err
 // readErr tags a failure while streaming a layer. Tags set deeper (a registry
 // transport, say) win; an untagged failure means the bytes were bad.
 func readErr(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
 	var fe *fault.Error
 	if errors.As(err, &fe) {
 		return err
@@ -198,6 +242,7 @@ func readErr(err error) error {
 type indexer struct {
 	mu       sync.Mutex
 	byDiffID map[v1.Hash]*indexCall
+	budget   *metaBudget
 }
 
 // indexCall is one reading of a layer; done closes when ix or err is set.
@@ -207,7 +252,9 @@ type indexCall struct {
 	err  error
 }
 
-func newIndexer() *indexer { return &indexer{byDiffID: map[v1.Hash]*indexCall{}} }
+func newIndexer() *indexer {
+	return &indexer{byDiffID: map[v1.Hash]*indexCall{}, budget: newBudget()}
+}
 
 // cached returns the index already read for id, if any.
 func (x *indexer) cached(id v1.Hash) (*layerIndex, bool) {
@@ -246,7 +293,7 @@ func (x *indexer) index(ctx context.Context, s *side, i int) (*layerIndex, error
 	}
 	x.mu.Unlock()
 	if !ok {
-		c.ix, c.err = readLayer(ctx, s, i, id)
+		c.ix, c.err = readLayer(ctx, s, i, id, x.budget)
 		close(c.done)
 		return c.ix, c.err
 	}
@@ -263,7 +310,7 @@ func (x *indexer) index(ctx context.Context, s *side, i int) (*layerIndex, error
 
 // readLayer streams layer i of s once: entries are indexed and file
 // contents hashed as they pass.
-func readLayer(ctx context.Context, s *side, i int, id v1.Hash) (*layerIndex, error) {
+func readLayer(ctx context.Context, s *side, i int, id v1.Hash, budget *metaBudget) (*layerIndex, error) {
 	l := s.layers[i]
 	label := layerLabel(s, i)
 	rc, err := l.Uncompressed()
@@ -275,11 +322,11 @@ func readLayer(ctx context.Context, s *side, i int, id v1.Hash) (*layerIndex, er
 	// while the bytes pass: two different layers must never share an index.
 	h := sha256.New()
 	tee := io.TeeReader(rc, h)
-	ix, err := readIndex(ctx, tee, label)
+	ix, err := readIndex(ctx, tee, label, budget)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := io.Copy(io.Discard, tee); err != nil {
+	if _, err := io.Copy(io.Discard, ctxio.Reader{Ctx: ctx, R: tee}); err != nil {
 		return nil, readErr(fmt.Errorf("imgdiff: %s: reading past the tar end: %w", label, err))
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); id.Algorithm == "sha256" && got != id.String() {

@@ -44,7 +44,7 @@ func TestNormalize(t *testing.T) {
 
 func indexOf(t *testing.T, ents ...ent) *layerIndex {
 	t.Helper()
-	ix, err := readIndex(context.Background(), bytes.NewReader(tarBytes(t, ents...)), "test")
+	ix, err := readIndex(context.Background(), bytes.NewReader(tarBytes(t, ents...)), "test", newBudget())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func FuzzReadIndex(f *testing.F) {
 	f.Add(tarBytes(f, dir("d/"), file("d/f", "x"), symlink("l", "../../etc"), whiteout("d/.wh..wh..opq")))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ix, err := readIndex(context.Background(), bytes.NewReader(data), "fuzz")
+		ix, err := readIndex(context.Background(), bytes.NewReader(data), "fuzz", newBudget())
 		if err != nil {
 			if fault.KindOf(err, 0) != fault.Integrity {
 				t.Fatalf("parse failure not tagged Integrity: %v", err)

@@ -76,6 +76,10 @@ func (v *verifier) Close() error { return v.c.Close() }
 
 // readVerified reads a small blob whole (manifests, configs) and checks it.
 func readVerified(rc io.ReadCloser, want v1.Hash, size, limit int64, what string) ([]byte, error) {
+	if size < 0 {
+		rc.Close()
+		return nil, fault.Errorf(fault.Integrity, "%s: recorded size %d is negative", what, size)
+	}
 	if size > limit {
 		rc.Close()
 		return nil, fault.Errorf(fault.Integrity, "%s: size %d exceeds the limit of %d bytes", what, size, limit)

@@ -3,8 +3,10 @@ package imgref
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,12 +22,19 @@ const dirVersion = "Directory Transport Version: 1.1\n"
 // readDir opens a dir: image. manifest.json holds the manifest verbatim;
 // when it is an index, the chosen instance's manifest is <hex>.manifest.json,
 // as containers/image stores it. Blobs are files named by their hex digest.
-func readDir(ref Ref, want v1.Platform) (*storeImage, *resolved, error) {
+func readDir(ctx context.Context, ref Ref, want v1.Platform) (*storeImage, *resolved, error) {
 	where := ref.String()
-	fsys := dirFiles{root: ref.Path, ref: where}
-	vb, err := os.ReadFile(filepath.Join(ref.Path, "version"))
+	fsys := dirFiles{ctx: ctx, root: ref.Path, ref: where}
+	vrc, err := fsys.open("version")
 	if err != nil {
-		return nil, nil, fault.WithHint(openErr(where+": version", err), fault.Env, "a dir: image is what `skopeo copy ... dir:DIR` writes; check the path and transport")
+		if errors.Is(err, fs.ErrNotExist) {
+			err = fault.WithHint(err, fault.Env, "a dir: image is what `skopeo copy ... dir:DIR` writes; check the path and transport")
+		}
+		return nil, nil, err
+	}
+	vb, err := readLimited(vrc, 4<<10, where+": version")
+	if err != nil {
+		return nil, nil, err
 	}
 	if !strings.HasPrefix(string(vb), "Directory Transport Version: 1.") {
 		return nil, nil, fault.Errorf(fault.Integrity, "%s: unsupported version file %q", where, strings.TrimSpace(string(vb)))
@@ -52,7 +61,7 @@ func readDir(ref Ref, want v1.Platform) (*storeImage, *resolved, error) {
 		}
 		return readVerified(rc, d.Digest, d.Size, maxManifestSize, where+": manifest "+d.Digest.String())
 	}
-	res, err := resolveManifest(where, topDesc, want, fetch)
+	res, err := resolveManifest(where, "manifest.json", topDesc, want, fetch)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -65,6 +74,12 @@ func readDir(ref Ref, want v1.Platform) (*storeImage, *resolved, error) {
 	img, err := newStoreImage(where, res.raw, res.desc.MediaType, blob)
 	if err != nil {
 		return nil, nil, err
+	}
+	img.blobSize = func(h v1.Hash) (int64, error) {
+		if _, err := blobName(h); err != nil {
+			return 0, fmt.Errorf("%s: %w", where, err)
+		}
+		return fsys.statSize(h.Hex)
 	}
 	return img, res, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"sort"
 	"strings"
@@ -157,7 +158,21 @@ func readDockerArchive(tf *tarFiles, tag string) (*storeImage, error) {
 		}
 		return tf.open(n)
 	}
-	return newStoreImage(where, marshalSynth(cfgDesc, layers), dockerManifestType, blob)
+	img, err := newStoreImage(where, marshalSynth(cfgDesc, layers), dockerManifestType, blob)
+	if err != nil {
+		return nil, err
+	}
+	img.blobSize = func(h v1.Hash) (int64, error) {
+		n, ok := byDigest[h]
+		if !ok {
+			return 0, openErr(where+": blob "+h.String(), fs.ErrNotExist)
+		}
+		if h == cfgDesc.Digest {
+			return cfgDesc.Size, nil
+		}
+		return tf.statSize(n)
+	}
+	return img, nil
 }
 
 // hashFromBlobName reads the digest out of a blobs/sha256/<hex> name.
@@ -166,8 +181,10 @@ func hashFromBlobName(n string) (v1.Hash, bool) {
 	if !ok {
 		return v1.Hash{}, false
 	}
-	h, err := v1.NewHash("sha256:" + hx)
-	return h, err == nil
+	if checkHash(v1.Hash{Algorithm: "sha256", Hex: hx}, n) != nil {
+		return v1.Hash{}, false
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: hx}, true
 }
 
 // describeArchiveLayer sniffs a layer's compression and finds its digest: a

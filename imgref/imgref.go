@@ -79,7 +79,7 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 	switch ref.Transport {
 	case OCI:
 		var si *storeImage
-		si, res, err = readLayout(dirFiles{root: ref.Path, ref: ref.String()}, ref.Tag, want)
+		si, res, err = readLayout(dirFiles{ctx: ctx, root: ref.Path, ref: ref.String()}, ref.Tag, want)
 		if err == nil {
 			img, err = partial.CompressedToImage(si)
 		}
@@ -87,7 +87,7 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 		// The archive is indexed and read in place rather than extracted:
 		// the same checks apply (no "..", absolute names or links) without
 		// a second copy of every layer on disk.
-		tf, terr := openTarFiles(ref.Path, ref.String(), false)
+		tf, terr := openTarFiles(ctx, ref.Path, ref.String(), false)
 		if terr != nil {
 			return nil, terr
 		}
@@ -99,7 +99,7 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 		}
 	case DockerArchive:
 		// docker save writes symlinks for repeated legacy layers.
-		tf, terr := openTarFiles(ref.Path, ref.String(), true)
+		tf, terr := openTarFiles(ctx, ref.Path, ref.String(), true)
 		if terr != nil {
 			return nil, terr
 		}
@@ -112,7 +112,7 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 		}
 	case Dir:
 		var si *storeImage
-		si, res, err = readDir(ref, want)
+		si, res, err = readDir(ctx, ref, want)
 		if err == nil {
 			img, err = partial.CompressedToImage(si)
 		}

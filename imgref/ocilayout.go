@@ -16,7 +16,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/layout"
 )
 
 const (
@@ -25,12 +28,17 @@ const (
 )
 
 // blobName is where an OCI layout keeps a blob. Digests come from untrusted
-// JSON, so they are checked to be plain sha256 hex before becoming paths.
+// JSON, so they pass layout.CheckDigest before becoming paths.
 func blobName(h v1.Hash) (string, error) {
-	if h.Algorithm != "sha256" || len(h.Hex) != 64 || strings.Trim(h.Hex, "0123456789abcdef") != "" {
-		return "", fault.Errorf(fault.Integrity, "unsupported or malformed digest %q", h.String())
+	if err := checkHash(h, "blob"); err != nil {
+		return "", err
 	}
 	return "blobs/sha256/" + h.Hex, nil
+}
+
+// checkHash is layout.CheckDigest for a ggcr hash.
+func checkHash(h v1.Hash, what string) error {
+	return layout.CheckDigest(digest.Digest(h.String()), what)
 }
 
 // readLayout opens the image tag names (or the only image) in an OCI layout
@@ -71,13 +79,20 @@ func readLayout(fsys files, tag string, want v1.Platform) (*storeImage, *resolve
 		}
 		return readVerified(rc, d.Digest, d.Size, maxManifestSize, where+": manifest "+d.Digest.String())
 	}
-	res, err := resolveManifest(where, desc, want, fetch)
+	res, err := resolveManifest(where, "index.json", desc, want, fetch)
 	if err != nil {
 		return nil, nil, err
 	}
 	img, err := newStoreImage(where, res.raw, res.desc.MediaType, blob)
 	if err != nil {
 		return nil, nil, err
+	}
+	img.blobSize = func(h v1.Hash) (int64, error) {
+		n, err := blobName(h)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", where, err)
+		}
+		return fsys.statSize(n)
 	}
 	return img, res, nil
 }

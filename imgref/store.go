@@ -2,11 +2,12 @@ package imgref
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"runtime"
 	"sort"
 	"strings"
@@ -23,20 +24,39 @@ import (
 // files of a tar archive. Names use forward slashes and are relative.
 type files interface {
 	open(name string) (io.ReadCloser, error)
+	// statSize returns the size of a member without reading it, with the
+	// same checks as open (a regular file inside the store).
+	statSize(name string) (int64, error)
 	// where names the store in errors, e.g. "oci:./app".
 	where() string
 }
 
+// dirFiles is a store in a directory (oci:, dir:). Members are opened
+// with openInside: regular files inside root only. Reads honour ctx.
 type dirFiles struct {
+	ctx       context.Context
 	root, ref string
 }
 
 func (d dirFiles) open(name string) (io.ReadCloser, error) {
-	f, err := os.Open(filepath.Join(d.root, filepath.FromSlash(name)))
+	f, err := openInside(d.root, name, d.ref+": "+name)
 	if err != nil {
-		return nil, openErr(d.ref+": "+name, err)
+		return nil, err
 	}
-	return f, nil
+	return withContext(d.ctx, f), nil
+}
+
+func (d dirFiles) statSize(name string) (int64, error) {
+	f, err := openInside(d.root, name, d.ref+": "+name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, fault.Errorf(fault.Env, "%s: %s: %w", d.ref, name, err)
+	}
+	return st.Size(), nil
 }
 
 func (d dirFiles) where() string { return d.ref }
@@ -51,6 +71,8 @@ type storeImage struct {
 	mt       types.MediaType
 	manifest *v1.Manifest
 	blob     func(h v1.Hash) (io.ReadCloser, error)
+	// blobSize stats a blob without reading it (see CheckBlob).
+	blobSize func(h v1.Hash) (int64, error)
 
 	cfgOnce sync.Once
 	cfg     []byte
@@ -75,6 +97,14 @@ func newStoreImage(where string, raw []byte, declared types.MediaType, blob func
 	}
 	if mt != types.OCIManifestSchema1 && mt != types.DockerManifestSchema2 {
 		return nil, fault.Errorf(fault.Integrity, "%s: unsupported manifest media type %q (want %s or %s)", where, mt, types.OCIManifestSchema1, types.DockerManifestSchema2)
+	}
+	if err := checkDescriptor(m.Config, where+": manifest: config"); err != nil {
+		return nil, err
+	}
+	for i, l := range m.Layers {
+		if err := checkDescriptor(l, fmt.Sprintf("%s: manifest: layer %d", where, i)); err != nil {
+			return nil, err
+		}
 	}
 	return &storeImage{where: where, raw: raw, mt: mt, manifest: m, blob: blob}, nil
 }
@@ -119,6 +149,27 @@ func (b *storeBlob) Digest() (v1.Hash, error)            { return b.desc.Digest,
 func (b *storeBlob) Size() (int64, error)                { return b.desc.Size, nil }
 func (b *storeBlob) MediaType() (types.MediaType, error) { return b.desc.MediaType, nil }
 func (b *storeBlob) Descriptor() (*v1.Descriptor, error) { d := b.desc; return &d, nil }
+
+// Exists is partial.Exists for a stored blob: whether the store holds it as
+// a regular file of the size the manifest records. A file of another
+// size is damage and returned as an error.
+func (b *storeBlob) Exists() (bool, error) {
+	if b.img.blobSize == nil {
+		return false, fault.Errorf(fault.Internal, "%s: no way to stat blobs", b.img.where)
+	}
+	n, err := b.img.blobSize(b.desc.Digest)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if n != b.desc.Size {
+		return false, fault.Errorf(fault.Integrity, "%s: blob %s is %d bytes, the manifest says %d", b.img.where, b.desc.Digest, n, b.desc.Size)
+	}
+	return true, nil
+}
+
 func (b *storeBlob) Compressed() (io.ReadCloser, error) {
 	rc, err := b.img.blob(b.desc.Digest)
 	if err != nil {
@@ -164,19 +215,28 @@ type resolved struct {
 
 // resolveManifest follows desc through (nested) indexes to a single image,
 // choosing by platform. fetch returns the verified bytes of a manifest.
-func resolveManifest(where string, desc v1.Descriptor, want v1.Platform, fetch func(v1.Descriptor) ([]byte, error)) (*resolved, error) {
+// from names the document desc was read from ("index.json"), for errors.
+func resolveManifest(where, from string, desc v1.Descriptor, want v1.Platform, fetch func(v1.Descriptor) ([]byte, error)) (*resolved, error) {
 	var res resolved
 	for depth := 0; ; depth++ {
 		if depth > 4 {
 			return nil, fault.Errorf(fault.Integrity, "%s: indexes nested too deeply", where)
 		}
-		raw, err := fetch(desc)
-		if err != nil {
+		if err := checkDescriptor(desc, where+": "+from+": entry"); err != nil {
 			return nil, err
 		}
-		mt := desc.MediaType
-		if mt == "" {
-			mt = sniffMediaType(raw)
+		raw, err := fetch(desc)
+		if err != nil {
+			if fault.KindOf(err, 0) == fault.Integrity {
+				// Say whose claim the bytes failed: digest and size come
+				// from the entry that named them.
+				err = fmt.Errorf("%w (digest and size as %s records them)", err, from)
+			}
+			return nil, err
+		}
+		mt, err := claimedType(desc.MediaType, raw, where, from, desc.Digest)
+		if err != nil {
+			return nil, err
 		}
 		if !isIndex(mt) {
 			res.desc, res.raw = desc, raw
@@ -195,8 +255,65 @@ func resolveManifest(where string, desc v1.Descriptor, want v1.Platform, fetch f
 		if chosen.Platform != nil {
 			res.platform = platformString(*chosen.Platform)
 		}
+		from = "index " + desc.Digest.String()
 		desc = chosen
 	}
+}
+
+// claimedType checks the media type a descriptor claims against what the
+// bytes it names are, and returns the type. A document that states its
+// mediaType must state the claimed one; one that does not (OCI allows
+// that) must have the shape of the claim: an index lists "manifests", a
+// manifest has a "config". A mismatch is damage in the store, reported
+// naming the document that made the claim, never resolved by guessing.
+func claimedType(claimed types.MediaType, raw []byte, where, from string, d v1.Hash) (types.MediaType, error) {
+	var probe struct {
+		MediaType *types.MediaType `json:"mediaType"`
+		Manifests json.RawMessage  `json:"manifests"`
+		Config    json.RawMessage  `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return "", fault.Errorf(fault.Integrity, "%s: %s is not JSON (named by %s): %w", where, d, from, err)
+	}
+	var stated types.MediaType
+	if probe.MediaType != nil {
+		stated = *probe.MediaType
+	}
+	mismatch := func(is string) error {
+		return fault.WithHint(fault.Errorf(fault.Integrity, "%s: %s says %s is %s, but its bytes are %s", where, from, d, claimed, is),
+			fault.Integrity, "the store is damaged or was edited by hand; get the image again, or fix the entry's mediaType")
+	}
+	switch {
+	case stated != "" && claimed != "" && stated != claimed:
+		return "", mismatch(string(stated))
+	case stated != "":
+		return stated, nil
+	case claimed == "":
+		return sniffMediaType(raw), nil
+	case isIndex(claimed) && probe.Manifests == nil:
+		return "", mismatch("not an index (no \"manifests\")")
+	case !isIndex(claimed) && probe.Manifests != nil:
+		return "", mismatch("an index (it lists \"manifests\")")
+	case !isIndex(claimed) && probe.Config == nil:
+		return "", mismatch("not an image manifest (no \"config\")")
+	}
+	return claimed, nil
+}
+
+// maxBlobSize bounds any size a descriptor states: no real blob is near
+// 2^50 bytes, and sums of such sizes cannot overflow.
+const maxBlobSize = 1 << 50
+
+// checkDescriptor refuses a descriptor whose digest could not name a file
+// (layout.CheckDigest) or whose size is negative or absurd.
+func checkDescriptor(d v1.Descriptor, what string) error {
+	if err := checkHash(d.Digest, what); err != nil {
+		return err
+	}
+	if d.Size < 0 || d.Size > maxBlobSize {
+		return fault.Errorf(fault.Integrity, "%s %s: size %d is out of range", what, d.Digest, d.Size)
+	}
+	return nil
 }
 
 // parsePlatform turns "os/arch[/variant]" ("" = this host) into a Platform.

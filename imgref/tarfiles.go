@@ -2,6 +2,7 @@ package imgref
 
 import (
 	"archive/tar"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ const maxTarEntries = 1 << 16
 // (absolute, "..") and special files are rejected while indexing; symbolic
 // links are only followed when allowed, and only to other members.
 type tarFiles struct {
+	ctx   context.Context
 	f     *os.File
 	ref   string
 	files map[string]section
@@ -31,20 +33,24 @@ type tarFiles struct {
 
 type section struct{ off, size int64 }
 
-func openTarFiles(file, ref string, allowLinks bool) (*tarFiles, error) {
-	f, err := os.Open(file)
+// openTarFiles indexes the archive file; reads of its members honour ctx.
+func openTarFiles(ctx context.Context, file, ref string, allowLinks bool) (*tarFiles, error) {
+	f, err := openRegular(file, ref)
 	if err != nil {
-		return nil, openErr(ref, err)
+		return nil, err
 	}
-	t, err := indexTar(f, ref, allowLinks)
+	t, err := indexTar(ctx, f, ref, allowLinks)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
+	t.ctx = ctx
 	return t, nil
 }
 
-func indexTar(f *os.File, ref string, allowLinks bool) (*tarFiles, error) {
+// indexTar reads the headers of f. f is read directly (tar skips file
+// data by seeking), so ctx is checked between headers.
+func indexTar(ctx context.Context, f *os.File, ref string, allowLinks bool) (*tarFiles, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fault.Errorf(fault.Env, "%s: %w", ref, err)
@@ -55,6 +61,9 @@ func indexTar(f *os.File, ref string, allowLinks bool) (*tarFiles, error) {
 	t := &tarFiles{f: f, ref: ref, files: map[string]section{}, links: map[string]string{}}
 	tr := tar.NewReader(f)
 	for n := 0; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -141,12 +150,19 @@ func (t *tarFiles) open(name string) (io.ReadCloser, error) {
 	if !ok {
 		return nil, openErr(t.ref+": "+name, fs.ErrNotExist)
 	}
-	return io.NopCloser(io.NewSectionReader(t.f, s.off, s.size)), nil
+	return withContext(t.ctx, io.NopCloser(io.NewSectionReader(t.f, s.off, s.size))), nil
 }
 
 func (t *tarFiles) size(name string) (int64, bool) {
 	s, ok := t.lookup(name)
 	return s.size, ok
+}
+
+func (t *tarFiles) statSize(name string) (int64, error) {
+	if n, ok := t.size(name); ok {
+		return n, nil
+	}
+	return 0, openErr(t.ref+": "+name, fs.ErrNotExist)
 }
 
 func (t *tarFiles) where() string { return t.ref }

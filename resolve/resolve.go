@@ -28,6 +28,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/internal/progress"
@@ -213,7 +214,7 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 			return nil, err
 		}
 		w := &imageWork{im: im, base: base, rep: &ir}
-		if err := r.preflight(w); err != nil {
+		if err := r.preflight(ctx, w); err != nil {
 			ir.Status, ir.Reason = StatusFailed, err.Error()
 			var wb wrongBaseline
 			if fault.KindOf(err, 0) == fault.Partial || errors.As(err, &wb) && !r.o.Strict {
@@ -285,7 +286,7 @@ func anyFailed(rep *Report) bool {
 // blobs present with the right size, recipes and codecs understood, and
 // every reused blob and patch source present in the baseline. It lists
 // all that is missing at once.
-func (r *resolver) preflight(w *imageWork) error {
+func (r *resolver) preflight(ctx context.Context, w *imageWork) error {
 	im := w.im
 	w.recipes = map[digest.Digest]recompress.Recipe{}
 	var missing []Missing
@@ -349,7 +350,7 @@ func (r *resolver) preflight(w *imageWork) error {
 	}
 	layoutDamaged := len(missing) > 0
 	if needBase || len(others) > 0 {
-		missing = append(missing, r.missingFromBaseline(w)...)
+		missing = append(missing, r.missingFromBaseline(ctx, w)...)
 	}
 	w.rep.Missing = missing
 	if len(missing) > 0 {
@@ -423,15 +424,23 @@ func (r *resolver) baseOf(w *imageWork, image string) *Baseline {
 }
 
 // missingFromBaseline lists reused blobs and patch sources the baselines
-// do not have. It asks each baseline's manifest, not its blob store, so a
-// registry baseline costs one request.
-func (r *resolver) missingFromBaseline(w *imageWork) []Missing {
+// do not have: first by each baseline's manifest, then by asking its store
+// for every needed blob without reading it (imgref.CheckBlob: a stat of a
+// regular file of the right size locally, a HEAD on a registry), so a
+// baseline that lists a blob but lost it fails here, before anything is
+// written, rather than mid-build.
+func (r *resolver) missingFromBaseline(ctx context.Context, w *imageWork) []Missing {
 	type held struct {
 		have map[digest.Digest]bool
 		err  error
 	}
+	type key struct {
+		base *Baseline
+		d    digest.Digest
+	}
 	cache := map[*Baseline]*held{}
-	lookup := func(image string, d digest.Digest) (bool, string) {
+	checked := map[key]error{}
+	lookup := func(image string, d digest.Digest, size int64) (bool, string) {
 		base := r.baseOf(w, image)
 		if base == nil {
 			return false, fmt.Sprintf("no baseline given for image %q (--baseline %s=REF)", image, image)
@@ -452,27 +461,53 @@ func (r *resolver) missingFromBaseline(w *imageWork) []Missing {
 		if h.err != nil {
 			return false, fmt.Sprintf("baseline %s: cannot read its manifest: %v", base.Ref, h.err)
 		}
+		of := ""
 		if image != "" && image != w.im.Name {
-			return h.have[d], fmt.Sprintf("not in baseline %s (of image %q)", base.Ref, image)
+			of = fmt.Sprintf(" (of image %q)", image)
 		}
-		return h.have[d], "not in baseline " + base.Ref
+		if !h.have[d] {
+			return false, fmt.Sprintf("not in baseline %s%s", base.Ref, of)
+		}
+		k := key{base, d}
+		err, done := checked[k]
+		if !done {
+			err = baselineHas(ctx, base, d, size)
+			checked[k] = err
+		}
+		if err != nil {
+			return false, fmt.Sprintf("listed by baseline %s%s but not usable: %v", base.Ref, of, err)
+		}
+		return true, ""
 	}
 	var out []Missing
 	for _, b := range w.im.Blobs {
 		switch b.Action {
 		case sidecar.Reuse:
-			if ok, why := lookup(b.From, b.Digest); !ok {
+			if ok, why := lookup(b.From, b.Digest, b.Size); !ok {
 				out = append(out, Missing{b.Digest, fmt.Sprintf("reused %s %s", b.Role, why)})
 			}
 		case sidecar.Patch:
 			for _, s := range b.Patch.Sources {
-				if ok, why := lookup(s.Image, s.Digest); !ok {
+				if ok, why := lookup(s.Image, s.Digest, s.Size); !ok {
 					out = append(out, Missing{s.Digest, fmt.Sprintf("patch source for layer %s %s", b.Digest, why)})
 				}
 			}
 		}
 	}
 	return out
+}
+
+// baselineHas checks that base holds the blob d of size bytes, without
+// reading it.
+func baselineHas(ctx context.Context, base *Baseline, d digest.Digest, size int64) error {
+	if err := layout.CheckDigest(d, "baseline blob"); err != nil {
+		return err
+	}
+	h, err := v1.NewHash(d.String())
+	if err != nil {
+		return fault.Errorf(fault.Integrity, "baseline blob %s: %w", d, err)
+	}
+	return imgref.CheckBlob(ctx, base.Image, h, size)
 }
 
 // build writes the complete layout beside dir and swaps it in.

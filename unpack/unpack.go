@@ -36,6 +36,10 @@ type Options struct {
 	Log     *slog.Logger
 	// Progress, when set, receives a progress line (a terminal).
 	Progress io.Writer
+	// Preflight, when set, is called with the verified sidecar before
+	// anything is written; an error stops Read there (import checks its
+	// baselines with it, so a wrong baseline costs no unpacking).
+	Preflight func(*sidecar.Sidecar) error
 }
 
 // Result is what Read found.
@@ -204,6 +208,11 @@ func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Opti
 		}
 		bar = progress.New(o.Progress, "unpack", total)
 		defer bar.Done()
+	}
+	if o.Preflight != nil {
+		if err := o.Preflight(sc); err != nil {
+			return nil, err
+		}
 	}
 	dir, err := mkdir()
 	if err != nil {

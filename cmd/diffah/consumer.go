@@ -450,7 +450,16 @@ func (c *ImportCmd) Run(g *Globals, s stdio) error {
 	}
 	defer os.RemoveAll(work)
 	dir := filepath.Join(work, "layout")
-	if _, err := unpack.Read(g.ctx, in, dir, unpack.Options{VerifyKey: key, Log: g.log, Progress: g.progressTo(s.err)}); err != nil {
+	// The baselines are checked as soon as the sidecar is read, before
+	// anything is unpacked: a wrong baseline costs no I/O.
+	preflight := func(sc *sidecar.Sidecar) error {
+		rep, err := resolve.Check(sc, bases, resolve.Options{Strict: c.Strict, Log: g.log})
+		if err != nil && rep != nil {
+			printReport(s, g, rep, c.JSON)
+		}
+		return err
+	}
+	if _, err := unpack.Read(g.ctx, in, dir, unpack.Options{VerifyKey: key, Log: g.log, Progress: g.progressTo(s.err), Preflight: preflight}); err != nil {
 		return err
 	}
 	rep, err := resolve.Complete(g.ctx, dir, bases, resolve.Options{Strict: c.Strict, Jobs: c.Jobs, TempDir: work, Log: g.log, Progress: g.progressTo(s.err),
