@@ -58,10 +58,11 @@ type RegistryFlags struct {
 	Insecure   bool          `help:"Allow plain HTTP and unverified TLS for docker:// references (loopback registries are always allowed plain HTTP)."`
 	RetryTimes int           `help:"Retries on transient registry errors (default: ${default})." default:"3" placeholder:"N"`
 	RetryDelay time.Duration `help:"First retry delay; doubles each retry (default: ${default})." default:"1s" placeholder:"DURATION"`
+	Timeout    time.Duration `help:"Fail when a registry connection stays idle (nothing read or written) this long; a stall is exit 3 naming the reference (default: ${default})." default:"60s" placeholder:"DURATION"`
 }
 
 func (r RegistryFlags) options(platform string) imgref.Options {
-	return imgref.Options{Platform: platform, Insecure: r.Insecure, RetryTimes: r.RetryTimes, RetryDelay: r.RetryDelay, Logger: slog.Default()}
+	return imgref.Options{Platform: platform, Insecure: r.Insecure, RetryTimes: r.RetryTimes, RetryDelay: r.RetryDelay, Timeout: r.Timeout, Logger: slog.Default()}
 }
 
 // commonExamples shows, in every command's help, the flags every command
@@ -71,7 +72,8 @@ func commonExamples(cmd string, registry bool) string {
 		"  diffah " + cmd + " --log-level debug --log-format json ...   structured logs on stderr\n" +
 		"  diffah " + cmd + " --quiet ...   (-q) errors only, no progress"
 	if registry {
-		s += "\n  diffah " + cmd + " --insecure --retry-times 5 --retry-delay 2s ...   plain-HTTP registry, more patient retries"
+		s += "\n  diffah " + cmd + " --insecure --retry-times 5 --retry-delay 2s ...   plain-HTTP registry, more patient retries" +
+			"\n  diffah " + cmd + " --timeout 5m ...   wait up to 5 minutes for a silent registry connection (default 60s)"
 	}
 	return s
 }
