@@ -95,6 +95,7 @@ func remoteErr(where string, err error) error {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			return fault.WithHint(fault.Errorf(fault.Env, "%s: access denied: %w", where, err), fault.Env, "log in with `docker login` (credentials are read from ~/.docker/config.json)")
 		}
+		return fault.Errorf(fault.Env, "%s: the registry answered %d %s: %w", where, te.StatusCode, http.StatusText(te.StatusCode), err)
 	}
 	return fault.Errorf(fault.Env, "%s: %w", where, err)
 }

@@ -98,7 +98,6 @@ func baseTransport(o Options) http.RoundTripper {
 		MaxIdleConnsPerHost:   50,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   d,
-		ResponseHeaderTimeout: d,
 		ExpectContinueTimeout: time.Second,
 	}
 	if o.Insecure {
