@@ -149,6 +149,19 @@ func TestRegistryWrongManifestByDigest(t *testing.T) {
 	if code != int(fault.Integrity) || !strings.Contains(stderr, e.h+"/app@"+d) || !strings.Contains(stderr, "hashing to") {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	// An index asked for by tag is served as is; the image chosen from it
+	// is fetched by digest, and that one is wrong.
+	e.s.SetMode(fakeregistry.Honest)
+	skopeo(t, "copy", "--all", "--dest-tls-verify=false", "oci:"+e.fx+"/multi-v2:latest", "docker://"+e.h+"/multi:2")
+	e.s.SetMode(fakeregistry.WrongManifest)
+	code, stderr = diffahRun(t, nil, "plan", "--platform", "linux/arm64", "--target", "docker://"+e.h+"/multi:2", "--baseline", "oci:"+e.fx+"/multi-v1")
+	if code != int(fault.Integrity) || !strings.Contains(stderr, e.h+"/multi:2") || !strings.Contains(stderr, "hashing to") {
+		t.Fatalf("index entry: exit %d: %s", code, stderr)
+	}
+	e.s.SetMode(fakeregistry.Honest)
+	if code, stderr = diffahRun(t, nil, "plan", "--platform", "linux/arm64", "--target", "docker://"+e.h+"/multi:2", "--baseline", "oci:"+e.fx+"/multi-v1"); code != 0 {
+		t.Fatalf("honest: exit %d: %s", code, stderr)
+	}
 }
 
 // TestRegistryRetriesBounded: --retry-times bounds every retry path: the
