@@ -103,6 +103,7 @@ func TestRegistryMisbehaving(t *testing.T) {
 		{fakeregistry.RedirectLoop, "redirect-loop", all, fault.Env, "redirects", 40},
 		{fakeregistry.Error5xx, "5xx", all, fault.Env, "503", 12},
 		{fakeregistry.Unauthorized, "401", all, fault.Env, "access denied", 12},
+		{fakeregistry.UnauthorizedBearer, "401-bearer", all, fault.Env, "access denied", 12},
 		{fakeregistry.WrongBlob, "wrong-blob", []string{"plan", "export", "import-pull", "unpack", "inspect", "import-remote"}, fault.Integrity, "digest|damaged", 30},
 		{fakeregistry.ShortBlob, "short-blob", []string{"plan", "export", "import-pull", "unpack", "inspect", "import-remote"}, fault.Integrity, "bytes|damaged|truncated", 30},
 		{fakeregistry.LoseUpload, "lose-upload", []string{"import-push", "pack-push"}, fault.Integrity, "does not hold", 40},
@@ -168,20 +169,36 @@ func TestRegistryWrongManifestByDigest(t *testing.T) {
 // number of requests grows with it, and stays bounded.
 func TestRegistryRetriesBounded(t *testing.T) {
 	e := newMisbehavingEnv(t)
-	for _, mode := range []fakeregistry.Mode{fakeregistry.Error5xx, fakeregistry.Unauthorized, fakeregistry.RedirectLoop} {
+	for _, c := range []struct {
+		mode fakeregistry.Mode
+		cmd  string
+		// retried: the requests that fail grow with --retry-times.
+		retried bool
+	}{
+		{fakeregistry.Error5xx, "inspect", true},
+		{fakeregistry.Error5xxUpload, "import-push", true},
+		{fakeregistry.Error5xxUpload, "pack-push", true},
+		{fakeregistry.Unauthorized, "inspect", false},
+		{fakeregistry.UnauthorizedBearer, "inspect", false},
+		{fakeregistry.RedirectLoop, "inspect", false},
+	} {
 		var counts []int64
 		for _, n := range []string{"0", "3"} {
-			e.s.SetMode(mode)
-			code, _ := diffahRun(t, nil, "inspect", "--retry-times", n, "--retry-delay", "10ms", "docker://"+e.h+"/deltas:d")
+			e.s.SetMode(c.mode)
+			args := append(e.args(t, c.cmd), "--retry-times", n)
+			code, stderr := diffahRun(t, e.planBytes, args...)
 			counts = append(counts, e.s.Requests.Load())
 			if code != int(fault.Env) {
-				t.Errorf("mode %d: exit %d", mode, code)
+				t.Errorf("mode %d %s: exit %d: %s", c.mode, c.cmd, code, stderr)
 			}
 		}
 		e.s.SetMode(fakeregistry.Honest)
-		t.Logf("mode %d: %d requests without retries, %d with 3", mode, counts[0], counts[1])
+		t.Logf("mode %d %s: %d requests without retries, %d with 3", c.mode, c.cmd, counts[0], counts[1])
 		if counts[1] > 4*counts[0]+4 {
-			t.Errorf("mode %d: %d requests with 3 retries, %d without", mode, counts[1], counts[0])
+			t.Errorf("mode %d %s: %d requests with 3 retries, %d without: not bounded by --retry-times", c.mode, c.cmd, counts[1], counts[0])
+		}
+		if c.retried && counts[1] <= counts[0] {
+			t.Errorf("mode %d %s: --retry-times 3 retried nothing", c.mode, c.cmd)
 		}
 	}
 }

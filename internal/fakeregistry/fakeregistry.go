@@ -46,8 +46,13 @@ const (
 	RedirectLoop
 	// Error5xx answers every request 503.
 	Error5xx
+	// Error5xxUpload answers every blob upload request 503.
+	Error5xxUpload
 	// Unauthorized answers every request 401 with a Basic challenge.
 	Unauthorized
+	// UnauthorizedBearer hands out tokens at /token, and answers every
+	// other request 401 with a Bearer challenge, whatever token comes.
+	UnauthorizedBearer
 	// WrongBlob serves every blob over 1 KiB (layers and archives, not
 	// configs) with one byte changed (same length).
 	WrongBlob
@@ -151,6 +156,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case Error5xx:
 		http.Error(w, `{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}`, http.StatusServiceUnavailable)
 		return
+	case UnauthorizedBearer:
+		if r.URL.Path == "/token" {
+			io.WriteString(w, `{"token":"t","access_token":"t"}`)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="http://`+r.Host+`/token",service="fake"`)
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}`, http.StatusUnauthorized)
+		return
+	case Error5xxUpload:
+		if isBlob && r.Method == http.MethodHead {
+			http.Error(w, "", http.StatusNotFound)
+			return
+		}
+		if isUpload {
+			http.Error(w, `{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}`, http.StatusServiceUnavailable)
+			return
+		}
 	case Unauthorized:
 		w.Header().Set("WWW-Authenticate", `Basic realm="fake"`)
 		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}`, http.StatusUnauthorized)
