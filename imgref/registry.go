@@ -129,7 +129,7 @@ func openRemote(ctx context.Context, ref Ref, o Options, want v1.Platform) (v1.I
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cache := &spool.Blobs{}
+	cache, release := blobCache(ctx)
 	var si *storeImage
 	blobs := map[v1.Hash]v1.Descriptor{}
 	si, err = newStoreImage(where, res.raw, res.desc.MediaType, func(h v1.Hash) (io.ReadCloser, error) {
@@ -137,12 +137,9 @@ func openRemote(ctx context.Context, ref Ref, o Options, want v1.Platform) (v1.I
 		if !ok {
 			return nil, fault.Errorf(fault.Integrity, "%s: blob %s is not in the manifest", where, h)
 		}
-		if h == si.manifest.Config.Digest {
-			// Small and read once (storeImage keeps it): no spool.
-			if d.Size > maxConfigSize {
-				return nil, fault.Errorf(fault.Integrity, "%s: config %s: size %d exceeds the limit of %d bytes", where, h, d.Size, maxConfigSize)
-			}
-			return c.blob(d)
+		if h == si.manifest.Config.Digest && d.Size > maxConfigSize {
+			// Refused before it is asked for.
+			return nil, fault.Errorf(fault.Integrity, "%s: config %s: size %d exceeds the limit of %d bytes", where, h, d.Size, maxConfigSize)
 		}
 		return cache.Open(digest.Digest(h.String()), d.Size, func() (io.ReadCloser, error) { return c.blob(d) }, where+": blob "+h.String())
 	})
@@ -157,7 +154,7 @@ func openRemote(ctx context.Context, ref Ref, o Options, want v1.Platform) (v1.I
 	if err != nil {
 		return nil, nil, nil, fault.Errorf(fault.Integrity, "%s: %w", where, err)
 	}
-	return img, res, cache.Close, nil
+	return img, res, release, nil
 }
 
 func writeRemote(ctx context.Context, ref Ref, img v1.Image, o Options) error {
@@ -211,4 +208,26 @@ func verifyPushedImage(ctx context.Context, ref Ref, r name.Reference, img v1.Im
 		return err
 	}
 	return VerifyPushed(ctx, ref, r.Identifier(), raw, append([]v1.Descriptor{m.Config}, m.Layers...), o)
+}
+
+type blobCacheKey struct{}
+
+// WithBlobCache returns a context under which every registry image opened
+// shares one spool of downloaded layers, keyed by digest (their bytes are
+// verified, so one digest is one content wherever it was read), and the
+// function that releases it. A command runs under one, so that a layer is
+// downloaded once per command even when several stages open the same
+// image (export plans, then packs). Without it, each opened image spools
+// for itself until it is closed.
+func WithBlobCache(ctx context.Context) (context.Context, func()) {
+	c := &spool.Blobs{}
+	return context.WithValue(ctx, blobCacheKey{}, c), func() { c.Close() }
+}
+
+func blobCache(ctx context.Context) (*spool.Blobs, func() error) {
+	if c, ok := ctx.Value(blobCacheKey{}).(*spool.Blobs); ok {
+		return c, func() error { return nil }
+	}
+	c := &spool.Blobs{}
+	return c, c.Close
 }

@@ -130,6 +130,9 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// One download of each registry layer per command.
+	ctx, release := imgref.WithBlobCache(ctx)
+	defer release()
 	var cli CLI
 	exited := false
 	parser, err := kong.New(&cli,

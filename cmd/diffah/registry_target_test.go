@@ -80,18 +80,12 @@ func TestRegistryTarget(t *testing.T) {
 				if patched != 2 {
 					t.Fatalf("plan against %s: %d patched layers, want 2:\n%s", base, patched, out)
 				}
-				p.mu.Lock()
-				for d, n := range p.fetched {
-					if n > 1 {
-						t.Errorf("plan against %s fetched blob %s %d times", base, d, n)
-					}
-				}
-				p.mu.Unlock()
-
+				p.fetchedOnce(t, "plan against "+base)
 				delta := filepath.Join(t.TempDir(), "d.dlt")
 				if code, e := diffahRun(t, nil, "export", "--target", repo+":2", "--baseline", base, "-o", delta); code != 0 {
 					t.Fatal(e)
 				}
+				p.fetchedOnce(t, "export against "+base)
 				out3 := repo + ":3"
 				if code, e := diffahRun(t, nil, "import", "--baseline", base, "-o", out3, delta); code != 0 {
 					t.Fatal(e)
@@ -122,4 +116,21 @@ func skopeoSource(t *testing.T, fx, dir string) string {
 		t.Fatal(err)
 	}
 	return "dir:" + out
+}
+
+// fetchedOnce fails the test if a blob was downloaded more than once
+// since the last call, and resets the count.
+func (p *countingProxy) fetchedOnce(t *testing.T, what string) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.fetched) == 0 {
+		t.Errorf("%s: no blob fetched from the registry (is the proxy counting?)", what)
+	}
+	for d, n := range p.fetched {
+		if n > 1 {
+			t.Errorf("%s: blob %s fetched %d times", what, d, n)
+		}
+	}
+	p.fetched = map[string]int{}
 }
