@@ -82,11 +82,6 @@ func (w fileWriter) Write(p []byte) (int, error) {
 func (b *Blobs) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for k, e := range b.files {
-		if e.file != nil {
-			e.file.f.Close()
-		}
-		delete(b.files, k)
-	}
+	closeEntries(b.files)
 	return nil
 }

@@ -103,13 +103,18 @@ func (c *Cache) spool(ctx context.Context, layer v1.Layer, diffID digest.Digest,
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, e := range c.files {
+	closeEntries(c.files)
+	return nil
+}
+
+// closeEntries closes and forgets every spooled file of m.
+func closeEntries(m map[digest.Digest]*entry) {
+	for k, e := range m {
 		if e.file != nil {
 			e.file.f.Close()
 		}
-		delete(c.files, k)
+		delete(m, k)
 	}
-	return nil
 }
 
 type ctxReader struct {
