@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 
@@ -45,8 +46,21 @@ func newRegClient(ctx context.Context, r name.Reference, o Options, where string
 	if err != nil {
 		return nil, remoteErr(where, err)
 	}
-	// net/http's default redirect policy stops after 10 hops.
-	return &regClient{repo: r.Context(), ctx: ctx, where: where, client: &http.Client{Transport: tr}}, nil
+	return &regClient{repo: r.Context(), ctx: ctx, where: where, client: &http.Client{Transport: tr, CheckRedirect: checkRedirect}}, nil
+}
+
+// checkRedirect stops after MaxRedirects hops and, as ggcr does, refuses a
+// redirect from one host to a private, loopback or link-local address
+// literal on another (a registry pointing diffah at a metadata service).
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= MaxRedirects {
+		return fmt.Errorf("stopped after %d redirects", MaxRedirects)
+	}
+	from, to := via[0].URL.Hostname(), req.URL.Hostname()
+	if ip := net.ParseIP(to); ip != nil && to != from && (ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified()) {
+		return fault.Errorf(fault.Env, "%s redirected to %s, a private address: refused", from, to)
+	}
+	return nil
 }
 
 func (c *regClient) url(kind, id string) string {

@@ -165,3 +165,28 @@ func TestRemoteErr(t *testing.T) {
 		t.Error("retryable")
 	}
 }
+
+// TestRedirectToPrivate: a registry may not send diffah's own client to a
+// private or link-local address on another host.
+func TestRedirectToPrivate(t *testing.T) {
+	from, _ := http.NewRequest(http.MethodGet, "http://registry.example/v2/app/blobs/sha256:x", nil)
+	for _, c := range []struct {
+		to string
+		ok bool
+	}{
+		{"http://169.254.169.254/latest/meta-data", false},
+		{"http://10.0.0.1/x", false},
+		{"http://127.0.0.1/x", false},
+		{"http://storage.example/x", true},
+	} {
+		to, _ := http.NewRequest(http.MethodGet, c.to, nil)
+		if err := checkRedirect(to, []*http.Request{from}); (err == nil) != c.ok {
+			t.Errorf("%s: %v", c.to, err)
+		}
+	}
+	// Same host: allowed (a loopback registry redirecting to itself).
+	self, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:5000/v2/", nil)
+	if err := checkRedirect(self, []*http.Request{self}); err != nil {
+		t.Error(err)
+	}
+}
