@@ -52,20 +52,23 @@ func newMisbehavingEnv(t *testing.T) *misbehavingEnv {
 // registryCommands are the commands that talk to a registry, each as a
 // function of the registry host. %H is the host, %W a fresh directory.
 var registryCommands = map[string][]string{
-	"plan":          {"plan", "--target", "docker://%H/app:2", "--baseline", "docker://%H/app:1"},
-	"export":        {"export", "--target", "docker://%H/app:2", "--baseline", "docker://%H/app:1", "-o", "%W/x.dlt"},
-	"import-pull":   {"import", "--baseline", "docker://%H/app:1", "-o", "oci:%W/out:app", "%D"},
-	"import-push":   {"import", "--baseline", "oci:%F/v1", "-o", "docker://%H/other%N:3", "%D"},
-	"unpack":        {"unpack", "-o", "%W/u", "docker://%H/deltas:d"},
-	"inspect":       {"inspect", "docker://%H/deltas:d"},
-	"pack-push":     {"pack", "-o", "docker://%H/new%N:d"},
+	"plan":        {"plan", "--target", "docker://%H/app:2", "--baseline", "docker://%H/app:1"},
+	"export":      {"export", "--target", "docker://%H/app:2", "--baseline", "docker://%H/app:1", "-o", "%W/x.dlt"},
+	"import-pull": {"import", "--baseline", "docker://%H/app:1", "-o", "oci:%W/out:app", "%D"},
+	"import-push": {"import", "--baseline", "oci:%F/v1", "-o", "docker://%H/other%N:3", "%D"},
+	"unpack":      {"unpack", "-o", "%W/u", "docker://%H/deltas:d"},
+	"inspect":     {"inspect", "docker://%H/deltas:d"},
+	"pack-push":   {"pack", "-o", "docker://%H/new%N:d"},
+	// From a registry baseline to another repository of the same
+	// registry: shared layers are mounted, not uploaded.
+	"import-mount":  {"import", "--baseline", "docker://%H/app:1", "-o", "docker://%H/other%N:3", "%D"},
 	"import-remote": {"import", "--baseline", "oci:%F/v1", "-o", "oci:%W/out2:app", "docker://%H/deltas:d"},
 }
 
 // refOf is the reference each command's failure must name.
 var refOf = map[string]string{
 	"plan": "/app:", "export": "/app:", "import-pull": "/app:1", "import-push": "/other",
-	"unpack": "/deltas:d", "inspect": "/deltas:d", "pack-push": "/new", "import-remote": "/deltas:d",
+	"import-mount": "/other", "unpack": "/deltas:d", "inspect": "/deltas:d", "pack-push": "/new", "import-remote": "/deltas:d",
 }
 
 func (e *misbehavingEnv) args(t *testing.T, cmd string) []string {
@@ -106,8 +109,8 @@ func TestRegistryMisbehaving(t *testing.T) {
 		{fakeregistry.UnauthorizedBearer, "401-bearer", all, fault.Env, "access denied", 12},
 		{fakeregistry.WrongBlob, "wrong-blob", []string{"plan", "export", "import-pull", "unpack", "inspect", "import-remote"}, fault.Integrity, "digest|damaged", 30},
 		{fakeregistry.ShortBlob, "short-blob", []string{"plan", "export", "import-pull", "unpack", "inspect", "import-remote"}, fault.Integrity, "bytes|damaged|truncated", 30},
-		{fakeregistry.LoseUpload, "lose-upload", []string{"import-push", "pack-push"}, fault.Integrity, "does not hold", 40},
-		{fakeregistry.AlterUpload, "alter-upload", []string{"import-push", "pack-push"}, fault.Integrity, "holds a blob", 40},
+		{fakeregistry.LoseUpload, "lose-upload", []string{"import-push", "import-mount", "pack-push"}, fault.Integrity, "does not hold", 40},
+		{fakeregistry.AlterUpload, "alter-upload", []string{"import-push", "import-mount", "pack-push"}, fault.Integrity, "holds a blob", 40},
 	}
 	for _, c := range cases {
 		for _, cmd := range c.cmds {

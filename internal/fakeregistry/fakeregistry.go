@@ -63,8 +63,9 @@ const (
 	// changed.
 	WrongManifest
 	// LoseUpload acknowledges blob uploads (and mounts) without storing
-	// anything. Like StallCommit and AlterUpload, it also pretends to hold
-	// no blob, so that every blob of a push is uploaded.
+	// anything. Like StallCommit and AlterUpload, it also answers HEAD
+	// (does the blob exist?) with 404 for every blob it holds, so that
+	// every blob of a push is uploaded or mounted.
 	LoseUpload
 	// AlterUpload acknowledges blob uploads but stores other bytes (one
 	// byte changed), and reports those honestly on HEAD.
@@ -319,8 +320,11 @@ func (s *Server) lyingUpload(w http.ResponseWriter, r *http.Request) bool {
 		s.mu.Lock()
 		b, ok := s.altered[d]
 		s.mu.Unlock()
+		if !ok && r.Method == http.MethodGet {
+			return false // what it did store, it serves
+		}
 		if !ok {
-			http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown"}]}`, http.StatusNotFound)
+			http.Error(w, "", http.StatusNotFound)
 			return true
 		}
 		sum := sha256.Sum256(b)
