@@ -158,14 +158,13 @@ func (c *regClient) blob(desc v1.Descriptor) (io.ReadCloser, error) {
 type netReader struct {
 	r    io.Reader
 	what string
-	n    int64
 }
 
 func (r *netReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
-	r.n += int64(n)
 	if err != nil && err != io.EOF {
-		return n, remoteErr(fmt.Sprintf("%s: after %d bytes", r.what, r.n), err)
+		// The transport's guard says where in the body it failed.
+		return n, remoteErr(r.what, err)
 	}
 	return n, err
 }

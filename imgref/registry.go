@@ -73,11 +73,8 @@ func remoteOptions(ctx context.Context, o Options) []remote.Option {
 // found", auth failures and the network Env, a stall Env with a hint, and
 // our own verdicts (digest, size, limits: Integrity) keep their kind.
 func remoteErr(where string, err error) error {
-	if fault.KindOf(err, 0) != 0 {
-		if strings.HasPrefix(err.Error(), where) {
-			return err
-		}
-		return fault.Wrap(fault.KindOf(err, 0), fmt.Errorf("%s: %w", where, err))
+	if k := fault.KindOf(err, 0); k != 0 {
+		return fault.Wrap(k, fmt.Errorf("%s: %w", where, err))
 	}
 	if errors.Is(err, context.Canceled) {
 		return err
