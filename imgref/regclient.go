@@ -196,12 +196,11 @@ func (c *regClient) checkBlob(desc v1.Descriptor) error {
 // under id (the tag or digest pushed) and holds every blob it references.
 func (c *regClient) verifyPushed(id string, raw []byte, blobs []v1.Descriptor) error {
 	want := sha256Hash(raw)
-	got, desc, err := c.manifest(id, nil)
+	_, desc, err := c.manifest(id, nil)
 	if err != nil {
 		return err
 	}
 	if desc.Digest != want {
-		_ = got
 		return fault.WithHint(fault.Errorf(fault.Integrity, "%s: after the push the registry serves manifest %s, not the pushed %s", c.where, desc.Digest, want), fault.Integrity,
 			"another client may have pushed to the same tag at once, or the registry altered the manifest; push again")
 	}

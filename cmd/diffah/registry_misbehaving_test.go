@@ -111,6 +111,7 @@ func TestRegistryMisbehaving(t *testing.T) {
 		{fakeregistry.ShortBlob, "short-blob", []string{"plan", "export", "import-pull", "unpack", "inspect", "import-remote"}, fault.Integrity, "bytes|damaged|truncated", 30},
 		{fakeregistry.LoseUpload, "lose-upload", []string{"import-push", "import-mount", "pack-push"}, fault.Integrity, "does not hold", 40},
 		{fakeregistry.AlterUpload, "alter-upload", []string{"import-push", "import-mount", "pack-push"}, fault.Integrity, "holds a blob", 40},
+		{fakeregistry.AlterManifest, "alter-manifest", []string{"import-push", "pack-push"}, fault.Integrity, "not the pushed", 40},
 	}
 	for _, c := range cases {
 		for _, cmd := range c.cmds {

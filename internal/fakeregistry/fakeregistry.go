@@ -70,6 +70,9 @@ const (
 	// AlterUpload acknowledges blob uploads but stores other bytes (one
 	// byte changed), and reports those honestly on HEAD.
 	AlterUpload
+	// AlterManifest stores every pushed manifest with a newline added
+	// (still valid JSON, another digest).
+	AlterManifest
 )
 
 // Special tags, served in every mode, whatever the repository.
@@ -220,6 +223,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				b[i-1] ^= 0x01 // still the same length
 			}
 			writeRecorded(w, rec, b)
+			return
+		}
+	case AlterManifest:
+		if isManifest && r.Method == http.MethodPut {
+			b, _ := io.ReadAll(r.Body)
+			r2 := r.Clone(r.Context())
+			b = append(b, '\n')
+			r2.Body = io.NopCloser(bytes.NewReader(b))
+			r2.ContentLength = int64(len(b))
+			s.inner.ServeHTTP(w, r2)
 			return
 		}
 	case LoseUpload, AlterUpload:
