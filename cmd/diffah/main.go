@@ -61,6 +61,15 @@ type RegistryFlags struct {
 	Timeout    time.Duration `help:"Fail when a registry connection stays idle (nothing read or written) this long; a stall is exit 3 naming the reference (default: ${default})." default:"60s" placeholder:"DURATION"`
 }
 
+// Validate refuses a non-positive --timeout: there is no "wait forever".
+func (r RegistryFlags) Validate() error {
+	if r.Timeout <= 0 {
+		return fault.WithHint(fault.Errorf(fault.Usage, "--timeout %s: must be positive", r.Timeout), fault.Usage,
+			"give how long a silent registry connection may last, e.g. --timeout 5m")
+	}
+	return nil
+}
+
 func (r RegistryFlags) options(platform string) imgref.Options {
 	return imgref.Options{Platform: platform, Insecure: r.Insecure, RetryTimes: r.RetryTimes, RetryDelay: r.RetryDelay, Timeout: r.Timeout, Logger: slog.Default()}
 }

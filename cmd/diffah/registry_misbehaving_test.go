@@ -290,3 +290,13 @@ func measure(t *testing.T, bin string, args ...string) (int, string, int64) {
 	}
 	return code, errb.String(), rss
 }
+
+// TestTimeoutMustBePositive: there is no "wait forever".
+func TestTimeoutMustBePositive(t *testing.T) {
+	for _, v := range []string{"0s", "-1s"} {
+		code, stderr := diffahRun(t, nil, "inspect", "--timeout", v, "docker://127.0.0.1:1/x:y")
+		if code != int(fault.Usage) || !strings.Contains(stderr, "--timeout") {
+			t.Errorf("--timeout %s: exit %d: %s", v, code, stderr)
+		}
+	}
+}
