@@ -29,7 +29,6 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
-	"github.com/diffah/diffah/internal/verify"
 	"github.com/diffah/diffah/sidecar"
 )
 
@@ -185,40 +184,31 @@ func Push(ctx context.Context, ref imgref.Ref, r io.Reader, o imgref.Options) (P
 	if err := remote.Put(name, rawManifest{raw, types.OCIManifestSchema1}, opts...); err != nil {
 		return Pushed{}, imgref.RemoteError(where+": writing the manifest", err)
 	}
+	blobs := []v1.Descriptor{{Digest: bd, Size: layer.n}, {Digest: v1.Hash{Algorithm: "sha256", Hex: digest.FromBytes(emptyConfig).Encoded()}, Size: int64(len(emptyConfig))}}
+	if err := imgref.VerifyPushed(ctx, ref, name.Identifier(), raw, blobs, o); err != nil {
+		return Pushed{}, err
+	}
 	return Pushed{Manifest: digest.FromBytes(raw), Blob: d, Size: layer.n}, nil
 }
 
 // Pull opens the archive of the artifact at ref as a stream that verifies
-// its digest at EOF.
+// its digest and size as it is read (a short, long or altered archive is
+// an Integrity error, a failing network Env).
 func Pull(ctx context.Context, ref imgref.Ref, o imgref.Options) (io.ReadCloser, int64, error) {
 	where := ref.String()
-	name, err := imgref.RemoteName(ref, o.Insecure)
+	raw, mt, err := imgref.FetchManifest(ctx, ref, o)
 	if err != nil {
 		return nil, 0, err
 	}
-	opts := imgref.RemoteOptions(ctx, o)
-	desc, err := remote.Get(name, opts...)
-	if err != nil {
-		return nil, 0, imgref.RemoteError(where, err)
-	}
-	l, err := parseManifest(desc.Manifest, string(desc.MediaType), where)
+	l, err := parseManifest(raw, mt, where)
 	if err != nil {
 		return nil, 0, err
 	}
-	lh, _ := v1.NewHash(l.Digest.String())
-	layer, err := remote.Layer(name.Context().Digest(lh.String()), opts...)
+	rc, err := imgref.FetchBlob(ctx, ref, l.Digest, l.Size, o)
 	if err != nil {
-		return nil, 0, imgref.RemoteError(where, err)
+		return nil, 0, err
 	}
-	rc, err := layer.Compressed()
-	if err != nil {
-		return nil, 0, imgref.RemoteError(where, err)
-	}
-	what := fmt.Sprintf("%s: archive blob %s", where, l.Digest)
-	return struct {
-		io.Reader
-		io.Closer
-	}{verify.NewReader(&fetchReader{r: rc, size: l.Size, where: where}, l.Digest, l.Size, what), rc}, l.Size, nil
+	return rc, l.Size, nil
 }
 
 // parseManifest checks that raw (served as mediaType) is a diffah delta
@@ -251,29 +241,4 @@ func parseManifest(raw []byte, mediaType, where string) (descriptor, error) {
 		return descriptor{}, fault.Errorf(fault.Integrity, "%s: bad archive descriptor %q (%d bytes) in the manifest", where, l.Digest, l.Size)
 	}
 	return l, nil
-}
-
-// fetchReader sits between ggcr's blob reader and verify.Reader. ggcr
-// checks the digest too and fails at the end with an untagged error; when
-// all the declared bytes have arrived, that end is reported as io.EOF so
-// verify.Reader makes the (Integrity) verdict. Other failures mid-stream
-// are the network's (Env).
-type fetchReader struct {
-	r     io.Reader
-	n     int64
-	size  int64
-	where string
-}
-
-func (f *fetchReader) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	f.n += int64(n)
-	switch {
-	case err == nil || err == io.EOF:
-		return n, err
-	case f.n == f.size:
-		return n, io.EOF
-	default:
-		return n, imgref.RemoteError(fmt.Sprintf("%s: reading the archive blob after %d bytes", f.where, f.n), err)
-	}
 }

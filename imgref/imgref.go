@@ -29,6 +29,9 @@ type Options struct {
 	// and doubling each time.
 	RetryTimes int
 	RetryDelay time.Duration
+	// Timeout is how long a registry connection may stay idle (nothing
+	// read or written) before the operation fails (0: DefaultTimeout).
+	Timeout time.Duration
 	// AllowConvert lets Write store an image in a transport that cannot
 	// hold it as-is (OCI media types or a non-canonical manifest into
 	// docker-archive). The written image then has a different manifest
@@ -117,7 +120,11 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 			img, err = partial.CompressedToImage(si)
 		}
 	case Docker:
-		img, res, err = openRemote(ctx, ref, o, want)
+		var closeSpool func() error
+		img, res, closeSpool, err = openRemote(ctx, ref, o, want)
+		if err == nil {
+			out.Close = closeSpool
+		}
 	default:
 		return nil, usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir: or docker://")
 	}

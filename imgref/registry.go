@@ -2,8 +2,9 @@ package imgref
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -11,11 +12,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/progress"
+	"github.com/diffah/diffah/internal/spool"
 )
 
 // isLoopback reports whether a registry host (with optional port) is on
@@ -49,35 +53,37 @@ func parseRemote(ref Ref, insecure bool) (name.Reference, error) {
 	return r, nil
 }
 
-// remoteOptions wires auth from ~/.docker/config.json, the context, retries
-// with exponential backoff and, when insecure, a transport that skips TLS
-// verification.
+// remoteOptions wires auth from ~/.docker/config.json, the context, the
+// guarded transport (idle deadlines, redirect cap, manifest size cap) and
+// retries with exponential backoff, for the operations ggcr performs
+// (pushes).
 func remoteOptions(ctx context.Context, o Options) []remote.Option {
-	steps := o.RetryTimes + 1
-	if steps < 1 {
-		steps = 1
-	}
-	delay := o.RetryDelay
-	if delay <= 0 {
-		delay = defaultRetryDelay
-	}
-	opts := []remote.Option{
+	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithRetryBackoff(remote.Backoff{Duration: delay, Factor: 2, Jitter: 0.1, Steps: steps}),
+		remote.WithTransport(baseTransport(o)),
+		remote.WithRetryBackoff(o.backoff()),
+		remote.WithRetryPredicate(retryable),
+		remote.WithRetryStatusCodes(retryStatusCodes...),
 		remote.WithUserAgent("diffah"),
 	}
-	if o.Insecure {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // asked for with Insecure
-		opts = append(opts, remote.WithTransport(t))
-	}
-	return opts
 }
 
 // remoteErr tags registry errors: unknown names and manifests are Env "not
-// found", auth failures Env, bad content Integrity.
+// found", auth failures and the network Env, a stall Env with a hint, and
+// our own verdicts (digest, size, limits: Integrity) keep their kind.
 func remoteErr(where string, err error) error {
+	if k := fault.KindOf(err, 0); k != 0 {
+		return fault.Wrap(k, fmt.Errorf("%s: %w", where, err))
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var stall *StallError
+	if errors.As(err, &stall) {
+		return fault.WithHint(fault.Errorf(fault.Env, "%s: %w", where, err), fault.Env,
+			"the registry stopped answering; check it, or raise --timeout if it is only slow")
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch te.StatusCode {
@@ -86,61 +92,74 @@ func remoteErr(where string, err error) error {
 		case http.StatusUnauthorized, http.StatusForbidden:
 			return fault.WithHint(fault.Errorf(fault.Env, "%s: access denied: %w", where, err), fault.Env, "log in with `docker login` (credentials are read from ~/.docker/config.json)")
 		}
-	}
-	if fault.KindOf(err, 0) != 0 {
-		return err
+		return fault.Errorf(fault.Env, "%s: the registry answered %d %s: %w", where, te.StatusCode, http.StatusText(te.StatusCode), err)
 	}
 	return fault.Errorf(fault.Env, "%s: %w", where, err)
 }
 
-// openRemote fetches the manifest (choosing a platform from an index) and
-// returns ggcr's remote image. ggcr verifies what it fetches: manifests
-// against a digest reference or the index entry, blobs (config and
-// layers) with a verifying reader as they stream.
-func openRemote(ctx context.Context, ref Ref, o Options, want v1.Platform) (v1.Image, *resolved, error) {
+// openRemote fetches the manifest (choosing a platform from an index) with
+// diffah's own client: every manifest bounded and hashed, each one chosen
+// from an index fetched by digest and compared. Layers are downloaded once
+// each, on first use, verified, and spooled; the config is verified and
+// bounded (storeImage).
+func openRemote(ctx context.Context, ref Ref, o Options, want v1.Platform) (v1.Image, *resolved, func() error, error) {
 	where := ref.String()
 	r, err := parseRemote(ref, o.Insecure)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	opts := remoteOptions(ctx, o)
-	desc, err := remote.Get(r, opts...)
+	c, err := newRegClient(ctx, r, o, where)
 	if err != nil {
-		return nil, nil, remoteErr(where, err)
+		return nil, nil, nil, err
 	}
-	res := &resolved{desc: desc.Descriptor}
-	if !isIndex(desc.MediaType) {
-		img, err := desc.Image()
-		if err != nil {
-			return nil, nil, remoteErr(where, err)
+	topRaw, top, err := c.manifest(r.Identifier(), nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	res, err := resolveManifest(where, "the registry", top, want, func(d v1.Descriptor) ([]byte, error) {
+		if d.Digest == top.Digest {
+			return topRaw, nil
 		}
-		return img, res, nil
-	}
-	idx, err := desc.ImageIndex()
+		raw, _, err := c.manifest(d.Digest.String(), &d)
+		return raw, err
+	})
 	if err != nil {
-		return nil, nil, remoteErr(where, err)
+		return nil, nil, nil, err
 	}
-	im, err := idx.IndexManifest()
+	cache, release := blobCache(ctx)
+	var si *storeImage
+	blobs := map[v1.Hash]v1.Descriptor{}
+	si, err = newStoreImage(where, res.raw, res.desc.MediaType, func(h v1.Hash) (io.ReadCloser, error) {
+		d, ok := blobs[h]
+		if !ok {
+			return nil, fault.Errorf(fault.Integrity, "%s: blob %s is not in the manifest", where, h)
+		}
+		if h == si.manifest.Config.Digest && d.Size > maxConfigSize {
+			// Refused before it is asked for.
+			return nil, fault.Errorf(fault.Integrity, "%s: config %s: size %d exceeds the limit of %d bytes", where, h, d.Size, maxConfigSize)
+		}
+		return cache.Open(digest.Digest(h.String()), d.Size, func() (io.ReadCloser, error) { return c.blob(d) }, where+": blob "+h.String())
+	})
 	if err != nil {
-		return nil, nil, fault.Errorf(fault.Integrity, "%s: index: %w", where, err)
+		return nil, nil, nil, err
 	}
-	chosen, err := choosePlatform(im, want, where)
+	// Preflight (CheckBlob) asks with a HEAD, never a download.
+	si.blobSize = func(h v1.Hash) (int64, error) {
+		d, ok := blobs[h]
+		if !ok {
+			return 0, fault.Errorf(fault.Integrity, "%s: blob %s is not in the manifest", where, h)
+		}
+		return c.blobSize(d)
+	}
+	blobs[si.manifest.Config.Digest] = si.manifest.Config
+	for _, l := range si.manifest.Layers {
+		blobs[l.Digest] = l
+	}
+	img, err := partial.CompressedToImage(si)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, fault.Errorf(fault.Integrity, "%s: %w", where, err)
 	}
-	if isIndex(chosen.MediaType) {
-		return nil, nil, fault.Errorf(fault.Integrity, "%s: nested index %s is not supported for registries", where, chosen.Digest)
-	}
-	img, err := idx.Image(chosen.Digest)
-	if err != nil {
-		return nil, nil, remoteErr(where, err)
-	}
-	res.indexDigest = desc.Digest
-	res.desc = chosen
-	if chosen.Platform != nil {
-		res.platform = platformString(*chosen.Platform)
-	}
-	return img, res, nil
+	return img, res, release, nil
 }
 
 func writeRemote(ctx context.Context, ref Ref, img v1.Image, o Options) error {
@@ -177,5 +196,43 @@ func writeRemote(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	if err != nil {
 		return remoteErr(ref.String(), err)
 	}
-	return nil
+	return verifyPushedImage(ctx, ref, r, img, o)
+}
+
+// verifyPushedImage checks what a push left in the registry: the manifest
+// under the pushed tag (or digest) is the one pushed, and every blob it
+// references is there with its size and digest. A registry that
+// acknowledged what it did not store fails here, not at the site.
+func verifyPushedImage(ctx context.Context, ref Ref, r name.Reference, img v1.Image, o Options) error {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return err
+	}
+	return VerifyPushed(ctx, ref, r.Identifier(), raw, append([]v1.Descriptor{m.Config}, m.Layers...), o)
+}
+
+type blobCacheKey struct{}
+
+// WithBlobCache returns a context under which every registry image opened
+// shares one spool of downloaded layers, keyed by digest (their bytes are
+// verified, so one digest is one content wherever it was read), and the
+// function that releases it. A command runs under one, so that a layer is
+// downloaded once per command even when several stages open the same
+// image (export plans, then packs). Without it, each opened image spools
+// for itself until it is closed.
+func WithBlobCache(ctx context.Context) (context.Context, func()) {
+	c := &spool.Blobs{}
+	return context.WithValue(ctx, blobCacheKey{}, c), func() { c.Close() }
+}
+
+func blobCache(ctx context.Context) (*spool.Blobs, func() error) {
+	if c, ok := ctx.Value(blobCacheKey{}).(*spool.Blobs); ok {
+		return c, func() error { return nil }
+	}
+	c := &spool.Blobs{}
+	return c, c.Close
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -267,6 +268,13 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 					if first == nil {
 						first = ctx.Err()
 					}
+				case !errors.Is(err, recompress.ErrNotReproducible):
+					// Reading the layer failed (network, wrong bytes): a
+					// damaged or unreachable target, not a compressor
+					// that cannot be replayed.
+					if first == nil {
+						first = fmt.Errorf("layer %s of %s: %w", b.Digest, p.Target.Ref, err)
+					}
 				default:
 					o.Log.Info("layer ships whole: compressor not reproducible", "layer", b.Digest, "err", err)
 					b.Patch = nil
@@ -285,7 +293,7 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 	close(next)
 	wg.Wait()
 	if first != nil {
-		return fault.Errorf(fault.Env, "plan: %w", first)
+		return fault.Wrap(fault.KindOf(first, fault.Env), fmt.Errorf("plan: %w", first))
 	}
 	return ctx.Err()
 }

@@ -42,7 +42,8 @@ Examples:
 }
 
 // Run unpacks.
-func (c *UnpackCmd) Run(g *Globals, s stdio) error {
+func (c *UnpackCmd) Run(g *Globals, s stdio) (err error) {
+	defer func() { err = nameInput(c.Delta, err) }()
 	key, err := loadVerifyKey(c.VerifyKey)
 	if err != nil {
 		return err
@@ -384,7 +385,8 @@ Examples:
 }
 
 // Run imports.
-func (c *ImportCmd) Run(g *Globals, s stdio) error {
+func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
+	defer func() { err = nameInput(c.Delta, err) }()
 	outs, err := parseOutputs(c.Output)
 	if err != nil {
 		return err

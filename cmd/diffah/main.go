@@ -58,10 +58,30 @@ type RegistryFlags struct {
 	Insecure   bool          `help:"Allow plain HTTP and unverified TLS for docker:// references (loopback registries are always allowed plain HTTP)."`
 	RetryTimes int           `help:"Retries on transient registry errors (default: ${default})." default:"3" placeholder:"N"`
 	RetryDelay time.Duration `help:"First retry delay; doubles each retry (default: ${default})." default:"1s" placeholder:"DURATION"`
+	Timeout    time.Duration `help:"Fail when a registry connection stays idle (nothing read or written) this long; a stall is exit 3 naming the reference (default: ${default})." default:"60s" placeholder:"DURATION"`
+}
+
+// Validate refuses a non-positive --timeout: there is no "wait forever".
+func (r RegistryFlags) Validate() error {
+	if r.Timeout <= 0 {
+		return fault.WithHint(fault.Errorf(fault.Usage, "--timeout %s: must be positive", r.Timeout), fault.Usage,
+			"give how long a silent registry connection may last, e.g. --timeout 5m")
+	}
+	return nil
 }
 
 func (r RegistryFlags) options(platform string) imgref.Options {
-	return imgref.Options{Platform: platform, Insecure: r.Insecure, RetryTimes: r.RetryTimes, RetryDelay: r.RetryDelay, Logger: slog.Default()}
+	return imgref.Options{Platform: platform, Insecure: r.Insecure, RetryTimes: r.RetryTimes, RetryDelay: r.RetryDelay, Timeout: r.Timeout, Logger: slog.Default()}
+}
+
+// nameInput prefixes an error met while reading an archive pulled from a
+// registry with its reference, when the error (a parser's, who only saw a
+// stream) does not already name it.
+func nameInput(path string, err error) error {
+	if err == nil || !strings.HasPrefix(path, "docker://") || strings.Contains(err.Error(), strings.TrimPrefix(path, "docker://")) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 // commonExamples shows, in every command's help, the flags every command
@@ -71,7 +91,8 @@ func commonExamples(cmd string, registry bool) string {
 		"  diffah " + cmd + " --log-level debug --log-format json ...   structured logs on stderr\n" +
 		"  diffah " + cmd + " --quiet ...   (-q) errors only, no progress"
 	if registry {
-		s += "\n  diffah " + cmd + " --insecure --retry-times 5 --retry-delay 2s ...   plain-HTTP registry, more patient retries"
+		s += "\n  diffah " + cmd + " --insecure --retry-times 5 --retry-delay 2s ...   plain-HTTP registry, more patient retries" +
+			"\n  diffah " + cmd + " --timeout 5m ...   wait up to 5 minutes for a silent registry connection (default 60s)"
 	}
 	return s
 }
@@ -118,6 +139,9 @@ func main() {
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// One download of each registry layer per command.
+	ctx, release := imgref.WithBlobCache(ctx)
+	defer release()
 	var cli CLI
 	exited := false
 	parser, err := kong.New(&cli,

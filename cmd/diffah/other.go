@@ -89,7 +89,8 @@ Examples:
 }
 
 // Run inspects.
-func (c *InspectCmd) Run(g *Globals, s stdio) error {
+func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
+	defer func() { err = nameInput(c.Input, err) }()
 	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Input, s.in)
 	if err != nil {
 		return err

@@ -29,6 +29,9 @@ type File struct {
 // ReadAt implements io.ReaderAt.
 func (s *File) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
 
+// Reader returns a fresh sequential reader over the content.
+func (s *File) Reader() io.Reader { return io.NewSectionReader(s.f, 0, s.size) }
+
 // Size is the length of the content.
 func (s *File) Size() int64 { return s.size }
 
@@ -101,13 +104,18 @@ func (c *Cache) spool(ctx context.Context, layer v1.Layer, diffID digest.Digest,
 func (c *Cache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, e := range c.files {
+	closeEntries(c.files)
+	return nil
+}
+
+// closeEntries closes and forgets every spooled file of m.
+func closeEntries(m map[digest.Digest]*entry) {
+	for k, e := range m {
 		if e.file != nil {
 			e.file.f.Close()
 		}
-		delete(c.files, k)
+		delete(m, k)
 	}
-	return nil
 }
 
 // String names a spooled file for logs.
