@@ -29,8 +29,8 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/internal/verify"
-	"github.com/diffah/diffah/sidecar"
 )
 
 const (
@@ -247,7 +247,7 @@ func parseManifest(raw []byte, mediaType, where string) (descriptor, error) {
 			where, found, len(m.Layers), mts, ArtifactType, LayerMediaType), fault.Usage, hint)
 	}
 	l := m.Layers[0]
-	if err := sidecar.CheckDigest(l.Digest); err != nil || l.Size < 0 || l.Size > MaxArchive {
+	if err := layout.CheckDigest(l.Digest, where); err != nil || l.Size < 0 || l.Size > MaxArchive {
 		return descriptor{}, fault.Errorf(fault.Integrity, "%s: bad archive descriptor %q (%d bytes) in the manifest", where, l.Digest, l.Size)
 	}
 	return l, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
@@ -184,8 +185,8 @@ func describeBaseline(in *BaselineInput) (*Baseline, error) {
 		if diffIDs != nil {
 			s.DiffID = digest.Digest(diffIDs[i].String())
 		}
-		if err := sidecar.CheckDigest(s.Digest); err != nil {
-			return nil, fault.Errorf(fault.Integrity, "plan: baseline %s layer %d: %w", name, i, err)
+		if err := layout.CheckDigest(s.Digest, fmt.Sprintf("plan: baseline %s layer %d", name, i)); err != nil {
+			return nil, err
 		}
 		b.Layers = append(b.Layers, s)
 	}

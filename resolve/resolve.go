@@ -313,13 +313,8 @@ func (r *resolver) preflight(w *imageWork) error {
 			if b.Patch.Codec != tarpatch.Codec {
 				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec)
 			}
-			var rec recompress.Recipe
-			dec := json.NewDecoder(strings.NewReader(string(b.Patch.Recipe)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&rec); err != nil {
-				return fault.Errorf(fault.Integrity, "image %q: layer %s: recipe: %w", im.Name, b.Digest, err)
-			}
-			if err := rec.Validate(); err != nil {
+			rec, err := recompress.ParseRecipe(b.Patch.Recipe)
+			if err != nil {
 				return fmt.Errorf("image %q: layer %s: %w", im.Name, b.Digest, err)
 			}
 			w.recipes[b.Digest] = rec

@@ -46,6 +46,28 @@ func CheckDigest(d digest.Digest, what string) error {
 	return nil
 }
 
+// MaxBlobSize bounds every size read from an untrusted place (a sidecar
+// entry or blob, a patch's uncompressed tar, a plan, an index.json or
+// manifest descriptor): 1 TiB, far above any real layer. With at most 2^20
+// blobs of at most MaxBlobSize each, every sum of sizes a reader forms
+// (progress totals, inspect's totals) stays below 2^60 and cannot overflow
+// an int64.
+const MaxBlobSize = 1 << 40
+
+// CheckSize refuses a size no real blob has: negative, or over
+// MaxBlobSize. Every size from untrusted input passes it at parse time,
+// before anything adds it up or reads that many bytes. The error is
+// fault.Integrity and names what.
+func CheckSize(size int64, what string) error {
+	if size < 0 {
+		return fault.Errorf(fault.Integrity, "%s: negative size %d", what, size)
+	}
+	if size > MaxBlobSize {
+		return fault.Errorf(fault.Integrity, "%s: size %d is larger than any real blob (limit %d)", what, size, int64(MaxBlobSize))
+	}
+	return nil
+}
+
 // BlobPath is where a blob lives in the layout at dir. d must have passed
 // CheckDigest.
 func BlobPath(dir string, d digest.Digest) string {
