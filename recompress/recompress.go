@@ -193,6 +193,21 @@ func ParseRecipe(data []byte) (Recipe, error) {
 	return r, nil
 }
 
+// WriterMemory is about the most NewWriter's writer holds, for the
+// process-wide memory budget (internal/membudget): measured peaks of the
+// largest settings Validate accepts (TestRecipeWriterMemory) rounded up.
+func (r Recipe) WriterMemory() int64 {
+	switch {
+	case r.Format == FormatNone:
+		return 0
+	case r.Format == FormatZstd:
+		return 64 << 20 // one encoder; the best level's tables dominate
+	case r.Impl == ImplPgzip:
+		return 32 << 20 // up to MaxPgzipBlocks blocks of MaxPgzipBlockSize
+	}
+	return 2 << 20 // one flate compressor
+}
+
 // NewWriter returns a WriteCloser compressing into w as the recipe says.
 // Close writes the trailer.
 func (r Recipe) NewWriter(w io.Writer) (io.WriteCloser, error) {

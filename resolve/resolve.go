@@ -30,6 +30,7 @@ import (
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/layout"
+	"github.com/diffah/diffah/internal/membudget"
 	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/internal/verify"
@@ -658,6 +659,14 @@ func openBaselineBlob(base *Baseline, b sidecar.Blob) (io.ReadCloser, error) {
 // whose sha256 must be the diffID; the recipe recompresses it, and the
 // result must be the blob digest. Only then does the blob get its name.
 func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
+	// Decoding and recompressing hold what the patch and recipe decide,
+	// up to their limits: taken from the process-wide budget first, at
+	// once, so the bound holds whatever the number of workers.
+	release, err := membudget.Acquire(ctx, tarpatch.DecodeMemory+w.recipes[b.Digest].WriterMemory())
+	if err != nil {
+		return err
+	}
+	defer release()
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
 		base := r.baseOf(w, s.Image)
