@@ -253,7 +253,12 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			defer wg.Done()
 			for j := range next {
 				b := &p.Blobs[j.i]
-				rec, err := recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
+				var rec recompress.Recipe
+				var err error
+				func() {
+					defer fault.Recover(&err)
+					rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
+				}()
 				mu.Lock()
 				switch {
 				case err == nil:

@@ -5,6 +5,7 @@ package layout
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -113,7 +114,8 @@ func WriteIndex(dir string, manifests []Descriptor) error {
 	return WriteFile(filepath.Join(dir, "index.json"), append(b, '\n'))
 }
 
-// ReadIndex reads dir/index.json.
+// ReadIndex reads dir/index.json; every entry's digest has passed
+// CheckDigest and its size CheckSize.
 func ReadIndex(dir string) (*Index, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
@@ -122,6 +124,17 @@ func ReadIndex(dir string) (*Index, error) {
 	var idx Index
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return nil, fault.Errorf(fault.Integrity, "%s: %w", filepath.Join(dir, "index.json"), err)
+	}
+	// Its digests become paths and its sizes read lengths: both are
+	// checked here, before any caller uses them.
+	for i, d := range idx.Manifests {
+		what := fmt.Sprintf("%s: manifest %d", filepath.Join(dir, "index.json"), i)
+		if err := CheckDigest(d.Digest, what); err != nil {
+			return nil, err
+		}
+		if err := CheckSize(d.Size, what); err != nil {
+			return nil, err
+		}
 	}
 	return &idx, nil
 }
