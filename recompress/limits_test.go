@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strconv"
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/peakrss"
 )
 
 // TestRecipeLimits: recipe settings beyond what the real compressors use
@@ -91,29 +89,25 @@ func TestRecipeWriterMemory(t *testing.T) {
 		w.Close()
 		return
 	}
-	if _, err := os.Stat("/usr/bin/time"); err != nil {
-		t.Skip("needs /usr/bin/time")
+	if !peakrss.Available() {
+		t.Skip("needs GNU time")
 	}
 	exe, _ := os.Executable()
 	for _, js := range []string{
 		fmt.Sprintf(`{"format":"gzip","impl":"pgzip","level":9,"blockSize":%d,"blocks":%d}`, MaxPgzipBlockSize, MaxPgzipBlocks),
 		fmt.Sprintf(`{"format":"zstd","impl":"klauspost","level":4,"concurrency":%d}`, MaxZstdConcurrency),
 	} {
-		cmd := exec.Command("/usr/bin/time", "-v", exe, "-test.run=^TestRecipeWriterMemory$")
+		cmd := exec.Command(exe, "-test.run=^TestRecipeWriterMemory$")
 		cmd.Env = append(os.Environ(), "DIFFAH_RECIPE_CHILD="+js)
-		cmd.Dir = filepath.Dir(exe)
-		out, err := cmd.CombinedOutput()
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		rss, err := peakrss.Run(cmd)
 		if err != nil {
-			t.Fatalf("%s: %v\n%s", js, err, out)
+			t.Fatalf("%s: %v\n%s", js, err, errb.String())
 		}
-		m := regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`).FindSubmatch(out)
-		if m == nil {
-			t.Fatalf("no RSS in:\n%s", out)
-		}
-		kb, _ := strconv.Atoi(string(m[1]))
-		t.Logf("%s: peak RSS %d MiB", js, kb>>10)
-		if kb > 128<<10 {
-			t.Errorf("%s: peak RSS %d MiB, want < 128 MiB", js, kb>>10)
+		t.Logf("%s: peak RSS %d MiB", js, rss>>20)
+		if rss > 128<<20 {
+			t.Errorf("%s: peak RSS %d MiB, want < 128 MiB", js, rss>>20)
 		}
 	}
 }

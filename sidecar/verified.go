@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
@@ -18,12 +19,6 @@ import (
 // whose index.json disagrees with its manifest. CheckManifest and
 // CheckConfig compare every such copy with the verified bytes; a
 // disagreement is an integrity error.
-
-// Image manifest media types.
-const (
-	MediaTypeOCIManifest    = "application/vnd.oci.image.manifest.v1+json"
-	MediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-)
 
 type manifestDoc struct {
 	SchemaVersion int              `json:"schemaVersion"`
@@ -48,9 +43,9 @@ func ManifestMediaType(raw []byte) (string, error) {
 func (m *manifestDoc) mediaType() (string, error) {
 	mt := m.MediaType
 	if mt == "" && m.Manifests == nil {
-		mt = MediaTypeOCIManifest
+		mt = string(types.OCIManifestSchema1)
 	}
-	if m.SchemaVersion != 2 || mt != MediaTypeOCIManifest && mt != MediaTypeDockerManifest {
+	if m.SchemaVersion != 2 || mt != string(types.OCIManifestSchema1) && mt != string(types.DockerManifestSchema2) {
 		return "", fault.Errorf(fault.Integrity, "manifest: schemaVersion %d, media type %.100q: not an OCI or Docker schema 2 image manifest", m.SchemaVersion, mt)
 	}
 	return mt, nil

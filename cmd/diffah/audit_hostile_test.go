@@ -130,7 +130,9 @@ func withHeader(t *testing.T, ents []tent, hdr tar.Header, size int64) []byte {
 		tw.Write(e.data)
 	}
 	hdr.Size = size
-	hdr.Format = tar.FormatGNU // USTAR cannot say 1 TiB
+	if hdr.Format == tar.FormatUnknown {
+		hdr.Format = tar.FormatGNU // USTAR cannot say 1 TiB
+	}
 	if err := tw.WriteHeader(&hdr); err != nil {
 		t.Fatal(err)
 	}

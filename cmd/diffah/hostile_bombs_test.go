@@ -5,16 +5,25 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/membudget"
+	"github.com/diffah/diffah/internal/peakrss"
 	pt "github.com/diffah/diffah/tarpatch/patchtest"
 )
 
@@ -26,12 +35,13 @@ import (
 // maxRSS is the bound SECURITY.md states for any hostile archive.
 const maxRSS = membudget.ProcessLimit
 
-// deltaMax is the most one decode may hold at once: a full op-stream
-// window and history ring (a long literal run), then a DELTA with the
+// deltaMax is the most one decode may hold at once: a filled op-stream
+// window and history ring (a long literal run of zeros, short enough for
+// its recompression to fit the smallest patched blob), then a DELTA with the
 // largest dictionary, output and payload tarpatch's limits allow
 // (MaxDict 32 MiB, MaxOut 12 MiB).
 func deltaMax(t *testing.T, i int) []byte {
-	return pt.Patch(t, 32<<20, pt.Lit(40*mib+uint64(i)), pt.Delta(t, srcLen, 32*mib, 12*mib, 13*mib))
+	return pt.Patch(t, 32<<20, pt.Lit(24*mib+uint64(i)), pt.Delta(t, srcLen, 32*mib, 12*mib, 13*mib))
 }
 
 // matchMax: like deltaMax, then a MATCH with the largest dictionary and
@@ -44,7 +54,7 @@ func matchMax(t *testing.T, i int) []byte {
 	for s, n := range []int{nums, nums, nums, 13 * mib} {
 		secs[s] = pt.Random(t, n, int64(s))
 	}
-	return pt.Patch(t, 32<<20, pt.Lit(40*mib+uint64(i)), pt.Match(srcLen, 32*mib, outLen, secs))
+	return pt.Patch(t, 32<<20, pt.Lit(24*mib+uint64(i)), pt.Match(srcLen, 32*mib, outLen, secs))
 }
 
 const (
@@ -54,47 +64,81 @@ const (
 	srcLen = 36025
 )
 
-// bombArchive rewrites the fixture archive: every patched layer gets the
-// patch made by mk (i counts patched layers), and extra more patched
-// layers are added (fake digests: the bombs must go off before the
-// manifest check would notice them). uncompressedSize is set to the
-// largest a sidecar may state (and the layer's size too, so the
-// recompressed output's bound does not stop the decoder first): only the
-// decoder's own bounds hold.
-func bombArchive(t *testing.T, a *auditFixture, extra int, recipe map[string]any, mk func(i int) []byte) []byte {
+// bombFixture is an archive with several patched layers, its baseline
+// and the binary.
+type bombFixture struct {
+	bin, base string
+	good      []byte
+}
+
+// newBombFixture exports a delta between two images of n layers made
+// here: each layer is 2 MiB of noise (so its blob leaves room for what a
+// bomb writes before it is caught), edited in a few bytes in the target,
+// so every layer is patched.
+func newBombFixture(t *testing.T, bin string, n int) *bombFixture {
 	t.Helper()
-	ents := readTar(t, a.good)
-	m := sidecarMap(t, ents[0].data)
-	blobs := blobsOf(m)
-	var tmpl map[string]any
-	for _, b := range blobs {
+	dir := t.TempDir()
+	var olds, news []v1.Layer
+	for i := range n {
+		body := make([]byte, 2<<20)
+		rand.New(rand.NewSource(int64(i))).Read(body)
+		olds = append(olds, tarLayer(t, fmt.Sprintf("data/f%d", i), body))
+		body[1<<20] ^= 0xff
+		news = append(news, tarLayer(t, fmt.Sprintf("data/f%d", i), body))
+	}
+	writeLayout(t, filepath.Join(dir, "v1"), olds...)
+	writeLayout(t, filepath.Join(dir, "v2"), news...)
+	if code, _, e := runIn(t, bin, dir, nil, "export", "--target", "oci:v2", "--baseline", "oci:v1", "-o", "d.dlt"); code != 0 {
+		t.Fatal(e)
+	}
+	good, _ := os.ReadFile(filepath.Join(dir, "d.dlt"))
+	patched := 0
+	for _, b := range blobsOf(sidecarMap(t, readTar(t, good)[0].data)) {
 		if obj(b)["action"] == "patch" {
-			tmpl = obj(b)
+			patched++
 		}
 	}
-	for i := range extra {
-		b := map[string]any{}
-		for k, v := range tmpl {
-			b[k] = v
-		}
-		b["digest"] = fmt.Sprintf("sha256:%x", sha256Sum([]byte(fmt.Sprint("fake layer ", i))))
-		p := map[string]any{}
-		for k, v := range obj(tmpl["patch"]) {
-			p[k] = v
-		}
-		b["patch"] = p
-		blobs = append(blobs, b)
+	if patched != n {
+		t.Fatalf("%d of %d layers patched", patched, n)
 	}
-	obj(m["images"].([]any)[0])["blobs"] = blobs
-	// Rebuild the entries: manifest and config as they were, then one
-	// patch per patched layer.
-	kept := ents[:3]
+	return &bombFixture{bin: bin, base: "oci:" + filepath.Join(dir, "v1"), good: good}
+}
+
+// tarLayer is a gzip layer (ggcr's writer: reproducible) of one file.
+func tarLayer(t *testing.T, name string, body []byte) v1.Layer {
+	t.Helper()
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: name, Size: int64(len(body)), Mode: 0o644, ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg})
+	tw.Write(body)
+	tw.Close()
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tb.Bytes())), nil }, tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// bombArchive rewrites a good archive: every patched layer gets the
+// patch made by mk (i counts patched layers) and, with recipe set, that
+// recipe. The layers' uncompressedSize (a sidecar field no verified byte
+// repeats) is set to the largest a sidecar may state, so only the
+// decoder's own bounds hold.
+func bombArchive(t *testing.T, good []byte, recipe map[string]any, mk func(i int) []byte) []byte {
+	t.Helper()
+	ents := readTar(t, good)
+	m := sidecarMap(t, ents[0].data)
+	var kept []tent
 	var entries []any
-	for _, e := range entriesOf(m)[:2] {
-		entries = append(entries, e)
+	for i, e := range entriesOf(m) {
+		if strings.HasPrefix(obj(e)["name"].(string), "blobs/") {
+			entries = append(entries, e)
+			kept = append(kept, ents[i+1])
+		}
 	}
+	kept = append([]tent{ents[0]}, kept...)
 	i := 0
-	for _, b := range blobs {
+	for _, b := range blobsOf(m) {
 		if obj(b)["action"] != "patch" {
 			continue
 		}
@@ -104,7 +148,6 @@ func bombArchive(t *testing.T, a *auditFixture, extra int, recipe map[string]any
 		p := obj(obj(b)["patch"])
 		p["entry"] = name
 		p["uncompressedSize"] = json.Number(strconv.FormatInt(1<<40, 10))
-		obj(b)["size"] = json.Number(strconv.FormatInt(1<<40, 10))
 		if recipe != nil {
 			p["recipe"] = recipe
 		}
@@ -117,44 +160,36 @@ func bombArchive(t *testing.T, a *auditFixture, extra int, recipe map[string]any
 	return writeTar(t, kept)
 }
 
-// rssRun runs the binary under /usr/bin/time -v and returns its exit
-// code, stderr and peak RSS in bytes.
+// rssRun runs the binary and returns its exit code, stderr and peak RSS
+// in bytes.
 func rssRun(t *testing.T, bin, dir string, args ...string) (int, string, int64) {
 	t.Helper()
-	cmd := exec.Command("/usr/bin/time", append([]string{"-v", bin}, args...)...)
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
-	err := cmd.Run()
+	rss, err := peakrss.Run(cmd)
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			t.Fatalf("diffah died of %v:\n%s", ws.Signal(), errb.String())
+		}
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	out := errb.String()
-	m := regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`).FindStringSubmatch(out)
-	if m == nil {
-		t.Fatalf("no RSS in /usr/bin/time output:\n%s", out)
-	}
-	kb, _ := strconv.ParseInt(m[1], 10, 64)
-	if i := strings.Index(out, "\tCommand being timed"); i >= 0 {
-		out = out[:i]
-	}
-	if regexp.MustCompile(`Command terminated by signal`).MatchString(errb.String()) {
-		t.Fatalf("diffah died of a signal:\n%s", errb.String())
-	}
-	return code, out, kb << 10
+	return code, errb.String(), rss
 }
 
 func TestHostileBombsMemory(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/time"); err != nil {
-		t.Skip("needs /usr/bin/time (apt-get install time)")
+	if !peakrss.Available() {
+		t.Skip("needs GNU time (apt-get install time)")
 	}
 	a := newAuditFixture(t)
+	fx := map[int]*bombFixture{2: {bin: a.bin, base: "oci:" + a.fx + "/v1", good: a.good}, 6: newBombFixture(t, a.bin, 6)}
 	cases := []struct {
 		name   string
-		extra  int // more patched layers than the fixture's two
+		layers int // patched layers: 2 (the fixture's) or 6
 		jobs   string
 		recipe map[string]any
 		mk     func(t *testing.T, i int) []byte
@@ -175,15 +210,15 @@ func TestHostileBombsMemory(t *testing.T) {
 		{name: "recipe", recipe: map[string]any{"format": "gzip", "impl": "pgzip", "level": 1, "blockSize": 64 << 20, "blocks": 1024}, mk: func(t *testing.T, i int) []byte {
 			return pt.Patch(t, 1<<20, pt.Lit(1<<30+uint64(i)))
 		}, msg: "recipe"},
-		{name: "six-match-layers", extra: 4, mk: func(t *testing.T, i int) []byte {
+		{name: "six-match-layers", layers: 6, mk: func(t *testing.T, i int) []byte {
 			return pt.Patch(t, 1<<20, pt.MatchZeros(t, 12*mib+uint64(i), 120*mib))
 		}, msg: "match"},
 		{name: "delta-max", mk: deltaMax, msg: "delta payload"},
-		{name: "six-delta-max-layers", extra: 4, mk: deltaMax, msg: "delta payload"},
+		{name: "six-delta-max-layers", layers: 6, mk: deltaMax, msg: "delta payload"},
 		{name: "match-max", mk: matchMax, msg: "match section 3"},
-		{name: "four-match-max-layers-16-jobs", extra: 2, jobs: "16", mk: matchMax, msg: "match section 3"},
-		{name: "six-delta-max-layers-16-jobs", extra: 4, jobs: "16", mk: deltaMax, msg: "delta payload"},
-		{name: "six-match-layers-16-jobs", extra: 4, jobs: "16", mk: func(t *testing.T, i int) []byte {
+		{name: "six-match-max-layers-16-jobs", layers: 6, jobs: "16", mk: matchMax, msg: "match section 3"},
+		{name: "six-delta-max-layers-16-jobs", layers: 6, jobs: "16", mk: deltaMax, msg: "delta payload"},
+		{name: "six-match-layers-16-jobs", layers: 6, jobs: "16", mk: func(t *testing.T, i int) []byte {
 			return pt.Patch(t, 1<<20, pt.MatchZeros(t, 12*mib+uint64(i), 120*mib))
 		}, msg: "match"},
 	}
@@ -192,15 +227,16 @@ func TestHostileBombsMemory(t *testing.T) {
 			root := t.TempDir()
 			dir := filepath.Join(root, "run")
 			os.Mkdir(dir, 0o755)
-			arch := bombArchive(t, a, c.extra, c.recipe, func(i int) []byte { return c.mk(t, i) })
+			f := fx[max(c.layers, 2)]
+			arch := bombArchive(t, f.good, c.recipe, func(i int) []byte { return c.mk(t, i) })
 			if err := os.WriteFile(filepath.Join(dir, "in.dlt"), arch, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			args := []string{"import", "--baseline", "oci:" + a.fx + "/v1", "-o", "oci:out:app"}
+			args := []string{"import", "--baseline", f.base, "-o", "oci:out:app"}
 			if c.jobs != "" {
 				args = append(args, "--jobs", c.jobs)
 			}
-			code, stderr, rss := rssRun(t, a.bin, dir, append(args, "in.dlt")...)
+			code, stderr, rss := rssRun(t, f.bin, dir, append(args, "in.dlt")...)
 			t.Logf("%s: %d KiB archive, exit %d, peak RSS %d MiB", c.name, len(arch)>>10, code, rss>>20)
 			if code != int(fault.Integrity) {
 				t.Errorf("exit %d, want %d:\n%s", code, fault.Integrity, stderr)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"archive/tar"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -80,7 +79,9 @@ func TestHostileSizesDigestsLies(t *testing.T) {
 			[]string{"unpack", "import", "resolve"}, `media type "application/vnd.docker.distribution.manifest.v2\+json", the manifest's own is "application/vnd.oci.image.manifest.v1\+json"`},
 		{"lie/manifest-media-type-index", plain(setManifestType("application/vnd.oci.image.index.v1+json")),
 			[]string{"unpack", "import", "resolve"}, "the manifest's own is"},
-		{"lie/config-media-type", plain(func(m map[string]any) { obj(blobsOf(m)[1])["mediaType"] = "application/vnd.docker.container.image.v1+json" }),
+		{"lie/config-media-type", plain(func(m map[string]any) {
+			obj(blobsOf(m)[1])["mediaType"] = "application/vnd.docker.container.image.v1+json"
+		}),
 			[]string{"unpack", "import", "resolve"}, "disagrees with the manifest .*blob 0"},
 		{"lie/reused-layer-media-type", plain(func(m map[string]any) {
 			obj(blobsOf(m)[2])["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -136,27 +137,10 @@ func TestHostileSizesDigestsLies(t *testing.T) {
 }
 
 // withPAXSize appends a PAX header whose size record is 2^63-1 (too
-// large for the ustar field, so archive/tar writes it as a PAX record),
-// followed by only a little data.
+// large for the ustar field), followed by only a little data.
 func withPAXSize(t *testing.T, ents []tent, hdr tar.Header) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range ents {
-		h := e.hdr
-		h.Size = int64(len(e.data))
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatal(err)
-		}
-		tw.Write(e.data)
-	}
-	hdr.Size, hdr.Format = math.MaxInt64, tar.FormatPAX
-	if err := tw.WriteHeader(&hdr); err != nil {
-		t.Fatal(err)
-	}
-	tw.Write(make([]byte, 4096))
-	tw.Flush()
-	return buf.Bytes()
+	hdr.Format = tar.FormatPAX
+	return withHeader(t, ents, hdr, math.MaxInt64)
 }
 
 // checkRefused asserts an integrity refusal in diffah's error form.
