@@ -130,7 +130,7 @@ func withHeader(t *testing.T, ents []tent, hdr tar.Header, size int64) []byte {
 		tw.Write(e.data)
 	}
 	hdr.Size = size
-	if hdr.Format == tar.FormatUnknown {
+	if hdr.Format != tar.FormatPAX {
 		hdr.Format = tar.FormatGNU // USTAR cannot say 1 TiB
 	}
 	if err := tw.WriteHeader(&hdr); err != nil {
