@@ -456,15 +456,31 @@ func trial(ctx context.Context, open func() (io.ReadCloser, error), format strin
 		if n > 0 {
 			done += int64(n)
 			alive := runs[:0]
-			var wg sync.WaitGroup
+			var (
+				wg       sync.WaitGroup
+				mu       sync.Mutex
+				panicked error
+			)
 			for _, r := range runs {
 				wg.Add(1)
 				go func(r *run) {
 					defer wg.Done()
+					var err error
+					defer func() {
+						if err != nil {
+							mu.Lock()
+							panicked = err
+							mu.Unlock()
+						}
+					}()
+					defer fault.Recover(&err)
 					r.w.Write(buf[:n])
 				}(r)
 			}
 			wg.Wait()
+			if panicked != nil {
+				return nil, panicked
+			}
 			for _, r := range runs {
 				if !r.cmp.bad {
 					alive = append(alive, r)
