@@ -227,6 +227,7 @@ func TestHostileBombsMemory(t *testing.T) {
 			root := t.TempDir()
 			dir := filepath.Join(root, "run")
 			os.Mkdir(dir, 0o755)
+			tmp := privateTmp(t, root)
 			f := fx[max(c.layers, 2)]
 			arch := bombArchive(t, f.good, c.recipe, func(i int) []byte { return c.mk(t, i) })
 			if err := os.WriteFile(filepath.Join(dir, "in.dlt"), arch, 0o644); err != nil {
@@ -252,6 +253,9 @@ func TestHostileBombsMemory(t *testing.T) {
 			}
 			if got := names(t, dir); strings.Join(got, ",") != "in.dlt" {
 				t.Errorf("left behind: %v", got)
+			}
+			if got := names(t, tmp); len(got) > 0 {
+				t.Errorf("left in the temporary directory: %v", got)
 			}
 		})
 	}

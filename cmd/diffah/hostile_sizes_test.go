@@ -97,6 +97,7 @@ func TestHostileSizesDigestsLies(t *testing.T) {
 				root := t.TempDir()
 				dir := filepath.Join(root, "run")
 				os.Mkdir(dir, 0o755)
+				tmp := privateTmp(t, root)
 				input := c.archive(t)
 				os.WriteFile(filepath.Join(dir, "in.dlt"), input, 0o644)
 				want := []string{"in.dlt"}
@@ -131,6 +132,9 @@ func TestHostileSizesDigestsLies(t *testing.T) {
 				if got := names(t, dir); strings.Join(got, ",") != strings.Join(want, ",") {
 					t.Errorf("left behind: %v (want %v)", got, want)
 				}
+				if got := names(t, tmp); len(got) > 0 {
+					t.Errorf("left in the temporary directory: %v", got)
+				}
 			})
 		}
 	}
@@ -141,6 +145,18 @@ func TestHostileSizesDigestsLies(t *testing.T) {
 func withPAXSize(t *testing.T, ents []tent, hdr tar.Header) []byte {
 	hdr.Format = tar.FormatPAX
 	return withHeader(t, ents, hdr, math.MaxInt64)
+}
+
+// privateTmp points TMPDIR (inherited by the binary) at an empty
+// directory under root, so a test can check that nothing was left there.
+func privateTmp(t *testing.T, root string) string {
+	t.Helper()
+	tmp := filepath.Join(root, "tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
+	return tmp
 }
 
 // checkRefused asserts an integrity refusal in diffah's error form.
