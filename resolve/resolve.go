@@ -585,7 +585,9 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 			if err := im.CheckManifest(raw); err != nil {
 				return fmt.Errorf("resolve: %w", err)
 			}
-			mediaTypes[im.Name] = m.MediaType
+			if mediaTypes[im.Name], err = sidecar.ManifestMediaType(raw); err != nil {
+				return fmt.Errorf("resolve: image %q: %w", im.Name, err)
+			}
 		}
 		manifests = append(manifests, layout.Entry(mediaTypes[im.Name], m.Digest, m.Size, im.Name))
 		if resolved[im.Name] {
@@ -806,7 +808,7 @@ func checkManifest(dir string, im *sidecar.Image, leave func(string, sidecar.Blo
 	if err := im.CheckConfig(cfg); err != nil {
 		return "", fmt.Errorf("resolve: %w", err)
 	}
-	return im.Target.Manifest.MediaType, nil
+	return sidecar.ManifestMediaType(raw)
 }
 
 // verifyComplete handles a rerun on a layout that an earlier run already
