@@ -166,6 +166,12 @@ func rssRun(t *testing.T, bin, dir string, args ...string) (int, string, int64) 
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	// The bound assumes diffah's own soft heap limit (SECURITY.md).
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMEMLIMIT=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	rss, err := peakrss.Run(cmd)

@@ -9,14 +9,20 @@
 // holding another share) keeps the budget free of deadlocks.
 //
 // Total is sized so that, with what the rest of diffah holds (archive
-// reading, tar buffers, the Go runtime) and the soft memory limit set by
-// SetProcessLimit, the peak RSS of any hostile input stays below
-// ProcessLimit (see SECURITY.md, "Hostile archives: limits").
+// reading, tar buffers, the Go runtime), the peak RSS of any hostile
+// input stays below ProcessLimit (see SECURITY.md, "Hostile archives:
+// limits"). That needs the garbage of finished tasks collected before it
+// piles up on the next ones' buffers, so the first Acquire also sets the
+// Go heap's soft limit to match (unless GOMEMLIMIT chose one): only a
+// process that decodes patches gets it, so pack and plan, whose memory
+// is the producer's own, do not.
 package membudget
 
 import (
 	"context"
+	"os"
 	"runtime/debug"
+	"sync"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -32,12 +38,16 @@ const (
 	softLimit = 448 << 20
 )
 
-var budget = semaphore.NewWeighted(Total)
+var (
+	budget    = semaphore.NewWeighted(Total)
+	limitOnce sync.Once
+)
 
 // Acquire blocks until n bytes of the budget are free (or ctx is done)
 // and returns the function that gives them back. A request larger than
 // Total waits for the whole budget, so it runs alone.
 func Acquire(ctx context.Context, n int64) (release func(), err error) {
+	limitOnce.Do(func() { setProcessLimit(os.Getenv) })
 	n = min(max(n, 0), Total)
 	if err := budget.Acquire(ctx, n); err != nil {
 		return nil, err
@@ -45,9 +55,9 @@ func Acquire(ctx context.Context, n int64) (release func(), err error) {
 	return func() { budget.Release(n) }, nil
 }
 
-// SetProcessLimit sets the Go runtime's soft memory limit to match the
-// budget, unless GOMEMLIMIT already chose one. main calls it once.
-func SetProcessLimit(getenv func(string) string) {
+// setProcessLimit sets the Go runtime's soft memory limit to match the
+// budget, unless GOMEMLIMIT already chose one.
+func setProcessLimit(getenv func(string) string) {
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(softLimit)
 	}

@@ -2,6 +2,7 @@ package membudget
 
 import (
 	"context"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,4 +61,19 @@ func TestAcquireLargerThanTotal(t *testing.T) {
 		t.Fatal(err)
 	}
 	r2()
+}
+
+// TestAcquireSetsSoftLimit: the first Acquire sets the heap's soft limit
+// to match the budget, and leaves a GOMEMLIMIT the user chose alone.
+func TestAcquireSetsSoftLimit(t *testing.T) {
+	old := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(old)
+	setProcessLimit(func(string) string { return "1GiB" })
+	if got := debug.SetMemoryLimit(-1); got != old {
+		t.Fatalf("GOMEMLIMIT set, yet the limit changed to %d", got)
+	}
+	setProcessLimit(func(string) string { return "" })
+	if got := debug.SetMemoryLimit(-1); got != softLimit {
+		t.Fatalf("limit %d, want %d", got, softLimit)
+	}
 }
