@@ -29,7 +29,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
-	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/internal/layout"
 )
 
 const (
@@ -237,7 +237,7 @@ func parseManifest(raw []byte, mediaType, where string) (descriptor, error) {
 			where, found, len(m.Layers), mts, ArtifactType, LayerMediaType), fault.Usage, hint)
 	}
 	l := m.Layers[0]
-	if err := sidecar.CheckDigest(l.Digest); err != nil || l.Size < 0 || l.Size > MaxArchive {
+	if err := layout.CheckDigest(l.Digest, where); err != nil || l.Size < 0 || l.Size > MaxArchive {
 		return descriptor{}, fault.Errorf(fault.Integrity, "%s: bad archive descriptor %q (%d bytes) in the manifest", where, l.Digest, l.Size)
 	}
 	return l, nil

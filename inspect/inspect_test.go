@@ -33,7 +33,7 @@ func bundle() *sidecar.Sidecar {
 	base := sidecar.Blob{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("base"), Size: 3 << 20}, Role: sidecar.RoleLayer, DiffID: dg("ubase"),
 		Action: sidecar.Ship, Entry: sidecar.BlobEntryName(dg("base"))}
 	patch := sidecar.Blob{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("app"), Size: 40 << 20}, Role: sidecar.RoleLayer, DiffID: dg("uapp"),
-		Action: sidecar.Patch, Patch: &sidecar.PatchRef{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{}`), Entry: sidecar.PatchEntryName(dg("p")), UncompressedSize: 90 << 20,
+		Action: sidecar.Patch, Patch: &sidecar.PatchRef{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`), Entry: sidecar.PatchEntryName(dg("p")), UncompressedSize: 90 << 20,
 			Sources: []sidecar.Source{{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("oldapp"), Size: 39 << 20}, DiffID: dg("uold")}}}}
 	reused := sidecar.Blob{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("libs"), Size: 7 << 20}, Role: sidecar.RoleLayer, DiffID: dg("ulibs"), Action: sidecar.Reuse}
 	s := sidecar.New("diffah test")

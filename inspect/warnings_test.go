@@ -23,7 +23,7 @@ func TestEveryWasteWarning(t *testing.T) {
 	base := a.Blobs[2]
 	pe := sidecar.PatchEntryName(dg("p-base"))
 	b.Blobs[2] = sidecar.Blob{Descriptor: base.Descriptor, Role: sidecar.RoleLayer, DiffID: base.DiffID, Action: sidecar.Patch,
-		Patch: &sidecar.PatchRef{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{}`), Entry: pe, UncompressedSize: 9 << 20,
+		Patch: &sidecar.PatchRef{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`), Entry: pe, UncompressedSize: 9 << 20,
 			Sources: []sidecar.Source{{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("oldbase"), Size: 3 << 20}, DiffID: dg("uoldbase")}}}}
 	s.Entries = append(s.Entries, sidecar.Entry{Name: pe, Size: 1 << 20, Digest: dg("p-base")})
 

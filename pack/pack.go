@@ -349,7 +349,15 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			defer wg.Done()
 			for j := range next {
 				p := plans[j.pi]
-				pl, stat, err := st.patch(ctx, plans, p, targets[j.pi], j.blob, perPatch)
+				var (
+					pl   *payload
+					stat PatchStat
+					err  error
+				)
+				func() {
+					defer fault.Recover(&err)
+					pl, stat, err = st.patch(ctx, plans, p, targets[j.pi], j.blob, perPatch)
+				}()
 				mu.Lock()
 				if err != nil && first == nil {
 					first = err

@@ -280,7 +280,7 @@ func checkDecision(p, want *Plan, bundle map[string]*Plan, i int, b Blob) error 
 			if base.Ref == "" {
 				return lie(p, "blob %s (%s): the baseline %s is only a manifest (--baseline-manifest): it has no layer to patch from", b.Digest, f, baseName(base))
 			}
-			if err := checkSource(p, b, f, s, base); err != nil {
+			if err := sourceInBaseline(p, b, f, s, base); err != nil {
 				return err
 			}
 		}
@@ -300,10 +300,10 @@ func holds(b *Baseline, d digest.Digest) bool {
 	return false
 }
 
-// checkSource: a patch source is a layer of the baseline, described as
+// sourceInBaseline: a patch source is a layer of the baseline, described as
 // the baseline describes it (the consumer spools it by its diffID and
 // the patch decoder reads exactly its size).
-func checkSource(p *Plan, b Blob, f string, s sidecar.Source, base *Baseline) error {
+func sourceInBaseline(p *Plan, b Blob, f string, s sidecar.Source, base *Baseline) error {
 	for _, l := range base.Layers {
 		if l.Digest != s.Digest {
 			continue

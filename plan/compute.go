@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
@@ -185,8 +186,8 @@ func describeBaseline(in *BaselineInput) (*Baseline, error) {
 		if diffIDs != nil {
 			s.DiffID = digest.Digest(diffIDs[i].String())
 		}
-		if err := sidecar.CheckDigest(s.Digest); err != nil {
-			return nil, fault.Errorf(fault.Integrity, "plan: baseline %s layer %d: %w", name, i, err)
+		if err := layout.CheckDigest(s.Digest, fmt.Sprintf("plan: baseline %s layer %d", name, i)); err != nil {
+			return nil, err
 		}
 		b.Layers = append(b.Layers, s)
 	}
@@ -253,7 +254,12 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			defer wg.Done()
 			for j := range next {
 				b := &p.Blobs[j.i]
-				rec, err := recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
+				var rec recompress.Recipe
+				var err error
+				func() {
+					defer fault.Recover(&err)
+					rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
+				}()
 				mu.Lock()
 				switch {
 				case err == nil:

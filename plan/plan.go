@@ -16,7 +16,9 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/internal/strictjson"
+	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
 )
 
@@ -242,8 +244,21 @@ func (p *Plan) Validate() error {
 		return fmt.Errorf("intraLayer %q is not auto or off", p.IntraLayer)
 	}
 	m := p.Target.Manifest
-	if err := sidecar.CheckDigest(m.Digest); err != nil {
-		return fmt.Errorf("target manifest: %w", err)
+	if err := checkDesc(m, "target manifest"); err != nil {
+		return err
+	}
+	if err := errors.Join(optDigest("target index", p.Target.IndexDigest), optDigest("target config", p.Target.Config)); err != nil {
+		return err
+	}
+	if b := p.Baseline; b != nil {
+		if err := errors.Join(optDigest("baseline manifest", b.ManifestDigest), optDigest("baseline config", b.Config)); err != nil {
+			return err
+		}
+		for i, l := range b.Layers {
+			if err := checkSource(l, fmt.Sprintf("baseline layer %d", i)); err != nil {
+				return err
+			}
+		}
 	}
 	if got := digest.FromBytes(p.Target.Raw); got != m.Digest || int64(len(p.Target.Raw)) != m.Size {
 		return fmt.Errorf("target manifest bytes are %s (%d bytes), plan says %s (%d bytes)", got, len(p.Target.Raw), m.Digest, m.Size)
@@ -258,11 +273,11 @@ func (p *Plan) Validate() error {
 		return fmt.Errorf("config blob %s is not the target config %s", p.Blobs[1].Digest, p.Target.Config)
 	}
 	for i, b := range p.Blobs {
-		if err := sidecar.CheckDigest(b.Digest); err != nil {
-			return fmt.Errorf("blob %d: %w", i, err)
+		if err := checkDesc(b.Descriptor, fmt.Sprintf("blob %d", i)); err != nil {
+			return err
 		}
-		if b.Size < 0 {
-			return fmt.Errorf("blob %s: negative size", b.Digest)
+		if err := optDigest(fmt.Sprintf("blob %d diffID", i), b.DiffID); err != nil {
+			return err
 		}
 		if i >= 2 && b.Role != sidecar.RoleLayer {
 			return fmt.Errorf("blob %s: role %q, want layer", b.Digest, b.Role)
@@ -279,6 +294,19 @@ func (p *Plan) Validate() error {
 			if p.Baseline == nil {
 				return fmt.Errorf("blob %s: patch without a baseline", b.Digest)
 			}
+			if len(b.Patch.Sources) > 64 {
+				return fmt.Errorf("blob %s: patch has %d sources (1 to 64 allowed)", b.Digest, len(b.Patch.Sources))
+			}
+			for j, src := range b.Patch.Sources {
+				if err := checkSource(src, fmt.Sprintf("blob %s patch source %d", b.Digest, j)); err != nil {
+					return err
+				}
+			}
+			// The one recipe parser; pack would otherwise find a bad
+			// recipe only after compressing.
+			if _, err := recompress.ParseRecipe(b.Patch.Recipe); err != nil {
+				return fmt.Errorf("blob %s: %v", b.Digest, err)
+			}
 		default:
 			return fmt.Errorf("blob %s: unknown action %q", b.Digest, b.Action)
 		}
@@ -294,4 +322,38 @@ func (p *Plan) Validate() error {
 		return fmt.Errorf("totals %+v do not match the blobs (%+v)", want, got)
 	}
 	return nil
+}
+
+// Plans are user input: their errors are usage errors (exit 2), so the
+// integrity kind layout's checks carry is dropped here (%v, not %w).
+
+// checkDesc checks a descriptor's digest (layout.CheckDigest, the one
+// check before a digest names a file) and size (layout.CheckSize, so the
+// totals cannot overflow).
+func checkDesc(d sidecar.Descriptor, what string) error {
+	if err := layout.CheckDigest(d.Digest, what); err != nil {
+		return fmt.Errorf("%v", err)
+	}
+	if err := layout.CheckSize(d.Size, what+" "+d.Digest.String()); err != nil {
+		return fmt.Errorf("%v", err)
+	}
+	return nil
+}
+
+// optDigest checks a digest that may be absent ("").
+func optDigest(what string, d digest.Digest) error {
+	if d == "" {
+		return nil
+	}
+	if err := layout.CheckDigest(d, what); err != nil {
+		return fmt.Errorf("%v", err)
+	}
+	return nil
+}
+
+func checkSource(s sidecar.Source, what string) error {
+	if err := checkDesc(s.Descriptor, what); err != nil {
+		return err
+	}
+	return optDigest(what+" diffID", s.DiffID)
 }

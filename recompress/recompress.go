@@ -75,6 +75,23 @@ type Recipe struct {
 	Blocks    int `json:"blocks,omitempty"`
 }
 
+// Limits on recipe settings from untrusted media: what the real
+// compressors use (see Candidates), so a recipe cannot make recompression
+// allocate more than a few MiB per layer.
+const (
+	// MaxPgzipBlockSize is pgzip's default block size, the only one
+	// Detect records; pgzip buffers about two blocks per block in flight.
+	MaxPgzipBlockSize = 1 << 20
+	// MaxPgzipBlocks is pgzip's default number of blocks in flight; the
+	// output does not depend on it.
+	MaxPgzipBlocks = 4
+	// MaxZstdConcurrency bounds the recorded zstd concurrency. The output
+	// does not depend on it (TestZstdConcurrencyIndependent), so NewWriter
+	// always uses one encoder: each one at the best level holds tens of
+	// MiB of match tables.
+	MaxZstdConcurrency = 64
+)
+
 // ErrNotReproducible says no known compressor reproduces the blob.
 var ErrNotReproducible = errors.New("no known compressor reproduces this blob")
 
@@ -130,7 +147,7 @@ func (r Recipe) Validate() error {
 				return bad("level", r.Level)
 			}
 		case ImplPgzip:
-			if r.Level < 1 || r.Level > 9 || r.BlockSize < 1<<10 || r.BlockSize > 64<<20 || r.Blocks < 1 || r.Blocks > 1024 {
+			if r.Level < 1 || r.Level > 9 || r.BlockSize < 1<<10 || r.BlockSize > MaxPgzipBlockSize || r.Blocks < 1 || r.Blocks > MaxPgzipBlocks {
 				return bad("settings", fmt.Sprintf("level %d block %d×%d", r.Level, r.BlockSize, r.Blocks))
 			}
 		default:
@@ -150,7 +167,7 @@ func (r Recipe) Validate() error {
 		if r.Level < int(zstd.SpeedFastest) || r.Level > int(zstd.SpeedBestCompression) {
 			return bad("level", r.Level)
 		}
-		if r.Concurrency < 0 || r.Concurrency > 256 {
+		if r.Concurrency < 0 || r.Concurrency > MaxZstdConcurrency {
 			return bad("concurrency", r.Concurrency)
 		}
 		return nil
@@ -176,6 +193,21 @@ func ParseRecipe(data []byte) (Recipe, error) {
 	return r, nil
 }
 
+// WriterMemory is about the most NewWriter's writer holds, for the
+// process-wide memory budget (internal/membudget): measured peaks of the
+// largest settings Validate accepts (TestRecipeWriterMemory) rounded up.
+func (r Recipe) WriterMemory() int64 {
+	switch {
+	case r.Format == FormatNone:
+		return 0
+	case r.Format == FormatZstd:
+		return 64 << 20 // one encoder; the best level's tables dominate
+	case r.Impl == ImplPgzip:
+		return 32 << 20 // up to MaxPgzipBlocks blocks of MaxPgzipBlockSize
+	}
+	return 2 << 20 // one flate compressor
+}
+
 // NewWriter returns a WriteCloser compressing into w as the recipe says.
 // Close writes the trailer.
 func (r Recipe) NewWriter(w io.Writer) (io.WriteCloser, error) {
@@ -186,11 +218,9 @@ func (r Recipe) NewWriter(w io.Writer) (io.WriteCloser, error) {
 	case FormatNone:
 		return nopWriteCloser{w}, nil
 	case FormatZstd:
-		opts := []zstd.EOption{zstd.WithEncoderLevel(zstd.EncoderLevel(r.Level)), zstd.WithEncoderCRC(!r.NoCRC)}
-		if r.Concurrency > 0 {
-			opts = append(opts, zstd.WithEncoderConcurrency(r.Concurrency))
-		}
-		return zstd.NewWriter(w, opts...)
+		// One encoder whatever r.Concurrency says: the output is the same
+		// (TestZstdConcurrencyIndependent) and memory stays bounded.
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.EncoderLevel(r.Level)), zstd.WithEncoderCRC(!r.NoCRC), zstd.WithEncoderConcurrency(1))
 	}
 	// The gzip header is copied from the target, so recompression matches
 	// it byte for byte; Go writers default to OS 255 (unknown).
@@ -487,15 +517,31 @@ func trial(ctx context.Context, open func() (io.ReadCloser, error), format strin
 		if n > 0 {
 			done += int64(n)
 			alive := runs[:0]
-			var wg sync.WaitGroup
+			var (
+				wg       sync.WaitGroup
+				mu       sync.Mutex
+				panicked error
+			)
 			for _, r := range runs {
 				wg.Add(1)
 				go func(r *run) {
 					defer wg.Done()
+					var err error
+					defer func() {
+						if err != nil {
+							mu.Lock()
+							panicked = err
+							mu.Unlock()
+						}
+					}()
+					defer fault.Recover(&err)
 					r.w.Write(buf[:n])
 				}(r)
 			}
 			wg.Wait()
+			if panicked != nil {
+				return nil, panicked
+			}
 			for _, r := range runs {
 				if !r.cmp.bad {
 					alive = append(alive, r)

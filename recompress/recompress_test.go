@@ -346,6 +346,9 @@ func FuzzRecipeJSON(f *testing.F) {
 	f.Add([]byte(`{"format":"gzip","impl":"go","level":6}`))
 	f.Add([]byte(`{"format":"zstd","impl":"klauspost","level":2,"concurrency":1}`))
 	f.Add([]byte(`{"format":"gzip","impl":"pgzip","level":6,"blockSize":1048576,"blocks":2}`))
+	// recipe bombs: huge pgzip blocks × blocks, huge zstd concurrency
+	f.Add([]byte(`{"format":"gzip","impl":"pgzip","level":5,"blockSize":67108864,"blocks":1024}`))
+	f.Add([]byte(`{"format":"zstd","impl":"klauspost","level":4,"concurrency":256}`))
 	f.Fuzz(func(t *testing.T, js []byte) {
 		r, err := ParseRecipe(js)
 		if err != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/layout"
+	"github.com/diffah/diffah/internal/membudget"
 	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/internal/verify"
@@ -314,13 +315,8 @@ func (r *resolver) preflight(ctx context.Context, w *imageWork) error {
 			if b.Patch.Codec != tarpatch.Codec {
 				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec)
 			}
-			var rec recompress.Recipe
-			dec := json.NewDecoder(strings.NewReader(string(b.Patch.Recipe)))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&rec); err != nil {
-				return fault.Errorf(fault.Integrity, "image %q: layer %s: recipe: %w", im.Name, b.Digest, err)
-			}
-			if err := rec.Validate(); err != nil {
+			rec, err := recompress.ParseRecipe(b.Patch.Recipe)
+			if err != nil {
 				return fmt.Errorf("image %q: layer %s: %w", im.Name, b.Digest, err)
 			}
 			w.recipes[b.Digest] = rec
@@ -567,7 +563,10 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 		go func() {
 			defer wg.Done()
 			for t := range next {
-				err := r.blob(ctx, tmp.Path, t.w, t.b)
+				err := func() (err error) {
+					defer fault.Recover(&err)
+					return r.blob(ctx, tmp.Path, t.w, t.b)
+				}()
 				r.bar.Add(t.b.Size)
 				if err != nil {
 					mu.Lock()
@@ -596,18 +595,36 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 	if first != nil {
 		return first
 	}
+	mediaTypes := map[string]string{}
 	for _, w := range works {
-		if err := checkManifest(tmp.Path, w.im, r.o.LeaveReused); err != nil {
+		mt, err := checkManifest(tmp.Path, w.im, r.o.LeaveReused)
+		if err != nil {
 			return err
 		}
+		mediaTypes[w.im.Name] = mt
 	}
 	// Images left unresolved stay partial: their shipped blobs, patches
-	// and the sidecar are kept so a later resolve can finish them.
+	// and the sidecar are kept so a later resolve can finish them. Their
+	// index.json entries too come from their (shipped, verified) manifest
+	// bytes.
 	var manifests []layout.Descriptor
 	partial := false
-	for _, im := range r.sc.Images {
+	for i := range r.sc.Images {
+		im := &r.sc.Images[i]
 		m := im.Target.Manifest
-		manifests = append(manifests, layout.Entry(m.MediaType, m.Digest, m.Size, im.Name))
+		if !resolved[im.Name] {
+			raw, err := os.ReadFile(layout.BlobPath(r.dir, m.Digest))
+			if err != nil {
+				return fault.Errorf(fault.Env, "resolve: image %q: %w", im.Name, err)
+			}
+			if err := im.CheckManifest(raw); err != nil {
+				return fmt.Errorf("resolve: %w", err)
+			}
+			if mediaTypes[im.Name], err = sidecar.ManifestMediaType(raw); err != nil {
+				return fmt.Errorf("resolve: image %q: %w", im.Name, err)
+			}
+		}
+		manifests = append(manifests, layout.Entry(mediaTypes[im.Name], m.Digest, m.Size, im.Name))
 		if resolved[im.Name] {
 			continue
 		}
@@ -698,6 +715,14 @@ func openBaselineBlob(base *Baseline, b sidecar.Blob) (io.ReadCloser, error) {
 // whose sha256 must be the diffID; the recipe recompresses it, and the
 // result must be the blob digest. Only then does the blob get its name.
 func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
+	// Decoding and recompressing hold what the patch and recipe decide,
+	// up to their limits: taken from the process-wide budget first, at
+	// once, so the bound holds whatever the number of workers.
+	release, err := membudget.Acquire(ctx, tarpatch.DecodeMemory+w.recipes[b.Digest].WriterMemory())
+	if err != nil {
+		return err
+	}
+	defer release()
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
 		base := r.baseOf(w, s.Image)
@@ -791,44 +816,41 @@ func (hw *hashWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// checkManifest makes sure the (verified) manifest lists exactly the blobs
-// the sidecar described: a sidecar cannot make resolve assemble blobs the
-// manifest does not name.
-func checkManifest(dir string, im *sidecar.Image, leave func(string, sidecar.Blob) bool) error {
+// checkManifest makes sure the (verified) manifest and config say what
+// the sidecar says — media types, blobs, diffIDs, platform — so a sidecar
+// can neither make resolve assemble blobs the manifest does not name nor
+// write an index.json that disagrees with the bytes it points to. It
+// returns the manifest's media type, from its bytes.
+func checkManifest(dir string, im *sidecar.Image, leave func(string, sidecar.Blob) bool) (string, error) {
 	raw, err := os.ReadFile(layout.BlobPath(dir, im.Target.Manifest.Digest))
 	if err != nil {
-		return fault.Errorf(fault.Env, "resolve: image %q: %w", im.Name, err)
+		return "", fault.Errorf(fault.Env, "resolve: image %q: %w", im.Name, err)
 	}
-	if digest.FromBytes(raw) != im.Target.Manifest.Digest {
-		return fault.Errorf(fault.Integrity, "resolve: image %q: manifest is %s, expected %s", im.Name, digest.FromBytes(raw), im.Target.Manifest.Digest)
+	if err := im.CheckManifest(raw); err != nil {
+		return "", fmt.Errorf("resolve: %w", err)
 	}
-	var m v1.Manifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return fault.Errorf(fault.Integrity, "resolve: image %q: manifest %s: %w", im.Name, im.Target.Manifest.Digest, err)
-	}
-	want := []sidecar.Blob{}
 	for _, b := range im.Blobs[1:] {
-		want = append(want, b)
-	}
-	got := append([]v1.Descriptor{m.Config}, m.Layers...)
-	if len(got) != len(want) {
-		return fault.Errorf(fault.Integrity, "resolve: image %q: manifest lists %d blobs, the sidecar %d", im.Name, len(got), len(want))
-	}
-	for i := range got {
-		if got[i].Digest.String() != want[i].Digest.String() || got[i].Size != want[i].Size {
-			return fault.Errorf(fault.Integrity, "resolve: image %q: manifest blob %d is %s (%d bytes), the sidecar says %s (%d bytes)",
-				im.Name, i, got[i].Digest, got[i].Size, want[i].Digest, want[i].Size)
-		}
-		left := want[i].Action == sidecar.Reuse && want[i].Role == sidecar.RoleLayer && leave != nil && leave(im.Name, want[i])
-		if !left && !layout.Exists(layout.BlobPath(dir, want[i].Digest)) {
-			return fault.Errorf(fault.Internal, "resolve: image %q: blob %s was not written", im.Name, want[i].Digest)
+		left := b.Action == sidecar.Reuse && b.Role == sidecar.RoleLayer && leave != nil && leave(im.Name, b)
+		if !left && !layout.Exists(layout.BlobPath(dir, b.Digest)) {
+			return "", fault.Errorf(fault.Internal, "resolve: image %q: blob %s was not written", im.Name, b.Digest)
 		}
 	}
-	return nil
+	// The config was verified against its digest when it was written.
+	cfg, err := os.ReadFile(layout.BlobPath(dir, im.Blobs[1].Digest))
+	if err != nil {
+		return "", fault.Errorf(fault.Env, "resolve: image %q: %w", im.Name, err)
+	}
+	if err := im.CheckConfig(cfg); err != nil {
+		return "", fmt.Errorf("resolve: %w", err)
+	}
+	return sidecar.ManifestMediaType(raw)
 }
 
 // verifyComplete handles a rerun on a layout that an earlier run already
-// completed: every blob of every manifest is checked again.
+// completed: every blob of every manifest is checked again, and every
+// index.json entry against its manifest's bytes. Digests from index.json
+// and the manifests pass layout.CheckDigest before they name a file
+// (ReadIndex checks the index's).
 func verifyComplete(dir string, o Options) (*Report, error) {
 	idx, err := layout.ReadIndex(dir)
 	if err != nil {
@@ -837,7 +859,10 @@ func verifyComplete(dir string, o Options) (*Report, error) {
 	rep := &Report{Dir: dir}
 	for _, d := range idx.Manifests {
 		name := d.Annotations[layout.RefNameAnnotation]
-		what := fmt.Sprintf("resolve: image %q manifest %s", name, d.Digest)
+		what := fmt.Sprintf("resolve: image %.100q manifest %s", name, d.Digest)
+		if d.Size > maxManifest {
+			return nil, fault.Errorf(fault.Integrity, "%s: %d bytes, more than a manifest may have (%d)", what, d.Size, maxManifest)
+		}
 		if err := layout.VerifyFile(layout.BlobPath(dir, d.Digest), d.Digest, d.Size, what); err != nil {
 			return nil, err
 		}
@@ -845,13 +870,30 @@ func verifyComplete(dir string, o Options) (*Report, error) {
 		if err != nil {
 			return nil, fault.Errorf(fault.Env, "%s: %w", what, err)
 		}
+		if digest.FromBytes(raw) != d.Digest {
+			return nil, fault.Errorf(fault.Integrity, "%s: changed while being read", what)
+		}
+		mt, err := sidecar.ManifestMediaType(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if mt != d.MediaType {
+			return nil, fault.Errorf(fault.Integrity, "%s: index.json says media type %.100q, the manifest's own is %q", what, d.MediaType, mt)
+		}
 		var m v1.Manifest
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return nil, fault.Errorf(fault.Integrity, "%s: %w", what, err)
 		}
-		for _, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
+		for i, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 			dg := digest.Digest(b.Digest.String())
-			if err := layout.VerifyFile(layout.BlobPath(dir, dg), dg, b.Size, fmt.Sprintf("resolve: image %q blob %s", name, dg)); err != nil {
+			bwhat := fmt.Sprintf("resolve: image %.100q blob %d (%s)", name, i, dg)
+			if err := layout.CheckDigest(dg, bwhat); err != nil {
+				return nil, err
+			}
+			if err := layout.CheckSize(b.Size, bwhat); err != nil {
+				return nil, err
+			}
+			if err := layout.VerifyFile(layout.BlobPath(dir, dg), dg, b.Size, bwhat); err != nil {
 				return nil, err
 			}
 		}
@@ -860,6 +902,9 @@ func verifyComplete(dir string, o Options) (*Report, error) {
 	o.Log.Info("layout already complete; every blob verified", "dir", dir)
 	return rep, nil
 }
+
+// maxManifest bounds a manifest read whole into memory.
+const maxManifest = 4 << 20
 
 func linkOrCopy(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {

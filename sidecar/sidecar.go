@@ -21,7 +21,9 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/internal/strictjson"
+	"github.com/diffah/diffah/recompress"
 )
 
 const (
@@ -242,25 +244,12 @@ func ValidName(s string) bool {
 	return nameRE.MatchString(s) && !strings.Contains(s, "=") && !strings.Contains(s, "..")
 }
 
-// CheckDigest accepts only canonical sha256 digests: every digest diffah
-// trusts is a sha256, and accepting others would let a sidecar name content
-// it cannot verify.
-func CheckDigest(d digest.Digest) error {
-	if !strings.HasPrefix(string(d), "sha256:") {
-		return fmt.Errorf("digest %q is not sha256", d)
-	}
-	if err := d.Validate(); err != nil {
-		return fmt.Errorf("digest %q: %w", d, err)
-	}
-	return nil
-}
-
 func (d Descriptor) check(what string) error {
-	if err := CheckDigest(d.Digest); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	if err := layout.CheckDigest(d.Digest, what); err != nil {
+		return err
 	}
-	if d.Size < 0 {
-		return fmt.Errorf("%s %s: negative size %d", what, d.Digest, d.Size)
+	if err := layout.CheckSize(d.Size, what+" "+d.Digest.String()); err != nil {
+		return err
 	}
 	if d.MediaType == "" || len(d.MediaType) > 255 {
 		return fmt.Errorf("%s %s: missing or oversized media type", what, d.Digest)
@@ -297,11 +286,11 @@ func (s *Sidecar) validate() error {
 	}
 	entries := make(map[string]Entry, len(s.Entries))
 	for i, e := range s.Entries {
-		if err := CheckDigest(e.Digest); err != nil {
-			return fmt.Errorf("entry %d (%q): %w", i, e.Name, err)
+		if err := layout.CheckDigest(e.Digest, fmt.Sprintf("entry %d (%.80q)", i, e.Name)); err != nil {
+			return err
 		}
-		if e.Size < 0 {
-			return fmt.Errorf("entry %q: negative size", e.Name)
+		if err := layout.CheckSize(e.Size, fmt.Sprintf("entry %q", e.Name)); err != nil {
+			return err
 		}
 		if e.Name != BlobEntryName(e.Digest) && e.Name != PatchEntryName(e.Digest) {
 			return fmt.Errorf("entry %q: name does not match its digest %s (want %q or %q)", e.Name, e.Digest, BlobEntryName(e.Digest), PatchEntryName(e.Digest))
@@ -360,13 +349,13 @@ func (im *Image) validate(entries map[string]Entry, used map[string]bool) error 
 		return err
 	}
 	if im.Target.IndexDigest != "" {
-		if err := CheckDigest(im.Target.IndexDigest); err != nil {
-			return fmt.Errorf("target index: %w", err)
+		if err := layout.CheckDigest(im.Target.IndexDigest, "target index"); err != nil {
+			return err
 		}
 	}
 	if im.Baseline != nil && im.Baseline.ManifestDigest != "" {
-		if err := CheckDigest(im.Baseline.ManifestDigest); err != nil {
-			return fmt.Errorf("baseline manifest: %w", err)
+		if err := layout.CheckDigest(im.Baseline.ManifestDigest, "baseline manifest"); err != nil {
+			return err
 		}
 	}
 	if len(im.Blobs) < 2 {
@@ -409,8 +398,8 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 		return err
 	}
 	if b.DiffID != "" {
-		if err := CheckDigest(b.DiffID); err != nil {
-			return fmt.Errorf("diffID: %w", err)
+		if err := layout.CheckDigest(b.DiffID, "diffID"); err != nil {
+			return err
 		}
 	}
 	needEntry := func(name string, d digest.Digest, size int64) error {
@@ -465,15 +454,20 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 			if err := src.Descriptor.check("patch source"); err != nil {
 				return err
 			}
-			if err := CheckDigest(src.DiffID); err != nil {
-				return fmt.Errorf("patch source %s diffID: %w", src.Digest, err)
+			if err := layout.CheckDigest(src.DiffID, "patch source "+src.Digest.String()+" diffID"); err != nil {
+				return err
 			}
 		}
-		if p.UncompressedSize < 0 {
-			return errors.New("patch with negative uncompressedSize")
+		if err := layout.CheckSize(p.UncompressedSize, "patch uncompressedSize"); err != nil {
+			return err
 		}
 		if len(p.Recipe) == 0 || p.Recipe[0] != '{' {
 			return errors.New("patch recipe is not a JSON object")
+		}
+		// The one recipe parser: its limits (pgzip blocks, zstd
+		// concurrency) bound what recompression may allocate.
+		if _, err := recompress.ParseRecipe(p.Recipe); err != nil {
+			return fmt.Errorf("patch recipe: %w", err)
 		}
 		if !strings.HasPrefix(p.Entry, "patches/sha256/") {
 			return fmt.Errorf("patch entry %q is not under patches/sha256/", p.Entry)

@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/layout"
 )
 
 func d(s string) digest.Digest { return digest.FromString(s) }
@@ -31,7 +32,7 @@ func valid() *Sidecar {
 			{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: d("c"), Size: 10}, Role: RoleConfig, Action: Reuse},
 			{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("l1"), Size: 50}, Role: RoleLayer, DiffID: d("u1"), Action: Ship, Entry: BlobEntryName(d("l1"))},
 			{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("l2"), Size: 5000}, Role: RoleLayer, DiffID: d("u2"), Action: Patch,
-				Patch: &PatchRef{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip"}`), Entry: PatchEntryName(patch), UncompressedSize: 9000,
+				Patch: &PatchRef{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`), Entry: PatchEntryName(patch), UncompressedSize: 9000,
 					Sources: []Source{{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("s"), Size: 4000}, DiffID: d("su")}}}},
 		},
 	}}
@@ -86,7 +87,7 @@ func TestParseRejects(t *testing.T) {
 		{name: "dup name", mutate: func(s *Sidecar) { s.Images = append(s.Images, s.Images[0]) }, want: "used twice"},
 		{name: "sha512 digest", mutate: func(s *Sidecar) {
 			s.Images[0].Blobs[1].Digest = digest.Digest("sha512:" + strings.Repeat("ab", 64))
-		}, want: "not sha256"},
+		}, want: "only sha256"},
 		{name: "entry name mismatch", mutate: func(s *Sidecar) { s.Entries[1].Name = "blobs/sha256/../../etc" }, want: "does not match its digest"},
 		{name: "dup entry", mutate: func(s *Sidecar) { s.Entries = append(s.Entries, s.Entries[0]) }, want: "listed twice"},
 		{name: "unused entry", mutate: func(s *Sidecar) {
@@ -176,6 +177,19 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("error without integrity kind: %v", err)
 			}
 			return
+		}
+		// Whatever parses has sizes no sum can overflow.
+		for _, e := range s.Entries {
+			if e.Size < 0 || e.Size > layout.MaxBlobSize {
+				t.Fatalf("entry size %d accepted", e.Size)
+			}
+		}
+		for _, im := range s.Images {
+			for _, b := range im.Blobs {
+				if b.Size < 0 || b.Size > layout.MaxBlobSize || b.Patch != nil && (b.Patch.UncompressedSize < 0 || b.Patch.UncompressedSize > layout.MaxBlobSize) {
+					t.Fatalf("blob size %d accepted", b.Size)
+				}
+			}
 		}
 		// Whatever parses must survive a round trip unchanged.
 		out, err := s.Marshal()

@@ -31,17 +31,38 @@ const (
 	opDelta = 3
 )
 
-// Limits that bound what a patch can make the decoder allocate.
+// Limits that bound what a patch can make the decoder allocate. Each is
+// what the encoder itself produces, so a real patch never meets one; they
+// hold for every byte a hostile patch decodes to, while it decodes.
 const (
-	// MaxDict bounds one DELTA dictionary.
-	MaxDict = 96 << 20
-	// MaxOut bounds one DELTA output (a chunk).
-	MaxOut = 64 << 20
+	// MaxDict bounds one DELTA or MATCH dictionary: the encoder's
+	// dictWindow.
+	MaxDict = dictWindow
+	// MaxOut bounds one DELTA or MATCH output: the encoder's largest
+	// chunk (Encode clamps MaxChunk to it).
+	MaxOut = dictWindow * 3 / 8
 	// MaxRanges bounds the ranges of one dictionary.
 	MaxRanges = 4096
-	// maxWindow bounds every zstd window the decoder accepts.
-	maxWindow = 256 << 20
+	// maxWindow bounds the zstd window of a DELTA payload or MATCH
+	// section: the encoder's window spans dictionary and data, at most
+	// dictWindow.
+	maxWindow = dictWindow
+	// DecodeMemory is about the most Decode allocates, whatever the
+	// patch: the op stream's zstd window (streamWindow) and dictionary
+	// (at most maxHeaderDict or SmallLayer), the history ring
+	// (HistSize), and one op's buffers (a dictionary, an output, a
+	// payload and the MATCH sections; see opMemory). Callers that
+	// decode in parallel budget it per Decode (resolve does).
+	DecodeMemory = streamWindow + SmallLayer + HistSize + opMemory + 8<<20
+	// opMemory bounds the buffers ops keep: a dictionary, an output, a
+	// payload (or a MATCH section's frame), and the four MATCH sections.
+	opMemory = MaxDict + MaxOut + (MaxOut + MaxOut/8 + 1<<16) + MaxOut + 3*matchSectionMax
 )
+
+// payloadMax bounds the zstd frame of a DELTA payload or a MATCH section
+// that decodes to at most n bytes: zstd never expands by more than a
+// block header per 128 KiB block, plus the frame header.
+func payloadMax(n uint64) uint64 { return n + n/8 + 1<<16 }
 
 // Source is an uncompressed source tar with random access.
 type Source interface {
@@ -85,7 +106,9 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 		}
 		return decodeWhole(ctx, w, br, sources, o)
 	}
-	zopts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(1 << 30)}
+	// The op stream's window is the encoder's (streamWindow): a frame
+	// claiming more is refused before its history is allocated.
+	zopts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(streamWindow), zstd.WithDecoderMaxMemory(streamWindow)}
 	hd, err := streamDict(sources)
 	if err != nil {
 		return err
@@ -134,7 +157,7 @@ func decodeWhole(ctx context.Context, w io.Writer, r io.Reader, sources []Source
 	if err != nil {
 		return err
 	}
-	zopts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(streamWindow), zstd.WithDecoderMaxMemory(1 << 30)}
+	zopts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(streamWindow), zstd.WithDecoderMaxMemory(streamWindow)}
 	if len(dict) > 0 {
 		zopts = append(zopts, zstd.WithDecoderDictRaw(dictID, dict))
 	}
@@ -227,8 +250,21 @@ type decoder struct {
 	max     int64
 	out     int64
 	ops     *bufio.Reader
-	buf     []byte
-	dec     *zstd.Decoder
+	// Buffers reused from op to op, so a patch of many ops allocates
+	// each once: an op's output, its dictionary, its payload or MATCH
+	// sections.
+	buf  []byte
+	dict []byte
+	enc  []byte
+	secs [4][]byte
+}
+
+// reuse returns b resliced to n bytes, reallocated only when too small.
+func reuse(b []byte, n uint64) []byte {
+	if uint64(cap(b)) < n {
+		return make([]byte, n)
+	}
+	return b[:n]
 }
 
 func (d *decoder) uvarint(what string, max uint64) (uint64, error) {
@@ -329,20 +365,32 @@ func (d *decoder) dictRanges() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var dict []byte
+	// The ranges are read and summed first, so the dictionary is
+	// allocated once, at its final size, and only when within MaxDict.
+	type span struct {
+		s      Source
+		off, n int64
+	}
+	spans := make([]span, 0, nr)
+	var total int64
 	for i := uint64(0); i < nr; i++ {
 		s, off, n, err := d.srcRange()
 		if err != nil {
 			return nil, err
 		}
-		if int64(len(dict))+n > MaxDict {
+		if total += n; total > MaxDict {
 			return nil, fmt.Errorf("dictionary larger than %d bytes", MaxDict)
 		}
-		start := len(dict)
-		dict = append(dict, make([]byte, n)...)
-		if _, err := s.ReadAt(dict[start:], off); err != nil {
+		spans = append(spans, span{s, off, n})
+	}
+	d.dict = reuse(d.dict, uint64(total))
+	dict := d.dict
+	at := int64(0)
+	for _, sp := range spans {
+		if _, err := sp.s.ReadAt(dict[at:at+sp.n], sp.off); err != nil {
 			return nil, fmt.Errorf("reading dictionary: %w", err)
 		}
+		at += sp.n
 	}
 	return dict, nil
 }
@@ -359,11 +407,12 @@ func (d *decoder) delta() error {
 	if err := d.grow(outLen); err != nil {
 		return err
 	}
-	encLen, err := d.uvarint("delta payload length", MaxOut+MaxOut/8+1<<16)
+	encLen, err := d.uvarint("delta payload length", payloadMax(outLen))
 	if err != nil {
 		return err
 	}
-	enc := make([]byte, encLen)
+	d.enc = reuse(d.enc, encLen)
+	enc := d.enc
 	if _, err := io.ReadFull(d.ops, enc); err != nil {
 		return fmt.Errorf("delta payload: %w", err)
 	}

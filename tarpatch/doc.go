@@ -59,9 +59,13 @@
 // COPY and DELTA offsets address the sources' uncompressed bytes. A DELTA's
 // dictionary is the concatenation of its ranges; its payload is one zstd
 // frame compressed against that raw dictionary and must decode to exactly
-// outLen bytes. After END the zstd stream must end. The decoder refuses
-// unknown ops, ranges outside a source, dictionaries over MaxDict, outputs
-// over DecodeOptions.MaxOutput and trailing data, and never panics on
-// hostile input; what it cannot check (that the output is the layer the
+// outLen bytes. A MATCH copy is at least 64 bytes (matchMin). After END
+// the zstd stream must end. The decoder refuses unknown ops, ranges
+// outside a source, dictionaries over MaxDict, op outputs over MaxOut,
+// MATCH sections over their bound (one varint per possible copy), zstd
+// windows over the encoder's, outputs over DecodeOptions.MaxOutput and
+// trailing data — each bound checked as the bytes decode, so a patch
+// cannot make Decode allocate more than DecodeMemory — and never panics
+// on hostile input; what it cannot check (that the output is the layer the
 // caller expects) the caller checks against the layer's diffID.
 package tarpatch

@@ -624,6 +624,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		chunk := buf
 		work <- func() {
 			defer close(t.done)
+			defer fault.Recover(&t.err)
 			if len(ranges) == 0 {
 				t.buf.Write(litOp(chunk))
 				return

@@ -159,12 +159,18 @@ func (d *decoder) match(inline bool) error {
 	if err := d.grow(outLen); err != nil {
 		return err
 	}
-	// Each stream holds at most one varint per output byte; literals at
-	// most outLen bytes.
-	limits := []uint64{10*outLen + 10, 10*outLen + 10, 10*outLen + 10, outLen}
+	// Every copy is at least matchMin bytes (the encoder never makes a
+	// shorter one, and the loop below refuses one), so an op has at most
+	// outLen/matchMin copies, each a varint (at most 10 bytes) in each
+	// of the three number streams; literals are at most outLen bytes.
+	// These are the streams' bounds, checked as they decode: a section
+	// decoding to more fails when it reaches its bound
+	// (DecodeAllCapLimit), having allocated no more than that.
+	nums := matchSectionLen(outLen)
+	limits := [4]uint64{nums, nums, nums, outLen}
 	var secs [4][]byte
 	for i := range secs {
-		max := uint64(MaxOut + MaxOut/8 + 1<<16)
+		max := payloadMax(limits[i])
 		if inline {
 			max = limits[i]
 		}
@@ -172,13 +178,18 @@ func (d *decoder) match(inline bool) error {
 		if err != nil {
 			return err
 		}
-		z := make([]byte, zl)
+		if inline {
+			d.secs[i] = reuse(d.secs[i], zl)
+			secs[i] = d.secs[i]
+			if _, err := readFull(d, secs[i]); err != nil {
+				return fmt.Errorf("match section %d: %w", i, err)
+			}
+			continue
+		}
+		d.enc = reuse(d.enc, zl)
+		z := d.enc
 		if _, err := readFull(d, z); err != nil {
 			return fmt.Errorf("match section %d: %w", i, err)
-		}
-		if inline {
-			secs[i] = z
-			continue
 		}
 		opts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecodeAllCapLimit(true)}
 		if i == 3 && len(dict) > 0 {
@@ -188,13 +199,19 @@ func (d *decoder) match(inline bool) error {
 		if err != nil {
 			return err
 		}
-		secs[i], err = dec.DecodeAll(z, make([]byte, 0, limits[i]))
+		if uint64(cap(d.secs[i])) < limits[i] {
+			d.secs[i] = make([]byte, 0, limits[i])
+		}
+		secs[i], err = dec.DecodeAll(z, d.secs[i][:0:limits[i]])
 		dec.Close()
 		if err != nil {
-			return fmt.Errorf("match section %d: %w", i, err)
+			return fmt.Errorf("match section %d: %w (more than its bound of %d bytes?)", i, err, limits[i])
 		}
 	}
-	out := make([]byte, 0, outLen)
+	if uint64(cap(d.buf)) < outLen {
+		d.buf = make([]byte, 0, outLen)
+	}
+	out := d.buf[:0]
 	ll, ml, of, lits := bytes.NewReader(secs[0]), bytes.NewReader(secs[1]), bytes.NewReader(secs[2]), secs[3]
 	lastOld := int64(0)
 	for {
@@ -219,6 +236,9 @@ func (d *decoder) match(inline bool) error {
 			return errors.New("match: offsets end early")
 		}
 		o := lastOld + delta + int64(l)
+		if m < matchMin {
+			return fmt.Errorf("match: copy of %d bytes, shorter than the %d the encoder makes", m, matchMin)
+		}
 		if o < 0 || m > uint64(len(dict)) || o > int64(len(dict))-int64(m) || uint64(len(out))+m > outLen {
 			return errors.New("match: copy out of bounds")
 		}
@@ -230,6 +250,14 @@ func (d *decoder) match(inline bool) error {
 	}
 	return d.write(out)
 }
+
+// matchSectionMax bounds a MATCH number stream of the largest op.
+const matchSectionMax = 10 * (MaxOut/matchMin + 1)
+
+// matchSectionLen bounds a MATCH number stream for an op of outLen bytes:
+// one varint per copy, and at most outLen/matchMin copies (plus the final
+// literal run).
+func matchSectionLen(outLen uint64) uint64 { return 10 * (outLen/matchMin + 1) }
 
 func readFull(d *decoder, b []byte) (int, error) {
 	n := 0

@@ -307,6 +307,12 @@ func FuzzDecode(f *testing.F) {
 	Encode(context.Background(), &patch, bytes.NewReader(newTar), []Source{src(old)}, EncodeOptions{})
 	f.Add(patch.Bytes())
 	f.Add(append(append([]byte{}, magic...), 0x28, 0xb5, 0x2f, 0xfd))
+	// The bombs, scaled to the fuzz output limit.
+	for _, b := range bombs(f, uint64(len(old)), 64<<10) {
+		if len(b) < 1<<20 {
+			f.Add(b)
+		}
+	}
 	// More seeds (copy, literal, binary delta, empty tar, the whole form,
 	// truncations) are in testdata/fuzz/FuzzDecode, all against the same
 	// old tar (TestFuzzSeeds keeps them current).

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
@@ -279,6 +280,9 @@ func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Opti
 	if err := drainZeros(in); err != nil {
 		return nil, err
 	}
+	if err := checkImages(dir, sc); err != nil {
+		return nil, err
+	}
 	var manifests []layout.Descriptor
 	for _, im := range sc.Images {
 		m := im.Target.Manifest
@@ -305,8 +309,10 @@ func next(tr *tar.Reader) (*tar.Header, error) {
 	if hdr.Typeflag != tar.TypeReg {
 		return nil, fault.Errorf(fault.Integrity, "unpack: entry %q is not a regular file (type %q): refusing links, devices and directories", hdr.Name, string(hdr.Typeflag))
 	}
-	if hdr.Size < 0 {
-		return nil, fault.Errorf(fault.Integrity, "unpack: entry %q has a negative size", hdr.Name)
+	// A size from the header (a PAX record can say up to 2^63-1) is
+	// range-checked before anything compares, adds or reads it.
+	if err := layout.CheckSize(hdr.Size, fmt.Sprintf("unpack: entry %.200q", hdr.Name)); err != nil {
+		return nil, err
 	}
 	return hdr, nil
 }
@@ -407,4 +413,33 @@ func (t tarErrReader) Read(p []byte) (int, error) {
 		err = mapTarErr(fault.Errorf(fault.Integrity, "unpack: reading the archive: %w", err))
 	}
 	return n, err
+}
+
+// checkImages compares what the sidecar says about each image with the
+// verified bytes now on disk — the manifest (always shipped) and the
+// config when shipped — so index.json, written from the sidecar, cannot
+// disagree with the manifests it points to. resolve checks again, with
+// the reused config, before it completes the layout.
+func checkImages(dir string, sc *sidecar.Sidecar) error {
+	for i := range sc.Images {
+		im := &sc.Images[i]
+		raw, err := os.ReadFile(layout.BlobPath(dir, im.Target.Manifest.Digest))
+		if err != nil {
+			return fault.Errorf(fault.Env, "unpack: image %q: %w", im.Name, err)
+		}
+		if err := im.CheckManifest(raw); err != nil {
+			return fmt.Errorf("unpack: %w", err)
+		}
+		if im.Blobs[1].Action != sidecar.Ship {
+			continue
+		}
+		cfg, err := os.ReadFile(layout.BlobPath(dir, im.Blobs[1].Digest))
+		if err != nil {
+			return fault.Errorf(fault.Env, "unpack: image %q: %w", im.Name, err)
+		}
+		if err := im.CheckConfig(cfg); err != nil {
+			return fmt.Errorf("unpack: %w", err)
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,12 +17,14 @@ import (
 	"github.com/diffah/diffah/sidecar"
 )
 
-// archive builds a minimal valid archive: one image whose manifest and
-// config ship (they need not be real JSON for unpack).
+// archive builds a minimal valid archive: one image without layers whose
+// manifest and config ship (unpack checks the sidecar against them).
 func archive(t testing.TB) []byte {
-	man := []byte(`{"schemaVersion":2}`)
-	cfg := []byte(`{"config":{}}`)
-	md, cd := digest.FromBytes(man), digest.FromBytes(cfg)
+	cfg := []byte(`{"config":{},"rootfs":{"type":"layers","diff_ids":[]}}`)
+	cd := digest.FromBytes(cfg)
+	man := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` +
+		cd.String() + `","size":` + fmt.Sprint(len(cfg)) + `},"layers":[]}`)
+	md := digest.FromBytes(man)
 	sc := sidecar.New("test")
 	mdesc := sidecar.Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: md, Size: int64(len(man))}
 	sc.Images = []sidecar.Image{{Name: "img", Target: sidecar.Target{Ref: "oci:x", Manifest: mdesc}, Blobs: []sidecar.Blob{

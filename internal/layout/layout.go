@@ -5,6 +5,7 @@ package layout
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -42,6 +43,28 @@ func CheckDigest(d digest.Digest, what string) error {
 	}
 	if err := d.Validate(); err != nil {
 		return fault.Errorf(fault.Integrity, "%s: digest %.80q is malformed: %v", what, string(d), err)
+	}
+	return nil
+}
+
+// MaxBlobSize bounds every size read from an untrusted place (a sidecar
+// entry or blob, a patch's uncompressed tar, a plan, an index.json or
+// manifest descriptor): 1 TiB, far above any real layer. With at most 2^20
+// blobs of at most MaxBlobSize each, every sum of sizes a reader forms
+// (progress totals, inspect's totals) stays below 2^60 and cannot overflow
+// an int64.
+const MaxBlobSize = 1 << 40
+
+// CheckSize refuses a size no real blob has: negative, or over
+// MaxBlobSize. Every size from untrusted input passes it at parse time,
+// before anything adds it up or reads that many bytes. The error is
+// fault.Integrity and names what.
+func CheckSize(size int64, what string) error {
+	if size < 0 {
+		return fault.Errorf(fault.Integrity, "%s: negative size %d", what, size)
+	}
+	if size > MaxBlobSize {
+		return fault.Errorf(fault.Integrity, "%s: size %d is larger than any real blob (limit %d)", what, size, int64(MaxBlobSize))
 	}
 	return nil
 }
@@ -91,7 +114,8 @@ func WriteIndex(dir string, manifests []Descriptor) error {
 	return WriteFile(filepath.Join(dir, "index.json"), append(b, '\n'))
 }
 
-// ReadIndex reads dir/index.json.
+// ReadIndex reads dir/index.json; every entry's digest has passed
+// CheckDigest and its size CheckSize.
 func ReadIndex(dir string) (*Index, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
@@ -100,6 +124,17 @@ func ReadIndex(dir string) (*Index, error) {
 	var idx Index
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return nil, fault.Errorf(fault.Integrity, "%s: %w", filepath.Join(dir, "index.json"), err)
+	}
+	// Its digests become paths and its sizes read lengths: both are
+	// checked here, before any caller uses them.
+	for i, d := range idx.Manifests {
+		what := fmt.Sprintf("%s: manifest %d", filepath.Join(dir, "index.json"), i)
+		if err := CheckDigest(d.Digest, what); err != nil {
+			return nil, err
+		}
+		if err := CheckSize(d.Size, what); err != nil {
+			return nil, err
+		}
 	}
 	return &idx, nil
 }

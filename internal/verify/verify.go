@@ -30,10 +30,14 @@ func NewReader(r io.Reader, want digest.Digest, size int64, what string) *Reader
 }
 
 func (v *Reader) Read(p []byte) (int, error) {
-	if rem := v.size - v.n + 1; int64(len(p)) > rem {
-		// Read one byte past the declared size at most, to notice
-		// overlong content without swallowing a whole bomb.
-		p = p[:rem]
+	if v.size < 0 {
+		return 0, fault.Errorf(fault.Integrity, "%s: negative expected size %d", v.what, v.size)
+	}
+	// Read one byte past the declared size at most, to notice overlong
+	// content without swallowing a whole bomb. rem is computed without
+	// adding 1 first: a size near 2^63 would overflow.
+	if rem := v.size - v.n; int64(len(p)) > rem {
+		p = p[:rem+1]
 	}
 	n, err := v.r.Read(p)
 	v.h.Write(p[:n])

@@ -1,0 +1,16 @@
+package fault
+
+import "fmt"
+
+// Recover, deferred directly in a worker goroutine (or in the function a
+// worker runs per task), turns a panic into an Internal error in *errp,
+// so the goroutine returns an error like any other and the top level can
+// clean up and exit 70. A recover in main cannot catch a panic in another
+// goroutine: without this, such a panic kills the process, leaving
+// temporary output behind.
+func Recover(errp *error) {
+	if r := recover(); r != nil {
+		*errp = &Error{Kind: Internal, Err: fmt.Errorf("internal error: %v", r),
+			Hint: "this is a bug in diffah; please report it with the command line and this message"}
+	}
+}

@@ -1,0 +1,46 @@
+package resolve_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/resolve"
+)
+
+// panicImage is a baseline whose blob lookup panics, standing in for a
+// bug below resolve's workers.
+type panicImage struct{ v1.Image }
+
+func (panicImage) LayerByDigest(v1.Hash) (v1.Layer, error) { panic("boom in a worker") }
+
+// TestWorkerPanicIsInternalError: a panic in a resolve worker goroutine
+// comes back from Complete as an internal error (exit 70), the layout is
+// left as it was and no temporary directory stays behind — instead of
+// killing the process, which a recover in main cannot prevent.
+func TestWorkerPanicIsInternalError(t *testing.T) {
+	dir := unpacked(t, [3]string{"img", "v2", "v1"})
+	before := snapshot(t, dir)
+	base := baseline(t, "v1")
+	base.Image = panicImage{base.Image}
+	_, err := resolve.Complete(context.Background(), dir, map[string]resolve.Baseline{"": base}, resolve.Options{Jobs: 4})
+	if fault.KindOf(err, 0) != fault.Internal || !strings.Contains(err.Error(), "internal error: boom in a worker") {
+		t.Fatalf("err = %v (kind %v), want an internal error", err, fault.KindOf(err, 0))
+	}
+	if snapshot(t, dir) != before {
+		t.Fatal("the layout changed")
+	}
+	ents, _ := os.ReadDir(filepath.Dir(dir))
+	if len(ents) != 1 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("left beside the layout: %v", names)
+	}
+}
