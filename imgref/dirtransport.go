@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,7 +73,7 @@ func readDir(ref Ref, want v1.Platform) (*storeImage, *resolved, error) {
 // writeDir writes src as a dir: image, built in a temporary sibling and
 // renamed into place. An existing dir: image is replaced; any other
 // non-empty directory is left alone.
-func writeDir(ctx context.Context, ref Ref, src *source) error {
+func writeDir(ctx context.Context, ref Ref, src *source, log *slog.Logger) error {
 	fresh, err := isFreshDir(ref.Path)
 	if err != nil {
 		return err
@@ -83,9 +84,9 @@ func writeDir(ctx context.Context, ref Ref, src *source) error {
 				fault.Usage, "choose a new or empty directory")
 		}
 	}
-	return buildDirReplacing(ref.Path, true, func(tmp string) error {
+	return buildDir(ref.Path, func(tmp string) error {
 		for _, b := range src.blobs {
-			if err := writeBlobFile(ctx, tmp, b); err != nil {
+			if err := writeBlobFile(ctx, tmp, b, log); err != nil {
 				return err
 			}
 		}

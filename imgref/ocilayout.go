@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
 )
 
 const (
@@ -126,7 +128,7 @@ func firstOr(s []string, def string) string {
 // temporary sibling and renamed into place; an existing one gets its missing
 // blobs (each via temp file + rename) and then a new index.json (likewise),
 // so a failure never leaves index.json naming absent blobs.
-func writeOCI(ctx context.Context, ref Ref, img v1.Image) error {
+func writeOCI(ctx context.Context, ref Ref, img v1.Image, log *slog.Logger) error {
 	src, err := collect(ctx, img, ref.String())
 	if err != nil {
 		return err
@@ -141,22 +143,25 @@ func writeOCI(ctx context.Context, ref Ref, img v1.Image) error {
 			return fault.WithHint(fault.Errorf(fault.Usage, "%s: %s exists and is not an OCI layout; refusing to write into it", ref, dir),
 				fault.Usage, "choose a new or empty directory")
 		}
-		return addToLayout(ctx, dir, ref.Tag, src)
+		return addToLayout(ctx, dir, ref.Tag, src, log)
 	}
 	return buildDir(dir, func(tmp string) error {
-		return addToLayout(ctx, tmp, ref.Tag, src)
+		return addToLayout(ctx, tmp, ref.Tag, src, log)
 	})
 }
 
-// addToLayout writes src's blobs and an index.json entry into dir.
-func addToLayout(ctx context.Context, dir, tag string, src *source) error {
+// addToLayout writes src's blobs and an index.json entry into dir. Every
+// blob the image references is verified, whether written now or found in
+// place. (The caller holds the output's lock: no other run writes dir.)
+func addToLayout(ctx context.Context, dir, tag string, src *source, log *slog.Logger) error {
+	atomicdir.Sweep(filepath.Join(dir, "blobs", "sha256"))
 	for _, b := range src.blobs {
-		if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), b); err != nil {
+		if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), b, log); err != nil {
 			return err
 		}
 	}
 	mb := srcBlob{desc: v1.Descriptor{Digest: src.digest, Size: int64(len(src.raw))}, open: func() (io.ReadCloser, error) { return nopCloser(src.raw), nil }}
-	if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), mb); err != nil {
+	if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), mb, log); err != nil {
 		return err
 	}
 	layoutPath := filepath.Join(dir, "oci-layout")

@@ -122,8 +122,8 @@ func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o 
 		o.Jobs = runtime.NumCPU()
 	}
 	// A run killed after swapping the layout in leaves the old one in a
-	// temporary sibling; it is garbage now.
-	atomicdir.CleanStale(dir)
+	// temporary sibling; it is garbage now (a live run's is kept).
+	atomicdir.Sweep(filepath.Dir(filepath.Clean(dir)))
 	scPath := filepath.Join(dir, layout.SidecarFile)
 	f, err := os.Open(scPath)
 	if errors.Is(err, os.ErrNotExist) {

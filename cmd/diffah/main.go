@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/cleanup"
 	"github.com/diffah/diffah/internal/progress"
 )
 
@@ -115,10 +117,35 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// interruptGrace is how long an interrupted command has to unwind by
+// itself (its context is cancelled) before the process cleans up from the
+// registry and exits: a read from a stalled pipe or a hung connection may
+// never return.
+const interruptGrace = 300 * time.Millisecond
+
+// exitProcess ends the process on the signal path.
+var exitProcess = os.Exit
+
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var cli CLI
+	defer func() {
+		// A panic is a bug: nothing half-written stays, and it is reported
+		// as such (exit 70), with the stack only when asked for.
+		if r := recover(); r != nil {
+			stack := debug.Stack()
+			cleanup.Run()
+			code = reportPanic(stderr, r, stack, cli.LogLevel == "debug", cli.LogFormat == "json")
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var jsonLog atomic.Bool
+	go onSignal(sigs, done, cancel, stderr, &jsonLog)
 	exited := false
 	parser, err := kong.New(&cli,
 		kong.Name("diffah"),
@@ -157,12 +184,57 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	}
 	cli.ctx = ctx
 	cli.jsonLog = cli.LogFormat == "json"
+	jsonLog.Store(cli.jsonLog)
 	slog.SetDefault(cli.log)
 	err = kctx.Run(&cli.Globals)
 	if err == nil {
 		return 0
 	}
 	return report(stderr, err, cli.LogFormat == "json")
+}
+
+// onSignal cancels the command on SIGINT/SIGTERM and gives it
+// interruptGrace to unwind; then (or at a second signal) it removes every
+// registered temporary output and lock and exits 130 itself.
+func onSignal(sigs <-chan os.Signal, done <-chan struct{}, cancel func(), stderr io.Writer, jsonLog *atomic.Bool) {
+	select {
+	case <-done:
+		return
+	case <-sigs:
+	}
+	cancel()
+	t := time.NewTimer(interruptGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-sigs:
+	case <-t.C:
+	}
+	cleanup.Run()
+	report(stderr, context.Canceled, jsonLog.Load())
+	exitProcess(130)
+}
+
+// reportPanic renders a recovered panic as an internal error.
+func reportPanic(stderr io.Writer, r any, stack []byte, debugLog, jsonLog bool) int {
+	msg := fmt.Sprintf("internal error: %v; please report this bug with the command line and the output of `diffah version`", r)
+	if !debugLog {
+		msg += " (rerun with --log-level debug for a stack trace)"
+	}
+	if jsonLog {
+		attrs := []any{"error", msg, "exit", int(fault.Internal)}
+		if debugLog {
+			attrs = append(attrs, "stack", string(stack))
+		}
+		slog.New(slog.NewJSONHandler(stderr, nil)).Error("diffah failed", attrs...)
+		return int(fault.Internal)
+	}
+	fmt.Fprintf(stderr, "diffah: %s\n", msg)
+	if debugLog {
+		fmt.Fprintf(stderr, "%s", stack)
+	}
+	return int(fault.Internal)
 }
 
 func commandPath(c *kong.Context) string {
