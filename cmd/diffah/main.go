@@ -101,8 +101,9 @@ Image references: oci:DIR[:TAG], oci-archive:FILE[:TAG],
 docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG|@DIGEST], dir:DIR.
 
 Exit codes: 0 ok, 1 images differ (diff), 2 usage, 3 environment (not found,
-auth, network, disk), 4 integrity (digest mismatch, corrupt archive, missing
-baseline blob), 5 signature, 6 bundle resolved in part, 70 internal error.`
+auth, network, disk, another diffah writing the same output), 4 integrity
+(digest mismatch, corrupt archive, missing baseline blob), 5 signature,
+6 bundle resolved in part, 70 internal error, 130 interrupted.`
 
 // memoryLimit is the soft heap limit diffah runs with unless GOMEMLIMIT
 // says otherwise. The codec's zstd encoders allocate large match tables

@@ -47,6 +47,23 @@ type Lock struct {
 	target, path string
 	f            *os.File
 	entry        *cleanup.Entry
+	// made are the directories Acquire created (outermost first).
+	made []string
+}
+
+// mkdirs creates dir and its missing parents, and says which it made.
+func mkdirs(dir string) ([]string, error) {
+	var missing []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || d == filepath.Dir(d) {
+			break
+		}
+		missing = append([]string{d}, missing...)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return missing, nil
 }
 
 // FileFor is the lock file of target.
@@ -112,26 +129,35 @@ func Acquire(ctx context.Context, target string, o Options) (*Lock, error) {
 		return nil, fault.Errorf(fault.Env, "locking %s: %w", target, err)
 	}
 	path := FileFor(abs)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	made, err := mkdirs(filepath.Dir(path))
+	if err != nil {
 		return nil, fault.Errorf(fault.Env, "locking %s: %w", target, err)
+	}
+	// A run that fails leaves no directories it made only to lock in.
+	removeMade := func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			os.Remove(made[i])
+		}
 	}
 	waiting := false
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
 		if err != nil {
+			removeMade()
 			return nil, fault.WithHint(fault.Errorf(fault.Env, "locking %s: %w", target, err), fault.Env,
 				"diffah keeps a lock file "+filepath.Base(path)+" beside each output while it writes; check the directory is writable")
 		}
 		ok, err := Try(f)
 		if err != nil {
 			f.Close()
+			removeMade()
 			return nil, fault.Errorf(fault.Env, "locking %s: %w", target, err)
 		}
 		if ok && Same(f, path) {
 			// For people looking at the file: who holds it.
 			f.Truncate(0)
 			f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-			l := &Lock{target: target, path: path, f: f}
+			l := &Lock{target: target, path: path, f: f, made: made}
 			// On an abnormal exit the kernel drops the flock; the file
 			// itself is litter worth removing.
 			l.entry = cleanup.Add(func() { os.Remove(path) })
@@ -144,6 +170,7 @@ func Acquire(ctx context.Context, target string, o Options) (*Lock, error) {
 			continue
 		}
 		if !o.Wait {
+			removeMade()
 			msg := fmt.Sprintf("another diffah is writing %s", target)
 			if pid := holder(path); pid != "" {
 				msg += " (pid " + pid + ")"
@@ -159,6 +186,7 @@ func Acquire(ctx context.Context, target string, o Options) (*Lock, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			removeMade()
 			return nil, ctx.Err()
 		case <-t.C:
 		}
@@ -190,6 +218,11 @@ func (l *Lock) Release() {
 	}
 	l.f.Close()
 	l.f = nil
+	// Empty only when the run wrote nothing there (os.Remove keeps a
+	// directory that is not empty).
+	for i := len(l.made) - 1; i >= 0; i-- {
+		os.Remove(l.made[i])
+	}
 }
 
 // Set is the locks of one command's outputs.

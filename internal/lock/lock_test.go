@@ -192,3 +192,29 @@ func TestHold(t *testing.T) {
 		t.Fatalf("Hold of a missing path: %v %v", ok, err)
 	}
 }
+
+// Directories made only to hold the lock go with it when nothing was
+// written there; those the run filled stay.
+func TestMadeDirsRemoved(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "a", "b", "out")
+	l, err := Acquire(context.Background(), out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if _, err := os.Lstat(filepath.Join(root, "a")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a/ left after a run that wrote nothing: %v", err)
+	}
+	l, err = Acquire(context.Background(), out, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if _, err := os.Stat(out); err != nil {
+		t.Fatalf("the output's parents were removed: %v", err)
+	}
+}
