@@ -110,7 +110,7 @@ func Sweep(dir string) {
 		return
 	}
 	for _, e := range ents {
-		if !strings.Contains(e.Name(), Marker) {
+		if !strings.HasPrefix(e.Name(), ".") || !strings.Contains(e.Name(), Marker) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
