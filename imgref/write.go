@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -211,7 +212,18 @@ func (t *tarStream) Read(p []byte) (int, error) {
 	if t.pr == nil {
 		pr, pw := io.Pipe()
 		t.pr = pr
-		go func() { pw.CloseWithError(t.write(pw)) }()
+		go func() {
+			var err error
+			defer func() {
+				// A bug here must not kill the process with the
+				// temporary output in place: it reaches the top as exit 70.
+				if r := recover(); r != nil {
+					err = fault.Panic(r, debug.Stack())
+				}
+				pw.CloseWithError(err)
+			}()
+			err = t.write(pw)
+		}()
 	}
 	return t.pr.Read(p)
 }

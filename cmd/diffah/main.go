@@ -133,9 +133,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 		// A panic is a bug: nothing half-written stays, and it is reported
 		// as such (exit 70), with the stack only when asked for.
 		if r := recover(); r != nil {
-			stack := debug.Stack()
+			err := fault.Panic(r, debug.Stack())
 			cleanup.Run()
-			code = reportPanic(stderr, r, stack, cli.LogLevel == "debug", cli.LogFormat == "json")
+			code = report(stderr, err, cli.LogFormat == "json", cli.LogLevel == "debug")
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -191,7 +191,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	if err == nil {
 		return 0
 	}
-	return report(stderr, err, cli.LogFormat == "json")
+	return report(stderr, err, cli.LogFormat == "json", cli.LogLevel == "debug")
 }
 
 // onSignal cancels the command on SIGINT/SIGTERM and gives it
@@ -213,29 +213,8 @@ func onSignal(sigs <-chan os.Signal, done <-chan struct{}, cancel func(), stderr
 	case <-t.C:
 	}
 	cleanup.Run()
-	report(stderr, context.Canceled, jsonLog.Load())
+	report(stderr, context.Canceled, jsonLog.Load(), false)
 	exitProcess(130)
-}
-
-// reportPanic renders a recovered panic as an internal error.
-func reportPanic(stderr io.Writer, r any, stack []byte, debugLog, jsonLog bool) int {
-	msg := fmt.Sprintf("internal error: %v; please report this bug with the command line and the output of `diffah version`", r)
-	if !debugLog {
-		msg += " (rerun with --log-level debug for a stack trace)"
-	}
-	if jsonLog {
-		attrs := []any{"error", msg, "exit", int(fault.Internal)}
-		if debugLog {
-			attrs = append(attrs, "stack", string(stack))
-		}
-		slog.New(slog.NewJSONHandler(stderr, nil)).Error("diffah failed", attrs...)
-		return int(fault.Internal)
-	}
-	fmt.Fprintf(stderr, "diffah: %s\n", msg)
-	if debugLog {
-		fmt.Fprintf(stderr, "%s", stack)
-	}
-	return int(fault.Internal)
 }
 
 func commandPath(c *kong.Context) string {
@@ -247,8 +226,9 @@ func commandPath(c *kong.Context) string {
 
 // report renders an error once, with its hint, and returns its exit code.
 // With jsonLog (--log-format json) it is one JSON record, like the logs,
-// so that every line on stderr parses.
-func report(stderr io.Writer, err error, jsonLog bool) int {
+// so that every line on stderr parses. A panic turned into an error
+// (fault.Panic) is exit 70, its stack shown only with debugLog.
+func report(stderr io.Writer, err error, jsonLog, debugLog bool) int {
 	var d differ
 	if errors.As(err, &d) {
 		return int(fault.Different)
@@ -259,10 +239,21 @@ func report(stderr io.Writer, err error, jsonLog bool) int {
 		msg, code = "interrupted; nothing was left half-written", 130
 	}
 	hint := fault.HintOf(err)
+	var stack []byte
+	var pe *fault.PanicError
+	if errors.As(err, &pe) {
+		code = int(fault.Internal)
+		if debugLog {
+			stack, hint = pe.Stack, ""
+		}
+	}
 	if jsonLog {
 		attrs := []any{"error", msg, "exit", code}
 		if hint != "" && code != 130 {
 			attrs = append(attrs, "hint", hint)
+		}
+		if stack != nil {
+			attrs = append(attrs, "stack", string(stack))
 		}
 		slog.New(slog.NewJSONHandler(stderr, nil)).Error("diffah failed", attrs...)
 		return code
@@ -270,6 +261,9 @@ func report(stderr io.Writer, err error, jsonLog bool) int {
 	fmt.Fprintf(stderr, "diffah: %s\n", msg)
 	if hint != "" && code != 130 {
 		fmt.Fprintf(stderr, "hint: %s\n", hint)
+	}
+	if stack != nil {
+		stderr.Write(stack)
 	}
 	return code
 }

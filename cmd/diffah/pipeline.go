@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/diffah/diffah/artifact"
@@ -273,9 +274,15 @@ func pushArchive(g *Globals, s stdio, out string, rf RegistryFlags, write func(i
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := write(pw)
-		pw.CloseWithError(err)
-		done <- err
+		var err error
+		defer func() {
+			if r := recover(); r != nil {
+				err = fault.Panic(r, debug.Stack())
+			}
+			pw.CloseWithError(err)
+			done <- err
+		}()
+		err = write(pw)
 	}()
 	pushed, perr := artifact.Push(g.ctx, ref, pr, rf.options(""))
 	pr.CloseWithError(perr)
