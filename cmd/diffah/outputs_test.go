@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
 	"os"
@@ -14,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/diffah/diffah/internal/lock"
 )
 
 // outputsFixture is a built binary, the fixtures and an archive v1→v2.
@@ -519,5 +523,84 @@ func TestExistingLayoutDamagedBlob(t *testing.T) {
 	code, _, stderr := runIn(t, o.bin, w, nil, "import", "--baseline", "oci:"+o.fx+"/v1", "-o", "oci:"+lay2+":v2", o.delta)
 	if code != 4 || !strings.Contains(stderr, cfg) {
 		t.Fatalf("directory at a blob path: exit %d, want 4 naming the blob:\n%s", code, stderr)
+	}
+}
+
+// TestEveryWriterLocks: every command that writes a file or directory
+// refuses, exit 3 naming it, while another diffah holds that output, and
+// writes nothing.
+func TestEveryWriterLocks(t *testing.T) {
+	o := newOutputsFixture(t)
+	w := t.TempDir()
+	unpacked := filepath.Join(w, "unpacked")
+	mustRun(t, o.bin, bytes.NewReader(o.archive), "unpack", "-o", unpacked)
+	plan := filepath.Join(w, "plan.json")
+	os.WriteFile(plan, []byte(mustRun(t, o.bin, nil, "plan", "--target", "oci:"+o.fx+"/v2", "--baseline", "oci:"+o.fx+"/v1")), 0o644)
+	v1 := "oci:" + o.fx + "/v1"
+	out := func(n string) string { return filepath.Join(w, "out", n) }
+	cases := []struct {
+		name, locked string
+		args         []string
+	}{
+		{"unpack", out("u"), []string{"unpack", "-o", out("u"), o.delta}},
+		{"resolve", unpacked, []string{"resolve", "--baseline", v1, unpacked}},
+		{"resolve -o", out("r.tar"), []string{"resolve", "--baseline", v1, unpacked, "-o", "oci-archive:" + out("r.tar")}},
+		{"import oci", out("i"), []string{"import", "--baseline", v1, "-o", "oci:" + out("i") + ":t", o.delta}},
+		{"import dir", out("d"), []string{"import", "--baseline", v1, "-o", "dir:" + out("d"), o.delta}},
+		{"import docker-archive", out("i.tar"), []string{"import", "--baseline", v1, "-o", "docker-archive:" + out("i.tar") + ":a:b", "--allow-convert", o.delta}},
+		{"export", out("e.dlt"), []string{"export", "--target", "oci:" + o.fx + "/v2", "--baseline", v1, "-o", out("e.dlt")}},
+		{"pack", out("p.dlt"), []string{"pack", "-o", out("p.dlt"), plan}},
+		{"keygen", out("k.pub"), []string{"keygen", out("k.key"), out("k.pub")}},
+		{"inspect --html", out("r.html"), []string{"inspect", "--html", out("r.html"), o.delta}},
+		{"diff --report-dir", out("rd"), []string{"diff", "--report-dir", out("rd"), v1, "oci:" + o.fx + "/v2"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := treeSum(t, w)
+			l, err := lock.Acquire(context.Background(), c.locked, lock.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := runIn(t, o.bin, w, nil, c.args...)
+			l.Release()
+			if code != 3 || !strings.Contains(stderr, "another diffah is writing "+c.locked) {
+				t.Fatalf("exit %d, want 3 naming %s:\n%s", code, c.locked, stderr)
+			}
+			if after := treeSum(t, w); after != before {
+				t.Fatal("a refused run changed the work directory")
+			}
+		})
+	}
+}
+
+// With --log-format json the internal error is one JSON record, like
+// every other line on stderr, and carries the stack only at debug level.
+func TestPanicAsJSON(t *testing.T) {
+	o := newOutputsFixture(t)
+	for _, debug := range []bool{false, true} {
+		w := t.TempDir()
+		args := []string{"--log-format", "json", "unpack", "-o", filepath.Join(w, "x")}
+		if debug {
+			args = append([]string{"--log-level", "debug"}, args...)
+		}
+		var out, errb bytes.Buffer
+		code := run(args, &panicReader{r: bytes.NewReader(o.archive), n: len(o.archive) / 2}, &out, &errb)
+		if code != 70 {
+			t.Fatalf("exit %d:\n%s", code, errb.String())
+		}
+		var last map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(errb.String()), "\n") {
+			last = nil
+			if err := json.Unmarshal([]byte(line), &last); err != nil {
+				t.Fatalf("not JSON: %q", line)
+			}
+		}
+		if msg, _ := last["error"].(string); !strings.HasPrefix(msg, "internal error: test: reader exploded") || last["exit"] != float64(70) {
+			t.Fatalf("last record: %v", last)
+		}
+		if _, has := last["stack"]; has != debug {
+			t.Fatalf("stack in the record: %v, want %v", has, debug)
+		}
+		noLitter(t, w)
 	}
 }
