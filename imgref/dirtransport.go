@@ -13,6 +13,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
 )
 
 // dirVersion is the version file of containers/image's "dir" format.
@@ -90,9 +91,9 @@ func writeDir(ctx context.Context, ref Ref, src *source, log *slog.Logger) error
 				return err
 			}
 		}
-		if err := writeFileAtomic(filepath.Join(tmp, "manifest.json"), bytes.NewReader(src.raw)); err != nil {
+		if err := atomicdir.WriteFile(filepath.Join(tmp, "manifest.json"), bytes.NewReader(src.raw)); err != nil {
 			return err
 		}
-		return writeFileAtomic(filepath.Join(tmp, "version"), strings.NewReader(dirVersion))
+		return atomicdir.WriteFile(filepath.Join(tmp, "version"), strings.NewReader(dirVersion))
 	})
 }

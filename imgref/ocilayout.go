@@ -166,7 +166,7 @@ func addToLayout(ctx context.Context, dir, tag string, src *source, log *slog.Lo
 	}
 	layoutPath := filepath.Join(dir, "oci-layout")
 	if _, err := os.Stat(layoutPath); err != nil {
-		if err := writeFileAtomic(layoutPath, strings.NewReader(ociLayoutFile)); err != nil {
+		if err := atomicdir.WriteFile(layoutPath, strings.NewReader(ociLayoutFile)); err != nil {
 			return err
 		}
 	}
@@ -184,7 +184,7 @@ func addToLayout(ctx context.Context, dir, tag string, src *source, log *slog.Lo
 	if err != nil {
 		return fault.Errorf(fault.Internal, "encoding %s: %w", indexPath, err)
 	}
-	return writeFileAtomic(indexPath, bytes.NewReader(out))
+	return atomicdir.WriteFile(indexPath, bytes.NewReader(out))
 }
 
 // withEntry replaces the entry carrying the same tag (or, untagged, the same

@@ -138,13 +138,7 @@ func writeBlobFile(ctx context.Context, dir string, b srcBlob, log *slog.Logger)
 		return err
 	}
 	defer rc.Close()
-	return writeFileAtomic(p, rc)
-}
-
-// writeFileAtomic writes r to path through a temporary sibling file (see
-// internal/atomicdir), synced before the rename.
-func writeFileAtomic(path string, r io.Reader) error {
-	return atomicdir.WriteFile(path, r)
+	return atomicdir.WriteFile(p, rc)
 }
 
 // isFreshDir reports whether dir is absent or an empty directory.
@@ -192,7 +186,7 @@ func bytesEntry(name string, b []byte) tarEntry {
 func writeTarFile(ctx context.Context, dest string, entries []tarEntry) error {
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	ts := &tarStream{ctx: ctx, entries: entries}
-	err := writeFileAtomic(dest, ts)
+	err := atomicdir.WriteFile(dest, ts)
 	if ts.pr != nil {
 		// Unblocks the producer if the copy stopped early (e.g. disk full).
 		ts.pr.CloseWithError(errors.New("tar output aborted"))
@@ -200,7 +194,7 @@ func writeTarFile(ctx context.Context, dest string, entries []tarEntry) error {
 	return err
 }
 
-// tarStream produces the tar lazily so writeFileAtomic can copy it like any
+// tarStream produces the tar lazily so atomicdir.WriteFile can copy it like any
 // reader; each entry is opened only when reached.
 type tarStream struct {
 	ctx     context.Context
