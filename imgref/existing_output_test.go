@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/fault"
 )
@@ -85,5 +86,30 @@ func TestTarWriterPanic(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 0 {
 		t.Fatalf("left %v", ents)
+	}
+}
+
+// An existing layout whose blobs/sha256 is a symlink is not written
+// through: the blobs would land outside the layout.
+func TestExistingLayoutSymlinkedBlobs(t *testing.T) {
+	img := fixture(t, types.OCIManifestSchema1, "linux/amd64", "symlinked", "gzip").image(t)
+	dir := t.TempDir()
+	lay := filepath.Join(dir, "lay")
+	ref := Ref{Transport: OCI, Path: lay, Tag: "a"}
+	if err := Write(context.Background(), ref, img, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(dir, "outside")
+	os.Rename(filepath.Join(lay, "blobs", "sha256"), outside)
+	os.Symlink(outside, filepath.Join(lay, "blobs", "sha256"))
+	before, _ := os.ReadDir(outside)
+	ref.Tag = "b"
+	other := fixture(t, types.OCIManifestSchema1, "linux/amd64", "symlinked-other", "gzip").image(t)
+	err := Write(context.Background(), ref, other, Options{})
+	if fault.KindOf(err, 0) != fault.Integrity {
+		t.Fatalf("got %v", err)
+	}
+	if after, _ := os.ReadDir(outside); len(after) != len(before) {
+		t.Fatalf("wrote through the symlink: %d entries, had %d", len(after), len(before))
 	}
 }

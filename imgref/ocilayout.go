@@ -154,6 +154,21 @@ func writeOCI(ctx context.Context, ref Ref, img v1.Image, log *slog.Logger) erro
 // blob the image references is verified, whether written now or found in
 // place. (The caller holds the output's lock: no other run writes dir.)
 func addToLayout(ctx context.Context, dir, tag string, src *source, log *slog.Logger) error {
+	// Blobs go only into directories of the layout itself: a symlinked
+	// blobs/ would have them written wherever it points.
+	for _, d := range []string{"blobs", filepath.Join("blobs", "sha256")} {
+		st, err := os.Lstat(filepath.Join(dir, d))
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return fault.Errorf(fault.Env, "%s: %w", filepath.Join(dir, d), err)
+		}
+		if !st.IsDir() {
+			return fault.WithHint(fault.Errorf(fault.Integrity, "%s is not a directory (%s); refusing to write blobs through it", filepath.Join(dir, d), st.Mode().Type()),
+				fault.Integrity, "the layout is damaged or not what it seems: write to a new layout")
+		}
+	}
 	atomicdir.Sweep(filepath.Join(dir, "blobs", "sha256"))
 	for _, b := range src.blobs {
 		if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), b, log); err != nil {
