@@ -604,3 +604,41 @@ func TestPanicAsJSON(t *testing.T) {
 		noLitter(t, w)
 	}
 }
+
+// TestSignalWhileWriteBlocks: the same when stdout is a pipe nobody reads
+// (`diffah export -o - | ssh site` with a hung ssh): exit 130 within a
+// second.
+func TestSignalWhileWriteBlocks(t *testing.T) {
+	fx := fixtures(t)
+	bin := buildBinary(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(bin, "export", "--no-baseline", "--target", "oci:"+fx+"/v2", "-o", "-")
+	cmd.Stdout = w
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	// Wait until the pipe is full: the archive is larger than its buffer.
+	time.Sleep(time.Second)
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("no exit 30 s after SIGINT")
+	}
+	took := time.Since(sent)
+	t.Logf("exit %d %v after the signal", cmd.ProcessState.ExitCode(), took)
+	if cmd.ProcessState.ExitCode() != 130 || took > time.Second {
+		t.Fatalf("exit %d after %v, want 130 within 1 s:\n%s", cmd.ProcessState.ExitCode(), took, errb.String())
+	}
+}
