@@ -124,9 +124,6 @@ func main() {
 // never return.
 const interruptGrace = 300 * time.Millisecond
 
-// exitProcess ends the process on the signal path.
-var exitProcess = os.Exit
-
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	var cli CLI
 	defer func() {
@@ -214,7 +211,7 @@ func onSignal(sigs <-chan os.Signal, done <-chan struct{}, cancel func(), stderr
 	}
 	cleanup.Run()
 	report(stderr, context.Canceled, jsonLog.Load(), false)
-	exitProcess(130)
+	os.Exit(130)
 }
 
 func commandPath(c *kong.Context) string {
