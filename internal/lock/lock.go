@@ -51,6 +51,18 @@ type Lock struct {
 	made []string
 }
 
+// canonical resolves symlinks in abs (an absolute path whose parent
+// exists), so that two spellings of one output share one lock.
+func canonical(abs string) string {
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(parent, filepath.Base(abs))
+	}
+	return abs
+}
+
 // mkdirs creates dir and its missing parents, and says which it made.
 func mkdirs(dir string) ([]string, error) {
 	var missing []string
@@ -128,11 +140,11 @@ func Acquire(ctx context.Context, target string, o Options) (*Lock, error) {
 	if err != nil {
 		return nil, fault.Errorf(fault.Env, "locking %s: %w", target, err)
 	}
-	path := FileFor(abs)
-	made, err := mkdirs(filepath.Dir(path))
+	made, err := mkdirs(filepath.Dir(abs))
 	if err != nil {
 		return nil, fault.Errorf(fault.Env, "locking %s: %w", target, err)
 	}
+	path := FileFor(canonical(abs))
 	// A run that fails leaves no directories it made only to lock in.
 	removeMade := func() {
 		for i := len(made) - 1; i >= 0; i-- {
@@ -239,6 +251,7 @@ func AcquireAll(ctx context.Context, targets []string, o Options) (Set, error) {
 		if err != nil {
 			return nil, fault.Errorf(fault.Env, "locking %s: %w", t, err)
 		}
+		abs = canonical(abs)
 		if _, ok := seen[abs]; !ok {
 			seen[abs] = t
 			keys = append(keys, abs)

@@ -218,3 +218,28 @@ func TestMadeDirsRemoved(t *testing.T) {
 		t.Fatalf("the output's parents were removed: %v", err)
 	}
 }
+
+// Spellings through symlinks (a linked parent, a link to the output) are
+// the same output.
+func TestSymlinkSpellings(t *testing.T) {
+	root := t.TempDir()
+	real := filepath.Join(root, "real")
+	os.MkdirAll(filepath.Join(real, "out"), 0o755)
+	os.Symlink(real, filepath.Join(root, "viaparent"))
+	os.Symlink(filepath.Join(real, "out"), filepath.Join(root, "linkout"))
+	l, err := Acquire(context.Background(), filepath.Join(real, "out"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	for _, p := range []string{filepath.Join(root, "viaparent", "out"), filepath.Join(root, "linkout")} {
+		if _, err := Acquire(context.Background(), p, Options{}); err == nil {
+			t.Errorf("%s locked beside %s", p, l.path)
+		}
+	}
+	s, err := AcquireAll(context.Background(), []string{filepath.Join(root, "x"), filepath.Join(root, "viaparent", "..", "x")}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Release()
+}
