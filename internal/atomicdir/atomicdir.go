@@ -78,7 +78,9 @@ func New(final string) (*Dir, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dir{Path: tmp, final: final, held: held, entry: cleanup.Add(func() { os.RemoveAll(tmp) })}, nil
+	// The registry keeps held reachable: were it collected, its finalizer
+	// would close it and drop the lock that keeps sweepers away.
+	return &Dir{Path: tmp, final: final, held: held, entry: cleanup.Add(func() { os.RemoveAll(tmp); held.Close() })}, nil
 }
 
 // create makes a temporary sibling of final with mk, which returns it
@@ -213,7 +215,8 @@ func NewFile(final string) (*File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &File{File: f, final: final, entry: cleanup.Add(func() { os.Remove(name) })}, nil
+	// As in New, the registry keeps the locked file reachable.
+	return &File{File: f, final: final, entry: cleanup.Add(func() { os.Remove(name); f.Close() })}, nil
 }
 
 // Commit syncs the file, makes it mode 0644 and renames it to its final

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/diffah/diffah/internal/cleanup"
 )
@@ -74,7 +75,9 @@ func TestHelperOwner(t *testing.T) {
 	}
 	f.WriteString("partial")
 	os.Stdout.WriteString("made\n")
-	select {}
+	// (Not select{}: with nothing else to run, Go would call that a
+	// deadlock and exit.)
+	time.Sleep(time.Minute)
 }
 
 // What a killed run left is swept by the next one.
@@ -83,6 +86,8 @@ func TestDeadOwnerSwept(t *testing.T) {
 	final := filepath.Join(dir, "out")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperOwner$")
 	cmd.Env = append(os.Environ(), "DIFFAH_ATOMICDIR_HELPER="+final)
+	var childErr strings.Builder
+	cmd.Stderr = &childErr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +104,7 @@ func TestDeadOwnerSwept(t *testing.T) {
 	}
 	Sweep(dir)
 	if got := temps(t, dir); len(got) != 2 {
-		t.Fatalf("a live owner's temporaries were swept: %v left", got)
+		t.Fatalf("a live owner's temporaries were swept: %v left\nhelper: %s", got, childErr.String())
 	}
 	cmd.Process.Kill()
 	cmd.Wait()

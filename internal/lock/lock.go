@@ -172,7 +172,9 @@ func Acquire(ctx context.Context, target string, o Options) (*Lock, error) {
 			l := &Lock{target: target, path: path, f: f, made: made}
 			// On an abnormal exit the kernel drops the flock; the file
 			// itself is litter worth removing.
-			l.entry = cleanup.Add(func() { os.Remove(path) })
+			// (The registry also keeps f reachable, so no finalizer
+			// closes it while the lock is meant to be held.)
+			l.entry = cleanup.Add(func() { os.Remove(path); f.Close() })
 			return l, nil
 		}
 		f.Close()
