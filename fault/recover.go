@@ -1,6 +1,6 @@
 package fault
 
-import "fmt"
+import "runtime/debug"
 
 // Recover, deferred directly in a worker goroutine (or in the function a
 // worker runs per task), turns a panic into an Internal error in *errp,
@@ -10,7 +10,6 @@ import "fmt"
 // temporary output behind.
 func Recover(errp *error) {
 	if r := recover(); r != nil {
-		*errp = &Error{Kind: Internal, Err: fmt.Errorf("internal error: %v", r),
-			Hint: "this is a bug in diffah; please report it with the command line and this message"}
+		*errp = Panic(r, debug.Stack())
 	}
 }

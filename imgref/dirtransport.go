@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
 )
 
 // dirVersion is the version file of containers/image's "dir" format.
@@ -87,7 +89,7 @@ func readDir(ctx context.Context, ref Ref, want v1.Platform) (*storeImage, *reso
 // writeDir writes src as a dir: image, built in a temporary sibling and
 // renamed into place. An existing dir: image is replaced; any other
 // non-empty directory is left alone.
-func writeDir(ctx context.Context, ref Ref, src *source) error {
+func writeDir(ctx context.Context, ref Ref, src *source, log *slog.Logger) error {
 	fresh, err := isFreshDir(ref.Path)
 	if err != nil {
 		return err
@@ -98,15 +100,15 @@ func writeDir(ctx context.Context, ref Ref, src *source) error {
 				fault.Usage, "choose a new or empty directory")
 		}
 	}
-	return buildDirReplacing(ref.Path, true, func(tmp string) error {
+	return buildDir(ref.Path, func(tmp string) error {
 		for _, b := range src.blobs {
-			if err := writeBlobFile(ctx, tmp, b); err != nil {
+			if err := writeBlobFile(ctx, tmp, b, log); err != nil {
 				return err
 			}
 		}
-		if err := writeFileAtomic(filepath.Join(tmp, "manifest.json"), bytes.NewReader(src.raw)); err != nil {
+		if err := atomicdir.WriteFile(filepath.Join(tmp, "manifest.json"), bytes.NewReader(src.raw)); err != nil {
 			return err
 		}
-		return writeFileAtomic(filepath.Join(tmp, "version"), strings.NewReader(dirVersion))
+		return atomicdir.WriteFile(filepath.Join(tmp, "version"), strings.NewReader(dirVersion))
 	})
 }

@@ -168,7 +168,7 @@ func Write(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	}
 	switch ref.Transport {
 	case OCI:
-		return writeOCI(ctx, ref, img)
+		return writeOCI(ctx, ref, img, o.logger())
 	case OCIArchive, DockerArchive, Dir:
 	default:
 		return usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir: or docker://")
@@ -187,6 +187,6 @@ func Write(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	case DockerArchive:
 		return writeDockerArchive(ctx, ref, src, o.AllowConvert, o.logger())
 	default:
-		return writeDir(ctx, ref, src)
+		return writeDir(ctx, ref, src, o.logger())
 	}
 }

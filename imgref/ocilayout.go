@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,6 +20,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/layout"
 )
 
@@ -141,7 +143,7 @@ func firstOr(s []string, def string) string {
 // temporary sibling and renamed into place; an existing one gets its missing
 // blobs (each via temp file + rename) and then a new index.json (likewise),
 // so a failure never leaves index.json naming absent blobs.
-func writeOCI(ctx context.Context, ref Ref, img v1.Image) error {
+func writeOCI(ctx context.Context, ref Ref, img v1.Image, log *slog.Logger) error {
 	src, err := collect(ctx, img, ref.String())
 	if err != nil {
 		return err
@@ -156,27 +158,45 @@ func writeOCI(ctx context.Context, ref Ref, img v1.Image) error {
 			return fault.WithHint(fault.Errorf(fault.Usage, "%s: %s exists and is not an OCI layout; refusing to write into it", ref, dir),
 				fault.Usage, "choose a new or empty directory")
 		}
-		return addToLayout(ctx, dir, ref.Tag, src)
+		return addToLayout(ctx, dir, ref.Tag, src, log)
 	}
 	return buildDir(dir, func(tmp string) error {
-		return addToLayout(ctx, tmp, ref.Tag, src)
+		return addToLayout(ctx, tmp, ref.Tag, src, log)
 	})
 }
 
-// addToLayout writes src's blobs and an index.json entry into dir.
-func addToLayout(ctx context.Context, dir, tag string, src *source) error {
+// addToLayout writes src's blobs and an index.json entry into dir. Every
+// blob the image references is verified, whether written now or found in
+// place. (The caller holds the output's lock: no other run writes dir.)
+func addToLayout(ctx context.Context, dir, tag string, src *source, log *slog.Logger) error {
+	// Blobs go only into directories of the layout itself: a symlinked
+	// blobs/ would have them written wherever it points.
+	for _, d := range []string{"blobs", filepath.Join("blobs", "sha256")} {
+		st, err := os.Lstat(filepath.Join(dir, d))
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return fault.Errorf(fault.Env, "%s: %w", filepath.Join(dir, d), err)
+		}
+		if !st.IsDir() {
+			return fault.WithHint(fault.Errorf(fault.Integrity, "%s is not a directory (%s); refusing to write blobs through it", filepath.Join(dir, d), st.Mode().Type()),
+				fault.Integrity, "the layout is damaged or not what it seems: write to a new layout")
+		}
+	}
+	atomicdir.Sweep(filepath.Join(dir, "blobs", "sha256"))
 	for _, b := range src.blobs {
-		if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), b); err != nil {
+		if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), b, log); err != nil {
 			return err
 		}
 	}
 	mb := srcBlob{desc: v1.Descriptor{Digest: src.digest, Size: int64(len(src.raw))}, open: func() (io.ReadCloser, error) { return nopCloser(src.raw), nil }}
-	if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), mb); err != nil {
+	if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), mb, log); err != nil {
 		return err
 	}
 	layoutPath := filepath.Join(dir, "oci-layout")
 	if _, err := os.Stat(layoutPath); err != nil {
-		if err := writeFileAtomic(layoutPath, strings.NewReader(ociLayoutFile)); err != nil {
+		if err := atomicdir.WriteFile(layoutPath, strings.NewReader(ociLayoutFile)); err != nil {
 			return err
 		}
 	}
@@ -194,7 +214,7 @@ func addToLayout(ctx context.Context, dir, tag string, src *source) error {
 	if err != nil {
 		return fault.Errorf(fault.Internal, "encoding %s: %w", indexPath, err)
 	}
-	return writeFileAtomic(indexPath, bytes.NewReader(out))
+	return atomicdir.WriteFile(indexPath, bytes.NewReader(out))
 }
 
 // withEntry replaces the entry carrying the same tag (or, untagged, the same

@@ -8,17 +8,22 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	digest "github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/ctxio"
+	"github.com/diffah/diffah/internal/layout"
 )
 
 // source is an image ready to be written: its verbatim manifest and config,
@@ -101,61 +106,39 @@ func collect(ctx context.Context, img v1.Image, where string) (*source, error) {
 	return src, nil
 }
 
-// writeBlobFile stores b as dir/<hex> unless a file of the right size is
-// already there (blobs are content-addressed). b.open verifies as it streams.
-func writeBlobFile(ctx context.Context, dir string, b srcBlob) error {
+// writeBlobFile stores b as dir/<hex>. A file already there (an existing
+// layout) is kept only after it hashes to the digest and size: damaged
+// bytes of the same size, a link or anything else is replaced atomically
+// by the verified blob. b.open verifies as it streams.
+func writeBlobFile(ctx context.Context, dir string, b srcBlob, log *slog.Logger) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	p := filepath.Join(dir, b.desc.Digest.Hex)
-	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Size() == b.desc.Size {
-		return nil
+	if st, err := os.Lstat(p); err == nil {
+		switch {
+		case st.IsDir():
+			return fault.WithHint(fault.Errorf(fault.Integrity, "%s: a directory where blob %s belongs", p, b.desc.Digest), fault.Integrity,
+				"the layout is damaged: remove "+p+" or write to a new layout")
+		case st.Mode().IsRegular():
+			err := layout.VerifyFile(p, digest.Digest(b.desc.Digest.String()), b.desc.Size, "existing blob "+p)
+			if err == nil {
+				return nil
+			}
+			if fault.KindOf(err, 0) != fault.Integrity {
+				return err
+			}
+			log.Warn("replacing a damaged blob in the output layout", "blob", b.desc.Digest.String(), "path", p, "error", err.Error())
+		default:
+			log.Warn("replacing a blob that is not a regular file", "blob", b.desc.Digest.String(), "path", p, "mode", st.Mode().String())
+		}
 	}
 	rc, err := b.open()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	return writeFileAtomic(p, rc)
-}
-
-// writeFileAtomic writes r to path through a temporary file in the same
-// directory, synced before the rename, so path is either old or complete.
-func writeFileAtomic(path string, r io.Reader) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fault.Errorf(fault.Env, "creating %s: %w", dir, err)
-	}
-	cleanStale(dir, filepath.Base(path))
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fault.Errorf(fault.Env, "creating a temporary file for %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := io.Copy(f, r); err != nil {
-		if fault.KindOf(err, 0) != 0 || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		return fault.Errorf(fault.Env, "writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fault.Errorf(fault.Env, "syncing %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fault.Errorf(fault.Env, "chmod %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fault.Errorf(fault.Env, "closing %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fault.Errorf(fault.Env, "renaming into %s: %w", path, err)
-	}
-	return nil
+	return atomicdir.WriteFile(p, rc)
 }
 
 // isFreshDir reports whether dir is absent or an empty directory.
@@ -170,57 +153,19 @@ func isFreshDir(dir string) (bool, error) {
 	return len(ents) == 0, nil
 }
 
-// buildDir fills a temporary sibling of final with fill and renames it into
-// place, replacing an empty directory. When replace is set, an existing
-// non-empty final is moved aside first and removed after the swap.
+// buildDir fills a temporary sibling of final with fill and moves it into
+// place, replacing what is there (an empty directory, or what the caller
+// checked may be replaced) in one atomic exchange.
 func buildDir(final string, fill func(tmp string) error) error {
-	return buildDirReplacing(final, false, fill)
-}
-
-func buildDirReplacing(final string, replace bool, fill func(tmp string) error) (err error) {
-	final = filepath.Clean(final)
-	parent := filepath.Dir(final)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fault.Errorf(fault.Env, "creating %s: %w", parent, err)
-	}
-	cleanStale(parent, filepath.Base(final))
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(final)+".tmp-*")
+	d, err := atomicdir.New(final)
 	if err != nil {
-		return fault.Errorf(fault.Env, "creating a temporary directory beside %s: %w", final, err)
-	}
-	defer func() {
-		if err != nil {
-			os.RemoveAll(tmp)
-		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fault.Errorf(fault.Env, "chmod %s: %w", tmp, err)
-	}
-	if err := fill(tmp); err != nil {
 		return err
 	}
-	if replace {
-		fresh, err := isFreshDir(final)
-		if err != nil {
-			return err
-		}
-		if !fresh {
-			old := tmp + ".old"
-			if err := os.Rename(final, old); err != nil {
-				return fault.Errorf(fault.Env, "moving %s aside: %w", final, err)
-			}
-			if err := os.Rename(tmp, final); err != nil {
-				os.Rename(old, final)
-				return fault.Errorf(fault.Env, "renaming into %s: %w", final, err)
-			}
-			os.RemoveAll(old)
-			return nil
-		}
+	defer d.Abort()
+	if err := fill(d.Path); err != nil {
+		return err
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		return fault.Errorf(fault.Env, "renaming into %s: %w", final, err)
-	}
-	return nil
+	return d.Commit(true)
 }
 
 // tarEntry is one member of a deterministic tar. A name ending in "/" with
@@ -241,7 +186,7 @@ func bytesEntry(name string, b []byte) tarEntry {
 func writeTarFile(ctx context.Context, dest string, entries []tarEntry) error {
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	ts := &tarStream{ctx: ctx, entries: entries}
-	err := writeFileAtomic(dest, ts)
+	err := atomicdir.WriteFile(dest, ts)
 	if ts.pr != nil {
 		// Unblocks the producer if the copy stopped early (e.g. disk full).
 		ts.pr.CloseWithError(errors.New("tar output aborted"))
@@ -249,7 +194,7 @@ func writeTarFile(ctx context.Context, dest string, entries []tarEntry) error {
 	return err
 }
 
-// tarStream produces the tar lazily so writeFileAtomic can copy it like any
+// tarStream produces the tar lazily so atomicdir.WriteFile can copy it like any
 // reader; each entry is opened only when reached.
 type tarStream struct {
 	ctx     context.Context
@@ -261,7 +206,18 @@ func (t *tarStream) Read(p []byte) (int, error) {
 	if t.pr == nil {
 		pr, pw := io.Pipe()
 		t.pr = pr
-		go func() { pw.CloseWithError(t.write(pw)) }()
+		go func() {
+			var err error
+			defer func() {
+				// A bug here must not kill the process with the
+				// temporary output in place: it reaches the top as exit 70.
+				if r := recover(); r != nil {
+					err = fault.Panic(r, debug.Stack())
+				}
+				pw.CloseWithError(err)
+			}()
+			err = t.write(pw)
+		}()
 	}
 	return t.pr.Read(p)
 }
@@ -305,24 +261,4 @@ func (t *tarStream) write(w io.Writer) error {
 		}
 	}
 	return tw.Close()
-}
-
-// cleanStale removes temporary siblings that a killed earlier write of the
-// same path left behind.
-func cleanStale(dir, base string) {
-	matches, _ := filepath.Glob(filepath.Join(dir, "."+globEscape(base)+".tmp-*"))
-	for _, m := range matches {
-		os.RemoveAll(m)
-	}
-}
-
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		if strings.ContainsRune(`*?[\`, c) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }

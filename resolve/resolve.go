@@ -124,8 +124,8 @@ func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o 
 		o.Jobs = runtime.NumCPU()
 	}
 	// A run killed after swapping the layout in leaves the old one in a
-	// temporary sibling; it is garbage now.
-	atomicdir.CleanStale(dir)
+	// temporary sibling; it is garbage now (a live run's is kept).
+	atomicdir.Sweep(filepath.Dir(filepath.Clean(dir)))
 	scPath := filepath.Join(dir, layout.SidecarFile)
 	f, err := os.Open(scPath)
 	if errors.Is(err, os.ErrNotExist) {
@@ -749,12 +749,11 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return fault.Errorf(fault.Env, "%s: %w", what, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".patch-*")
+	tmp, err := atomicdir.NewFile(out)
 	if err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer tmp.Abort()
 	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
 	cw, err := w.recipes[b.Digest].NewWriter(blob)
 	if err != nil {
@@ -784,11 +783,8 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	if got := digest.NewDigest(digest.SHA256, blob.h); got != b.Digest || blob.n != b.Size {
 		return fault.Errorf(fault.Integrity, "%s: recompression gave %s (%d bytes), expected %s (%d bytes): the recipe does not reproduce this blob", what, got, blob.n, b.Digest, b.Size)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
+	if err := tmp.Commit(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

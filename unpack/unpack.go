@@ -71,6 +71,12 @@ func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, err
 	}
 	var res *Result
 	var tmp *atomicdir.Dir
+	// Removed however Read ends (error or panic); a no-op once committed.
+	defer func() {
+		if tmp != nil {
+			tmp.Abort()
+		}
+	}()
 	res, err := read(ctx, r, func() (string, error) {
 		var err error
 		tmp, err = atomicdir.New(dir)
@@ -80,13 +86,9 @@ func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, err
 		return tmp.Path, nil
 	}, o)
 	if err != nil {
-		if tmp != nil {
-			tmp.Abort()
-		}
 		return nil, hintDamaged(err)
 	}
 	if err := tmp.Commit(o.Replace); err != nil {
-		tmp.Abort()
 		return nil, fmt.Errorf("unpack: %w", err)
 	}
 	return res, nil

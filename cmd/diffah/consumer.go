@@ -15,6 +15,7 @@ import (
 	"github.com/diffah/diffah/artifact"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/resolve"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/signature"
@@ -27,6 +28,7 @@ type UnpackCmd struct {
 	Output    string `short:"o" required:"" help:"Directory to create: a partial OCI layout for resolve." placeholder:"DIR"`
 	VerifyKey string `help:"Require a signature by this public key (PKIX PEM) and check it before writing." type:"existingfile" placeholder:"PUB.pem"`
 	RegistryFlags
+	LockFlags
 }
 
 // Help adds examples to --help.
@@ -38,7 +40,8 @@ Examples:
   diffah unpack --output ./app-v2 < /media/usb/app.dlt
   cat app.dlt.part.* | diffah unpack -o ./app-v2
   diffah unpack --verify-key vendor.pub -o ./app-v2 app.dlt
-  diffah unpack -o ./app-v2 docker://registry.internal/deltas:app-1-2   (an archive pushed with pack -o docker://)` + commonExamples("unpack", true)
+  diffah unpack -o ./app-v2 docker://registry.internal/deltas:app-1-2   (an archive pushed with pack -o docker://)
+  diffah unpack --wait -o ./app-v2 app.dlt   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)` + commonExamples("unpack", true)
 }
 
 // Run unpacks.
@@ -48,6 +51,11 @@ func (c *UnpackCmd) Run(g *Globals, s stdio) (err error) {
 	if err != nil {
 		return err
 	}
+	locks, err := c.lock(g, c.Output)
+	if err != nil {
+		return err
+	}
+	defer locks.Release()
 	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Delta, s.in)
 	if err != nil {
 		return err
@@ -158,6 +166,7 @@ type ResolveCmd struct {
 	Output []string `sep:"none" short:"o" help:"Also write the rebuilt image to OUTREF (NAME=OUTREF per image of a bundle; repeatable)." placeholder:"[NAME=]OUTREF"`
 	BaselineFlags
 	AllowConvert bool `help:"Allow converting between OCI and Docker media types when writing -o (digests change)."`
+	LockFlags
 }
 
 // Help adds examples to --help.
@@ -172,7 +181,8 @@ Examples:
   diffah resolve --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 --strict ./bundle
   diffah resolve --json --jobs 2 --baseline oci:./app-v1 ./app-v2 | jq -r '.images[].status'
   diffah resolve --platform linux/arm64 --baseline oci:./multi-v1 ./app-v2 --output oci:./out
-  diffah resolve --allow-convert --baseline oci:./app-v1 ./app-v2 -o docker-archive:app.tar:app:2   (OCI to Docker: digests change)` + commonExamples("resolve", true)
+  diffah resolve --allow-convert --baseline oci:./app-v1 ./app-v2 -o docker-archive:app.tar:app:2   (OCI to Docker: digests change)
+  diffah resolve --wait --baseline oci:./app-v1 ./app-v2   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)` + commonExamples("resolve", true)
 }
 
 // Run resolves.
@@ -181,6 +191,11 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
+	locks, err := c.lock(g, append(localPaths(outs), c.Dir)...)
+	if err != nil {
+		return err
+	}
+	defer locks.Release()
 	bases, closeBases, err := c.open(g)
 	if err != nil {
 		return err
@@ -368,6 +383,7 @@ type ImportCmd struct {
 	TempDir   string   `help:"Where to unpack before resolving (default: beside the first output, else the system temp dir)." placeholder:"DIR"`
 	BaselineFlags
 	AllowConvert bool `help:"Allow converting between OCI and Docker media types (digests change)."`
+	LockFlags
 }
 
 // Help adds examples to --help.
@@ -381,7 +397,8 @@ Examples:
   diffah import --dry-run --baseline oci:./app-v1 app.dlt
   diffah import --verify-key vendor.pub --strict --json --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 -o a=oci:./a -o b=oci:./b bundle.dlt
   diffah import --temp-dir /scratch --jobs 2 --platform linux/arm64 --baseline oci:./multi-v1 --output oci:./multi-v2 app.dlt
-  diffah import --allow-convert --baseline oci:./app-v1 -o docker-archive:app.tar:app:2 app.dlt   (digests change)` + commonExamples("import", true)
+  diffah import --allow-convert --baseline oci:./app-v1 -o docker-archive:app.tar:app:2 app.dlt   (digests change)
+  diffah import --wait --baseline oci:./app-v1 -o oci:./app-v2 app.dlt   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)` + commonExamples("import", true)
 }
 
 // Run imports.
@@ -398,6 +415,15 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 	key, err := loadVerifyKey(c.VerifyKey)
 	if err != nil {
 		return err
+	}
+	if !c.DryRun {
+		// Before anything is read: a second import to the same output
+		// refuses at once.
+		locks, err := c.lock(g, localPaths(outs)...)
+		if err != nil {
+			return err
+		}
+		defer locks.Release()
 	}
 	bases, closeBases, err := c.open(g)
 	if err != nil {
@@ -424,33 +450,25 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 		return worst(rep)
 	}
 	// Work beside the first local output (same filesystem: renames, no
-	// copies); leftovers of a killed import to the same output go first.
-	parent, prefix := c.TempDir, ".diffah-import-"
-	if parent == "" {
-		parent = os.TempDir()
+	// copies), in a private directory that a later run sweeps only once
+	// this one is gone.
+	beside := filepath.Join(os.TempDir(), "diffah-import")
+	if c.TempDir != "" {
+		beside = filepath.Join(c.TempDir, "diffah-import")
+	} else {
 		for _, r := range outs {
-			if r.Transport != "docker" {
-				p := filepath.Clean(r.Path)
-				parent, prefix = filepath.Dir(p), "."+filepath.Base(p)+".diffah-import-"
+			if r.Transport != imgref.Docker {
+				beside = r.Path
 				break
 			}
 		}
 	}
-	if ents, err := os.ReadDir(parent); err == nil && prefix != ".diffah-import-" {
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), prefix) {
-				os.RemoveAll(filepath.Join(parent, e.Name()))
-			}
-		}
-	}
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return fault.Errorf(fault.Env, "import: %w", err)
-	}
-	work, err := os.MkdirTemp(parent, prefix+"*")
+	wd, err := atomicdir.New(beside)
 	if err != nil {
-		return fault.Errorf(fault.Env, "import: %w", err)
+		return fmt.Errorf("import: %w", err)
 	}
-	defer os.RemoveAll(work)
+	defer wd.Abort()
+	work := wd.Path
 	dir := filepath.Join(work, "layout")
 	// The baselines are checked as soon as the sidecar is read, before
 	// anything is unpacked: a wrong baseline costs no I/O.

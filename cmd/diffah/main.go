@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/cleanup"
 	"github.com/diffah/diffah/internal/progress"
 )
 
@@ -120,8 +122,9 @@ Image references: oci:DIR[:TAG], oci-archive:FILE[:TAG],
 docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG|@DIGEST], dir:DIR.
 
 Exit codes: 0 ok, 1 images differ (diff), 2 usage, 3 environment (not found,
-auth, network, disk), 4 integrity (digest mismatch, corrupt archive, missing
-baseline blob), 5 signature, 6 bundle resolved in part, 70 internal error.`
+auth, network, disk, another diffah writing the same output), 4 integrity
+(digest mismatch, corrupt archive, missing baseline blob), 5 signature,
+6 bundle resolved in part, 70 internal error, 130 interrupted.`
 
 // memoryLimit is the soft heap limit diffah runs with unless GOMEMLIMIT
 // says otherwise. The codec's zstd encoders allocate large match tables
@@ -136,13 +139,35 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// interruptGrace is how long an interrupted command has to unwind by
+// itself (its context is cancelled) before the process cleans up from the
+// registry and exits: a read from a stalled pipe or a hung connection may
+// never return.
+const interruptGrace = 300 * time.Millisecond
+
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	var cli CLI
+	defer func() {
+		// A panic is a bug: nothing half-written stays, and it is reported
+		// as such (exit 70), with the stack only when asked for.
+		if r := recover(); r != nil {
+			err := fault.Panic(r, debug.Stack())
+			cleanup.Run()
+			code = report(stderr, err, cli.LogFormat == "json", cli.LogLevel == "debug")
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	// One download of each registry layer per command.
 	ctx, release := imgref.WithBlobCache(ctx)
 	defer release()
-	var cli CLI
+	done := make(chan struct{})
+	defer close(done)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var jsonLog atomic.Bool
+	go onSignal(sigs, done, cancel, stderr, &jsonLog)
 	exited := false
 	parser, err := kong.New(&cli,
 		kong.Name("diffah"),
@@ -181,12 +206,36 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	}
 	cli.ctx = ctx
 	cli.jsonLog = cli.LogFormat == "json"
+	jsonLog.Store(cli.jsonLog)
 	slog.SetDefault(cli.log)
 	err = kctx.Run(&cli.Globals)
 	if err == nil {
 		return 0
 	}
-	return report(stderr, err, cli.LogFormat == "json")
+	return report(stderr, err, cli.LogFormat == "json", cli.LogLevel == "debug")
+}
+
+// onSignal cancels the command on SIGINT/SIGTERM and gives it
+// interruptGrace to unwind; then (or at a second signal) it removes every
+// registered temporary output and lock and exits 130 itself.
+func onSignal(sigs <-chan os.Signal, done <-chan struct{}, cancel func(), stderr io.Writer, jsonLog *atomic.Bool) {
+	select {
+	case <-done:
+		return
+	case <-sigs:
+	}
+	cancel()
+	t := time.NewTimer(interruptGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-sigs:
+	case <-t.C:
+	}
+	cleanup.Run()
+	report(stderr, context.Canceled, jsonLog.Load(), false)
+	os.Exit(130)
 }
 
 func commandPath(c *kong.Context) string {
@@ -198,8 +247,9 @@ func commandPath(c *kong.Context) string {
 
 // report renders an error once, with its hint, and returns its exit code.
 // With jsonLog (--log-format json) it is one JSON record, like the logs,
-// so that every line on stderr parses.
-func report(stderr io.Writer, err error, jsonLog bool) int {
+// so that every line on stderr parses. A panic turned into an error
+// (fault.Panic) is exit 70, its stack shown only with debugLog.
+func report(stderr io.Writer, err error, jsonLog, debugLog bool) int {
 	var d differ
 	if errors.As(err, &d) {
 		return int(fault.Different)
@@ -210,10 +260,21 @@ func report(stderr io.Writer, err error, jsonLog bool) int {
 		msg, code = "interrupted; nothing was left half-written", 130
 	}
 	hint := fault.HintOf(err)
+	var stack []byte
+	var pe *fault.PanicError
+	if errors.As(err, &pe) {
+		code = int(fault.Internal)
+		if debugLog {
+			stack, hint = pe.Stack, ""
+		}
+	}
 	if jsonLog {
 		attrs := []any{"error", msg, "exit", code}
 		if hint != "" && code != 130 {
 			attrs = append(attrs, "hint", hint)
+		}
+		if stack != nil {
+			attrs = append(attrs, "stack", string(stack))
 		}
 		slog.New(slog.NewJSONHandler(stderr, nil)).Error("diffah failed", attrs...)
 		return code
@@ -221,6 +282,9 @@ func report(stderr io.Writer, err error, jsonLog bool) int {
 	fmt.Fprintf(stderr, "diffah: %s\n", msg)
 	if hint != "" && code != 130 {
 		fmt.Fprintf(stderr, "hint: %s\n", hint)
+	}
+	if stack != nil {
+		stderr.Write(stack)
 	}
 	return code
 }

@@ -23,6 +23,7 @@ type ExportCmd struct {
 	Compress string `help:"Compress the archive as a whole: none or zstd (default: ${default})." default:"none" enum:"none,zstd"`
 	SignKey  string `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
 	DryRun   bool   `help:"Print what would ship (the plan's totals) and write nothing."`
+	LockFlags
 }
 
 // Help adds examples to --help.
@@ -35,7 +36,8 @@ Examples:
   diffah export --dry-run --target oci:./app-v2 --baseline oci:./app-v1
   diffah export --target oci:./app-v2 --baseline-manifest v1.json --intra-layer off --compress zstd -o app.dlt
   diffah export --sign-key vendor.key --name app --jobs 2 --platform linux/amd64 --target oci:./multi-v2 --baseline oci:./multi-v1 -o app.dlt
-  diffah export --no-baseline --target oci:./new-v1 --output new.dlt   (the site has nothing: everything ships)` + commonExamples("export", true)
+  diffah export --no-baseline --target oci:./new-v1 --output new.dlt   (the site has nothing: everything ships)
+  diffah export --wait --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt   (another diffah writing app.dlt: wait, not refuse)` + commonExamples("export", true)
 }
 
 // Run exports.
@@ -61,7 +63,7 @@ func (c *ExportCmd) Run(g *Globals, s stdio) error {
 	if strings.HasPrefix(c.Output, "docker://") {
 		return pushArchive(g, s, c.Output, c.RegistryFlags, write)
 	}
-	return writeOutput(c.Output, s.out, "a delta archive", write)
+	return writeOutput(g, c.LockFlags, c.Output, s.out, "a delta archive", write)
 }
 
 // InspectCmd is `diffah inspect`.
@@ -71,6 +73,7 @@ type InspectCmd struct {
 	VerifyKey string `help:"Also check the archive's signature against this public key." type:"existingfile" placeholder:"PUB.pem"`
 	HTML      string `help:"Also write a self-contained HTML report (tables and a chart of shipped vs saved bytes per layer) to FILE." placeholder:"FILE"`
 	RegistryFlags
+	LockFlags
 }
 
 // Help adds examples to --help.
@@ -84,6 +87,7 @@ Examples:
   diffah plan --target oci:./app-v2 --baseline oci:./app-v1 | diffah inspect
   diffah inspect --json app.dlt | jq '.images[].savedPercent'
   diffah inspect --html report.html app.dlt
+  diffah inspect --wait --html report.html app.dlt   (another diffah writing report.html: wait for it)
   diffah inspect docker://registry.internal/deltas:app-1-2
   diffah inspect --verify-key vendor.pub app.dlt` + commonExamples("inspect", true)
 }
@@ -119,7 +123,7 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 		doc = inspect.FromSidecar(h.Sidecar, h.Signed, h.KeyID, key != nil)
 	}
 	if c.HTML != "" {
-		if err := writeOutput(c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
+		if err := writeOutput(g, c.LockFlags, c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
 			return err
 		}
 	}
@@ -138,6 +142,7 @@ type DiffCmd struct {
 	JSON      bool   `help:"Print JSON instead of a table."`
 	Platform  string `help:"Platform to pick from multi-platform references." placeholder:"OS/ARCH[/VARIANT]"`
 	RegistryFlags
+	LockFlags
 }
 
 // Help adds examples to --help.
@@ -149,7 +154,8 @@ Examples:
   diffah diff oci:./app-v1 oci:./app-v2
   diffah diff --semantic docker-archive:a.tar oci:./b --report-dir /tmp/d && echo same
   diffah diff --json oci:./app-v1 oci:./app-v2 | jq '.changes[] | select(.type=="File")'
-  diffah diff --platform linux/arm64 oci:./multi-v1 oci:./multi-v2` + commonExamples("diff", true)
+  diffah diff --platform linux/arm64 oci:./multi-v1 oci:./multi-v2
+  diffah diff --wait --report-dir /tmp/d oci:./app-v1 oci:./app-v2   (another diffah writing /tmp/d: wait for it)` + commonExamples("diff", true)
 }
 
 // Run diffs.
@@ -166,6 +172,13 @@ func (c *DiffCmd) Run(g *Globals, s stdio) error {
 		}
 		defer img.Close()
 		imgs[i] = img
+	}
+	if c.ReportDir != "" {
+		locks, err := c.lock(g, c.ReportDir)
+		if err != nil {
+			return err
+		}
+		defer locks.Release()
 	}
 	res, err := imgdiff.Compare(g.ctx, imgs[0], imgs[1], imgdiff.Options{Semantic: c.Semantic, ReportDir: c.ReportDir})
 	if err != nil {
@@ -189,6 +202,7 @@ func (c *DiffCmd) Run(g *Globals, s stdio) error {
 type KeygenCmd struct {
 	Key string `arg:"" help:"Private key file to create (PKCS#8 PEM, mode 0600)." placeholder:"KEY.pem"`
 	Pub string `arg:"" help:"Public key file to create (PKIX PEM)." placeholder:"PUB.pem"`
+	LockFlags
 }
 
 // Help adds examples to --help.
@@ -198,11 +212,17 @@ func (KeygenCmd) Help() string {
 Example:
   diffah keygen vendor.key vendor.pub
   diffah pack --sign-key vendor.key < plan.json > app.dlt
-  diffah unpack --verify-key vendor.pub -o ./app-v2 < app.dlt` + commonExamples("keygen", false)
+  diffah unpack --verify-key vendor.pub -o ./app-v2 < app.dlt
+  diffah keygen --wait vendor.key vendor.pub   (another diffah writing these: wait for it)` + commonExamples("keygen", false)
 }
 
 // Run generates keys.
 func (c *KeygenCmd) Run(g *Globals, s stdio) error {
+	locks, err := c.lock(g, c.Key, c.Pub)
+	if err != nil {
+		return err
+	}
+	defer locks.Release()
 	if err := signature.GenerateKey(c.Key, c.Pub); err != nil {
 		return err
 	}

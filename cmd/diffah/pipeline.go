@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/diffah/diffah/artifact"
@@ -148,6 +149,7 @@ type PackCmd struct {
 	// bundle at resolve time.
 	Independent bool `help:"In a bundle, keep each image to its own baseline (by default an image reuses and patches from the other images' baselines too, and then needs them at resolve)."`
 	RegistryFlags
+	LockFlags
 }
 
 // Help adds examples to --help.
@@ -161,6 +163,7 @@ Examples:
   diffah pack --sign-key vendor.key < plan.json | split -b 4000m - app.dlt.part.
   diffah pack -o docker://registry.internal/deltas:app-1-2 < plan.json
   cat a.json b.json | diffah pack --independent > bundle.dlt   # each image resolves alone
+  diffah pack --wait -o app.dlt < plan.json   # another diffah writing app.dlt: wait for it (default: refuse, exit 3)
 
 In a bundle, a blob one image would ship that another image's baseline holds
 is reused from that baseline, and a layer may be patched against the other
@@ -189,7 +192,7 @@ func (c *PackCmd) Run(g *Globals, s stdio) error {
 	if strings.HasPrefix(c.Output, "docker://") {
 		return pushArchive(g, s, c.Output, c.RegistryFlags, write)
 	}
-	return writeOutput(c.Output, s.out, "a delta archive", write)
+	return writeOutput(g, c.LockFlags, c.Output, s.out, "a delta archive", write)
 }
 
 func loadSignKey(path string) (*ecdsa.PrivateKey, error) {
@@ -250,41 +253,6 @@ func isTerminalReader(r io.Reader) bool {
 	return ok && isTerminal(f)
 }
 
-// writeOutput runs write against FILE (via a temp file renamed at the end,
-// so a failed run leaves no partial archive) or stdout.
-func writeOutput(path string, stdout io.Writer, what string, write func(io.Writer) error) error {
-	if path == "" || path == "-" {
-		if err := refuseTerminal(stdout, what); err != nil {
-			return err
-		}
-		return write(stdout)
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".diffah-tmp-*")
-	if err != nil {
-		return fault.Errorf(fault.Env, "-o %s: %w", path, err)
-	}
-	defer os.Remove(f.Name())
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fault.Errorf(fault.Env, "-o %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fault.Errorf(fault.Env, "-o %s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return fault.Errorf(fault.Env, "-o %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fault.Errorf(fault.Env, "-o %s: %w", path, err)
-	}
-	return nil
-}
-
 // sniff peeks at the start of r to tell a plan (JSON) from an archive.
 func sniff(r io.Reader) (io.Reader, bool, error) {
 	buf := make([]byte, 512)
@@ -306,9 +274,15 @@ func pushArchive(g *Globals, s stdio, out string, rf RegistryFlags, write func(i
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := write(pw)
-		pw.CloseWithError(err)
-		done <- err
+		var err error
+		defer func() {
+			if r := recover(); r != nil {
+				err = fault.Panic(r, debug.Stack())
+			}
+			pw.CloseWithError(err)
+			done <- err
+		}()
+		err = write(pw)
 	}()
 	pushed, perr := artifact.Push(g.ctx, ref, pr, rf.options(""))
 	pr.CloseWithError(perr)
