@@ -165,7 +165,6 @@ func noLitter(t *testing.T, dir string) {
 	}
 }
 
-
 // TestSecondImportRefused: a second import to the output another import
 // is writing refuses at once (exit 3, naming the output) and the first,
 // whose temporary directory used to be swept from under it, finishes with
