@@ -118,8 +118,10 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 		}
 	case Docker:
 		img, res, err = openRemote(ctx, ref, o, want)
+	case DockerDaemon:
+		img, res, err = openDaemonImage(ctx, ref, out)
 	default:
-		return nil, usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir: or docker://")
+		return nil, usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir:, docker:// or docker-daemon:")
 	}
 	if err != nil {
 		out.Close()
@@ -159,12 +161,19 @@ func Write(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	if ref.Transport == Docker {
 		return writeRemote(ctx, ref, img, o)
 	}
+	if ref.Transport == DockerDaemon {
+		id, err := LoadDaemon(ctx, ref, img, o)
+		if err == nil {
+			o.logger().Info("loaded into the container engine", "ref", ref.String(), "id", id)
+		}
+		return err
+	}
 	switch ref.Transport {
 	case OCI:
 		return writeOCI(ctx, ref, img)
 	case OCIArchive, DockerArchive, Dir:
 	default:
-		return usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir: or docker://")
+		return usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir:, docker:// or docker-daemon:")
 	}
 	src, err := collect(ctx, img, ref.String())
 	if err != nil {
