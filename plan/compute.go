@@ -119,6 +119,9 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 		decide(&b, have)
 		p.Blobs = append(p.Blobs, b)
 	}
+	if err := reuseRecipes(ctx, p, target.Image, o); err != nil {
+		return nil, err
+	}
 	if p.Baseline != nil && o.IntraLayer == IntraAuto {
 		if baseline.Image == nil {
 			for i := range p.Blobs {
@@ -229,13 +232,9 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			b.Reason = "not in the baseline; the baseline has no layer to patch from"
 			continue
 		}
-		h, err := v1.NewHash(b.Digest.String())
+		l, err := targetLayer(img, p, b)
 		if err != nil {
-			return fault.Errorf(fault.Integrity, "plan: layer %s: %w", b.Digest, err)
-		}
-		l, err := img.LayerByDigest(h)
-		if err != nil {
-			return fault.Errorf(fault.Env, "plan: opening layer %s of %s: %w", b.Digest, p.Target.Ref, err)
+			return err
 		}
 		b.Patch = &Patch{Codec: tarpatch.Codec, Sources: srcs}
 		jobs = append(jobs, job{i, l})

@@ -1,0 +1,86 @@
+package plan
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/recompress"
+	"github.com/diffah/diffah/sidecar"
+)
+
+// reuseRecipes records, for every reused layer, the compression recipe
+// that reproduces its blob from its uncompressed tar. A consumer whose
+// baseline keeps layers uncompressed (a Docker or Podman engine, a docker
+// save archive) has the same diffID but not the blob; with the recipe it
+// rebuilds the blob and checks its digest, as for a patched layer. A layer
+// no known compressor reproduces keeps no recipe, and its reason says so:
+// such a baseline cannot serve it.
+func reuseRecipes(ctx context.Context, p *Plan, img v1.Image, o Options) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Jobs)
+	done := map[string]int{} // a layer repeated in the manifest is detected once
+	for i := 2; i < len(p.Blobs); i++ {
+		b := &p.Blobs[i]
+		if b.Action != sidecar.Reuse || b.DiffID == "" || !patchable(b.MediaType) {
+			continue
+		}
+		if _, ok := done[b.Digest.String()]; ok {
+			continue
+		}
+		done[b.Digest.String()] = i
+		l, err := targetLayer(img, p, b)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error {
+			rec, err := recompress.Detect(ctx, l.Compressed, recompress.DetectOptions{})
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if fault.KindOf(err, 0) == fault.Env {
+					return fault.Errorf(fault.Env, "plan: reading layer %s of %s: %w", b.Digest, p.Target.Ref, err)
+				}
+				o.Log.Info("reused layer has no recompression recipe", "layer", b.Digest, "err", err)
+				b.Reason = "present in the baseline; no recompression recipe (" + oneLine(err) + "): a baseline holding it only uncompressed cannot rebuild it"
+				return nil
+			}
+			enc, err := json.Marshal(rec)
+			if err != nil {
+				return fault.Errorf(fault.Internal, "plan: encoding recipe: %w", err)
+			}
+			b.Recipe = enc
+			b.Reason = fmt.Sprintf("present in the baseline; recompressed as %s where the baseline holds it only uncompressed", rec)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// A repeated layer gets the first occurrence's outcome.
+	for i := 2; i < len(p.Blobs); i++ {
+		b := &p.Blobs[i]
+		if j, ok := done[b.Digest.String()]; ok && j != i && b.Action == sidecar.Reuse {
+			b.Recipe, b.Reason = p.Blobs[j].Recipe, p.Blobs[j].Reason
+		}
+	}
+	return nil
+}
+
+// targetLayer opens the target layer b of plan p.
+func targetLayer(img v1.Image, p *Plan, b *Blob) (v1.Layer, error) {
+	h, err := v1.NewHash(b.Digest.String())
+	if err != nil {
+		return nil, fault.Errorf(fault.Integrity, "plan: layer %s: %w", b.Digest, err)
+	}
+	l, err := img.LayerByDigest(h)
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "plan: opening layer %s of %s: %w", b.Digest, p.Target.Ref, err)
+	}
+	return l, nil
+}

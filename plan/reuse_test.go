@@ -1,0 +1,109 @@
+package plan
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/recompress"
+	"github.com/diffah/diffah/sidecar"
+)
+
+func openFixture(t *testing.T, name string) *imgref.Image {
+	t.Helper()
+	img, err := imgref.Open(context.Background(), imgref.Ref{Transport: imgref.OCI, Path: filepath.Join("..", "testdata", "images", name)}, imgref.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { img.Close() })
+	return img
+}
+
+// TestReuseRecipes: a reused layer gets the recipe that reproduces its
+// blob (the fixtures are gzip level 6 by Go's compress/gzip), so a
+// baseline holding it uncompressed can serve it; the plan round-trips.
+func TestReuseRecipes(t *testing.T) {
+	p, err := Compute(context.Background(), Input{Ref: "oci:v2", Image: openFixture(t, "v2")},
+		&BaselineInput{Ref: "oci:v1", Image: openFixture(t, "v1")}, Options{Name: "v2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range p.Blobs {
+		if b.Action != sidecar.Reuse || b.Role != sidecar.RoleLayer {
+			if b.Recipe != nil {
+				t.Errorf("%s %s (%s) carries a blob-level recipe", b.Role, b.Digest, b.Action)
+			}
+			continue
+		}
+		n++
+		rec, err := recompress.ParseRecipe(b.Recipe)
+		if err != nil {
+			t.Fatalf("reused layer %s: recipe %s: %v", b.Digest, b.Recipe, err)
+		}
+		if rec.String() != "gzip/go/6" || !strings.Contains(b.Reason, "gzip/go/6") {
+			t.Errorf("reused layer %s: recipe %s, reason %q", b.Digest, rec, b.Reason)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no reused layer: nothing tested")
+	}
+	raw, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte(`"version": "1.1"`)) {
+		t.Fatalf("plan version is not 1.1")
+	}
+	back, err := Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := back.Marshal(); !bytes.Equal(again, raw) {
+		t.Fatal("plan with recipes does not round-trip")
+	}
+	// A recipe anywhere else is refused.
+	back.Blobs[1].Recipe = json.RawMessage(`{"format":"gzip"}`)
+	if err := back.Validate(); err == nil || !strings.Contains(err.Error(), "recipe belongs only") {
+		t.Fatalf("recipe on the config: %v", err)
+	}
+}
+
+// TestReuseWithoutRecipe: a reused layer nothing reproduces (a
+// multi-member gzip, as concatenated gzip output is) has no recipe, and
+// its reason says what that means.
+func TestReuseWithoutRecipe(t *testing.T) {
+	var tarball bytes.Buffer
+	for i := 0; i < 2; i++ {
+		zw := gzip.NewWriter(&tarball)
+		zw.Write(bytes.Repeat([]byte("member "), 1000))
+		zw.Close()
+	}
+	shared := static.NewLayer(tarball.Bytes(), types.OCILayer)
+	mk := func(extra string) v1.Image {
+		img, err := mutate.AppendLayers(empty.Image, shared, static.NewLayer([]byte(extra), types.OCIUncompressedLayer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	p, err := Compute(context.Background(), Input{Ref: "oci:t", Image: mk("new")}, &BaselineInput{Ref: "oci:b", Image: mk("old")}, Options{Name: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := p.Blobs[2]
+	if b.Action != sidecar.Reuse || b.Recipe != nil || !strings.Contains(b.Reason, "no recompression recipe") || !strings.Contains(b.Reason, "only uncompressed") {
+		t.Fatalf("reused multi-member layer: %s, recipe %s, reason %q", b.Action, b.Recipe, b.Reason)
+	}
+}
