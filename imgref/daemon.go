@@ -128,7 +128,15 @@ func newEngine() (*engine, error) {
 // unreachable turns a failure to talk to the daemon into an environment
 // error naming the socket.
 func (e *engine) unreachable(where string, err error) error {
-	hint := "is the daemon running? diffah talks to " + e.host + " (from DOCKER_HOST, else the default " + defaultDaemonHost + "); " +
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op // "dial unix /path: connect: no such file or directory", without the URL
+	}
+	from := "from DOCKER_HOST"
+	if os.Getenv("DOCKER_HOST") == "" {
+		from = "the default; DOCKER_HOST is unset"
+	}
+	hint := "is the container engine running? diffah talks to " + e.host + " (" + from + "); " +
 		"for Podman start its Docker-compatible service: podman system service --time 0 unix:///run/podman/podman.sock & and export DOCKER_HOST=unix:///run/podman/podman.sock"
 	if errors.Is(err, syscall.EACCES) {
 		hint = "no permission on " + e.host + ": run as a user in the docker group, or point DOCKER_HOST at a socket you may use"

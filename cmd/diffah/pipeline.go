@@ -38,6 +38,7 @@ reused from the baseline, shipped whole, or rebuilt from a patch, and why.
 Examples:
   diffah plan --target oci:./app-v2 --baseline oci:./app-v1 > plan.json
   diffah plan --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 | jq .totals
+  diffah plan --target docker-daemon:example.com/app:2 --baseline docker-daemon:example.com/app:1 > plan.json   (Docker/Podman; DOCKER_HOST)
   diffah plan --target oci:./app-v2 --baseline-manifest v1-manifest.json --intra-layer off
   diffah plan --platform linux/arm64 --jobs 2 --target oci:./multi-v2 --baseline oci:./multi-v1
   { diffah plan --target oci:./a-v2 --baseline oci:./a-v1 --name a;
@@ -113,7 +114,7 @@ func (c *PlanCmd) compute(g *Globals) (*plan.Plan, error) {
 // element of the repository or directory.
 func defaultName(r imgref.Ref) string {
 	p := r.Path
-	if r.Transport == "docker" {
+	if !r.Local() {
 		p, _, _ = strings.Cut(p, "@")
 		if i := strings.LastIndex(p, ":"); i > strings.LastIndex(p, "/") {
 			p = p[:i]

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/testpodman"
+)
+
+// fixtureImage opens testdata/images/NAME (the registry form of an image).
+func fixtureImage(t *testing.T, fx, name string) *imgref.Image {
+	t.Helper()
+	img, err := imgref.Open(context.Background(), imgref.Ref{Transport: imgref.OCI, Path: filepath.Join(fx, name)}, imgref.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { img.Close() })
+	return img
+}
+
+// loadIntoPodman puts fixture NAME into the engine as `docker load` users
+// do: written as a docker-archive, loaded with `podman load`.
+func loadIntoPodman(t *testing.T, pm *testpodman.Service, fx, name, tag string) {
+	t.Helper()
+	archive := filepath.Join(t.TempDir(), name+".tar")
+	pushFixture(t, fx, name, "docker-archive:"+archive+":"+tag)
+	pm.Podman(t, "load", "-q", "-i", archive)
+}
+
+// savedDiffIDs saves an image with `podman save` (a docker-archive of
+// uncompressed layers) and returns its config digest and the digests of
+// its layers as saved: diffah reads the archive, hashing every layer.
+func savedLayers(t *testing.T, pm *testpodman.Service, tag string) (config v1.Hash, layers []v1.Hash, archive string) {
+	t.Helper()
+	archive = filepath.Join(t.TempDir(), "saved.tar")
+	pm.Podman(t, "save", "-q", "--format", "docker-archive", "-o", archive, tag)
+	r, err := imgref.Parse("docker-archive:" + archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := imgref.Open(context.Background(), r, imgref.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	config, _ = img.ConfigName()
+	m, _ := img.Manifest()
+	for _, l := range m.Layers {
+		layers = append(layers, l.Digest)
+	}
+	return config, layers, archive
+}
+
+func diffIDsOf(t *testing.T, img v1.Image) []v1.Hash {
+	t.Helper()
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cf.RootFS.DiffIDs
+}
+
+// TestDaemonImport: the site's baseline is the image it loaded into its
+// engine; the delta (planned against the registry form) imports against
+// docker-daemon: v1 into docker-daemon: v2. The engine then holds v2: its
+// image ID is v2's config digest, and `podman save` gives v2's diffIDs.
+func TestDaemonImport(t *testing.T) {
+	fx := fixtures(t)
+	pm := testpodman.Start(t)
+	t.Setenv("DOCKER_HOST", pm.Host)
+	for _, pair := range [][2]string{{"docker-v2", "docker-v1"}, {"v2", "v1"}} {
+		t.Run(pair[0], func(t *testing.T) {
+			tag := "example.com/" + pair[0]
+			v1Tag, v2Tag := tag+":v1", tag+":v2"
+			if pair[1] == "v1" {
+				// OCI media types into a docker-archive need conversion:
+				// load the Docker twin, whose config is the same image.
+				loadIntoPodman(t, pm, fx, "docker-v1", v1Tag)
+			} else {
+				loadIntoPodman(t, pm, fx, pair[1], v1Tag)
+			}
+			delta := filepath.Join(t.TempDir(), "d.dlt")
+			if code, e := diffahRun(t, nil, "export", "--target", "oci:"+filepath.Join(fx, pair[0]), "--baseline", "oci:"+filepath.Join(fx, pair[1]), "-o", delta); code != 0 {
+				t.Fatal(e)
+			}
+			code, stderr := diffahRun(t, nil, "import", "--baseline", "docker-daemon:"+v1Tag, "-o", "docker-daemon:"+v2Tag, delta)
+			if code != 0 {
+				t.Fatalf("import: exit %d\n%s", code, stderr)
+			}
+			want := fixtureImage(t, fx, pair[0])
+			cfg, _ := want.ConfigName()
+			if !strings.Contains(stderr, "image ID "+cfg.String()) {
+				t.Fatalf("import does not report the image ID %s:\n%s", cfg, stderr)
+			}
+			if id := strings.TrimSpace(string(pm.Podman(t, "image", "inspect", "--format", "{{.Id}}", v2Tag))); id != cfg.Hex {
+				t.Fatalf("podman holds %s as %s, want %s", v2Tag, id, cfg.Hex)
+			}
+			savedCfg, layers, _ := savedLayers(t, pm, v2Tag)
+			wantIDs := diffIDsOf(t, want)
+			if savedCfg != cfg || len(layers) != len(wantIDs) {
+				t.Fatalf("podman save: config %s and %d layers, want %s and %d", savedCfg, len(layers), cfg, len(wantIDs))
+			}
+			for i := range layers {
+				if layers[i] != wantIDs[i] {
+					t.Errorf("saved layer %d is %s, v2's diffID is %s", i, layers[i], wantIDs[i])
+				}
+			}
+			// And the engine's v1 rebuilds the registry form byte for
+			// byte into a file transport too.
+			out := filepath.Join(t.TempDir(), "out")
+			if code, e := diffahRun(t, nil, "import", "--baseline", "docker-daemon:"+v1Tag, "-o", "oci:"+out+":v2", delta); code != 0 {
+				t.Fatal(e)
+			}
+			if got, w := indexDigest(t, out), indexDigest(t, filepath.Join(fx, pair[0])); got != w {
+				t.Fatalf("rebuilt %s, registry form is %s", got, w)
+			}
+		})
+	}
+}
+
+// TestDockerSaveBaseline: a baseline that is a `docker save` archive of
+// the registry image (uncompressed layers, none of the registry's blobs)
+// serves a delta planned against the registry form: reused and patch
+// source layers are matched by diffID, and the rebuilt image is the
+// registry form byte for byte (same manifest digest).
+func TestDockerSaveBaseline(t *testing.T) {
+	fx := fixtures(t)
+	pm := testpodman.Start(t)
+	t.Setenv("DOCKER_HOST", pm.Host)
+	loadIntoPodman(t, pm, fx, "docker-v1", "example.com/app:v1")
+	_, savedLayerDigests, saved := savedLayers(t, pm, "example.com/app:v1")
+	reg := fixtureImage(t, fx, "docker-v1")
+	m, _ := reg.Manifest()
+	for i, l := range m.Layers {
+		if l.Digest == savedLayerDigests[i] {
+			t.Fatalf("saved layer %d has the registry blob's digest: nothing is tested", i)
+		}
+	}
+	for _, target := range []string{"docker-v2"} {
+		delta := filepath.Join(t.TempDir(), "d.dlt")
+		if code, e := diffahRun(t, nil, "export", "--target", "oci:"+filepath.Join(fx, target), "--baseline", "oci:"+filepath.Join(fx, "docker-v1"), "-o", delta); code != 0 {
+			t.Fatal(e)
+		}
+		out := filepath.Join(t.TempDir(), "out")
+		if code, e := diffahRun(t, nil, "import", "--baseline", "docker-archive:"+saved, "-o", "oci:"+out+":v2", delta); code != 0 {
+			t.Fatalf("import against the docker save archive: %s", e)
+		}
+		if got, want := indexDigest(t, out), indexDigest(t, filepath.Join(fx, target)); got != want {
+			t.Fatalf("rebuilt %s, registry form is %s", got, want)
+		}
+		// Every blob of the registry form is there, byte for byte.
+		wantImg := fixtureImage(t, fx, target)
+		wm, _ := wantImg.Manifest()
+		for _, l := range append(wm.Layers, wm.Config) {
+			a, err := os.ReadFile(filepath.Join(out, "blobs", "sha256", l.Digest.Hex))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(filepath.Join(fx, target, "blobs", "sha256", l.Digest.Hex))
+			if string(a) != string(b) {
+				t.Fatalf("blob %s differs from the registry form", l.Digest)
+			}
+		}
+	}
+}
+
+// TestDaemonErrors: no engine is exit 3 naming the socket; a baseline in
+// the engine that is not the one planned against fails preflight (exit 4)
+// naming every layer and why, and loads nothing.
+func TestDaemonErrors(t *testing.T) {
+	fx := fixtures(t)
+	delta := filepath.Join(t.TempDir(), "d.dlt")
+	if code, e := diffahRun(t, nil, "export", "--target", "oci:"+filepath.Join(fx, "docker-v2"), "--baseline", "oci:"+filepath.Join(fx, "docker-v1"), "-o", delta); code != 0 {
+		t.Fatal(e)
+	}
+	sock := filepath.Join(t.TempDir(), "none.sock")
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	for _, args := range [][]string{
+		{"import", "--baseline", "docker-daemon:example.com/app:v1", "-o", "oci:" + filepath.Join(t.TempDir(), "o"), delta},
+		{"import", "--baseline", "oci:" + filepath.Join(fx, "docker-v1"), "-o", "docker-daemon:example.com/app:v2", delta},
+		{"plan", "--target", "docker-daemon:example.com/app:v2", "--no-baseline"},
+	} {
+		code, stderr := diffahRun(t, nil, args...)
+		if code != int(fault.Env) || !strings.Contains(stderr, sock) || !strings.Contains(stderr, "hint:") {
+			t.Errorf("%s with no engine: exit %d, want 3 with a hint naming %s:\n%s", args[0], code, sock, stderr)
+		}
+	}
+
+	pm := testpodman.Start(t)
+	t.Setenv("DOCKER_HOST", pm.Host)
+	pushFixture(t, fx, "unrelated", "docker-daemon:example.com/other:v1") // OCI types: the engine loads it as is
+	code, stderr := diffahRun(t, nil, "import", "--baseline", "docker-daemon:example.com/other:v1", "-o", "docker-daemon:example.com/app:v2", delta)
+	if code != int(fault.Integrity) || !strings.Contains(stderr, "nor a layer with its diffID") {
+		t.Fatalf("wrong baseline: exit %d, want 4 listing layers matched neither by digest nor diffID:\n%s", code, stderr)
+	}
+	if _, err := pm.TryPodman("image", "exists", "example.com/app:v2"); err == nil {
+		t.Fatal("a failed import loaded an image")
+	}
+	code, stderr = diffahRun(t, nil, "import", "--dry-run", "--baseline", "docker-daemon:example.com/nothere:v1", delta)
+	if code != int(fault.Env) || !strings.Contains(stderr, "docker image ls") {
+		t.Fatalf("absent baseline image: exit %d\n%s", code, stderr)
+	}
+}
