@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
@@ -20,13 +21,28 @@ import (
 // rebuilds the blob and checks its digest, as for a patched layer. A layer
 // no known compressor reproduces keeps no recipe, and its reason says so:
 // such a baseline cannot serve it.
+//
+// The same works the other way: a target layer the baseline lacks by
+// digest but holds with the same diffID (the baseline was read from an
+// engine or a docker save archive, or the target was) is reused too when
+// its compression is reproducible: the consumer rebuilds it from that
+// layer instead of receiving it.
 func reuseRecipes(ctx context.Context, p *Plan, img v1.Image, o Options) error {
+	baseDiffIDs := map[digest.Digest]bool{}
+	if p.Baseline != nil {
+		for _, l := range p.Baseline.Layers {
+			if l.DiffID != "" {
+				baseDiffIDs[l.DiffID] = true
+			}
+		}
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.Jobs)
 	done := map[string]int{} // a layer repeated in the manifest is detected once
 	for i := 2; i < len(p.Blobs); i++ {
 		b := &p.Blobs[i]
-		if b.Action != sidecar.Reuse || b.DiffID == "" || !patchable(b.MediaType) {
+		sameContent := b.Action == sidecar.Ship && baseDiffIDs[b.DiffID]
+		if (b.Action != sidecar.Reuse && !sameContent) || b.DiffID == "" || !patchable(b.MediaType) {
 			continue
 		}
 		if _, ok := done[b.Digest.String()]; ok {
@@ -46,8 +62,12 @@ func reuseRecipes(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 				if fault.KindOf(err, 0) == fault.Env {
 					return fault.Errorf(fault.Env, "plan: reading layer %s of %s: %w", b.Digest, p.Target.Ref, err)
 				}
-				o.Log.Info("reused layer has no recompression recipe", "layer", b.Digest, "err", err)
-				b.Reason = "present in the baseline; no recompression recipe (" + oneLine(err) + "): a baseline holding it only uncompressed cannot rebuild it"
+				o.Log.Info("layer has no recompression recipe", "layer", b.Digest, "err", err)
+				if sameContent {
+					b.Reason = "not in the baseline (which has its content, diffID " + b.DiffID.String() + ", compressed otherwise); ships: its compressed blob cannot be reproduced (" + oneLine(err) + ")"
+				} else {
+					b.Reason = "present in the baseline; no recompression recipe (" + oneLine(err) + "): a baseline holding it only uncompressed cannot rebuild it"
+				}
 				return nil
 			}
 			enc, err := json.Marshal(rec)
@@ -55,7 +75,12 @@ func reuseRecipes(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 				return fault.Errorf(fault.Internal, "plan: encoding recipe: %w", err)
 			}
 			b.Recipe = enc
-			b.Reason = fmt.Sprintf("present in the baseline; recompressed as %s where the baseline holds it only uncompressed", rec)
+			if sameContent {
+				b.Action = sidecar.Reuse
+				b.Reason = fmt.Sprintf("the baseline has its content (diffID %s) compressed otherwise; rebuilt from it as %s", b.DiffID, rec)
+			} else {
+				b.Reason = fmt.Sprintf("present in the baseline; recompressed as %s where the baseline holds it only uncompressed", rec)
+			}
 			return nil
 		})
 	}
@@ -65,8 +90,8 @@ func reuseRecipes(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 	// A repeated layer gets the first occurrence's outcome.
 	for i := 2; i < len(p.Blobs); i++ {
 		b := &p.Blobs[i]
-		if j, ok := done[b.Digest.String()]; ok && j != i && b.Action == sidecar.Reuse {
-			b.Recipe, b.Reason = p.Blobs[j].Recipe, p.Blobs[j].Reason
+		if j, ok := done[b.Digest.String()]; ok && j != i {
+			b.Action, b.Recipe, b.Reason = p.Blobs[j].Action, p.Blobs[j].Recipe, p.Blobs[j].Reason
 		}
 	}
 	return nil

@@ -107,3 +107,68 @@ func TestReuseWithoutRecipe(t *testing.T) {
 		t.Fatalf("reused multi-member layer: %s, recipe %s, reason %q", b.Action, b.Recipe, b.Reason)
 	}
 }
+
+// uncompressedTwin is img with every layer stored as its uncompressed tar,
+// as an engine or a docker save archive holds it.
+func uncompressedTwin(t *testing.T, img v1.Image) v1.Image {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []v1.Layer
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(rc)
+		rc.Close()
+		out = append(out, static.NewLayer(b.Bytes(), types.OCIUncompressedLayer))
+	}
+	twin, err := mutate.AppendLayers(empty.Image, out...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return twin
+}
+
+// TestReuseByDiffID: planned against a baseline that holds layers
+// uncompressed, a target layer with the same content (diffID) is reused
+// with its recipe rather than shipped or patched, and the other way round
+// (an uncompressed target against a compressed baseline: recipe "none").
+func TestReuseByDiffID(t *testing.T) {
+	v1img, v2img := openFixture(t, "v1"), openFixture(t, "v2")
+	for _, tc := range []struct {
+		name             string
+		target, baseline v1.Image
+		recipe           string
+	}{
+		{"uncompressed baseline", v2img, uncompressedTwin(t, v1img), "gzip/go/6"},
+		{"uncompressed target", uncompressedTwin(t, v2img), v1img, "none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := Compute(context.Background(), Input{Ref: "oci:t", Image: tc.target}, &BaselineInput{Ref: "oci:b", Image: tc.baseline}, Options{Name: "t"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := p.Blobs[2] // the base layer, the same content in both
+			if base.Action != sidecar.Reuse || !strings.Contains(base.Reason, "compressed otherwise") {
+				t.Fatalf("base layer: %s (%s)", base.Action, base.Reason)
+			}
+			rec, err := recompress.ParseRecipe(base.Recipe)
+			if err != nil || rec.String() != tc.recipe {
+				t.Fatalf("base layer recipe %s (%v), want %s", base.Recipe, err, tc.recipe)
+			}
+			for _, b := range p.Blobs[3:] {
+				if b.Action == sidecar.Reuse {
+					t.Errorf("changed layer %s reused", b.Digest)
+				}
+			}
+			if p.Totals.Reused != 1 {
+				t.Fatalf("totals %+v", p.Totals)
+			}
+		})
+	}
+}

@@ -208,3 +208,63 @@ func TestDaemonErrors(t *testing.T) {
 		t.Fatalf("absent baseline image: exit %d\n%s", code, stderr)
 	}
 }
+
+// TestDaemonProducer: the producer reads from an engine too. Planned
+// against the engine's v1 (uncompressed layers), the registry v2's
+// unchanged base layer is reused by diffID, not shipped, and the site
+// rebuilds v2 byte for byte; a target read from the engine, planned
+// against the registry v1, imports into an engine with v2's image ID.
+func TestDaemonProducer(t *testing.T) {
+	fx := fixtures(t)
+	pm := testpodman.Start(t)
+	t.Setenv("DOCKER_HOST", pm.Host)
+	loadIntoPodman(t, pm, fx, "docker-v1", "example.com/app:v1")
+	loadIntoPodman(t, pm, fx, "docker-v2", "example.com/build:v2")
+	reg := fixtureImage(t, fx, "docker-v2")
+	rm, _ := reg.Manifest()
+	work := t.TempDir()
+
+	planJSON := filepath.Join(work, "plan.json")
+	code, stderr := diffahRunOut(t, planJSON, "plan", "--target", "oci:"+filepath.Join(fx, "docker-v2"), "--baseline", "docker-daemon:example.com/app:v1")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	raw, _ := os.ReadFile(planJSON)
+	if !strings.Contains(string(raw), `"digest": "`+rm.Layers[0].Digest.String()+`",`) || !strings.Contains(string(raw), "compressed otherwise; rebuilt from it as gzip/go/6") {
+		t.Fatalf("the base layer is not reused by diffID:\n%s", raw)
+	}
+	delta := filepath.Join(work, "a.dlt")
+	if code, e := diffahRun(t, nil, "export", "--target", "oci:"+filepath.Join(fx, "docker-v2"), "--baseline", "docker-daemon:example.com/app:v1", "-o", delta); code != 0 {
+		t.Fatal(e)
+	}
+	out := filepath.Join(work, "out")
+	if code, e := diffahRun(t, nil, "import", "--baseline", "docker-daemon:example.com/app:v1", "-o", "oci:"+out+":v2", delta); code != 0 {
+		t.Fatal(e)
+	}
+	if got, want := indexDigest(t, out), indexDigest(t, filepath.Join(fx, "docker-v2")); got != want {
+		t.Fatalf("rebuilt %s, registry form is %s", got, want)
+	}
+
+	delta = filepath.Join(work, "b.dlt")
+	if code, e := diffahRun(t, nil, "export", "--target", "docker-daemon:example.com/build:v2", "--baseline", "oci:"+filepath.Join(fx, "docker-v1"), "-o", delta); code != 0 {
+		t.Fatal(e)
+	}
+	code, stderr = diffahRun(t, nil, "import", "--baseline", "oci:"+filepath.Join(fx, "docker-v1"), "-o", "docker-daemon:example.com/app:v2", delta)
+	cfg, _ := reg.ConfigName()
+	if code != 0 || !strings.Contains(stderr, "image ID "+cfg.String()) {
+		t.Fatalf("import: exit %d, want the image ID %s:\n%s", code, cfg, stderr)
+	}
+}
+
+// diffahRunOut runs diffah with stdout to the file out.
+func diffahRunOut(t *testing.T, out string, args ...string) (int, string) {
+	t.Helper()
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var errb strings.Builder
+	code := run(args, strings.NewReader(""), f, &errb)
+	return code, errb.String()
+}
