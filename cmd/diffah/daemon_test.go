@@ -268,3 +268,57 @@ func diffahRunOut(t *testing.T, out string, args ...string) (int, string) {
 	code := run(args, strings.NewReader(""), f, &errb)
 	return code, errb.String()
 }
+
+// TestDaemonBundle: partial and strict mode with engine baselines and
+// outputs, as with any transport. svc-c's baseline in the engine is the
+// wrong image: --strict fails before loading anything (exit 4); by default
+// svc-c is skipped and the others load (exit 6). A dry run reads only the
+// engine.
+func TestDaemonBundle(t *testing.T) {
+	fx := fixtures(t)
+	pm := testpodman.Start(t)
+	t.Setenv("DOCKER_HOST", pm.Host)
+	work := t.TempDir()
+	var plans []byte
+	args := []string{"import"}
+	for _, s := range []string{"svc-a", "svc-b", "svc-c"} {
+		out := filepath.Join(work, s+".json")
+		if code, e := diffahRunOut(t, out, "plan", "--name", s, "--target", "oci:"+fx+"/bundle/"+s+"-v2", "--baseline", "oci:"+fx+"/bundle/"+s+"-v1"); code != 0 {
+			t.Fatal(e)
+		}
+		b, _ := os.ReadFile(out)
+		plans = append(plans, b...)
+		src := "bundle/" + s + "-v1"
+		if s == "svc-c" {
+			src = "unrelated"
+		}
+		pushFixture(t, fx, src, "docker-daemon:example.com/"+s+":1")
+		args = append(args, "--baseline", s+"=docker-daemon:example.com/"+s+":1", "-o", s+"=docker-daemon:example.com/"+s+":2")
+	}
+	delta := filepath.Join(work, "b.dlt")
+	if code, e := diffahRun(t, plans, "pack", "--independent", "-o", delta); code != 0 {
+		t.Fatal(e)
+	}
+	loaded := func(s string) bool {
+		_, err := pm.TryPodman("image", "exists", "example.com/"+s+":2")
+		return err == nil
+	}
+	code, stderr := diffahRun(t, nil, append(append([]string{}, args[0], "--dry-run"), append(args[1:], delta)...)...)
+	if code != int(fault.Partial) || !strings.Contains(stderr, "SKIPPED  svc-c") {
+		t.Fatalf("dry run: exit %d, want 6 with svc-c skipped:\n%s", code, stderr)
+	}
+	code, stderr = diffahRun(t, nil, append(append([]string{}, args[0], "--strict"), append(args[1:], delta)...)...)
+	if code != int(fault.Integrity) || loaded("svc-a") || loaded("svc-b") || loaded("svc-c") {
+		t.Fatalf("--strict: exit %d (want 4) and loaded a=%v b=%v c=%v:\n%s", code, loaded("svc-a"), loaded("svc-b"), loaded("svc-c"), stderr)
+	}
+	code, stderr = diffahRun(t, nil, append(args, delta)...)
+	if code != int(fault.Partial) || !loaded("svc-a") || !loaded("svc-b") || loaded("svc-c") {
+		t.Fatalf("partial: exit %d (want 6) and loaded a=%v b=%v c=%v:\n%s", code, loaded("svc-a"), loaded("svc-b"), loaded("svc-c"), stderr)
+	}
+	for _, s := range []string{"svc-a", "svc-b"} {
+		cfg, _ := fixtureImage(t, fx, "bundle/"+s+"-v2").ConfigName()
+		if id := strings.TrimSpace(string(pm.Podman(t, "image", "inspect", "--format", "{{.Id}}", "example.com/"+s+":2"))); id != cfg.Hex {
+			t.Errorf("%s: engine ID %s, want %s", s, id, cfg.Hex)
+		}
+	}
+}
