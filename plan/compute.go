@@ -43,7 +43,10 @@ type Options struct {
 	Jobs       int    // parallel recipe detection; default runtime.NumCPU()
 	// MaxSources caps the baseline layers one patch may read (default 4).
 	MaxSources int
-	Log        *slog.Logger
+	// ReusedRecipes is ReusedRecipesAuto (default: record the compression
+	// recipe of every reused layer, reading each once) or ReusedRecipesOff.
+	ReusedRecipes string
+	Log           *slog.Logger
 }
 
 // Compute plans the delta from baseline to target. baseline may be nil:
@@ -119,7 +122,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 		decide(&b, have)
 		p.Blobs = append(p.Blobs, b)
 	}
-	if err := reuseRecipes(ctx, p, target.Image, o); err != nil {
+	if err := reuseRecipes(ctx, p, target, baseline, o); err != nil {
 		return nil, err
 	}
 	if p.Baseline != nil && o.IntraLayer == IntraAuto {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -12,6 +13,12 @@ import (
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
+)
+
+// Modes of Options.ReusedRecipes.
+const (
+	ReusedRecipesAuto = "auto"
+	ReusedRecipesOff  = "off"
 )
 
 // reuseRecipes records, for every reused layer, the compression recipe
@@ -27,7 +34,16 @@ import (
 // engine or a docker save archive, or the target was) is reused too when
 // its compression is reproducible: the consumer rebuilds it from that
 // layer instead of receiving it.
-func reuseRecipes(ctx context.Context, p *Plan, img v1.Image, o Options) error {
+func reuseRecipes(ctx context.Context, p *Plan, target Input, baseline *BaselineInput, o Options) error {
+	if o.ReusedRecipes == ReusedRecipesOff {
+		return nil
+	}
+	// A blob reused by digest is the same bytes on both sides: read it
+	// where it is cheap, from a local baseline rather than a registry.
+	from := target.Image
+	if baseline != nil && baseline.Image != nil && isRegistry(target.Ref) && !isRegistry(baseline.Ref) {
+		from = baseline.Image
+	}
 	baseDiffIDs := map[digest.Digest]bool{}
 	if p.Baseline != nil {
 		for _, l := range p.Baseline.Layers {
@@ -49,7 +65,11 @@ func reuseRecipes(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			continue
 		}
 		done[b.Digest.String()] = i
-		l, err := targetLayer(img, p, b)
+		src := from
+		if sameContent {
+			src = target.Image // the baseline has it compressed otherwise
+		}
+		l, err := targetLayer(src, p, b)
 		if err != nil {
 			return err
 		}
@@ -97,7 +117,12 @@ func reuseRecipes(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 	return nil
 }
 
-// targetLayer opens the target layer b of plan p.
+// isRegistry tells a registry reference (read over the network) from a
+// local one by its transport prefix.
+func isRegistry(ref string) bool { return strings.HasPrefix(ref, "docker://") }
+
+// targetLayer opens the layer b of plan p from img (the target, or a
+// baseline holding the same blob).
 func targetLayer(img v1.Image, p *Plan, b *Blob) (v1.Layer, error) {
 	h, err := v1.NewHash(b.Digest.String())
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -170,5 +172,52 @@ func TestReuseByDiffID(t *testing.T) {
 				t.Fatalf("totals %+v", p.Totals)
 			}
 		})
+	}
+}
+
+// unreadable fails to read one blob: a registry the test must not touch.
+type unreadable struct {
+	v1.Image
+	blob v1.Hash
+}
+
+func (u unreadable) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := u.Image.LayerByDigest(h)
+	if err != nil || h != u.blob {
+		return l, err
+	}
+	return failingLayer{l}, nil
+}
+
+type failingLayer struct{ v1.Layer }
+
+func (failingLayer) Compressed() (io.ReadCloser, error) {
+	return nil, errors.New("the registry was read")
+}
+
+// TestReuseRecipesSource: with the target in a registry and the baseline
+// local, a blob reused by digest is read from the baseline (the same
+// bytes) rather than downloaded; --reused-recipes off reads neither.
+func TestReuseRecipesSource(t *testing.T) {
+	v1img, v2img := openFixture(t, "v1"), openFixture(t, "v2")
+	m, _ := v2img.Manifest()
+	target := unreadable{v2img, m.Layers[0].Digest} // the reused base layer
+	p, err := Compute(context.Background(), Input{Ref: "docker://reg.local/app:2", Image: target}, &BaselineInput{Ref: "oci:v1", Image: v1img}, Options{Name: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Blobs[2].Action != sidecar.Reuse || p.Blobs[2].Recipe == nil {
+		t.Fatalf("base layer: %s, recipe %s (%s)", p.Blobs[2].Action, p.Blobs[2].Recipe, p.Blobs[2].Reason)
+	}
+	// A local target is read as before: the wrapper makes that fail.
+	if _, err := Compute(context.Background(), Input{Ref: "oci:v2", Image: target}, &BaselineInput{Ref: "oci:v1", Image: v1img}, Options{Name: "app"}); err == nil || !strings.Contains(err.Error(), "the registry was read") {
+		t.Fatalf("local target: %v, want the target's blob read", err)
+	}
+	p, err = Compute(context.Background(), Input{Ref: "oci:v2", Image: target}, &BaselineInput{Ref: "oci:v1", Image: v1img}, Options{Name: "app", ReusedRecipes: ReusedRecipesOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Blobs[2].Action != sidecar.Reuse || p.Blobs[2].Recipe != nil || p.Blobs[2].Reason != "present in the baseline" {
+		t.Fatalf("off: base layer %s, recipe %s (%s)", p.Blobs[2].Action, p.Blobs[2].Recipe, p.Blobs[2].Reason)
 	}
 }

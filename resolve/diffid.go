@@ -87,10 +87,18 @@ func baselineLayer(base *Baseline, s sidecar.Source) (v1.Layer, error) {
 }
 
 // rebuildable reports whether a reused blob missing from base by digest
-// can be rebuilt from its layer with the same diffID.
+// can be rebuilt from its layer with the same diffID. A blob the baseline
+// lists is never rebuilt: a failure to read it is reported as it is.
 func rebuildable(base *Baseline, b sidecar.Blob) bool {
 	if b.Role != sidecar.RoleLayer {
 		return false
+	}
+	if m, err := base.Image.Manifest(); err == nil {
+		for _, l := range m.Layers {
+			if l.Digest.String() == b.Digest.String() {
+				return false
+			}
+		}
 	}
 	ok, _ := byDiffID(base, b.DiffID, b.Recipe, true)
 	return ok
