@@ -154,6 +154,10 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 // oci: and oci-archive: keep Docker schema 2 manifests as they are (as ggcr
 // and containerd do); note that skopeo (containers/image) ignores index.json
 // entries with Docker media types.
+//
+// docker-daemon: loads the image into the engine (see LoadDaemon): the
+// engine keeps the config and the uncompressed layers, never the manifest,
+// so there is nothing to convert and nothing to allow.
 func Write(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	if err := ctx.Err(); err != nil {
 		return err
