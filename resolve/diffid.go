@@ -58,7 +58,7 @@ func byDiffID(base *Baseline, diffID digest.Digest, recipe json.RawMessage, reus
 	}
 	if len(recipe) == 0 {
 		return false, "it has a layer with the same diffID " + diffID.String() +
-			", but the delta records no recipe to recompress it (the producer could not reproduce this layer's compression, or the delta predates format 1.2)"
+			", but the delta records no recipe to recompress it (the producer could not reproduce this layer's compression, planned with --reused-recipes off, or predates format 1.2): use a baseline holding the blob itself (the registry image, an OCI layout)"
 	}
 	if _, err := recompress.ParseRecipe(recipe); err != nil {
 		return false, fmt.Sprintf("it has a layer with the same diffID %s, but the delta's recipe for it is unusable: %v", diffID, err)

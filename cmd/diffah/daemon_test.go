@@ -203,6 +203,20 @@ func TestDaemonErrors(t *testing.T) {
 	if _, err := pm.TryPodman("image", "exists", "example.com/app:v2"); err == nil {
 		t.Fatal("a failed import loaded an image")
 	}
+	// Planned without recipes for reused layers: the engine's v1 has the
+	// base layer's content but the delta cannot rebuild its blob; the
+	// preflight names that layer and why, and only that one.
+	loadIntoPodman(t, pm, fx, "docker-v1", "example.com/app:v1")
+	noRecipes := filepath.Join(t.TempDir(), "n.dlt")
+	if code, e := diffahRun(t, nil, "export", "--reused-recipes", "off", "--target", "oci:"+filepath.Join(fx, "docker-v2"), "--baseline", "oci:"+filepath.Join(fx, "docker-v1"), "-o", noRecipes); code != 0 {
+		t.Fatal(e)
+	}
+	base, _ := fixtureImage(t, fx, "docker-v2").Manifest()
+	code, stderr = diffahRun(t, nil, "import", "--baseline", "docker-daemon:example.com/app:v1", "-o", "docker-daemon:example.com/app:v2", noRecipes)
+	if code != int(fault.Integrity) || !strings.Contains(stderr, "1 blob(s) not reachable") || !strings.Contains(stderr, base.Layers[0].Digest.String()+": reused layer not in baseline docker-daemon:example.com/app:v1; it has a layer with the same diffID") ||
+		!strings.Contains(stderr, "records no recipe") {
+		t.Fatalf("no recipes: exit %d, want 4 naming the base layer and why:\n%s", code, stderr)
+	}
 	code, stderr = diffahRun(t, nil, "import", "--dry-run", "--baseline", "docker-daemon:example.com/nothere:v1", delta)
 	if code != int(fault.Env) || !strings.Contains(stderr, "docker image ls") {
 		t.Fatalf("absent baseline image: exit %d\n%s", code, stderr)
