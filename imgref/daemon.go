@@ -473,3 +473,25 @@ func readLoadStream(r io.Reader) ([]string, error) {
 		}
 	}
 }
+
+// CheckOutput fails fast, before any work, on an output that cannot be
+// written: for docker-daemon:, a reference that is not NAME[:TAG], or an
+// engine that does not answer. Other transports are checked when written.
+func CheckOutput(ctx context.Context, ref Ref) error {
+	if ref.Transport != DockerDaemon {
+		return nil
+	}
+	if _, err := ref.loadTag(); err != nil {
+		return err
+	}
+	e, err := newEngine()
+	if err != nil {
+		return err
+	}
+	resp, err := e.do(ctx, ref.String(), http.MethodGet, "/_ping", nil, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}

@@ -7,12 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/fault"
@@ -75,6 +73,13 @@ func TestDaemonNotRunning(t *testing.T) {
 	checkUnreachable(t, err, sock)
 	err = Write(context.Background(), mustParse(t, "docker-daemon:app:v2"), fixture(t, types.DockerManifestSchema2, "linux/amd64", "nr", "gzip").image(t), Options{})
 	checkUnreachable(t, err, sock)
+	checkUnreachable(t, CheckOutput(context.Background(), mustParse(t, "docker-daemon:app:v2")), sock)
+	if err := CheckOutput(context.Background(), mustParse(t, "docker-daemon:sha256:"+strings.Repeat("0", 64))); fault.KindOf(err, 0) != fault.Usage {
+		t.Errorf("CheckOutput of an image ID: %v, want a usage error", err)
+	}
+	if err := CheckOutput(context.Background(), mustParse(t, "oci:/nonexistent/dir")); err != nil {
+		t.Errorf("CheckOutput of oci: %v", err)
+	}
 
 	// A socket that exists but nobody serves (a stale one).
 	l, err := net.Listen("unix", sock)
@@ -178,6 +183,9 @@ func FuzzReadLoadStream(f *testing.F) {
 func TestDaemonRoundTrip(t *testing.T) {
 	pm := testpodman.Start(t)
 	t.Setenv("DOCKER_HOST", pm.Host)
+	if err := CheckOutput(context.Background(), mustParse(t, "docker-daemon:example.com/app:v1")); err != nil {
+		t.Fatalf("CheckOutput with the engine running: %v", err)
+	}
 	want := fixture(t, types.DockerManifestSchema2, "linux/amd64", "daemon", "gzip", "zstd", "tar")
 	id, err := LoadDaemon(context.Background(), mustParse(t, "docker-daemon:example.com/app:v1"), want.image(t), Options{})
 	if err != nil {
@@ -261,6 +269,3 @@ func TestDaemonLoadVerifies(t *testing.T) {
 		t.Fatalf("not a fault.Error: %v", err)
 	}
 }
-
-var _ = os.Getenv
-var _ v1.Hash

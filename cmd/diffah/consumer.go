@@ -181,6 +181,9 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
+	if err := checkOutputs(g, outs); err != nil {
+		return err
+	}
 	bases, closeBases, err := c.open(g)
 	if err != nil {
 		return err
@@ -202,6 +205,17 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 func worst(rep *resolve.Report) error {
 	if k := rep.Worst(); k != 0 {
 		return fault.Errorf(k, "resolve: not every image was resolved (see the report above)")
+	}
+	return nil
+}
+
+// checkOutputs fails before any work on outputs that cannot be written
+// (a container engine that is not running, say).
+func checkOutputs(g *Globals, outs map[string]imgref.Ref) error {
+	for _, r := range outs {
+		if err := imgref.CheckOutput(g.ctx, r); err != nil {
+			return fmt.Errorf("-o %s: %w", r, err)
+		}
 	}
 	return nil
 }
@@ -408,6 +422,9 @@ func (c *ImportCmd) Run(g *Globals, s stdio) error {
 	if len(outs) == 0 && !c.DryRun {
 		return fault.WithHint(fault.Errorf(fault.Usage, "import: no output: give -o OUTREF"), fault.Usage,
 			"e.g. -o oci:./app-v2; or use unpack + resolve to keep the layout")
+	}
+	if err := checkOutputs(g, outs); err != nil {
+		return err
 	}
 	key, err := loadVerifyKey(c.VerifyKey)
 	if err != nil {

@@ -186,11 +186,17 @@ func TestDaemonErrors(t *testing.T) {
 		{"import", "--baseline", "docker-daemon:example.com/app:v1", "-o", "oci:" + filepath.Join(t.TempDir(), "o"), delta},
 		{"import", "--baseline", "oci:" + filepath.Join(fx, "docker-v1"), "-o", "docker-daemon:example.com/app:v2", delta},
 		{"plan", "--target", "docker-daemon:example.com/app:v2", "--no-baseline"},
+		// Outputs are checked first: the delta is not even opened.
+		{"import", "--baseline", "oci:" + filepath.Join(fx, "docker-v1"), "-o", "docker-daemon:example.com/app:v2", filepath.Join(t.TempDir(), "missing.dlt")},
 	} {
 		code, stderr := diffahRun(t, nil, args...)
 		if code != int(fault.Env) || !strings.Contains(stderr, sock) || !strings.Contains(stderr, "hint:") {
 			t.Errorf("%s with no engine: exit %d, want 3 with a hint naming %s:\n%s", args[0], code, sock, stderr)
 		}
+	}
+
+	if code, stderr := diffahRun(t, nil, "import", "-o", "docker-daemon:sha256:"+strings.Repeat("0", 64), filepath.Join(t.TempDir(), "missing.dlt")); code != int(fault.Usage) || !strings.Contains(stderr, "NAME[:TAG]") {
+		t.Errorf("-o to an image ID: exit %d, want 2 before anything else:\n%s", code, stderr)
 	}
 
 	pm := testpodman.Start(t)
