@@ -2,6 +2,7 @@ package imgref
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -278,10 +279,36 @@ func openDaemon(ctx context.Context, ref Ref) (*storeImage, *tarFiles, error) {
 		return nil, nil, err
 	}
 	if got := si.manifest.Config.Digest.String(); got != in.ID {
-		tf.Close()
-		return nil, nil, fault.Errorf(fault.Integrity, "%s: the engine saved an image whose config is %s, but it names the image %s", where, got, in.ID)
+		// An engine that names images by manifest (Docker's containerd
+		// image store) has another ID; the layers must still be the ones
+		// it described.
+		if err := sameLayers(si, in); err != nil {
+			tf.Close()
+			return nil, nil, fault.Errorf(fault.Integrity, "%s: the engine saved an image whose config is %s, but it names the image %s (%v)", where, got, in.ID, err)
+		}
 	}
 	return si, tf, nil
+}
+
+// sameLayers checks the saved config lists the diffIDs the engine
+// described.
+func sameLayers(si *storeImage, in *daemonInspect) error {
+	raw, err := si.RawConfigFile()
+	if err != nil {
+		return err
+	}
+	cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	var have []string
+	for _, d := range cf.RootFS.DiffIDs {
+		have = append(have, d.String())
+	}
+	if len(in.RootFS.Layers) == 0 || strings.Join(have, ",") != strings.Join(in.RootFS.Layers, ",") {
+		return fmt.Errorf("its layers are %v, the engine described %v", have, in.RootFS.Layers)
+	}
+	return nil
 }
 
 // openDaemonImage is Open for docker-daemon:.

@@ -3,10 +3,12 @@ package imgref
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -267,5 +269,66 @@ func TestDaemonLoadVerifies(t *testing.T) {
 	var fe *fault.Error
 	if !errors.As(err, &fe) {
 		t.Fatalf("not a fault.Error: %v", err)
+	}
+}
+
+// TestDaemonNamedByManifest: an engine whose image ID is not the config
+// digest (Docker's containerd image store names images by manifest) is
+// read when the saved layers are the ones it describes, and refused
+// (exit 4) when they are not. A small handler stands in for such an
+// engine; Podman names images by config.
+func TestDaemonNamedByManifest(t *testing.T) {
+	want := fixture(t, types.DockerManifestSchema2, "linux/amd64", "ctrd", "gzip", "tar")
+	archive := filepath.Join(t.TempDir(), "saved.tar")
+	mustWrite(t, "docker-archive:"+archive+":example.com/app:v1", want.image(t), Options{})
+	saved, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "sha256:" + strings.Repeat("0", 64)
+	var layers []string
+	for _, d := range want.diffIDs(t) {
+		layers = append(layers, d.String())
+	}
+	for _, tc := range []struct {
+		name   string
+		layers []string
+		ok     bool
+	}{{"same layers", layers, true}, {"other layers", []string{"sha256:" + strings.Repeat("1", 64)}, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "e.sock")
+			l, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := json.Marshal(map[string]any{"Id": id, "RootFS": map[string]any{"Layers": tc.layers}})
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/images/example.com/app:v1/json":
+					w.Write(body)
+				case "/images/" + id + "/get":
+					w.Write(saved)
+				default:
+					w.WriteHeader(http.StatusNotFound)
+				}
+			})}
+			go srv.Serve(l)
+			t.Cleanup(func() { srv.Close() })
+			t.Setenv("DOCKER_HOST", "unix://"+sock)
+			img, err := Open(context.Background(), mustParse(t, "docker-daemon:example.com/app:v1"), Options{})
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer img.Close()
+				if n, _ := img.ConfigName(); n != want.m.Config.Digest {
+					t.Fatalf("config %s", n)
+				}
+				return
+			}
+			if fault.KindOf(err, 0) != fault.Integrity {
+				t.Fatalf("other layers: %v, want an integrity error", err)
+			}
+		})
 	}
 }
