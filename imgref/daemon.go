@@ -282,7 +282,15 @@ func openDaemon(ctx context.Context, ref Ref) (*storeImage, *tarFiles, error) {
 		// An engine that names images by manifest (Docker's containerd
 		// image store) has another ID; the layers must still be the ones
 		// it described.
-		if err := sameLayers(si, in); err != nil {
+		raw, err := si.RawConfigFile()
+		var cf *v1.ConfigFile
+		if err == nil {
+			cf, err = v1.ParseConfigFile(bytes.NewReader(raw))
+		}
+		if err == nil {
+			err = sameLayers(cf, in)
+		}
+		if err != nil {
 			tf.Close()
 			return nil, nil, fault.Errorf(fault.Integrity, "%s: the engine saved an image whose config is %s, but it names the image %s (%v)", where, got, in.ID, err)
 		}
@@ -290,23 +298,14 @@ func openDaemon(ctx context.Context, ref Ref) (*storeImage, *tarFiles, error) {
 	return si, tf, nil
 }
 
-// sameLayers checks the saved config lists the diffIDs the engine
-// described.
-func sameLayers(si *storeImage, in *daemonInspect) error {
-	raw, err := si.RawConfigFile()
-	if err != nil {
-		return err
-	}
-	cf, err := v1.ParseConfigFile(bytes.NewReader(raw))
-	if err != nil {
-		return err
-	}
+// sameLayers checks a config lists the diffIDs the engine described.
+func sameLayers(cf *v1.ConfigFile, in *daemonInspect) error {
 	var have []string
 	for _, d := range cf.RootFS.DiffIDs {
 		have = append(have, d.String())
 	}
 	if len(in.RootFS.Layers) == 0 || strings.Join(have, ",") != strings.Join(in.RootFS.Layers, ",") {
-		return fmt.Errorf("its layers are %v, the engine described %v", have, in.RootFS.Layers)
+		return fmt.Errorf("the config lists layers %v, the engine describes %v", have, in.RootFS.Layers)
 	}
 	return nil
 }
@@ -398,13 +397,8 @@ func LoadDaemon(ctx context.Context, ref Ref, img v1.Image, o Options) (string, 
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", where, err)
 	}
-	var diffIDs []string
-	for _, d := range cfg.RootFS.DiffIDs {
-		diffIDs = append(diffIDs, d.String())
-	}
-	if strings.Join(diffIDs, ",") != strings.Join(in.RootFS.Layers, ",") {
-		return "", fault.Errorf(fault.Integrity, "%s: after loading, the engine holds image %s with layers %v, expected image %s with layers %v",
-			where, in.ID, in.RootFS.Layers, want, diffIDs)
+	if err := sameLayers(cfg, in); err != nil {
+		return "", fault.Errorf(fault.Integrity, "%s: after loading, the engine holds image %s, expected %s: %v", where, in.ID, want, err)
 	}
 	o.logger().Warn("the container engine names the image by another ID than its config digest", "ref", where, "id", in.ID, "config", want)
 	return in.ID, nil
