@@ -31,10 +31,13 @@ import (
 // find the image ID, GET /images/{id}/get for a `docker save` stream,
 // POST /images/load for a `docker load` stream. go-containerregistry's
 // pkg/v1/daemon is not used: by default it buffers the whole saved image in
-// memory, and unbuffered it asks the daemon for a full save on every layer
-// read. Here a save is spooled once to an unlinked temporary file and read
-// in place like a docker-archive; a load is streamed from the image's
-// verified blobs. Memory stays bounded whatever the image size.
+// memory (io.ReadAll of the save); unbuffered it asks the daemon for a full
+// save on every layer read; its file-backed mode leaves a named temporary
+// file until the garbage collector runs; and it needs the Docker client
+// library. Here a save is spooled once to an unlinked temporary file and
+// read in place like a docker-archive, with that transport's checks; a
+// load is streamed from the image's verified blobs. Memory stays bounded
+// whatever the image size (see TestDaemonMemoryBounded).
 
 // defaultDaemonHost is where the Docker CLI looks when DOCKER_HOST is unset.
 const defaultDaemonHost = "unix:///var/run/docker.sock"
