@@ -342,3 +342,42 @@ func TestDaemonBundle(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonBundleCross: a service new to the site (planned with
+// --no-baseline) reuses the base layer from another image's baseline;
+// with that baseline in the engine (uncompressed), the layer is rebuilt by
+// diffID and both images load with their image IDs.
+func TestDaemonBundleCross(t *testing.T) {
+	fx := fixtures(t)
+	pm := testpodman.Start(t)
+	t.Setenv("DOCKER_HOST", pm.Host)
+	work := t.TempDir()
+	pushFixture(t, fx, "bundle/svc-a-v1", "docker-daemon:example.com/svc-a:1")
+	var plans []byte
+	for _, args := range [][]string{
+		{"plan", "--name", "svc-a", "--target", "oci:" + fx + "/bundle/svc-a-v2", "--baseline", "oci:" + fx + "/bundle/svc-a-v1"},
+		{"plan", "--name", "svc-c", "--target", "oci:" + fx + "/bundle/svc-c-v2", "--no-baseline"},
+	} {
+		out := filepath.Join(work, args[2]+".json")
+		if code, e := diffahRunOut(t, out, args...); code != 0 {
+			t.Fatal(e)
+		}
+		b, _ := os.ReadFile(out)
+		plans = append(plans, b...)
+	}
+	delta := filepath.Join(work, "b.dlt")
+	if code, e := diffahRun(t, plans, "pack", "-o", delta); code != 0 {
+		t.Fatal(e)
+	}
+	code, stderr := diffahRun(t, nil, "import", "--baseline", "svc-a=docker-daemon:example.com/svc-a:1",
+		"-o", "svc-a=docker-daemon:example.com/svc-a:2", "-o", "svc-c=docker-daemon:example.com/svc-c:2", delta)
+	if code != 0 {
+		t.Fatalf("import: exit %d\n%s", code, stderr)
+	}
+	for _, s := range []string{"svc-a", "svc-c"} {
+		cfg, _ := fixtureImage(t, fx, "bundle/"+s+"-v2").ConfigName()
+		if !strings.Contains(stderr, "image ID "+cfg.String()) {
+			t.Errorf("%s: image ID %s not reported:\n%s", s, cfg, stderr)
+		}
+	}
+}
