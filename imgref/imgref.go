@@ -125,8 +125,10 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 		if err == nil {
 			out.Close = closeSpool
 		}
+	case DockerDaemon:
+		img, res, err = openDaemonImage(ctx, ref, out)
 	default:
-		return nil, usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir: or docker://")
+		return nil, usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir:, docker:// or docker-daemon:")
 	}
 	if err != nil {
 		out.Close()
@@ -159,6 +161,10 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 // oci: and oci-archive: keep Docker schema 2 manifests as they are (as ggcr
 // and containerd do); note that skopeo (containers/image) ignores index.json
 // entries with Docker media types.
+//
+// docker-daemon: loads the image into the engine (see LoadDaemon): the
+// engine keeps the config and the uncompressed layers, never the manifest,
+// so there is nothing to convert and nothing to allow.
 func Write(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -166,12 +172,19 @@ func Write(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	if ref.Transport == Docker {
 		return writeRemote(ctx, ref, img, o)
 	}
+	if ref.Transport == DockerDaemon {
+		id, err := LoadDaemon(ctx, ref, img, o)
+		if err == nil {
+			o.logger().Info("loaded into the container engine", "ref", ref.String(), "id", id)
+		}
+		return err
+	}
 	switch ref.Transport {
 	case OCI:
 		return writeOCI(ctx, ref, img, o.logger())
 	case OCIArchive, DockerArchive, Dir:
 	default:
-		return usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir: or docker://")
+		return usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir:, docker:// or docker-daemon:")
 	}
 	src, err := collect(ctx, img, ref.String())
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package imgref owns image references and transports: it parses skopeo-style
 // transport:reference strings (oci:, oci-archive:, docker-archive:, docker://,
-// dir:) and maps each to a go-containerregistry v1.Image for reading (Open)
+// dir:, docker-daemon:) and maps each to a go-containerregistry v1.Image for reading (Open)
 // and to a writer (Write). Everything above it sees only v1.Image.
 //
 // Manifests and config files are passed through verbatim, so digests stay
@@ -25,20 +25,24 @@ const (
 	DockerArchive = "docker-archive"
 	Docker        = "docker"
 	Dir           = "dir"
+	// DockerDaemon is a Docker (or Podman service) image store, reached
+	// over the Engine API (see daemon.go).
+	DockerDaemon = "docker-daemon"
 )
 
-var transports = []string{OCI, OCIArchive, DockerArchive, Docker, Dir}
+var transports = []string{OCI, OCIArchive, DockerArchive, Docker, Dir, DockerDaemon}
 
 // Ref is a parsed image reference.
 type Ref struct {
 	// Transport is one of OCI, OCIArchive, DockerArchive, Docker, Dir.
 	Transport string
 	// Path is the directory or file for local transports; for Docker it is
-	// the registry reference HOST/REPO[:TAG|@DIGEST] as written.
+	// the registry reference HOST/REPO[:TAG|@DIGEST] as written; for
+	// DockerDaemon NAME[:TAG], NAME@DIGEST or an image ID ([@]sha256:HEX).
 	Path string
 	// Tag is the optional image name inside a local store: the
 	// org.opencontainers.image.ref.name for oci and oci-archive, NAME:TAG
-	// for docker-archive. Always "" for docker and dir.
+	// for docker-archive. Always "" for docker, docker-daemon and dir.
 	Tag string
 }
 
@@ -85,6 +89,8 @@ func Parse(s string) (Ref, error) {
 			return Ref{}, usage(fmt.Sprintf("image reference %q: dir: needs a directory", s), "use dir:DIR")
 		}
 		return Ref{Transport: tr, Path: rest}, nil
+	case DockerDaemon:
+		return parseDaemon(s, rest)
 	case Docker:
 		return Ref{}, usage(fmt.Sprintf("image reference %q: the docker transport is written docker://", s), "did you mean docker://"+strings.TrimLeft(rest, "/")+"?")
 	}
@@ -158,6 +164,8 @@ func (r Ref) String() string {
 		return "docker://" + r.Path
 	case Dir:
 		return "dir:" + r.Path
+	case DockerDaemon:
+		return "docker-daemon:" + r.Path
 	}
 	if r.Tag != "" {
 		return r.Transport + ":" + r.Path + ":" + r.Tag

@@ -136,7 +136,7 @@ func withTransport(tr, path string) string {
 // image, docker-archive: on an OCI archive): the error stays, the hint
 // names the reference that would work.
 func wrongTransport(ref Ref, err error) error {
-	if ref.Transport == Docker {
+	if !ref.Local() {
 		return err
 	}
 	k := Kind(ref.Path)

@@ -74,13 +74,17 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 			}
 		}
 	}
-	for _, p := range out {
+	for i, p := range out {
 		for j := 1; j < len(p.Blobs); j++ {
 			b := &p.Blobs[j]
 			// Reuse beats any patch: a planned patch gives way too.
 			if h, ok := held[b.Digest]; ok && b.Action != sidecar.Reuse && h.image != p.Name {
+				patch := b.Patch
 				b.Action, b.From, b.Patch = sidecar.Reuse, h.image, nil
 				b.Reason = fmt.Sprintf("present in the baseline of bundle image %q", h.image)
+				if err := crossReuseRecipe(ctx, targets[i], b, patch); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}

@@ -488,7 +488,7 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 			im.Baseline = &sidecar.Baseline{Ref: ref, ManifestDigest: p.Baseline.ManifestDigest}
 		}
 		for _, b := range p.Blobs {
-			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason), From: b.From}
+			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason), From: b.From, Recipe: b.Recipe}
 			if b.Action == sidecar.Patch {
 				pl, ok := ps.byLayer[b.Digest.String()]
 				if !ok {

@@ -45,7 +45,10 @@ type Options struct {
 	Jobs       int    // parallel recipe detection; default runtime.NumCPU()
 	// MaxSources caps the baseline layers one patch may read (default 4).
 	MaxSources int
-	Log        *slog.Logger
+	// ReusedRecipes is ReusedRecipesAuto (default: record the compression
+	// recipe of every reused layer, reading each once) or ReusedRecipesOff.
+	ReusedRecipes string
+	Log           *slog.Logger
 }
 
 // Compute plans the delta from baseline to target. baseline may be nil:
@@ -120,6 +123,9 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 		b := Blob{Descriptor: desc(l), Role: sidecar.RoleLayer, DiffID: digest.Digest(cf.RootFS.DiffIDs[i].String())}
 		decide(&b, have)
 		p.Blobs = append(p.Blobs, b)
+	}
+	if err := reuseRecipes(ctx, p, target, baseline, o); err != nil {
+		return nil, err
 	}
 	if p.Baseline != nil && o.IntraLayer == IntraAuto {
 		if baseline.Image == nil {
@@ -231,13 +237,9 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			b.Reason = "not in the baseline; the baseline has no layer to patch from"
 			continue
 		}
-		h, err := v1.NewHash(b.Digest.String())
+		l, err := targetLayer(img, p, b)
 		if err != nil {
-			return fault.Errorf(fault.Integrity, "plan: layer %s: %w", b.Digest, err)
-		}
-		l, err := img.LayerByDigest(h)
-		if err != nil {
-			return fault.Errorf(fault.Env, "plan: opening layer %s of %s: %w", b.Digest, p.Target.Ref, err)
+			return err
 		}
 		b.Patch = &Patch{Codec: tarpatch.Codec, Sources: srcs}
 		jobs = append(jobs, job{i, l})

@@ -27,7 +27,7 @@ const (
 	Kind = "diffah-plan"
 	// Major and Minor are the plan format version this package writes.
 	Major = 1
-	Minor = 0
+	Minor = 1
 	// MaxSize bounds one plan document (it embeds the target manifest).
 	MaxSize = 64 << 20
 )
@@ -91,6 +91,10 @@ type Blob struct {
 	// it is not this image's own. plan never sets it; pack does, when the
 	// images of a bundle draw on each other's baselines.
 	From string `json:"from,omitempty"`
+	// Recipe, on a reused layer, reproduces its compression
+	// (recompress.Recipe; since 1.1), so the consumer can rebuild the
+	// blob from a baseline that holds the layer only uncompressed.
+	Recipe json.RawMessage `json:"recipe,omitempty"`
 }
 
 // Patch is the plan for rebuilding a layer from baseline layers. pack
@@ -312,6 +316,9 @@ func (p *Plan) Validate() error {
 		}
 		if b.Action == sidecar.Reuse && p.Baseline == nil {
 			return fmt.Errorf("blob %s: reuse without a baseline", b.Digest)
+		}
+		if b.Recipe != nil && (b.Action != sidecar.Reuse || b.Role != sidecar.RoleLayer || b.DiffID == "") {
+			return fmt.Errorf("blob %s: a recipe belongs only to a reused layer with a diffID", b.Digest)
 		}
 	}
 	want := p.Totals

@@ -480,11 +480,21 @@ func (r *resolver) missingFromBaseline(ctx context.Context, w *imageWork) []Miss
 		switch b.Action {
 		case sidecar.Reuse:
 			if ok, why := lookup(b.From, b.Digest, b.Size); !ok {
+				if ok, how := r.matchDiffID(w, b.From, b.Role == sidecar.RoleLayer, b.DiffID, b.Recipe, true); ok {
+					continue
+				} else if how != "" {
+					why += "; " + how
+				}
 				out = append(out, Missing{b.Digest, fmt.Sprintf("reused %s %s", b.Role, why)})
 			}
 		case sidecar.Patch:
 			for _, s := range b.Patch.Sources {
 				if ok, why := lookup(s.Image, s.Digest, s.Size); !ok {
+					if ok, how := r.matchDiffID(w, s.Image, true, s.DiffID, nil, false); ok {
+						continue
+					} else if how != "" {
+						why += "; " + how
+					}
 					out = append(out, Missing{s.Digest, fmt.Sprintf("patch source for layer %s %s", b.Digest, why)})
 				}
 			}
@@ -674,6 +684,9 @@ func (r *resolver) blob(ctx context.Context, dst string, w *imageWork, b sidecar
 			return fault.Errorf(fault.Integrity, "%s: no baseline for image %q", what, b.From)
 		}
 		rc, err := openBaselineBlob(base, b)
+		if err != nil && rebuildable(base, b) {
+			rc, err = openByDiffID(ctx, base, b)
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
@@ -729,8 +742,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		if base == nil {
 			return fault.Errorf(fault.Integrity, "%s: patch source %s: no baseline for image %q", what, s.Digest, s.Image)
 		}
-		h, _ := v1.NewHash(s.Digest.String())
-		l, err := base.Image.LayerByDigest(h)
+		l, err := baselineLayer(base, s)
 		if err != nil {
 			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
 		}

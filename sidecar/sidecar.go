@@ -35,7 +35,7 @@ const (
 	// refuses another major version and tolerates unknown fields only from a
 	// newer minor version.
 	Major = 1
-	Minor = 1
+	Minor = 2
 	// MaxSize bounds the sidecar entry: sidecars come from untrusted media.
 	MaxSize = 16 << 20
 	// MaxImages and MaxBlobs bound what one archive may describe.
@@ -116,6 +116,12 @@ type Blob struct {
 	// From names, for a reused blob, the bundle image whose baseline holds
 	// it, when that is not this image's own (since 1.1).
 	From string `json:"from,omitempty"`
+	// Recipe, on a reused layer, reproduces its compression
+	// (recompress.Recipe), so a baseline that holds the layer only
+	// uncompressed (a container engine, a docker save archive) can
+	// rebuild the blob from the layer with the same diffID (since 1.2).
+	// Readers of 1.1 ignore it and need the blob itself.
+	Recipe json.RawMessage `json:"recipe,omitempty"`
 }
 
 // PatchRef describes a patch entry and what it needs.
@@ -415,6 +421,9 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 	}
 	if b.From != "" && b.Action != Reuse {
 		return fmt.Errorf("%s blob names a baseline to reuse it from", b.Action)
+	}
+	if b.Recipe != nil && (b.Action != Reuse || b.Role != RoleLayer || b.DiffID == "" || len(b.Recipe) == 0 || b.Recipe[0] != '{') {
+		return errors.New("a blob-level recipe belongs only to a reused layer with a diffID, as a JSON object")
 	}
 	switch b.Action {
 	case Ship:

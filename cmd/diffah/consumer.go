@@ -178,6 +178,7 @@ each manifest digest equals the target's, and swaps the complete layout in.
 Examples:
   diffah resolve --baseline oci:./app-v1 ./app-v2
   diffah resolve --baseline docker-archive:app-v1.tar ./app-v2 -o docker-archive:app-v2.tar:app:2
+  diffah resolve --baseline docker-daemon:example.com/app:1 ./app-v2 -o docker-daemon:example.com/app:2
   diffah resolve --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 --strict ./bundle
   diffah resolve --json --jobs 2 --baseline oci:./app-v1 ./app-v2 | jq -r '.images[].status'
   diffah resolve --platform linux/arm64 --baseline oci:./multi-v1 ./app-v2 --output oci:./out
@@ -189,6 +190,9 @@ Examples:
 func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 	outs, err := parseOutputs(c.Output)
 	if err != nil {
+		return err
+	}
+	if err := checkOutputs(g, outs); err != nil {
 		return err
 	}
 	locks, err := c.lock(g, append(localPaths(outs), c.Dir)...)
@@ -208,7 +212,7 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	if err := writeImages(g, c.Dir, rep, outs, bases, c.pushOptions(g, s), c.AllowConvert); err != nil {
+	if err := writeImages(g, s.err, c.Dir, rep, outs, bases, c.pushOptions(g, s), c.AllowConvert); err != nil {
 		return err
 	}
 	return worst(rep)
@@ -217,6 +221,17 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 func worst(rep *resolve.Report) error {
 	if k := rep.Worst(); k != 0 {
 		return fault.Errorf(k, "resolve: not every image was resolved (see the report above)")
+	}
+	return nil
+}
+
+// checkOutputs fails before any work on outputs that cannot be written
+// (a container engine that is not running, say).
+func checkOutputs(g *Globals, outs map[string]imgref.Ref) error {
+	for _, r := range outs {
+		if err := imgref.CheckOutput(g.ctx, r); err != nil {
+			return fmt.Errorf("-o %s: %w", r, err)
+		}
 	}
 	return nil
 }
@@ -249,7 +264,7 @@ func (r RegistryFlags) pushOptions(g *Globals, s stdio) imgref.Options {
 }
 
 // writeImages copies resolved images from the layout to their outputs.
-func writeImages(g *Globals, dir string, rep *resolve.Report, outs map[string]imgref.Ref, bases map[string]resolve.Baseline, o imgref.Options, allowConvert bool) error {
+func writeImages(g *Globals, stderr io.Writer, dir string, rep *resolve.Report, outs map[string]imgref.Ref, bases map[string]resolve.Baseline, o imgref.Options, allowConvert bool) error {
 	if len(outs) == 0 {
 		return nil
 	}
@@ -276,12 +291,26 @@ func writeImages(g *Globals, dir string, rep *resolve.Report, outs map[string]im
 		} else if b, ok := bases[""]; ok {
 			img = mountable(img, b, ref, o.Insecure)
 		}
-		err = imgref.Write(g.ctx, ref, img, o)
+		var id string
+		if ref.Transport == imgref.DockerDaemon {
+			// The engine keeps the config (its digest is the image ID),
+			// not the manifest: the ID is what to check it by.
+			id, err = imgref.LoadDaemon(g.ctx, ref, img, o)
+		} else {
+			err = imgref.Write(g.ctx, ref, img, o)
+		}
 		src.Close()
 		if err != nil {
 			return fmt.Errorf("-o %s: %w", ref.String(), err)
 		}
 		g.log.Info("image written", "image", im.Name, "output", ref.String(), "manifest", im.ManifestDigest)
+		if id != "" && !g.Quiet {
+			if g.jsonLog {
+				slog.New(slog.NewJSONHandler(stderr, nil)).Info("image loaded", "image", im.Name, "output", ref.String(), "id", id)
+			} else {
+				fmt.Fprintf(stderr, "loaded %s: image ID %s (check: docker image inspect --format '{{.Id}}' %s)\n", ref, id, ref.Path)
+			}
+		}
 	}
 	return nil
 }
@@ -394,6 +423,7 @@ and writes them to the outputs. No copy of the archive is kept.
 Examples:
   diffah import --baseline oci:./app-v1 -o oci:./app-v2 < app.dlt
   diffah import --baseline docker://reg.local/app:1 -o docker://reg.local/app:2 app.dlt
+  diffah import --baseline docker-daemon:example.com/app:1 -o docker-daemon:example.com/app:2 app.dlt   (prints the image ID)
   diffah import --dry-run --baseline oci:./app-v1 app.dlt
   diffah import --verify-key vendor.pub --strict --json --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 -o a=oci:./a -o b=oci:./b bundle.dlt
   diffah import --temp-dir /scratch --jobs 2 --platform linux/arm64 --baseline oci:./multi-v1 --output oci:./multi-v2 app.dlt
@@ -411,6 +441,9 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 	if len(outs) == 0 && !c.DryRun {
 		return fault.WithHint(fault.Errorf(fault.Usage, "import: no output: give -o OUTREF"), fault.Usage,
 			"e.g. -o oci:./app-v2; or use unpack + resolve to keep the layout")
+	}
+	if err := checkOutputs(g, outs); err != nil {
+		return err
 	}
 	key, err := loadVerifyKey(c.VerifyKey)
 	if err != nil {
@@ -457,7 +490,7 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 		beside = filepath.Join(c.TempDir, "diffah-import")
 	} else {
 		for _, r := range outs {
-			if r.Transport != imgref.Docker {
+			if r.Local() {
 				beside = r.Path
 				break
 			}
@@ -490,7 +523,7 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 	if err != nil {
 		return err
 	}
-	if err := writeImages(g, dir, rep, outs, bases, c.pushOptions(g, s), c.AllowConvert); err != nil {
+	if err := writeImages(g, s.err, dir, rep, outs, bases, c.pushOptions(g, s), c.AllowConvert); err != nil {
 		return err
 	}
 	return worst(rep)

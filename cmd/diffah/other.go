@@ -33,6 +33,8 @@ func (ExportCmd) Help() string {
 Examples:
   diffah export --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt
   diffah export --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 -o - | ssh site 'diffah import ...'
+  diffah export --target docker-daemon:example.com/app:2 --baseline docker-daemon:example.com/app:1 -o app.dlt
+  diffah export --reused-recipes off --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 -o app.dlt
   diffah export --dry-run --target oci:./app-v2 --baseline oci:./app-v1
   diffah export --target oci:./app-v2 --baseline-manifest v1.json --intra-layer off --compress zstd -o app.dlt
   diffah export --sign-key vendor.key --name app --jobs 2 --platform linux/amd64 --target oci:./multi-v2 --baseline oci:./multi-v1 -o app.dlt

@@ -28,6 +28,7 @@ type PlanCmd struct {
 	Name             string `help:"Image name inside a bundle (default: from the target reference)." placeholder:"NAME"`
 	IntraLayer       string `help:"Intra-layer patches: auto or off (default: ${default})." default:"auto" enum:"auto,off" placeholder:"MODE"`
 	Jobs             int    `help:"Parallel workers (default: number of CPUs)." placeholder:"N"`
+	ReusedRecipes    string `help:"Record how each reused layer is compressed, so a site whose baseline holds it only uncompressed (a Docker/Podman engine, a docker save archive) can rebuild it: auto reads every reused layer once (from a local baseline rather than a registry); off skips that (default: ${default})." default:"auto" enum:"auto,off" placeholder:"MODE"`
 	RegistryFlags
 }
 
@@ -39,7 +40,9 @@ reused from the baseline, shipped whole, or rebuilt from a patch, and why.
 Examples:
   diffah plan --target oci:./app-v2 --baseline oci:./app-v1 > plan.json
   diffah plan --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 | jq .totals
+  diffah plan --target docker-daemon:example.com/app:2 --baseline docker-daemon:example.com/app:1 > plan.json   (Docker/Podman; DOCKER_HOST)
   diffah plan --target oci:./app-v2 --baseline-manifest v1-manifest.json --intra-layer off
+  diffah plan --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 --reused-recipes off   (sites load from the registry: skip reading reused layers)
   diffah plan --platform linux/arm64 --jobs 2 --target oci:./multi-v2 --baseline oci:./multi-v1
   { diffah plan --target oci:./a-v2 --baseline oci:./a-v1 --name a;
     diffah plan --target oci:./b-v2 --baseline oci:./b-v1 --name b; } | diffah pack > bundle.dlt
@@ -107,14 +110,14 @@ func (c *PlanCmd) compute(g *Globals) (*plan.Plan, error) {
 		name = defaultName(tref)
 	}
 	return plan.Compute(g.ctx, plan.Input{Ref: c.Target, Platform: target.Platform, IndexDigest: target.IndexDigest, Image: target},
-		base, plan.Options{Name: name, IntraLayer: c.IntraLayer, Jobs: c.Jobs, Log: g.log})
+		base, plan.Options{Name: name, IntraLayer: c.IntraLayer, ReusedRecipes: c.ReusedRecipes, Jobs: c.Jobs, Log: g.log})
 }
 
 // defaultName derives an image name from a reference: the last path
 // element of the repository or directory.
 func defaultName(r imgref.Ref) string {
 	p := r.Path
-	if r.Transport == "docker" {
+	if !r.Local() {
 		p, _, _ = strings.Cut(p, "@")
 		if i := strings.LastIndex(p, ":"); i > strings.LastIndex(p, "/") {
 			p = p[:i]
