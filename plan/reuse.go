@@ -74,7 +74,10 @@ func reuseRecipes(ctx context.Context, p *Plan, target Input, baseline *Baseline
 			return err
 		}
 		g.Go(func() error {
-			rec, err := recompress.Detect(ctx, l.Compressed, recompress.DetectOptions{})
+			// The prefix decides (resolve checks the rebuilt blob's
+			// digest before naming it): a full recompression of every
+			// reused layer would triple plan time.
+			rec, err := recompress.Detect(ctx, l.Compressed, recompress.DetectOptions{PrefixOnly: true})
 			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()

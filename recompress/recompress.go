@@ -273,6 +273,13 @@ type DetectOptions struct {
 	PrefixBytes int64
 	// Candidates replaces the built-in list.
 	Candidates []Recipe
+	// PrefixOnly returns the first candidate that reproduces the prefix,
+	// without recompressing the whole blob. For recipes that are only a
+	// fallback and that the consumer verifies before naming a blob (a
+	// reused layer's recipe, used when a baseline holds the layer only
+	// uncompressed): a full recompression of every reused layer would
+	// multiply plan time.
+	PrefixOnly bool
 }
 
 // Candidates returns the recipes tried for a format, most common first.
@@ -355,6 +362,9 @@ func Detect(ctx context.Context, open func() (io.ReadCloser, error), o DetectOpt
 	survivors, err := trial(ctx, open, format, cands, o.PrefixBytes)
 	if err != nil {
 		return Recipe{}, err
+	}
+	if len(survivors) > 0 && o.PrefixOnly {
+		return survivors[0], nil
 	}
 	if len(survivors) > 0 {
 		ok, err := trial(ctx, open, format, survivors, -1)
