@@ -65,7 +65,7 @@ func TestCheck(t *testing.T) {
 	}
 	allShip := clone(t, honest)
 	for i := range allShip.Blobs {
-		allShip.Blobs[i].Action, allShip.Blobs[i].Patch = sidecar.Ship, nil
+		allShip.Blobs[i].Action, allShip.Blobs[i].Patch, allShip.Blobs[i].Recipe = sidecar.Ship, nil, nil
 	}
 	allShip.Sum()
 	if err := Check(allShip, derived, nil); err != nil {
