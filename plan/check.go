@@ -244,7 +244,10 @@ func checkDecision(p, want *Plan, bundle map[string]*Plan, i int, b Blob) error 
 		if err != nil {
 			return err
 		}
-		if !holds(h.Baseline, b.Digest) {
+		// A layer the baseline holds compressed otherwise (same diffID)
+		// is reused when the plan carries its recipe: the consumer
+		// rebuilds the blob from that layer and checks its digest.
+		if !holds(h.Baseline, b.Digest) && (len(b.Recipe) == 0 || !holdsDiffID(h.Baseline, b.DiffID)) {
 			return lie(p, "blob %s (%s.action): reused, but baseline %s (%s) does not hold it", b.Digest, at, baseName(h.Baseline), h.Baseline.ManifestDigest)
 		}
 	case sidecar.Patch:
@@ -315,4 +318,17 @@ func sourceInBaseline(p *Plan, b Blob, f string, s sidecar.Source, base *Baselin
 		return nil
 	}
 	return lie(p, "blob %s (%s): baseline %s (%s) has no layer %s", b.Digest, f, baseName(base), base.ManifestDigest, s.Digest)
+}
+
+// holdsDiffID reports whether the baseline has a layer with this diffID.
+func holdsDiffID(base *Baseline, d digest.Digest) bool {
+	if base == nil || d == "" {
+		return false
+	}
+	for _, l := range base.Layers {
+		if l.DiffID == d {
+			return true
+		}
+	}
+	return false
 }

@@ -309,7 +309,7 @@ func (p *Plan) Validate() error {
 			// The one recipe parser; pack would otherwise find a bad
 			// recipe only after compressing.
 			if _, err := recompress.ParseRecipe(b.Patch.Recipe); err != nil {
-				return fmt.Errorf("blob %s: %v", b.Digest, err)
+				return fmt.Errorf("blob %s: %v (.blobs[%d].patch.recipe)", b.Digest, err, i)
 			}
 		default:
 			return fmt.Errorf("blob %s: unknown action %q", b.Digest, b.Action)

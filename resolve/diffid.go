@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/diffah/diffah/imgref"
 	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -52,6 +53,18 @@ func byDiffID(base *Baseline, diffID digest.Digest, recipe json.RawMessage, reus
 	}
 	if !have[diffID] {
 		return false, "nor a layer with its diffID " + diffID.String()
+	}
+	// The config names the layer; the store must hold it too.
+	if h, err := v1.NewHash(diffID.String()); err == nil {
+		if l, err := base.Image.LayerByDiffID(h); err == nil {
+			ld, derr := l.Digest()
+			n, serr := l.Size()
+			if derr == nil && serr == nil {
+				if err := imgref.CheckBlob(context.Background(), base.Image, ld, n); err != nil {
+					return false, fmt.Sprintf("its layer with the same diffID %s (%s) is not usable either: %v", diffID, ld, err)
+				}
+			}
+		}
 	}
 	if !reused {
 		return true, ""

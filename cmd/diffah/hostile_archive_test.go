@@ -418,7 +418,7 @@ func TestHostileArchiveTable(t *testing.T) {
 		{name: "lie/reused-size", archive: plain(func(m map[string]any) {
 			b := obj(blobsOf(m)[2])
 			b["size"] = json.Number(fmt.Sprint(mustInt(t, b["size"]) + 1))
-		}), cmd: "import", code: fault.Integrity, msg: `sha256:[0-9a-f]{64}: (reused layer listed by baseline .*: \d+ bytes in the image's manifest, but \d+ bytes are expected|the sidecar disagrees with the manifest sha256:[0-9a-f]{64}: blob 1 is sha256:[0-9a-f]{64} \(\d+ bytes)`},
+		}), cmd: "import", code: fault.Integrity, msg: `(sha256:[0-9a-f]{64}: reused layer listed by baseline .*: \d+ bytes in the image's manifest, but \d+ bytes are expected|the sidecar disagrees with the manifest sha256:[0-9a-f]{64}: blob 1 is sha256:[0-9a-f]{64} \(\d+ bytes)`},
 		{name: "lie/reused-digest", archive: plain(func(m map[string]any) {
 			obj(blobsOf(m)[2])["digest"] = "sha256:" + strings.Repeat("ef", 32)
 		}), cmd: "import", code: fault.Integrity, msg: `sha256:efef`},
