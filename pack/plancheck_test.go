@@ -259,7 +259,7 @@ func TestPackAcceptsHonestEdits(t *testing.T) {
 	other := bundle[2].Baseline.Layers[1]
 	other.Image = "svc-c"
 	ps[1].Blobs[3].Patch.Sources = append(ps[1].Blobs[3].Patch.Sources, other)
-	ps[2].Blobs[2].Action = sidecar.Ship
+	ps[2].Blobs[2].Action, ps[2].Blobs[2].Recipe = sidecar.Ship, nil
 	ps[2].Blobs[3].Action, ps[2].Blobs[3].Patch = sidecar.Ship, nil
 	for _, p := range ps {
 		p.Sum()
@@ -314,17 +314,17 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 		o     pack.Options
 		want  string
 	}{
-		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "6592a149d5cc5bd0fbbabf20538572c1a62c1def40e8da34a5ad62483c4f67be"},
-		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "b87c1f09e3799688da12c13b1c0db68fa4954f9ddb0df008180a76fe95cd5148"},
-		{"intra-layer off", one("v2", "v2", "oci:fx/v1", "", plan.IntraOff), pack.Options{}, "9291164cd27126c35d0c10a82d9e2230e71099d4e1a650c60b4cdbb0e8c7d754"},
-		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "5f3825a9847e3c86feb44ad8b8c8a6674d4d0a8cd1cbe74b3541436e0e1b7323"},
-		{"baseline manifest", one("v2", "v2", "manifest:v1-manifest.json", "", plan.IntraAuto), pack.Options{}, "e4b34ffafe9340f38bf034ab7a068971db5af7a2e68f078d013a40d95e8a0188"},
-		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "de2dc5c738e3bd0be4d2fc74e19c3b4c60ba90d8167abe40663f09144d27bf1d"},
-		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "7892ec71d202c5cb4e80ec661abc36492fffcdf3d289dba847b48152855c2606"},
-		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "7459f0e345c959029e3b102c1614a7b7d890cefecdae282fccb23d9310a48f8e"},
-		{"bundle", bundle(true), pack.Options{}, "df5ecc83aea6a335dff2b22f43750158b16c9c7afc6553b4e3c42fbcaba13a69"},
-		{"bundle independent", bundle(true), pack.Options{Independent: true}, "df5ecc83aea6a335dff2b22f43750158b16c9c7afc6553b4e3c42fbcaba13a69"},
-		{"bundle with images new to the site", bundle(false), pack.Options{}, "04e59db08ff1263809380dc373a5c975decb8256ff40584a184e7f0baf94e2f6"},
+		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "4b97c9b0628946a4f9cdf29a12d8c5998a1d192b87aac961e7b09849fa3a951a"},
+		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "271f31873323756652c74ee696d2e22f423c1cd99b057f6b978da8983709bbd0"},
+		{"intra-layer off", one("v2", "v2", "oci:fx/v1", "", plan.IntraOff), pack.Options{}, "312937803e80dea489831088f8bfbbdc7eb52096bfe4e31a090172ef1f70d296"},
+		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "fb62b91d42b72e5a9b90957fb3edd0d8cff13a03720534e60ff6e9be7f3c1855"},
+		{"baseline manifest", one("v2", "v2", "manifest:v1-manifest.json", "", plan.IntraAuto), pack.Options{}, "c0828034e35c7ed2693939baa5a6a6ff2b02ede599f2a81dc85120dab90b847e"},
+		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "dd23774c18e71746791128e7e5a08b23eaeef59f691a8b9fcfea47ad7a119a7d"},
+		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "8baa9ee0aa281ec24f9704efd93f3fdc54cb9815c879493cf5dc8c3c746dd856"},
+		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "3f0d1ef4b4e69c85a42565aae153a8034ce6e1742e1628236c54b05487244a85"},
+		{"bundle", bundle(true), pack.Options{}, "a225ae58c8b1515879e8a6abbeb5bbdf93ee18e2308f697227b4d76d81ac8ac8"},
+		{"bundle independent", bundle(true), pack.Options{Independent: true}, "a225ae58c8b1515879e8a6abbeb5bbdf93ee18e2308f697227b4d76d81ac8ac8"},
+		{"bundle with images new to the site", bundle(false), pack.Options{}, "28cd75dbdaca0819a7cf830413ffe0387e7eb9fc9dc053e6ccd67245f6479681"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
