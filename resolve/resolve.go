@@ -310,8 +310,8 @@ func (r *resolver) preflight(w *imageWork) error {
 				needBase = needBase || src.Image == ""
 			}
 			w.rep.Patched++
-			if b.Patch.Codec != tarpatch.Codec {
-				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec)
+			if !tarpatch.Decodes(b.Patch.Codec) {
+				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q and %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec, tarpatch.CodecV1)
 			}
 			var rec recompress.Recipe
 			dec := json.NewDecoder(strings.NewReader(string(b.Patch.Recipe)))

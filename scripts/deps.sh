@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian tools diffah's tests, demo and benchmarks use, when
 # they are missing: skopeo and umoci (independent validators), the CNCF
-# distribution registry (docker-registry), zstd (benchmark reference), jq,
+# distribution registry (docker-registry), zstd and bsdiff (benchmark references), jq,
 # GNU time (peak RSS) and openssl (key interop tests).
 set -euo pipefail
 need=()
-for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry zstd:zstd jq:jq /usr/bin/time:time openssl:openssl; do
+for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry zstd:zstd bsdiff:bsdiff jq:jq /usr/bin/time:time openssl:openssl; do
 	bin=${pair%%:*} pkg=${pair#*:}
 	if ! command -v "$bin" >/dev/null 2>&1; then need+=("$pkg"); fi
 done

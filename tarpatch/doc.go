@@ -20,6 +20,12 @@
 //     also begin with an earlier file of the same layer and kind (the
 //     decoder keeps the last HistSize bytes of its output), so an edit
 //     repeated across files — bundled JavaScript, say — is paid once.
+//   - ADIFF (format 2): bsdiff's approximate copies — the bytewise
+//     difference from the old file, mostly zero where a rebuild only moved
+//     addresses, plus extra bytes — in three separately compressed streams
+//     (see adiff.go). Tried beside DELTA wherever MATCH leaves much
+//     behind; the smallest of the three is kept. Best on rebuilt machine
+//     code and shared libraries.
 //   - LIT: the bytes themselves, in one long zstd stream shared with the
 //     headers, so new files still benefit from each other. That stream is
 //     compressed against a dictionary of the sources' own header blocks
@@ -37,9 +43,10 @@
 // Similarity gives a caller with many baseline layers a cheap score (paths
 // only, no hashing) of how much of a new layer each could help patch.
 //
-// # Format (Codec "diffah-tar/1")
+// # Format (Codec "diffah-tar/2"; Decode also reads "diffah-tar/1")
 //
-//	patch  = magic "DFHTAR1\n" zstd(ops)
+//	patch  = magic "DFHTAR2\n" zstd(ops)
+//	       | magic "DFHTAR1\n" zstd(ops)     (diffah-tar/1: no ADIFF op)
 //	       | magic "DFHTAR1W" zstd(tar)   (whole form; small sources only)
 //	ops    = { op } END
 //	op     = LIT  uvarint(n) n*byte
@@ -47,11 +54,13 @@
 //	       | DELTA ranges uvarint(outLen) uvarint(encLen) encLen*byte
 //	       | MATCH ranges uvarint(outLen) section section section section
 //	       | MATCHIN ranges uvarint(outLen) bare bare bare bare
+//	       | ADIFF ranges uvarint(outLen) section section section
 //	ranges = uvarint(nranges) { uvarint(src) uvarint(off) uvarint(len) }
 //	section = uvarint(n) n*byte (one zstd frame)   bare = uvarint(n) n*byte
 //	END    = 0x00  LIT = 0x01  COPY = 0x02  DELTA = 0x03  MATCH = 0x04
 //	MATCHIN = 0x05 (MATCH with its streams bare, compressed only by the
 //	          patch's shared zstd stream: the cheap form for small edits)
+//	ADIFF = 0x06 (format 2 only; sections ctrl, diff, extra: see adiff.go)
 //
 // A range's src indexes the sources; src == len(sources) means the output
 // itself, at an absolute offset within the last HistSize bytes written.
@@ -60,7 +69,7 @@
 // dictionary is the concatenation of its ranges; its payload is one zstd
 // frame compressed against that raw dictionary and must decode to exactly
 // outLen bytes. After END the zstd stream must end. The decoder refuses
-// unknown ops, ranges outside a source, dictionaries over MaxDict, outputs
+// unknown ops (ADIFF in a format-1 patch), ranges outside a source, dictionaries over MaxDict, outputs
 // over DecodeOptions.MaxOutput and trailing data, and never panics on
 // hostile input; what it cannot check (that the output is the layer the
 // caller expects) the caller checks against the layer's diffID.

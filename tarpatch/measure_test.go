@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -61,6 +62,13 @@ func TestMeasureCorpus(t *testing.T) {
 	}
 	dir := filepath.Dir(manifest)
 	_, zerr := exec.LookPath("zstd")
+	if os.Getenv("DIFFAH_TARPATCH_NOREF") != "" {
+		zerr = errors.New("references skipped")
+	}
+	if os.Getenv("DIFFAH_TARPATCH_NOADIFF") != "" {
+		adiffEnabled = false
+		defer func() { adiffEnabled = true }()
+	}
 	t.Logf("%-16s %12s %12s %12s %12s %8s %10s %10s", "case", "new", "zstd-19", "patch-from", "ours", "ratio", "enc MB/s", "dec MB/s")
 	for _, p := range m.Pairs {
 		for i, c := range p.Changed {
