@@ -71,6 +71,13 @@ func (d *decoder) adiff() error {
 	if err := d.grow(outLen); err != nil {
 		return err
 	}
+	return d.adiffBody(dict, dict, outLen, d.write)
+}
+
+// adiffBody decodes ADIFF's three sections into outLen bytes against
+// dict, passing them to emit as they are rebuilt; xdict is the extra
+// stream's zstd dictionary.
+func (d *decoder) adiffBody(dict, xdict []byte, outLen uint64, emit func([]byte) error) error {
 	var secs [3][]byte
 	left := uint64(maxADiffSections)
 	for i := range secs {
@@ -96,8 +103,9 @@ func (d *decoder) adiff() error {
 	for i := range st {
 		var dd []byte
 		if i == 2 {
-			dd = dict
+			dd = xdict
 		}
+		var err error
 		if st[i], err = openADiffStream(secs[i], dd); err != nil {
 			return fmt.Errorf("adiff section %d: %w", i, err)
 		}
@@ -135,7 +143,7 @@ func (d *decoder) adiff() error {
 			for i := range p {
 				p[i] += dict[pos+int64(i)]
 			}
-			if err := d.write(p); err != nil {
+			if err := emit(p); err != nil {
 				return err
 			}
 			pos += int64(len(p))
@@ -146,7 +154,7 @@ func (d *decoder) adiff() error {
 			if _, err := io.ReadFull(extra, p); err != nil {
 				return fmt.Errorf("adiff: extra stream ends early: %w", err)
 			}
-			if err := d.write(p); err != nil {
+			if err := emit(p); err != nil {
 				return err
 			}
 			rem -= len(p)

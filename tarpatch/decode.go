@@ -333,6 +333,8 @@ func (d *decoder) op() (bool, error) {
 		return false, d.match(true)
 	case opADiff:
 		return false, d.adiff()
+	case opXADiff:
+		return false, d.xadiff()
 	default:
 		return false, fmt.Errorf("unknown op 0x%02x", kind)
 	}

@@ -629,7 +629,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		}
 		t := &task{done: make(chan struct{}), kind: statLit, in: n}
 		emit(t)
-		chunk := buf
+		chunk, pre := buf, pre
 		work <- func() {
 			defer close(t.done)
 			if len(ranges) == 0 {
@@ -673,6 +673,20 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 					if len(a) < cost {
 						enc, cost = a, len(a)
 						t.adiff = true
+					}
+					// An ELF file whole in one chunk with zlib-compressed
+					// sections (Go's DWARF): ADIFF on the expanded forms
+					// (see elfz.go).
+					if n == size && xadiffEnabled {
+						x, err := xadiffOp(ranges, dict, chunk, len(pre), encs)
+						if err != nil {
+							t.err = err
+							return
+						}
+						if x != nil && len(x) < cost {
+							enc, cost = x, len(x)
+							t.adiff = true
+						}
 					}
 				}
 			}

@@ -65,6 +65,10 @@ func TestMeasureCorpus(t *testing.T) {
 	if os.Getenv("DIFFAH_TARPATCH_NOREF") != "" {
 		zerr = errors.New("references skipped")
 	}
+	if os.Getenv("DIFFAH_TARPATCH_NOXADIFF") != "" {
+		xadiffEnabled = false
+		defer func() { xadiffEnabled = true }()
+	}
 	if os.Getenv("DIFFAH_TARPATCH_NOADIFF") != "" {
 		adiffEnabled = false
 		defer func() { adiffEnabled = true }()

@@ -130,3 +130,30 @@ func TestADiffSeed(t *testing.T) {
 		t.Fatalf("stats %+v: want one ADIFF", st)
 	}
 }
+
+// TestFuzzSeedsELF writes (with -update-seeds) or checks the seeds of
+// FuzzDecodeELF: an XADIFF patch and its truncation.
+func TestFuzzSeedsELF(t *testing.T) {
+	old, newTar := elfFuzzSource(t)
+	var p bytes.Buffer
+	if _, err := Encode(context.Background(), &p, bytes.NewReader(newTar), []Source{src(old)}, EncodeOptions{FileByFile: true}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeELF")
+	for name, b := range map[string][]byte{"xadiff": p.Bytes(), "xadiff-truncated": p.Bytes()[:p.Len()/2]} {
+		file := filepath.Join(dir, name)
+		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		if *updateSeeds {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if got, err := os.ReadFile(file); err != nil || string(got) != want {
+			t.Errorf("%s is stale or missing (run go test ./tarpatch -run TestFuzzSeeds -update-seeds)", file)
+		}
+	}
+}
