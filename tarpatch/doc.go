@@ -26,6 +26,11 @@
 //     (see adiff.go). Tried beside DELTA wherever MATCH leaves much
 //     behind; the smallest of the three is kept. Best on rebuilt machine
 //     code and shared libraries.
+//   - XADIFF (format 2): ADIFF on an ELF file whose zlib-compressed
+//     sections (the DWARF Go's linker writes) are inflated, in the old file
+//     and the new one, and deflated again when decoding — used only for
+//     sections compress/zlib reproduces exactly (see elfz.go). A rebuild
+//     rewrites compressed DWARF throughout; expanded, it differs a little.
 //   - LIT: the bytes themselves, in one long zstd stream shared with the
 //     headers, so new files still benefit from each other. That stream is
 //     compressed against a dictionary of the sources' own header blocks
@@ -55,12 +60,14 @@
 //	       | MATCH ranges uvarint(outLen) section section section section
 //	       | MATCHIN ranges uvarint(outLen) bare bare bare bare
 //	       | ADIFF ranges uvarint(outLen) section section section
+//	       | XADIFF ranges uvarint(outLen) zlibs uvarint(expLen) section section section
 //	ranges = uvarint(nranges) { uvarint(src) uvarint(off) uvarint(len) }
 //	section = uvarint(n) n*byte (one zstd frame)   bare = uvarint(n) n*byte
 //	END    = 0x00  LIT = 0x01  COPY = 0x02  DELTA = 0x03  MATCH = 0x04
 //	MATCHIN = 0x05 (MATCH with its streams bare, compressed only by the
 //	          patch's shared zstd stream: the cheap form for small edits)
-//	ADIFF = 0x06 (format 2 only; sections ctrl, diff, extra: see adiff.go)
+//	ADIFF = 0x06  XADIFF = 0x07 (format 2 only; sections ctrl, diff, extra,
+//	          and the zlib stream lists: see adiff.go and elfz.go)
 //
 // A range's src indexes the sources; src == len(sources) means the output
 // itself, at an absolute offset within the last HistSize bytes written.
@@ -69,7 +76,10 @@
 // dictionary is the concatenation of its ranges; its payload is one zstd
 // frame compressed against that raw dictionary and must decode to exactly
 // outLen bytes. After END the zstd stream must end. The decoder refuses
-// unknown ops (ADIFF in a format-1 patch), ranges outside a source, dictionaries over MaxDict, outputs
+// unknown ops (ADIFF or XADIFF in a format-1 patch), ranges outside a
+// source, ADIFF copies outside their dictionary, zlib streams that do not
+// inflate, inflate past a fixed bound or do not recompress to their
+// recorded length, dictionaries over MaxDict, outputs
 // over DecodeOptions.MaxOutput and trailing data, and never panics on
 // hostile input; what it cannot check (that the output is the layer the
 // caller expects) the caller checks against the layer's diffID.

@@ -50,7 +50,7 @@ type zpiece struct {
 
 // maxExpand bounds an expanded dictionary or output (the decoder refuses
 // more; the encoder does not expand past it).
-const maxExpand = 2 * dictWindow
+const maxExpand = dictWindow
 
 // elfZlibSections lists the zlib streams of b's SHF_COMPRESSED sections
 // (ELF64 little-endian), sorted, non-overlapping. It never fails: what it

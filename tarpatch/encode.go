@@ -653,6 +653,20 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 					return
 				}
 			}
+			// An ELF file whole in one chunk with zlib-compressed sections
+			// (Go's DWARF): ADIFF on the expanded forms (see elfz.go). When
+			// that leaves little, the slower candidates are not tried.
+			if hasOld && adiffEnabled && xadiffEnabled && n == size && (enc == nil || cost > len(chunk)/64) {
+				x, err := xadiffOp(ranges, dict, chunk, len(pre), encs)
+				if err != nil {
+					t.err = err
+					return
+				}
+				if x != nil && (enc == nil || len(x) < cost) {
+					enc, cost = x, len(x)
+					t.adiff = true
+				}
+			}
 			if enc == nil || cost > len(chunk)/64 {
 				d, err := deltaOp(ranges, dict, chunk, encs)
 				if err != nil {
@@ -660,7 +674,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 					return
 				}
 				if enc == nil || len(d) < cost {
-					enc, cost = d, len(d)
+					enc, cost, t.adiff = d, len(d), false
 				}
 				// Against an old version, bsdiff's approximate copies too
 				// (see adiff.go): best on rebuilt machine code.
@@ -671,22 +685,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 						return
 					}
 					if len(a) < cost {
-						enc, cost = a, len(a)
-						t.adiff = true
-					}
-					// An ELF file whole in one chunk with zlib-compressed
-					// sections (Go's DWARF): ADIFF on the expanded forms
-					// (see elfz.go).
-					if n == size && xadiffEnabled {
-						x, err := xadiffOp(ranges, dict, chunk, len(pre), encs)
-						if err != nil {
-							t.err = err
-							return
-						}
-						if x != nil && len(x) < cost {
-							enc, cost = x, len(x)
-							t.adiff = true
-						}
+						enc, cost, t.adiff = a, len(a), true
 					}
 				}
 			}
