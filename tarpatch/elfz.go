@@ -5,7 +5,11 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"io"
+	"runtime"
 	"sort"
+	"sync"
+
+	kzlib "github.com/klauspost/compress/zlib"
 )
 
 // The XADIFF encoding (format diffah-tar/2) is ADIFF on expanded ELF
@@ -93,8 +97,9 @@ func elfZlibSections(b []byte) []zpiece {
 }
 
 // inflate returns the content of one zlib stream, at most max bytes.
+// Inflating is exact with any correct inflater: klauspost's is faster.
 func inflate(z []byte, max int64) ([]byte, bool) {
-	zr, err := zlib.NewReader(bytes.NewReader(z))
+	zr, err := kzlib.NewReader(bytes.NewReader(z))
 	if err != nil {
 		return nil, false
 	}
@@ -104,6 +109,26 @@ func inflate(z []byte, max int64) ([]byte, bool) {
 		return nil, false
 	}
 	return out.Bytes(), true
+}
+
+// each runs f(0..n-1) on up to GOMAXPROCS goroutines.
+func each(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 }
 
 // deflate compresses b as compress/zlib does at level (0: default).

@@ -99,16 +99,27 @@ func (d *decoder) xadiff() error {
 	if err := d.adiffBody(dict, dict[max(0, len(dict)-xdictMax):], expLen, collect); err != nil {
 		return err
 	}
-	// Deflate the streams again and write.
-	var at int64 // in expOut
-	var outAt int64
-	for _, p := range pieces {
+	// Deflate the streams again (on all cores: the expensive part) and
+	// write.
+	starts := make([]int64, len(pieces))
+	var at, outAt int64 // in expOut, in the output
+	for i, p := range pieces {
+		at += p.off - outAt
+		starts[i] = at
+		at += p.ilen
+		outAt = p.off + p.clen
+	}
+	zs := make([][]byte, len(pieces))
+	each(len(pieces), func(i int) { zs[i] = deflate(expOut[starts[i]:starts[i]+pieces[i].ilen], pieces[i].level) })
+	at, outAt = 0, 0
+	for i, p := range pieces {
 		raw := p.off - outAt
 		if err := d.write(expOut[at : at+raw]); err != nil {
 			return err
 		}
 		at += raw
-		z := deflate(expOut[at:at+p.ilen], p.level)
+		z := zs[i]
+		zs[i] = nil
 		if int64(len(z)) != p.clen {
 			return fmt.Errorf("xadiff: stream at %d recompresses to %d bytes, not %d (a compress/zlib other than the encoder's?)", p.off, len(z), p.clen)
 		}

@@ -655,7 +655,8 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 			}
 			// An ELF file whole in one chunk with zlib-compressed sections
 			// (Go's DWARF): ADIFF on the expanded forms (see elfz.go). When
-			// that leaves little, the slower candidates are not tried.
+			// that leaves little (1/16), the slower candidates are not
+			// tried: they cannot come close.
 			if hasOld && adiffEnabled && xadiffEnabled && n == size && (enc == nil || cost > len(chunk)/64) {
 				x, err := xadiffOp(ranges, dict, chunk, len(pre), encs)
 				if err != nil {
@@ -667,7 +668,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 					t.adiff = true
 				}
 			}
-			if enc == nil || cost > len(chunk)/64 {
+			if enc == nil || cost > len(chunk)/64 && !(t.adiff && cost <= len(chunk)/16) {
 				d, err := deltaOp(ranges, dict, chunk, encs)
 				if err != nil {
 					t.err = err
