@@ -94,7 +94,9 @@ func (d *decoder) xadiff() error {
 	if expLen != want {
 		return fmt.Errorf("xadiff: expanded length %d, the streams make it %d", expLen, want)
 	}
-	var expOut []byte
+	// expLen is at most maxExpand (a fixed bound): room for it up front
+	// saves regrowing.
+	expOut := make([]byte, 0, expLen)
 	collect := func(p []byte) error { expOut = append(expOut, p...); return nil }
 	if err := d.adiffBody(dict, dict[max(0, len(dict)-xdictMax):], expLen, collect); err != nil {
 		return err
