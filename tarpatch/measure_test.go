@@ -31,6 +31,9 @@ func (f fileSource) Size() int64 {
 // a pairs.json and -short is off, and it skips pairs whose new tar exceeds
 // DIFFAH_TARPATCH_MAXMB (default 200) so a laptop run stays short.
 // Patches go to a temporary directory; sizes and speeds are logged (-v).
+// For comparisons in one run: DIFFAH_TARPATCH_NOREF=1 skips the zstd
+// references, DIFFAH_TARPATCH_NOADIFF=1 switches ADIFF and XADIFF off
+// (the diffah-tar/1 encodings), DIFFAH_TARPATCH_NOXADIFF=1 XADIFF only.
 func TestMeasureCorpus(t *testing.T) {
 	manifest := os.Getenv("DIFFAH_TARPATCH_CORPUS")
 	if manifest == "" || testing.Short() {
