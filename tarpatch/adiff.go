@@ -92,6 +92,7 @@ func adiffStreams(old, nw []byte) (ctrl, diff, extra []byte) {
 		return pos, n
 	}
 
+	diff = make([]byte, 0, len(nw))
 	var entries []adiffEntry
 	start := int64(0)
 	startSet := false

@@ -57,21 +57,28 @@ func (s *adiffStream) atEnd() bool {
 // memory is the dictionary, the compressed sections (at most
 // maxADiffSections together) and fixed-size buffers.
 func (d *decoder) adiff() error {
-	if d.version < 2 {
-		return fmt.Errorf("op 0x%02x needs format %s", opADiff, Codec)
-	}
-	dict, err := d.dictRanges()
+	dict, outLen, err := d.v2Head(opADiff, "adiff")
 	if err != nil {
-		return err
-	}
-	outLen, err := d.uvarint("adiff output length", MaxOut)
-	if err != nil {
-		return err
-	}
-	if err := d.grow(outLen); err != nil {
 		return err
 	}
 	return d.adiffBody(dict, dict, outLen, d.write)
+}
+
+// v2Head reads what a format-2 op starts with — its dictionary ranges and
+// output length — and refuses the op in a format-1 patch.
+func (d *decoder) v2Head(op int, name string) ([]byte, uint64, error) {
+	if d.version < 2 {
+		return nil, 0, fmt.Errorf("op 0x%02x needs format %s", op, Codec)
+	}
+	dict, err := d.dictRanges()
+	if err != nil {
+		return nil, 0, err
+	}
+	outLen, err := d.uvarint(name+" output length", MaxOut)
+	if err != nil {
+		return nil, 0, err
+	}
+	return dict, outLen, d.grow(outLen)
 }
 
 // adiffBody decodes ADIFF's three sections into outLen bytes against

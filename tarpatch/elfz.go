@@ -232,21 +232,7 @@ func xadiffOp(ranges []loc, dict, data []byte, oldAt int, enc *encoders) ([]byte
 	if len(extra) > dictWindow-xdictMax {
 		return nil, nil
 	}
-	b := appendRanges([]byte{opXADiff}, ranges)
-	b = binary.AppendUvarint(b, uint64(len(data)))
-	b = binary.AppendUvarint(b, uint64(len(dp)))
-	for _, p := range dp {
-		b = binary.AppendUvarint(b, uint64(p.off))
-		b = binary.AppendUvarint(b, uint64(p.clen))
-	}
-	b = binary.AppendUvarint(b, uint64(len(np)))
-	for _, p := range np {
-		b = binary.AppendUvarint(b, uint64(p.off))
-		b = binary.AppendUvarint(b, uint64(p.clen))
-		b = binary.AppendUvarint(b, uint64(p.ilen))
-		b = binary.AppendUvarint(b, uint64(p.level))
-	}
-	b = binary.AppendUvarint(b, uint64(len(expData)))
+	b := appendXADiffHead(appendRanges([]byte{opXADiff}, ranges), uint64(len(data)), dp, np, uint64(len(expData)))
 	for _, sec := range [][]byte{ctrl, diff} {
 		z := enc.plain.EncodeAll(sec, nil)
 		b = binary.AppendUvarint(b, uint64(len(z)))
@@ -258,4 +244,22 @@ func xadiffOp(ranges []loc, dict, data []byte, oldAt int, enc *encoders) ([]byte
 	}
 	b = binary.AppendUvarint(b, uint64(len(z)))
 	return append(b, z...), nil
+}
+
+// appendXADiffHead appends an XADIFF op's lengths and stream lists (the
+// part between its ranges and its sections).
+func appendXADiffHead(b []byte, outLen uint64, dp, np []zpiece, expLen uint64) []byte {
+	b = binary.AppendUvarint(b, outLen)
+	b = binary.AppendUvarint(b, uint64(len(dp)))
+	for _, p := range dp {
+		b = binary.AppendUvarint(b, uint64(p.off))
+		b = binary.AppendUvarint(b, uint64(p.clen))
+	}
+	b = binary.AppendUvarint(b, uint64(len(np)))
+	for _, p := range np {
+		for _, v := range []int64{p.off, p.clen, p.ilen, int64(p.level)} {
+			b = binary.AppendUvarint(b, uint64(v))
+		}
+	}
+	return binary.AppendUvarint(b, expLen)
 }

@@ -9,18 +9,8 @@ const maxPieces = 4096
 // The expanded dictionary and output are each at most maxExpand bytes;
 // every offset and length is checked against what is left before use.
 func (d *decoder) xadiff() error {
-	if d.version < 2 {
-		return fmt.Errorf("op 0x%02x needs format %s", opXADiff, Codec)
-	}
-	dict, err := d.dictRanges()
+	dict, outLen, err := d.v2Head(opXADiff, "xadiff")
 	if err != nil {
-		return err
-	}
-	outLen, err := d.uvarint("xadiff output length", MaxOut)
-	if err != nil {
-		return err
-	}
-	if err := d.grow(outLen); err != nil {
 		return err
 	}
 	// The dictionary's zlib streams, inflated in place.

@@ -100,20 +100,7 @@ func xadiffPatch(t *testing.T, ranges []loc, outLen uint64, dp, np []zpiece, exp
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := appendRanges([]byte{opXADiff}, ranges)
-	b = binary.AppendUvarint(b, outLen)
-	b = binary.AppendUvarint(b, uint64(len(dp)))
-	for _, p := range dp {
-		b = binary.AppendUvarint(b, uint64(p.off))
-		b = binary.AppendUvarint(b, uint64(p.clen))
-	}
-	b = binary.AppendUvarint(b, uint64(len(np)))
-	for _, p := range np {
-		for _, v := range []int64{p.off, p.clen, p.ilen, int64(p.level)} {
-			b = binary.AppendUvarint(b, uint64(v))
-		}
-	}
-	b = binary.AppendUvarint(b, expLen)
+	b := appendXADiffHead(appendRanges([]byte{opXADiff}, ranges), outLen, dp, np, expLen)
 	for i, s := range [][]byte{ctrl, diff, extra} {
 		z := enc.plain.EncodeAll(s, nil)
 		if i == 2 {
