@@ -188,3 +188,27 @@ func TestADiffDecodeHostile(t *testing.T) {
 		t.Fatalf("sections over the cap: %v", err)
 	}
 }
+
+// TestADiffDeterministicAcrossJobs: patches holding ADIFF and XADIFF ops
+// are the same bytes whatever the number of jobs.
+func TestADiffDeterministicAcrossJobs(t *testing.T) {
+	var olds, news []entry
+	for i := range 6 {
+		code := fakeCode(int64(70+i), 64<<10)
+		name := "usr/lib/lib" + string(rune('a'+i)) + ".so"
+		olds = append(olds, entry{name: name, body: code})
+		news = append(news, entry{name: name, body: relink(code, int64(80+i), uint32(i+1))})
+	}
+	debug := textData(90, 100<<10)
+	olds = append(olds, entry{name: "usr/bin/app", body: fakeELF(t, fakeCode(91, 32<<10), debug, 1)})
+	news = append(news, entry{name: "usr/bin/app", body: fakeELF(t, relink(fakeCode(91, 32<<10), 92, 4), mutate(debug, 93, 5), 1)})
+	old, newTar := mktar(t, olds, nil), mktar(t, news, nil)
+	st, p1 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 1, FileByFile: true})
+	_, p4 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 4, FileByFile: true})
+	if st.ADiffs < 7 {
+		t.Fatalf("stats %+v: want every file as ADIFF or XADIFF", st)
+	}
+	if !bytes.Equal(p1, p4) {
+		t.Fatal("patch depends on Jobs")
+	}
+}
