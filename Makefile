@@ -12,7 +12,7 @@ CI_FUZZTIME ?= 5s
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-deps: ## install Debian tools (skopeo, umoci, docker-registry, zstd, jq, time, openssl, podman) and Go modules
+deps: ## install Debian tools (skopeo, umoci, docker-registry, zstd, bsdiff, jq, time, openssl, podman) and Go modules
 	@scripts/deps.sh
 
 build: ## build bin/diffah

@@ -116,7 +116,11 @@ func (r *Report) Worst() fault.Kind {
 
 // Complete resolves the partial layout at dir. baselines maps image names
 // to baselines; the key "" is the baseline of a single-image archive.
-func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o Options) (*Report, error) {
+func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o Options) (rep *Report, err error) {
+	// A baseline image is code of the caller's choosing (any v1.Image): a
+	// panic in it, here or in a worker, is an internal error, and the
+	// temporary directory is removed by the deferred cleanups below.
+	defer fault.Recover(&err)
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -150,7 +154,8 @@ func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o 
 // Check runs only the preflight of Complete against a sidecar (read from
 // an archive's head): which images would resolve, and which blobs each
 // baseline lacks. Nothing is read from the baselines but their manifests.
-func Check(sc *sidecar.Sidecar, baselines map[string]Baseline, o Options) (*Report, error) {
+func Check(sc *sidecar.Sidecar, baselines map[string]Baseline, o Options) (rep *Report, err error) {
+	defer fault.Recover(&err)
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -312,8 +317,8 @@ func (r *resolver) preflight(ctx context.Context, w *imageWork) error {
 				needBase = needBase || src.Image == ""
 			}
 			w.rep.Patched++
-			if b.Patch.Codec != tarpatch.Codec {
-				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec)
+			if !tarpatch.Decodes(b.Patch.Codec) {
+				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q and %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec, tarpatch.CodecV1)
 			}
 			rec, err := recompress.ParseRecipe(b.Patch.Recipe)
 			if err != nil {

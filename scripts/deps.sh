@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian tools diffah's tests, demo and benchmarks use, when
 # they are missing: skopeo and umoci (independent validators), the CNCF
-# distribution registry (docker-registry), zstd (benchmark reference), jq,
-# GNU time (peak RSS), openssl (key interop tests) and podman (a real
-# container engine for the docker-daemon: tests).
+# distribution registry (docker-registry), zstd and bsdiff (benchmark
+# references), jq, GNU time (peak RSS), openssl (key interop tests) and
+# podman (a real container engine for the docker-daemon: tests).
 set -euo pipefail
 need=()
-for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry zstd:zstd jq:jq /usr/bin/time:time openssl:openssl podman:podman; do
+for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry zstd:zstd bsdiff:bsdiff jq:jq /usr/bin/time:time openssl:openssl podman:podman; do
 	bin=${pair%%:*} pkg=${pair#*:}
 	if ! command -v "$bin" >/dev/null 2>&1; then need+=("$pkg"); fi
 done

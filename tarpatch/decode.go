@@ -15,10 +15,20 @@ import (
 	"github.com/diffah/diffah/internal/ctxio"
 )
 
-// Codec names this format in plans and sidecars.
-const Codec = "diffah-tar/1"
+// Codec names the format Encode writes, in plans and sidecars.
+const Codec = "diffah-tar/2"
 
-var magic = []byte("DFHTAR1\n")
+// CodecV1 is the previous format, which Decode still reads: diffah-tar/2
+// without the ADIFF op.
+const CodecV1 = "diffah-tar/1"
+
+// Decodes reports whether Decode reads patches of the named codec.
+func Decodes(codec string) bool { return codec == Codec || codec == CodecV1 }
+
+var (
+	magic   = []byte("DFHTAR2\n")
+	magicV1 = []byte("DFHTAR1\n")
+)
 
 // wholeMagic starts the whole form of a patch, for small layers: one zstd
 // frame of the tar itself, compressed against the concatenated sources.
@@ -95,7 +105,7 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 	}
 	br := bufio.NewReader(patch)
 	head := make([]byte, len(magic))
-	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) && !bytes.Equal(head, wholeMagic) {
+	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) && !bytes.Equal(head, magicV1) && !bytes.Equal(head, wholeMagic) {
 		return fault.Errorf(fault.Integrity, "tarpatch: not a %s patch (bad magic)", Codec)
 	}
 	if bytes.Equal(head, wholeMagic) {
@@ -122,7 +132,10 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 	}
 	defer zr.Close()
 	ops := bufio.NewReaderSize(zr, 1<<20)
-	d := &decoder{w: w, sources: sources, max: o.MaxOutput, ops: ops}
+	d := &decoder{w: w, sources: sources, max: o.MaxOutput, ops: ops, version: 1}
+	if bytes.Equal(head, magic) {
+		d.version = 2
+	}
 	for n := 0; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -257,6 +270,8 @@ type decoder struct {
 	dict []byte
 	enc  []byte
 	secs [4][]byte
+	dec     *zstd.Decoder
+	version int // of the format: 1 or 2 (which adds ADIFF)
 }
 
 // reuse returns b resliced to n bytes, reallocated only when too small.
@@ -353,6 +368,10 @@ func (d *decoder) op() (bool, error) {
 		return false, d.match(false)
 	case opMatchIn:
 		return false, d.match(true)
+	case opADiff:
+		return false, d.adiff()
+	case opXADiff:
+		return false, d.xadiff()
 	default:
 		return false, fmt.Errorf("unknown op 0x%02x", kind)
 	}

@@ -20,6 +20,17 @@
 //     also begin with an earlier file of the same layer and kind (the
 //     decoder keeps the last HistSize bytes of its output), so an edit
 //     repeated across files — bundled JavaScript, say — is paid once.
+//   - ADIFF (format 2): bsdiff's approximate copies — the bytewise
+//     difference from the old file, mostly zero where a rebuild only moved
+//     addresses, plus extra bytes — in three separately compressed streams
+//     (see adiff.go). Tried beside DELTA wherever MATCH leaves much
+//     behind; the smallest of the three is kept. Best on rebuilt machine
+//     code and shared libraries.
+//   - XADIFF (format 2): ADIFF on an ELF file whose zlib-compressed
+//     sections (the DWARF Go's linker writes) are inflated, in the old file
+//     and the new one, and deflated again when decoding — used only for
+//     sections compress/zlib reproduces exactly (see elfz.go). A rebuild
+//     rewrites compressed DWARF throughout; expanded, it differs a little.
 //   - LIT: the bytes themselves, in one long zstd stream shared with the
 //     headers, so new files still benefit from each other. That stream is
 //     compressed against a dictionary of the sources' own header blocks
@@ -37,9 +48,10 @@
 // Similarity gives a caller with many baseline layers a cheap score (paths
 // only, no hashing) of how much of a new layer each could help patch.
 //
-// # Format (Codec "diffah-tar/1")
+// # Format (Codec "diffah-tar/2"; Decode also reads "diffah-tar/1")
 //
-//	patch  = magic "DFHTAR1\n" zstd(ops)
+//	patch  = magic "DFHTAR2\n" zstd(ops)
+//	       | magic "DFHTAR1\n" zstd(ops)     (diffah-tar/1: no ADIFF op)
 //	       | magic "DFHTAR1W" zstd(tar)   (whole form; small sources only)
 //	ops    = { op } END
 //	op     = LIT  uvarint(n) n*byte
@@ -47,11 +59,15 @@
 //	       | DELTA ranges uvarint(outLen) uvarint(encLen) encLen*byte
 //	       | MATCH ranges uvarint(outLen) section section section section
 //	       | MATCHIN ranges uvarint(outLen) bare bare bare bare
+//	       | ADIFF ranges uvarint(outLen) section section section
+//	       | XADIFF ranges uvarint(outLen) zlibs uvarint(expLen) section section section
 //	ranges = uvarint(nranges) { uvarint(src) uvarint(off) uvarint(len) }
 //	section = uvarint(n) n*byte (one zstd frame)   bare = uvarint(n) n*byte
 //	END    = 0x00  LIT = 0x01  COPY = 0x02  DELTA = 0x03  MATCH = 0x04
 //	MATCHIN = 0x05 (MATCH with its streams bare, compressed only by the
 //	          patch's shared zstd stream: the cheap form for small edits)
+//	ADIFF = 0x06  XADIFF = 0x07 (format 2 only; sections ctrl, diff, extra,
+//	          and the zlib stream lists: see adiff.go and elfz.go)
 //
 // A range's src indexes the sources; src == len(sources) means the output
 // itself, at an absolute offset within the last HistSize bytes written.
@@ -60,12 +76,14 @@
 // dictionary is the concatenation of its ranges; its payload is one zstd
 // frame compressed against that raw dictionary and must decode to exactly
 // outLen bytes. A MATCH copy is at least 64 bytes (matchMin). After END
-// the zstd stream must end. The decoder refuses unknown ops, ranges
-// outside a source, dictionaries over MaxDict, op outputs over MaxOut,
-// MATCH sections over their bound (one varint per possible copy), zstd
-// windows over the encoder's, outputs over DecodeOptions.MaxOutput and
-// trailing data — each bound checked as the bytes decode, so a patch
-// cannot make Decode allocate more than DecodeMemory — and never panics
-// on hostile input; what it cannot check (that the output is the layer the
+// the zstd stream must end. The decoder refuses unknown ops (ADIFF or
+// XADIFF in a format-1 patch), ranges outside a source, ADIFF copies
+// outside their dictionary, zlib streams that do not inflate, inflate past
+// a fixed bound or do not recompress to their recorded length,
+// dictionaries over MaxDict, op outputs over MaxOut, MATCH sections over
+// their bound (one varint per possible copy), zstd windows over the
+// encoder's, outputs over DecodeOptions.MaxOutput and trailing data —
+// each bound checked as the bytes decode — and never panics on hostile
+// input; what it cannot check (that the output is the layer the
 // caller expects) the caller checks against the layer's diffID.
 package tarpatch

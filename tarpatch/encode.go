@@ -49,6 +49,9 @@ type Stats struct {
 	// and after.
 	DeltaIn  int64 `json:"deltaIn"`
 	DeltaOut int64 `json:"deltaOut"`
+	// ADiffs counts the chunks encoded as ADIFF (approximate copies, see
+	// adiff.go), among Deltas.
+	ADiffs int `json:"adiffs,omitempty"`
 	// Whole is set when a small layer travelled as one literal against
 	// its whole source (see Encode).
 	Whole bool `json:"whole,omitempty"`
@@ -219,6 +222,8 @@ type task struct {
 	in   int64
 	// copy, when set, is a COPY the writer may merge with its neighbours.
 	copy *loc
+	// adiff is set when the op is an ADIFF.
+	adiff bool
 }
 
 // Encode writes a patch that rebuilds the tar read from newTar out of
@@ -423,6 +428,9 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 				st.Deltas++
 				st.DeltaIn += t.in
 				st.DeltaOut += int64(t.buf.Len())
+				if t.adiff {
+					st.ADiffs++
+				}
 			case statLit:
 				st.Literals++
 			}
@@ -621,7 +629,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		}
 		t := &task{done: make(chan struct{}), kind: statLit, in: n}
 		emit(t)
-		chunk := buf
+		chunk, pre := buf, pre
 		work <- func() {
 			defer close(t.done)
 			defer fault.Recover(&t.err)
@@ -646,14 +654,41 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 					return
 				}
 			}
-			if enc == nil || cost > len(chunk)/64 {
+			// An ELF file whole in one chunk with zlib-compressed sections
+			// (Go's DWARF): ADIFF on the expanded forms (see elfz.go). When
+			// that leaves little (1/16), the slower candidates are not
+			// tried: they cannot come close.
+			if hasOld && adiffEnabled && xadiffEnabled && n == size && (enc == nil || cost > len(chunk)/64) {
+				x, err := xadiffOp(ranges, dict, chunk, len(pre), encs)
+				if err != nil {
+					t.err = err
+					return
+				}
+				if x != nil && (enc == nil || len(x) < cost) {
+					enc, cost = x, len(x)
+					t.adiff = true
+				}
+			}
+			if enc == nil || cost > len(chunk)/64 && !(t.adiff && cost <= len(chunk)/16) {
 				d, err := deltaOp(ranges, dict, chunk, encs)
 				if err != nil {
 					t.err = err
 					return
 				}
 				if enc == nil || len(d) < cost {
-					enc, cost = d, len(d)
+					enc, cost, t.adiff = d, len(d), false
+				}
+				// Against an old version, bsdiff's approximate copies too
+				// (see adiff.go): best on rebuilt machine code.
+				if hasOld && adiffEnabled {
+					a, err := adiffOp(ranges, dict, chunk, encs)
+					if err != nil {
+						t.err = err
+						return
+					}
+					if len(a) < cost {
+						enc, cost, t.adiff = a, len(a), true
+					}
 				}
 			}
 			// A dictionary that does not help is dropped: plain literals

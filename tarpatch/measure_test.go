@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +31,9 @@ func (f fileSource) Size() int64 {
 // a pairs.json and -short is off, and it skips pairs whose new tar exceeds
 // DIFFAH_TARPATCH_MAXMB (default 200) so a laptop run stays short.
 // Patches go to a temporary directory; sizes and speeds are logged (-v).
+// For comparisons in one run: DIFFAH_TARPATCH_NOREF=1 skips the zstd
+// references, DIFFAH_TARPATCH_NOADIFF=1 switches ADIFF and XADIFF off
+// (the diffah-tar/1 encodings), DIFFAH_TARPATCH_NOXADIFF=1 XADIFF only.
 func TestMeasureCorpus(t *testing.T) {
 	manifest := os.Getenv("DIFFAH_TARPATCH_CORPUS")
 	if manifest == "" || testing.Short() {
@@ -61,6 +65,17 @@ func TestMeasureCorpus(t *testing.T) {
 	}
 	dir := filepath.Dir(manifest)
 	_, zerr := exec.LookPath("zstd")
+	if os.Getenv("DIFFAH_TARPATCH_NOREF") != "" {
+		zerr = errors.New("references skipped")
+	}
+	if os.Getenv("DIFFAH_TARPATCH_NOXADIFF") != "" {
+		xadiffEnabled = false
+		defer func() { xadiffEnabled = true }()
+	}
+	if os.Getenv("DIFFAH_TARPATCH_NOADIFF") != "" {
+		adiffEnabled = false
+		defer func() { adiffEnabled = true }()
+	}
 	t.Logf("%-16s %12s %12s %12s %12s %8s %10s %10s", "case", "new", "zstd-19", "patch-from", "ours", "ratio", "enc MB/s", "dec MB/s")
 	for _, p := range m.Pairs {
 		for i, c := range p.Changed {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -15,21 +16,9 @@ var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzDe
 // fuzzSeeds are patches against FuzzDecode's source (fuzzSource), one per
 // op and form: what the fuzzer starts from.
 func fuzzSeeds(t testing.TB) map[string][]byte {
-	old, js := fuzzSource(t)
-	bin := rnd(7, 16<<10)
-	cases := map[string]struct {
-		ents []entry
-		o    EncodeOptions
-	}{
-		"copy":    {[]entry{{name: "a.js", body: js}}, EncodeOptions{FileByFile: true}},
-		"literal": {[]entry{{name: "new.bin", body: bin}, {name: "junk"}}, EncodeOptions{FileByFile: true}},
-		"delta":   {[]entry{{name: "a.js", body: mutate(js, 1, 5)}}, EncodeOptions{FileByFile: true}},
-		"binary":  {[]entry{{name: "a.js", body: append(append([]byte{}, js[:5000]...), bin...)}}, EncodeOptions{FileByFile: true}},
-		"empty":   {nil, EncodeOptions{FileByFile: true}},
-		"whole":   {[]entry{{name: "a.js", body: mutate(js, 2, 1)}, {name: "c", body: []byte("new")}}, EncodeOptions{}},
-	}
+	old, _ := fuzzSource(t)
 	out := map[string][]byte{}
-	for name, c := range cases {
+	for name, c := range seedCases(t) {
 		var p bytes.Buffer
 		if _, err := Encode(context.Background(), &p, bytes.NewReader(mktar(t, c.ents, nil)), []Source{src(old)}, c.o); err != nil {
 			t.Fatal(err)
@@ -38,6 +27,31 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 		out[name+"-truncated"] = p.Bytes()[:p.Len()/2]
 	}
 	return out
+}
+
+type seedCase struct {
+	ents []entry
+	o    EncodeOptions
+}
+
+// seedCases are the layers the seeds encode.
+func seedCases(t testing.TB) map[string]seedCase {
+	_, js := fuzzSource(t)
+	bin := rnd(7, 16<<10)
+	// Every 16th byte changed: approximate copies (ADIFF) win.
+	relinked := append([]byte{}, js...)
+	for i := 0; i < len(relinked); i += 16 {
+		relinked[i]++
+	}
+	return map[string]seedCase{
+		"copy":    {[]entry{{name: "a.js", body: js}}, EncodeOptions{FileByFile: true}},
+		"literal": {[]entry{{name: "new.bin", body: bin}, {name: "junk"}}, EncodeOptions{FileByFile: true}},
+		"delta":   {[]entry{{name: "a.js", body: mutate(js, 1, 5)}}, EncodeOptions{FileByFile: true}},
+		"binary":  {[]entry{{name: "a.js", body: append(append([]byte{}, js[:5000]...), bin...)}}, EncodeOptions{FileByFile: true}},
+		"empty":   {nil, EncodeOptions{FileByFile: true}},
+		"whole":   {[]entry{{name: "a.js", body: mutate(js, 2, 1)}, {name: "c", body: []byte("new")}}, EncodeOptions{}},
+		"adiff":   {[]entry{{name: "a.js", body: relinked}}, EncodeOptions{FileByFile: true}},
+	}
 }
 
 // fuzzSource is the one source tar FuzzDecode decodes against.
@@ -62,6 +76,83 @@ func TestFuzzSeeds(t *testing.T) {
 		}
 		got, err := os.ReadFile(file)
 		if err != nil || string(got) != want {
+			t.Errorf("%s is stale or missing (run go test ./tarpatch -run TestFuzzSeeds -update-seeds)", file)
+		}
+	}
+}
+
+// TestDecodesV1: patches of the previous format (diffah-tar/1, kept as
+// the v1-* seeds, written by the encoder before ADIFF existed) still
+// decode to their layers.
+func TestDecodesV1(t *testing.T) {
+	old, _ := fuzzSource(t)
+	n := 0
+	for name, c := range seedCases(t) {
+		p, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzDecode", "v1-"+name))
+		if os.IsNotExist(err) {
+			continue // a case added after diffah-tar/1
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var raw []byte
+		if _, err := fmt.Sscanf(strings.TrimPrefix(string(p), "go test fuzz v1\n[]byte("), "%q", &raw); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.HasPrefix(raw, magicV1) && !bytes.HasPrefix(raw, wholeMagic) {
+			t.Fatalf("v1-%s is not a diffah-tar/1 patch", name)
+		}
+		want := mktar(t, c.ents, nil)
+		var out bytes.Buffer
+		if err := Decode(context.Background(), &out, bytes.NewReader(raw), []Source{src(old)}, DecodeOptions{MaxOutput: int64(len(want))}); err != nil {
+			t.Fatalf("v1-%s: %v", name, err)
+		}
+		if !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("v1-%s decodes to other bytes", name)
+		}
+		n++
+	}
+	if n < 5 {
+		t.Fatalf("only %d v1 seeds decoded", n)
+	}
+	if !Decodes(CodecV1) || !Decodes(Codec) || Decodes("diffah-tar/3") {
+		t.Fatal("Decodes")
+	}
+}
+
+// TestADiffSeed: the adiff seed holds an ADIFF op, so the fuzzer starts
+// from one.
+func TestADiffSeed(t *testing.T) {
+	old, _ := fuzzSource(t)
+	c := seedCases(t)["adiff"]
+	st, _ := roundTrip(t, mktar(t, c.ents, nil), [][]byte{old}, c.o)
+	if st.ADiffs != 1 {
+		t.Fatalf("stats %+v: want one ADIFF", st)
+	}
+}
+
+// TestFuzzSeedsELF writes (with -update-seeds) or checks the seeds of
+// FuzzDecodeELF: an XADIFF patch and its truncation.
+func TestFuzzSeedsELF(t *testing.T) {
+	old, newTar := elfFuzzSource(t)
+	var p bytes.Buffer
+	if _, err := Encode(context.Background(), &p, bytes.NewReader(newTar), []Source{src(old)}, EncodeOptions{FileByFile: true}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzDecodeELF")
+	for name, b := range map[string][]byte{"xadiff": p.Bytes(), "xadiff-truncated": p.Bytes()[:p.Len()/2]} {
+		file := filepath.Join(dir, name)
+		want := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		if *updateSeeds {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if got, err := os.ReadFile(file); err != nil || string(got) != want {
 			t.Errorf("%s is stale or missing (run go test ./tarpatch -run TestFuzzSeeds -update-seeds)", file)
 		}
 	}
