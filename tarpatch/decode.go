@@ -266,10 +266,10 @@ type decoder struct {
 	// Buffers reused from op to op, so a patch of many ops allocates
 	// each once: an op's output, its dictionary, its payload or MATCH
 	// sections.
-	buf  []byte
-	dict []byte
-	enc  []byte
-	secs [4][]byte
+	buf     []byte
+	dict    []byte
+	enc     []byte
+	secs    [4][]byte
 	dec     *zstd.Decoder
 	version int // of the format: 1 or 2 (which adds ADIFF)
 }
