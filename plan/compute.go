@@ -85,7 +85,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 	}
 	p := &Plan{
 		Kind:       Kind,
-		Version:    fmt.Sprintf("%d.%d", Major, Minor),
+		Version:    fmt.Sprintf("%d.%d", Major, minorBase),
 		Name:       o.Name,
 		IntraLayer: o.IntraLayer,
 		Target: Target{
@@ -131,6 +131,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 		}
 	}
 	p.Sum()
+	p.setVersion()
 	return p, nil
 }
 
@@ -268,9 +269,8 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 						first = ctx.Err()
 					}
 				default:
-					o.Log.Info("layer ships whole: compressor not reproducible", "layer", b.Digest, "err", err)
-					b.Patch = nil
-					b.Reason = "not in the baseline; ships whole: its compressed blob cannot be reproduced (" + oneLine(err) + ")"
+					o.Log.Info("compressor not reproducible: patching the compressed bytes", "layer", b.Digest, "err", err)
+					planFloor(b, err)
 				}
 				mu.Unlock()
 			}

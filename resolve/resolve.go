@@ -32,7 +32,6 @@ import (
 	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/internal/spool"
-	"github.com/diffah/diffah/internal/verify"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
@@ -310,8 +309,8 @@ func (r *resolver) preflight(w *imageWork) error {
 				needBase = needBase || src.Image == ""
 			}
 			w.rep.Patched++
-			if b.Patch.Codec != tarpatch.Codec {
-				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec)
+			if err := knownCodec(im, b); err != nil {
+				return err
 			}
 			var rec recompress.Recipe
 			dec := json.NewDecoder(strings.NewReader(string(b.Patch.Recipe)))
@@ -321,6 +320,9 @@ func (r *resolver) preflight(w *imageWork) error {
 			}
 			if err := rec.Validate(); err != nil {
 				return fmt.Errorf("image %q: layer %s: %w", im.Name, b.Digest, err)
+			}
+			if err := checkBlobRecipe(im, b, rec); err != nil {
+				return err
 			}
 			w.recipes[b.Digest] = rec
 			if e, ok := r.sc.EntryByName(b.Patch.Entry); r.dir != "" && (!ok || !fileHasSize(layout.PatchPath(r.dir, e.Digest), e.Size)) {
@@ -663,6 +665,9 @@ func openBaselineBlob(base *Baseline, b sidecar.Blob) (io.ReadCloser, error) {
 // whose sha256 must be the diffID; the recipe recompresses it, and the
 // result must be the blob digest. Only then does the blob get its name.
 func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
+	if b.Patch.Codec != tarpatch.Codec {
+		return r.applyBlobPatch(ctx, out, w, b, what)
+	}
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
 		base := r.baseOf(w, s.Image)
@@ -680,28 +685,17 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		}
 		srcs = append(srcs, f)
 	}
-	e, _ := r.sc.EntryByName(b.Patch.Entry)
-	pf, err := os.Open(layout.PatchPath(r.dir, e.Digest))
+	payload, tmp, done, err := r.patchFiles(b, out, what)
 	if err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
+		return err
 	}
-	defer pf.Close()
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), ".patch-*")
-	if err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
+	defer done()
 	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
 	cw, err := w.recipes[b.Digest].NewWriter(blob)
 	if err != nil {
 		return fault.Errorf(fault.Integrity, "%s: %w", what, err)
 	}
 	tarSum := &hashWriter{w: cw, h: sha256.New(), limit: b.Patch.UncompressedSize}
-	payload := verify.NewReader(pf, e.Digest, e.Size, what+" patch payload")
 	if err := tarpatch.Decode(ctx, tarSum, payload, srcs, tarpatch.DecodeOptions{MaxOutput: b.Patch.UncompressedSize}); err != nil {
 		return fmt.Errorf("%s: applying patch: %w", what, err)
 	}
@@ -724,13 +718,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	if got := digest.NewDigest(digest.SHA256, blob.h); got != b.Digest || blob.n != b.Size {
 		return fault.Errorf(fault.Integrity, "%s: recompression gave %s (%d bytes), expected %s (%d bytes): the recipe does not reproduce this blob", what, got, blob.n, b.Digest, b.Size)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
-	}
-	return nil
+	return commitBlob(tmp, out, what)
 }
 
 // hashWriter hashes what passes and refuses to pass more than limit.

@@ -1,0 +1,27 @@
+package plan
+
+import (
+	"fmt"
+
+	"github.com/diffah/diffah/sidecar"
+)
+
+// Minor versions of the 1.x plan format.
+const (
+	// minorBase is what a plan whose patches are all tar patches says.
+	minorBase = 0
+	// MinorBlobPatch (1.1) adds the patch codec "diffah-blob/1" (a patch
+	// of a layer's compressed bytes, recipe {"format":"none"}).
+	MinorBlobPatch = 1
+)
+
+// setVersion sets the plan's version to the oldest that describes it.
+func (p *Plan) setVersion() {
+	minor := minorBase
+	for _, b := range p.Blobs {
+		if b.Patch != nil && b.Patch.Codec == sidecar.BlobPatchCodec {
+			minor = MinorBlobPatch
+		}
+	}
+	p.Version = fmt.Sprintf("%d.%d", Major, minor)
+}

@@ -1,0 +1,34 @@
+package sidecar
+
+import "fmt"
+
+// Minor versions of the 1.x format.
+const (
+	// minorBase is what a sidecar whose patches are all tar patches says:
+	// 1.1 readers read it strictly.
+	minorBase = 1
+	// MinorBlobPatch (1.2) adds the patch codec "diffah-blob/1"
+	// (package blobpatch): a patch of a layer's compressed bytes, whose
+	// recipe is {"format":"none"} and whose uncompressedSize is the blob
+	// size. A 1.1 reader refuses such a layer by its codec, naming it.
+	MinorBlobPatch = 2
+)
+
+// BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
+// codecs, so it names it here).
+const BlobPatchCodec = "diffah-blob/1"
+
+// SetVersion sets the version to the oldest one that describes the
+// sidecar: 1.2 when a patch uses the blobpatch codec, else 1.1, so
+// archives that need nothing new stay readable by older readers.
+func (s *Sidecar) SetVersion() {
+	minor := minorBase
+	for _, im := range s.Images {
+		for _, b := range im.Blobs {
+			if b.Patch != nil && b.Patch.Codec == BlobPatchCodec {
+				minor = MinorBlobPatch
+			}
+		}
+	}
+	s.Version = fmt.Sprintf("%d.%d", Major, minor)
+}
