@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -111,7 +112,7 @@ func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan
 // notSmaller says why a computed patch was not used.
 func notSmaller(b plan.Blob, stat PatchStat) string {
 	if b.Patch.Codec == blobpatch.Codec {
-		return fmt.Sprintf("its compressed blob cannot be reproduced, and a patch of its compressed bytes (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)
+		return fmt.Sprintf("%s; that patch (%d bytes) is not smaller than the blob (%d bytes)", strings.TrimPrefix(b.Reason, "not in the baseline; "), stat.PatchSize, stat.BlobSize)
 	}
 	return fmt.Sprintf("the patch (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)
 }

@@ -270,7 +270,7 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 					}
 				default:
 					o.Log.Info("compressor not reproducible: patching the compressed bytes", "layer", b.Digest, "err", err)
-					planFloor(b, err)
+					planFloor(b, err, identify(j.layer))
 				}
 				mu.Unlock()
 			}

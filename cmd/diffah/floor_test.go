@@ -201,3 +201,27 @@ func TestForeignLayerHostile(t *testing.T) {
 		})
 	}
 }
+
+// TestExportWarnsWhole: export says on stderr which changed layer still
+// ships whole and why (here a gzip-CLI layer of fresh noise, which no
+// patch of its compressed bytes makes smaller), and plan names the
+// compressor it found.
+func TestExportWarnsWhole(t *testing.T) {
+	dir := t.TempDir()
+	writeLayout(t, filepath.Join(dir, "v1"), gzipCLILayer(t, 1))
+	writeLayout(t, filepath.Join(dir, "v2"), gzipCLILayer(t, 2))
+	code, e := diffahRun(t, nil, "export", "--target", "oci:"+dir+"/v2", "--baseline", "oci:"+dir+"/v1", "-o", filepath.Join(dir, "d.dlt"))
+	if code != 0 {
+		t.Fatal(e)
+	}
+	if !strings.Contains(e, "layer ships whole") || !strings.Contains(e, "patch of its compressed bytes") {
+		t.Fatalf("export stderr lacks the warning:\n%s", e)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"plan", "--target", "oci:" + dir + "/v2", "--baseline", "oci:" + dir + "/v1"}, nil, &out, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	if !strings.Contains(out.String(), "compressed by GNU gzip -n, zlib (gzip wrapper), or zopfli at its best level") {
+		t.Fatalf("plan does not name the compressor:\n%s", out.String())
+	}
+}
