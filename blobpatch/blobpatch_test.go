@@ -77,7 +77,7 @@ func TestRoundTrip(t *testing.T) {
 		{"unrelated", small, noise(3, 200<<10), 1.01},
 		// Larger than one chunk and than the dictionary: chunks patch
 		// against the matching region of the source.
-		{"multi-chunk edit", noise(4, 28<<20), edit(noise(4, 28<<20), 5), 0.05},
+		{"multi-chunk edit", noise(4, 20<<20), edit(noise(4, 20<<20), 5), 0.05},
 		{"chunk-sized", noise(6, ChunkSize), noise(6, ChunkSize), 0.01},
 	}
 	for _, c := range cases {

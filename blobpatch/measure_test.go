@@ -1,0 +1,222 @@
+package blobpatch
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/diffah/diffah/tarpatch"
+)
+
+// streamSource is a deterministic pseudo-random blob of any size,
+// generated as it is read (the child below never holds it whole).
+type streamSource struct {
+	seed int64
+	size int64
+}
+
+func (s streamSource) Size() int64 { return s.size }
+
+// ReadAt fills p from 4 KiB blocks, each seeded by its index.
+func (s streamSource) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) && off < s.size {
+		blk := off / 4096
+		var b [4096]byte
+		rand.New(rand.NewSource(s.seed ^ blk*7919)).Read(b[:])
+		c := copy(p[n:], b[off%4096:min(4096, s.size-blk*4096)])
+		n += c
+		off += int64(c)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestChildMemory is the child of TestBoundedMemory: it encodes a patch of
+// a large blob (a copy of the source with an edit every 16 MiB) and
+// decodes it, streaming both ways.
+func TestChildMemory(t *testing.T) {
+	size, _ := strconv.ParseInt(os.Getenv("DIFFAH_BLOBPATCH_CHILD"), 10, 64)
+	if size == 0 {
+		t.Skip("run by TestBoundedMemory")
+	}
+	src := streamSource{seed: 1, size: size}
+	blob := io.NewSectionReader(src, 0, size)
+	f, err := os.CreateTemp(t.TempDir(), "patch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Encode(context.Background(), f, blob, size, src, EncodeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.Seek(0, 0)
+	cw := &countingDiscard{}
+	if err := Decode(context.Background(), cw, f, []Source{src}, DecodeOptions{MaxOutput: size}); err != nil {
+		t.Fatal(err)
+	}
+	if cw.n != size {
+		t.Fatalf("decoded %d bytes of %d", cw.n, size)
+	}
+}
+
+type countingDiscard struct{ n int64 }
+
+func (c *countingDiscard) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// TestBoundedMemory measures the peak RSS of encoding and decoding a patch
+// of a blob several times larger than a chunk and its dictionary: it must
+// stay far under 512 MiB (it is bounded by a chunk, its dictionary and
+// the zstd tables, not by the blob). DIFFAH_BLOBPATCH_MEM_SIZE sets the
+// blob size (default 48 MiB, four dictionaries; the bound holds at any size).
+func TestBoundedMemory(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/time"); err != nil {
+		t.Skip("GNU time not installed (scripts/deps.sh)")
+	}
+	size := int64(48 << 20)
+	if s := os.Getenv("DIFFAH_BLOBPATCH_MEM_SIZE"); s != "" {
+		size, _ = strconv.ParseInt(s, 10, 64)
+	}
+	cmd := exec.Command("/usr/bin/time", "-v", os.Args[0], "-test.run=^TestChildMemory$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("DIFFAH_BLOBPATCH_CHILD=%d", size))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no RSS in:\n%s", out)
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	t.Logf("peak RSS %d MiB for a %d MiB blob", kb>>10, size>>20)
+	if kb > 512<<10 {
+		t.Fatalf("peak RSS %d MiB, want < 512 MiB", kb>>10)
+	}
+}
+
+// TestForeignRatios (DIFFAH_FOREIGN_BENCH=1; heavy) compresses a
+// generated layer pair (text-like and binary-like files, a small edit
+// between versions) with each installed real compressor and reports the
+// floor patch (this package) against the delta of the same pair with
+// Go-gzip-6 layers (tarpatch, exact recompression) and zstd
+// --patch-from of the compressed bytes.
+func TestForeignRatios(t *testing.T) {
+	if os.Getenv("DIFFAH_FOREIGN_BENCH") == "" {
+		t.Skip("set DIFFAH_FOREIGN_BENCH=1 (heavy: real compressors on a 24 MiB layer pair)")
+	}
+	oldTar, newTar := layerPair()
+	dir := t.TempDir()
+	py := func(code string) []string { return []string{"python3", "-c", "import gzip,zlib,sys;d=sys.stdin.buffer.read();" + code} }
+	pyz := func(l int) []string {
+		return py(fmt.Sprintf("c=zlib.compressobj(%d,zlib.DEFLATED,31);sys.stdout.buffer.write(c.compress(d)+c.flush())", l))
+	}
+	comps := []struct {
+		name string
+		argv []string
+	}{
+		{"gzip -1", []string{"gzip", "-1", "-n", "-c"}}, {"gzip -6", []string{"gzip", "-6", "-n", "-c"}}, {"gzip -9", []string{"gzip", "-9", "-n", "-c"}},
+		{"pigz -6 -p 1", []string{"pigz", "-6", "-p", "1", "-n", "-c"}}, {"pigz -6 -p 4", []string{"pigz", "-6", "-p", "4", "-n", "-c"}},
+		{"zlib -1", pyz(1)}, {"zlib -6", pyz(6)}, {"zlib -9", pyz(9)},
+		{"libdeflate -6", []string{"libdeflate-gzip", "-6", "-c"}}, {"libdeflate -12", []string{"libdeflate-gzip", "-12", "-c"}},
+		{"zopfli", []string{"sh", "-c", "cat > " + dir + "/in && zopfli --i5 -c " + dir + "/in"}},
+	}
+	// The Go-gzip-6 reference: tarpatch on the uncompressed pair (what
+	// diffah ships when the recipe is found), against the blob size.
+	var ref bytes.Buffer
+	if _, err := tarpatch.Encode(context.Background(), &ref, bytes.NewReader(newTar), []tarpatch.Source{bytes.NewReader(oldTar)}, tarpatch.EncodeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var g6 bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&g6, 6)
+	zw.Write(newTar)
+	zw.Close()
+	t.Logf("layer pair: %d / %d bytes uncompressed; Go-gzip-6 blob %d bytes, its delta (tarpatch) %d bytes", len(oldTar), len(newTar), g6.Len(), ref.Len())
+	t.Logf("%-15s %10s %10s %10s %10s %8s", "compressor", "blob", "floor", "zstd-ref", "go-gz6", "floor/go")
+	for _, c := range comps {
+		if _, err := exec.LookPath(c.argv[0]); err != nil || c.name == "zopfli" && !have("zopfli") {
+			t.Logf("%-15s not installed", c.name)
+			continue
+		}
+		a, b := run(t, c.argv, oldTar), run(t, c.argv, newTar)
+		start := time.Now()
+		var p bytes.Buffer
+		if _, err := Encode(context.Background(), &p, bytes.NewReader(b), int64(len(b)), src(a), EncodeOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		took := time.Since(start)
+		zref := int64(-1)
+		if have("zstd") {
+			os.WriteFile(filepath.Join(dir, "a"), a, 0o644)
+			os.WriteFile(filepath.Join(dir, "b"), b, 0o644)
+			out, err := exec.Command("zstd", "-q", "-19", "--long=27", "--patch-from="+filepath.Join(dir, "a"), filepath.Join(dir, "b"), "-c").Output()
+			if err == nil {
+				zref = int64(len(out))
+			}
+		}
+		t.Logf("%-15s %10d %10d %10d %10d %7.1fx (encode %v)", c.name, len(b), p.Len(), zref, ref.Len(), float64(p.Len())/float64(ref.Len()), took.Round(time.Millisecond))
+	}
+}
+
+func have(bin string) bool { _, err := exec.LookPath(bin); return err == nil }
+
+func run(t *testing.T, argv []string, in []byte) []byte {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", strings.Join(argv, " "), err)
+	}
+	return out
+}
+
+// layerPair is a 24 MiB-ish tar of text-like and binary-like files and
+// the same tar with a small edit in a few files (a package update).
+func layerPair() (oldTar, newTar []byte) {
+	words := strings.Fields("the of and to in is that for it as was with be by on not he this are or his from at which but have an they you were her she there one all we their")
+	build := func(edit bool) []byte {
+		r := rand.New(rand.NewSource(42))
+		var tb bytes.Buffer
+		tw := tar.NewWriter(&tb)
+		for i := range 120 {
+			var body []byte
+			if i%3 == 2 {
+				// Binary-like: machine-code-ish bytes with repeats.
+				body = make([]byte, 160<<10)
+				for j := 0; j < len(body); j += 16 {
+					w := r.Uint64()
+					for k := 0; k < 16 && j+k < len(body); k++ {
+						body[j+k] = byte(w >> (8 * (k % 8)) & 0x3f)
+					}
+				}
+			} else {
+				var b bytes.Buffer
+				for b.Len() < 256<<10 {
+					fmt.Fprintf(&b, "%s %s %s %d\n", words[r.Intn(len(words))], words[r.Intn(len(words))], words[r.Intn(len(words))], r.Intn(1000))
+				}
+				body = b.Bytes()
+			}
+			if edit && i%40 == 17 {
+				copy(body[len(body)/2:], "a small edit of version 1.2.4")
+			}
+			tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("usr/lib/pkg/file%03d", i), Size: int64(len(body)), Mode: 0o644, ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg})
+			tw.Write(body)
+		}
+		tw.Close()
+		return tb.Bytes()
+	}
+	return build(false), build(true)
+}
