@@ -119,7 +119,9 @@ func TestForeignRatios(t *testing.T) {
 	}
 	oldTar, newTar := layerPair()
 	dir := t.TempDir()
-	py := func(code string) []string { return []string{"python3", "-c", "import gzip,zlib,sys;d=sys.stdin.buffer.read();" + code} }
+	py := func(code string) []string {
+		return []string{"python3", "-c", "import gzip,zlib,sys;d=sys.stdin.buffer.read();" + code}
+	}
 	pyz := func(l int) []string {
 		return py(fmt.Sprintf("c=zlib.compressobj(%d,zlib.DEFLATED,31);sys.stdout.buffer.write(c.compress(d)+c.flush())", l))
 	}
