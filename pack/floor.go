@@ -13,6 +13,7 @@ import (
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/internal/verify"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
@@ -36,26 +37,13 @@ func checkCodec(p *plan.Plan, b plan.Blob) error {
 // the others it is computed beside the tar patch and the smaller travels,
 // so a patch is never larger than the blob nor than this one.
 func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, error) {
-	s := b.Patch.Sources[0]
-	image := s.Image
-	if image == "" {
-		image = p.Name
-	}
-	sl, err := st.sourceLayer(ctx, plans, image, s, p.Target.Platform)
+	s, src, err := st.floorSource(ctx, plans, p, b)
 	if err != nil {
 		return nil, err
 	}
-	src, err := st.cache.Compressed(ctx, sl, s.Digest, "baseline layer "+s.Digest.String())
+	rc, err := targetBlob(p, target, b)
 	if err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
-	}
-	l, err := target.LayerByDigest(v1hash(b.Digest))
-	if err != nil {
-		return nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
-	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+		return nil, err
 	}
 	defer rc.Close()
 	f, err := os.CreateTemp(st.o.TempDir, "diffah-patch-*")
@@ -64,7 +52,7 @@ func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	}
 	os.Remove(f.Name())
 	h := sha256.New()
-	blob := verify.NewReader(rc, b.Digest, b.Size, "pack: target layer "+b.Digest.String())
+	blob := rc
 	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{})
 	if err != nil {
 		f.Close()
@@ -77,6 +65,24 @@ func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	st.o.Log.Info("compressed-bytes patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size)
 	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: b.Size,
 		codec: blobpatch.Codec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe}, nil
+}
+
+// floorSource spools the compressed bytes of the first source of b.
+func (st *state) floorSource(ctx context.Context, plans []*plan.Plan, p *plan.Plan, b plan.Blob) (sidecar.Source, *spool.File, error) {
+	s := b.Patch.Sources[0]
+	image := s.Image
+	if image == "" {
+		image = p.Name
+	}
+	sl, err := st.sourceLayer(ctx, plans, image, s, p.Target.Platform)
+	if err != nil {
+		return s, nil, err
+	}
+	src, err := st.cache.Compressed(ctx, sl, s.Digest, "baseline layer "+s.Digest.String())
+	if err != nil {
+		return s, nil, fmt.Errorf("pack: %w", err)
+	}
+	return s, src, nil
 }
 
 // withFloor computes the floor beside a tar patch already made and keeps
@@ -106,6 +112,21 @@ func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan
 		return nil, stat, err
 	}
 	stat.PatchSize, stat.FloorSize, stat.Used = fl.size, fl.size, fl.size < b.Size
+	// A gzip layer also gets a patch of its token form, which follows
+	// the content; the smaller travels.
+	tp, err := st.tokenPatch(ctx, plans, p, target, b)
+	if err != nil {
+		fl.file.Close()
+		return nil, stat, err
+	}
+	if tp != nil && tp.size < fl.size {
+		fl.file.Close()
+		stat.PatchSize, stat.Codec, stat.Used = tp.size, tp.codec, tp.size < b.Size
+		return tp, stat, nil
+	}
+	if tp != nil {
+		tp.file.Close()
+	}
 	return fl, stat, nil
 }
 
@@ -115,4 +136,33 @@ func notSmaller(b plan.Blob, stat PatchStat) string {
 		return fmt.Sprintf("%s; that patch (%d bytes) is not smaller than the blob (%d bytes)", strings.TrimPrefix(b.Reason, "not in the baseline; "), stat.PatchSize, stat.BlobSize)
 	}
 	return fmt.Sprintf("the patch (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)
+}
+
+// floorReason says, in the sidecar, which patch of a layer was kept when
+// it is not the one the plan named.
+func floorReason(b plan.Blob, codec string) string {
+	switch {
+	case codec == b.Patch.Codec:
+		return b.Reason
+	case codec == sidecar.DeflatePatchCodec:
+		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its deflate token form (rebuilt exactly, whatever the compressor)", 1)
+	}
+	return b.Reason + "; a patch of its compressed bytes was smaller than the tar patch"
+}
+
+// targetBlob opens a target layer's compressed bytes, verified against
+// its digest as they are read.
+func targetBlob(p *plan.Plan, target *imgref.Image, b plan.Blob) (io.ReadCloser, error) {
+	l, err := target.LayerByDigest(v1hash(b.Digest))
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{verify.NewReader(rc, b.Digest, b.Size, "pack: target layer "+b.Digest.String()), rc}, nil
 }

@@ -501,6 +501,7 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 						Recipe: json.RawMessage(b.Patch.Recipe), Entry: sidecar.PatchEntryName(pl.digest), UncompressedSize: pl.newSize}
 					if pl.codec != "" {
 						sb.Patch.Codec, sb.Patch.Sources, sb.Patch.Recipe = pl.codec, pl.sources, json.RawMessage(pl.recipe)
+						sb.Reason = clip(floorReason(b, pl.codec))
 					}
 					add(sb.Patch.Entry, pl.digest, pl.size)
 				}

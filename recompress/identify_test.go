@@ -16,7 +16,9 @@ func TestIdentify(t *testing.T) {
 	}
 	// Enough for several pigz blocks (128 KiB of input each).
 	data := bytes.Repeat(plain.Bytes(), 2)
-	py := func(code string) []string { return []string{"python3", "-c", "import gzip,zlib,sys;d=sys.stdin.buffer.read();" + code} }
+	py := func(code string) []string {
+		return []string{"python3", "-c", "import gzip,zlib,sys;d=sys.stdin.buffer.read();" + code}
+	}
 	cases := []struct {
 		argv []string
 		want string

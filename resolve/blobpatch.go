@@ -24,18 +24,19 @@ import (
 // this diffah does not know (an archive from a newer diffah).
 func knownCodec(im *sidecar.Image, b sidecar.Blob) error {
 	switch b.Patch.Codec {
-	case tarpatch.Codec, blobpatch.Codec:
+	case tarpatch.Codec, blobpatch.Codec, sidecar.DeflatePatchCodec:
 		return nil
 	}
-	return fault.WithHint(fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q and %q", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec, blobpatch.Codec),
+	return fault.WithHint(fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q, %q and %q", im.Name, b.Digest, b.Patch.Codec,
+		tarpatch.Codec, blobpatch.Codec, sidecar.DeflatePatchCodec),
 		fault.Integrity, "upgrade diffah to the release that wrote the archive, or a newer one")
 }
 
 // checkBlobRecipe refuses a blobpatch patch whose recipe would recompress
 // its output: a blobpatch patch rebuilds the compressed blob itself.
 func checkBlobRecipe(im *sidecar.Image, b sidecar.Blob, rec recompress.Recipe) error {
-	if b.Patch.Codec == blobpatch.Codec && rec.Format != recompress.FormatNone {
-		return fault.Errorf(fault.Integrity, "image %q: layer %s: a %s patch rebuilds the compressed blob itself, but its recipe is %s", im.Name, b.Digest, blobpatch.Codec, rec)
+	if b.Patch.Codec != tarpatch.Codec && rec.Format != recompress.FormatNone {
+		return fault.Errorf(fault.Integrity, "image %q: layer %s: a %s patch rebuilds the compressed blob itself, but its recipe is %s", im.Name, b.Digest, b.Patch.Codec, rec)
 	}
 	return nil
 }
@@ -45,22 +46,9 @@ func checkBlobRecipe(im *sidecar.Image, b sidecar.Blob, rec recompress.Recipe) e
 // blob, hashed as it streams, and it gets its name only when its digest
 // and size are the ones the sidecar promises.
 func (r *resolver) applyBlobPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
-	var srcs []blobpatch.Source
-	for _, s := range b.Patch.Sources {
-		base := r.baseOf(w, s.Image)
-		if base == nil {
-			return fault.Errorf(fault.Integrity, "%s: patch source %s: no baseline for image %q", what, s.Digest, s.Image)
-		}
-		h, _ := v1.NewHash(s.Digest.String())
-		l, err := base.Image.LayerByDigest(h)
-		if err != nil {
-			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
-		}
-		f, err := r.cache.Compressed(ctx, l, s.Digest, "baseline "+base.Ref+" layer "+s.Digest.String())
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		srcs = append(srcs, f)
+	srcs, err := r.blobSources(ctx, w, b, what)
+	if err != nil {
+		return err
 	}
 	payload, tmp, done, err := r.patchFiles(b, out, what)
 	if err != nil {
@@ -118,4 +106,27 @@ func commitBlob(tmp *os.File, out, what string) error {
 		return fault.Errorf(fault.Env, "%s: %w", what, err)
 	}
 	return nil
+}
+
+// blobSources spools the compressed bytes of a patch's sources, each
+// checked against its digest.
+func (r *resolver) blobSources(ctx context.Context, w *imageWork, b sidecar.Blob, what string) ([]blobpatch.Source, error) {
+	var srcs []blobpatch.Source
+	for _, s := range b.Patch.Sources {
+		base := r.baseOf(w, s.Image)
+		if base == nil {
+			return nil, fault.Errorf(fault.Integrity, "%s: patch source %s: no baseline for image %q", what, s.Digest, s.Image)
+		}
+		h, _ := v1.NewHash(s.Digest.String())
+		l, err := base.Image.LayerByDigest(h)
+		if err != nil {
+			return nil, fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
+		}
+		f, err := r.cache.Compressed(ctx, l, s.Digest, "baseline "+base.Ref+" layer "+s.Digest.String())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		srcs = append(srcs, f)
+	}
+	return srcs, nil
 }

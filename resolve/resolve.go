@@ -27,6 +27,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/layout"
@@ -665,8 +666,11 @@ func openBaselineBlob(base *Baseline, b sidecar.Blob) (io.ReadCloser, error) {
 // whose sha256 must be the diffID; the recipe recompresses it, and the
 // result must be the blob digest. Only then does the blob get its name.
 func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
-	if b.Patch.Codec != tarpatch.Codec {
+	switch b.Patch.Codec {
+	case blobpatch.Codec:
 		return r.applyBlobPatch(ctx, out, w, b, what)
+	case sidecar.DeflatePatchCodec:
+		return r.applyTokenPatch(ctx, out, w, b, what)
 	}
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {

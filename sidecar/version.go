@@ -7,16 +7,22 @@ const (
 	// minorBase is what a sidecar whose patches are all tar patches says:
 	// 1.1 readers read it strictly.
 	minorBase = 1
-	// MinorBlobPatch (1.2) adds the patch codec "diffah-blob/1"
-	// (package blobpatch): a patch of a layer's compressed bytes, whose
-	// recipe is {"format":"none"} and whose uncompressedSize is the blob
-	// size. A 1.1 reader refuses such a layer by its codec, naming it.
+	// MinorBlobPatch (1.2) adds the patch codecs "diffah-blob/1"
+	// (package blobpatch: a patch of a layer's compressed bytes, whose
+	// uncompressedSize is the blob size) and "diffah-deflate/1" (a
+	// blobpatch patch of the blob's token form, package deflatetok, whose
+	// uncompressedSize is the size of that form); the recipe of both is
+	// {"format":"none"}. A 1.1 reader refuses such a layer by its codec,
+	// naming it.
 	MinorBlobPatch = 2
 )
 
 // BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
 // codecs, so it names it here).
 const BlobPatchCodec = "diffah-blob/1"
+
+// DeflatePatchCodec names the token-form patch of a gzip layer.
+const DeflatePatchCodec = "diffah-deflate/1"
 
 // SetVersion sets the version to the oldest one that describes the
 // sidecar: 1.2 when a patch uses the blobpatch codec, else 1.1, so
@@ -25,7 +31,7 @@ func (s *Sidecar) SetVersion() {
 	minor := minorBase
 	for _, im := range s.Images {
 		for _, b := range im.Blobs {
-			if b.Patch != nil && b.Patch.Codec == BlobPatchCodec {
+			if b.Patch != nil && (b.Patch.Codec == BlobPatchCodec || b.Patch.Codec == DeflatePatchCodec) {
 				minor = MinorBlobPatch
 			}
 		}

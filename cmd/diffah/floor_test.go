@@ -3,6 +3,8 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/diffah/diffah/deflatetok"
 	"github.com/diffah/diffah/fault"
 )
 
@@ -88,17 +91,22 @@ func exportForeign(t *testing.T, mt types.MediaType, argv ...string) (dir, delta
 }
 
 // TestForeignLayerPatched: a changed layer whose compressor diffah cannot
-// replay (GNU gzip, the zstd CLI) no longer ships whole: it travels as a
-// patch of its compressed bytes (codec diffah-blob/1, sidecar 1.2), far
-// smaller than the blob, and import rebuilds the image exactly.
+// replay no longer ships whole: a gzip one (GNU gzip, pigz) travels as a
+// patch of its deflate token form (codec diffah-deflate/1), about the size
+// of the content change; a zstd-CLI one as a patch of its compressed
+// bytes (diffah-blob/1), smaller than the blob; the sidecar says 1.2 and
+// import rebuilds the image exactly.
 func TestForeignLayerPatched(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		mt   types.MediaType
-		argv []string
+		name     string
+		mt       types.MediaType
+		argv     []string
+		patch    string
+		maxRatio float64
 	}{
-		{"gzip-9", types.OCILayer, []string{"gzip", "-9", "-n", "-c"}},
-		{"zstd-cli", types.OCILayerZStd, []string{"zstd", "-q", "-19", "-c"}},
+		{"gzip-9", types.OCILayer, []string{"gzip", "-9", "-n", "-c"}, "patch of its deflate token form", 0.02},
+		{"pigz-6", types.OCILayer, []string{"pigz", "-6", "-c"}, "patch of its deflate token form", 0.02},
+		{"zstd-cli", types.OCILayerZStd, []string{"zstd", "-q", "-19", "-c"}, "patch of its compressed bytes", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir, delta := exportForeign(t, c.mt, c.argv...)
@@ -111,8 +119,11 @@ func TestForeignLayerPatched(t *testing.T) {
 				t.Fatal(err)
 			}
 			layer := doc.Images[0].Blobs[2]
-			if layer.Kind != "patch" || !strings.Contains(layer.Reason, "patch of its compressed bytes") {
-				t.Fatalf("layer %+v: want a patch of its compressed bytes", layer)
+			if layer.Kind != "patch" || !strings.Contains(layer.Reason, c.patch) {
+				t.Fatalf("layer %+v: want a %s", layer, c.patch)
+			}
+			if c.maxRatio > 0 && float64(layer.ShippedSize) > c.maxRatio*float64(layer.TargetSize) {
+				t.Fatalf("patch is %d bytes for a %d-byte blob, want at most %.0f%%", layer.ShippedSize, layer.TargetSize, 100*c.maxRatio)
 			}
 			// Deflate output differs from the first changed block on (for
 			// this tar, 40% into the blob): without the baseline blob as
@@ -161,10 +172,18 @@ func TestForeignLayerHostile(t *testing.T) {
 			// other bytes; its entry's size and digest are made to match.
 			for i := range e {
 				if strings.HasPrefix(e[i].hdr.Name, "patches/") {
+					// The token form of another gzip blob.
+					var other, form bytes.Buffer
+					zw := gzip.NewWriter(&other)
+					zw.Write([]byte("not the layer"))
+					zw.Close()
+					if err := deflatetok.Decode(context.Background(), &form, &other); err != nil {
+						t.Fatal(err)
+					}
 					var p bytes.Buffer
 					p.WriteString("DFHBLOB1")
-					frame := zstdOf(t, 1<<20, []byte("not the blob"))
-					p.Write([]byte{1, 0, 0, 0, 12, byte(len(frame))})
+					frame := zstdOf(t, 1<<20, form.Bytes())
+					p.Write([]byte{1, 0, 0, 0, byte(form.Len()), byte(len(frame))})
 					p.Write(frame)
 					p.WriteByte(0)
 					e[i].data = p.Bytes()
@@ -179,7 +198,7 @@ func TestForeignLayerHostile(t *testing.T) {
 				}
 			}
 			return e
-		}), "", "the patch rebuilt"},
+		}), "", "the patch rebuilt a tar with sha256"},
 		{"wrong baseline", good, dir + "/v2", "not in baseline"},
 	}
 	for _, c := range cases {
@@ -204,8 +223,7 @@ func TestForeignLayerHostile(t *testing.T) {
 
 // TestExportWarnsWhole: export says on stderr which changed layer still
 // ships whole and why (here a gzip-CLI layer of fresh noise, which no
-// patch of its compressed bytes makes smaller), and plan names the
-// compressor it found.
+// patch makes smaller), and plan names the compressor it found.
 func TestExportWarnsWhole(t *testing.T) {
 	dir := t.TempDir()
 	writeLayout(t, filepath.Join(dir, "v1"), gzipCLILayer(t, 1))
