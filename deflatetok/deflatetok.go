@@ -229,29 +229,53 @@ func (b *bitReader) align() byte {
 	return byte(b.read(n))
 }
 
-// bitWriter writes deflate's LSB-first bits.
+// bitWriter writes deflate's LSB-first bits, a 64 KiB buffer at a time.
 type bitWriter struct {
-	w     *bufio.Writer
+	w     io.Writer
+	buf   []byte
 	bits  uint64
 	nbits uint
+	err   error
 }
 
 func (b *bitWriter) write(v uint32, n uint) {
 	b.bits |= uint64(v) << b.nbits
 	b.nbits += n
+	if b.nbits >= 32 {
+		b.buf = append(b.buf, byte(b.bits), byte(b.bits>>8), byte(b.bits>>16), byte(b.bits>>24))
+		b.bits >>= 32
+		b.nbits -= 32
+		if len(b.buf) >= 64<<10 {
+			b.flush()
+		}
+	}
+}
+
+// flush writes the whole bytes buffered (the bits of a partial byte stay).
+func (b *bitWriter) flush() {
 	for b.nbits >= 8 {
-		b.w.WriteByte(byte(b.bits))
+		b.buf = append(b.buf, byte(b.bits))
 		b.bits >>= 8
 		b.nbits -= 8
 	}
+	if len(b.buf) > 0 && b.err == nil {
+		_, b.err = b.w.Write(b.buf)
+	}
+	b.buf = b.buf[:0]
 }
 
 // flushByte completes the current byte with the pad bits recorded.
 func (b *bitWriter) flushByte(pad byte) {
-	if b.nbits > 0 {
-		b.write(uint32(pad), 8-b.nbits)
+	if r := b.nbits % 8; r > 0 {
+		b.write(uint32(pad), 8-r)
 	}
 }
+
+// aligned reports whether the output is at a byte boundary.
+func (b *bitWriter) aligned() bool { return b.nbits%8 == 0 }
+
+// partial is the number of bits written into the current byte.
+func (b *bitWriter) partial() uint { return b.nbits % 8 }
 
 func appendUvarint(w *bufio.Writer, v uint64) {
 	var buf [binary.MaxVarintLen64]byte

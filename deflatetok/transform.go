@@ -301,8 +301,7 @@ type EncodeOptions struct {
 func Encode(ctx context.Context, w io.Writer, r io.Reader, o EncodeOptions) error {
 	br := bufio.NewReaderSize(r, 1<<20)
 	lw := &limitWriter{w: w, left: o.MaxOutput}
-	bw := bufio.NewWriterSize(lw, 1<<20)
-	e := &encoder{in: br, out: &bitWriter{w: bw}}
+	e := &encoder{in: br, out: &bitWriter{w: lw, buf: make([]byte, 0, 68<<10)}}
 	head := make([]byte, len(magic))
 	if _, err := io.ReadFull(br, head); err != nil || string(head) != magic {
 		return corrupt("bad magic")
@@ -332,19 +331,17 @@ func Encode(ctx context.Context, w io.Writer, r io.Reader, o EncodeOptions) erro
 	if err != nil {
 		return err
 	}
-	if _, err := io.CopyN(bw, br, int64(n)); err != nil {
-		return corrupt("truncated tail")
+	if err := e.raw(n); err != nil {
+		return err
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		return corrupt("data after the end")
 	}
-	if err := bw.Flush(); err != nil {
-		if lw.err != nil {
-			return lw.err
-		}
-		return err
+	e.out.flush()
+	if lw.err != nil {
+		return lw.err
 	}
-	return nil
+	return e.out.err
 }
 
 type encoder struct {
@@ -390,7 +387,7 @@ func (e *encoder) raw(n uint64) error {
 }
 
 func (e *encoder) member(ctx context.Context) error {
-	if e.out.nbits != 0 {
+	if !e.out.aligned() {
 		return corrupt("member not byte-aligned")
 	}
 	n, err := e.uvarint(maxHeader)
@@ -444,7 +441,7 @@ func (e *encoder) pad() error {
 	if err != nil {
 		return err
 	}
-	if e.out.nbits == 0 && p != 0 || e.out.nbits > 0 && p>>(8-e.out.nbits) != 0 {
+	if r := e.out.partial(); r == 0 && p != 0 || r > 0 && p>>(8-r) != 0 {
 		return corrupt("pad bits 0x%02x do not fit", p)
 	}
 	e.out.flushByte(p)

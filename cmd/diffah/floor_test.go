@@ -68,9 +68,9 @@ type floorDoc struct {
 	Version string
 	Images  []struct {
 		Blobs []struct {
-			Role, Kind, Reason string
-			TargetSize         int64
-			ShippedSize        int64
+			Role, Kind, Reason, Codec string
+			TargetSize                int64
+			ShippedSize               int64
 		}
 	}
 	Warnings []string
@@ -102,11 +102,12 @@ func TestForeignLayerPatched(t *testing.T) {
 		mt       types.MediaType
 		argv     []string
 		patch    string
+		codec    string
 		maxRatio float64
 	}{
-		{"gzip-9", types.OCILayer, []string{"gzip", "-9", "-n", "-c"}, "patch of its deflate token form", 0.02},
-		{"pigz-6", types.OCILayer, []string{"pigz", "-6", "-c"}, "patch of its deflate token form", 0.02},
-		{"zstd-cli", types.OCILayerZStd, []string{"zstd", "-q", "-19", "-c"}, "patch of its compressed bytes", 0},
+		{"gzip-9", types.OCILayer, []string{"gzip", "-9", "-n", "-c"}, "patch of its deflate token form", "diffah-deflate/1", 0.02},
+		{"pigz-6", types.OCILayer, []string{"pigz", "-6", "-c"}, "patch of its deflate token form", "diffah-deflate/1", 0.02},
+		{"zstd-cli", types.OCILayerZStd, []string{"zstd", "-q", "-19", "-c"}, "patch of its compressed bytes", "diffah-blob/1", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir, delta := exportForeign(t, c.mt, c.argv...)
@@ -119,7 +120,7 @@ func TestForeignLayerPatched(t *testing.T) {
 				t.Fatal(err)
 			}
 			layer := doc.Images[0].Blobs[2]
-			if layer.Kind != "patch" || !strings.Contains(layer.Reason, c.patch) {
+			if layer.Kind != "patch" || !strings.Contains(layer.Reason, c.patch) || layer.Codec != c.codec {
 				t.Fatalf("layer %+v: want a %s", layer, c.patch)
 			}
 			if c.maxRatio > 0 && float64(layer.ShippedSize) > c.maxRatio*float64(layer.TargetSize) {
