@@ -6,19 +6,20 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/diffah/diffah/deflatetok"
+	"github.com/diffah/diffah/internal/rss"
 	"github.com/diffah/diffah/tarpatch"
 )
 
@@ -85,24 +86,17 @@ func (c *countingDiscard) Write(p []byte) (int, error) { c.n += int64(len(p)); r
 // the zstd tables, not by the blob). DIFFAH_BLOBPATCH_MEM_SIZE sets the
 // blob size (default 48 MiB, four dictionaries; the bound holds at any size).
 func TestBoundedMemory(t *testing.T) {
-	if _, err := os.Stat("/usr/bin/time"); err != nil {
-		t.Skip("GNU time not installed (scripts/deps.sh)")
-	}
 	size := int64(48 << 20)
 	if s := os.Getenv("DIFFAH_BLOBPATCH_MEM_SIZE"); s != "" {
 		size, _ = strconv.ParseInt(s, 10, 64)
 	}
-	cmd := exec.Command("/usr/bin/time", "-v", os.Args[0], "-test.run=^TestChildMemory$", "-test.count=1")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("DIFFAH_BLOBPATCH_CHILD=%d", size))
-	out, err := cmd.CombinedOutput()
+	kb, out, err := rss.Peak([]string{fmt.Sprintf("DIFFAH_BLOBPATCH_CHILD=%d", size)}, os.Args[0], "-test.run=^TestChildMemory$", "-test.count=1")
+	if errors.Is(err, rss.ErrNoTime) {
+		t.Skip(err)
+	}
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
-	m := regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`).FindSubmatch(out)
-	if m == nil {
-		t.Fatalf("no RSS in:\n%s", out)
-	}
-	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
 	t.Logf("peak RSS %d MiB for a %d MiB blob", kb>>10, size>>20)
 	if kb > 512<<10 {
 		t.Fatalf("peak RSS %d MiB, want < 512 MiB", kb>>10)
