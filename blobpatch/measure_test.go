@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,7 +188,7 @@ func TestForeignRatios(t *testing.T) {
 		zw.Write(pr.new)
 		zw.Close()
 		t.Logf("pair %s: %d -> %d bytes uncompressed; as Go-gzip-6: blob %d bytes, diffah delta %d bytes", pr.name, len(pr.old), len(pr.new), g6.Len(), ref.Len())
-		t.Logf("  %-15s %10s %10s %8s %10s %10s %10s %11s", "compressor", "blob", "ours", "ours/go", "tokens", "floor", "zstd-ref", "form/blob")
+		t.Logf("  %-15s %10s %10s %8s %10s %10s %10s %11s %11s", "compressor", "blob", "ours", "ours/go", "tokens", "floor", "zstd-ref", "form/blob", "rebuild/cpu")
 		for _, c := range comps {
 			if _, err := exec.LookPath(c.argv[0]); err != nil || strings.HasPrefix(c.name, "zopfli") && !have("zopfli") {
 				t.Logf("  %-15s not installed", c.name)
@@ -221,9 +222,33 @@ func TestForeignRatios(t *testing.T) {
 				}
 			}
 			ours := min(tp.Len(), fl.Len(), len(b))
-			t.Logf("  %-15s %10d %10d %7.2fx %10d %10d %10s %10.2fx", c.name, len(b), ours, float64(ours)/float64(ref.Len()), tp.Len(), fl.Len(), zref, float64(fb.Len())/float64(len(b)))
+			// What resolve does for a token-form patch, timed in CPU
+			// seconds: the old form from the old blob, the patch applied,
+			// the blob rebuilt and inflated for the diffID.
+			cpu0 := cpuTime()
+			var fa2, fb2, blob bytes.Buffer
+			if err := deflatetok.Decode(ctx, &fa2, bytes.NewReader(a)); err != nil {
+				t.Fatal(err)
+			}
+			if err := Decode(ctx, &fb2, bytes.NewReader(tp.Bytes()), []Source{src(fa2.Bytes())}, DecodeOptions{MaxOutput: int64(fb.Len())}); err != nil {
+				t.Fatal(err)
+			}
+			if err := deflatetok.Encode(ctx, &blob, &fb2, deflatetok.EncodeOptions{MaxOutput: int64(len(b))}); err != nil {
+				t.Fatal(err)
+			}
+			zr, _ := gzip.NewReader(&blob)
+			io.Copy(io.Discard, zr)
+			rate := float64(len(pr.new)) / 1e6 / (cpuTime() - cpu0).Seconds()
+			t.Logf("  %-15s %10d %10d %7.2fx %10d %10d %10s %10.2fx %6.0f MB/s", c.name, len(b), ours, float64(ours)/float64(ref.Len()), tp.Len(), fl.Len(), zref, float64(fb.Len())/float64(len(b)), rate)
 		}
 	}
+}
+
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func have(bin string) bool { _, err := exec.LookPath(bin); return err == nil }
