@@ -1,39 +1,43 @@
 // Package deflatetok holds the token form of gzip streams: a lossless,
 // byte-aligned rewriting of a gzip blob's deflate bitstream (RFC 1951,
-// 1952) into its parts — every member's header bytes, each block's type,
-// its Huffman code lengths exactly as coded, its literals and matches as
-// coded (symbol and extra bits), padding bits and trailers — from which
-// Encode rebuilds the blob bit for bit, by construction, whatever encoder
-// made it (GNU gzip, pigz, zlib, libdeflate, zopfli, …).
+// 1952) into its parse — every member's header bytes, each block's type,
+// its Huffman code lengths exactly as coded, its literal runs and matches
+// as coded (symbol and extra bits), padding bits and trailers — which,
+// with the blob's content (its uncompressed tar), rebuilds the blob bit
+// for bit, by construction, whatever encoder made it (GNU gzip, pigz,
+// zlib, libdeflate, zopfli, …).
 //
-// What it is for: deflate output changes from the first changed block on,
-// so two versions of a layer share few compressed bytes; but the tokens
-// of unchanged content come out the same once the encoder's 32 KiB window
-// has passed the change, and literals stay the content's own bytes. A
-// patch of the new token form against the old one (blobpatch) then costs
-// about what the content change costs, and the blob is still rebuilt
-// exactly. (The idea of Android's Puffin; built here from the RFCs.)
+// What it is for: a layer's content is patched as a tar (tarpatch, which
+// costs what the content change costs), and its parse is patched against
+// the old parse: the parse of unchanged content comes out the same once
+// the encoder's 32 KiB window has passed a change, so what the parse
+// patch pays is the blocks and tokens around changes. The content does
+// not appear in the form at all. (The idea of Android's Puffin, with the
+// content split out; built here from the RFCs.)
 //
 // # Format
 //
-//	form    = magic "DFHDTOK1" { 0x01 member } 0x00 uvarint(n) n*byte(tail)
+//	form    = magic "DFHDTOK2" { 0x01 member } 0x00 uvarint(n) n*byte(tail)
 //	member  = uvarint(hlen) hlen*byte(gzip header) { block } byte(pad) 8*byte(trailer)
 //	block   = byte(bfinal | btype<<1) body
-//	stored  = byte(pad) uvarint(len) len*byte           (btype 0)
+//	stored  = byte(pad) uvarint(len)                       (btype 0; len content bytes)
 //	fixed   = tokens                                       (btype 1)
 //	dynamic = byte(hlit-257) byte(hdist-1) byte(hclen-4)   (btype 2)
 //	          hclen*byte(code length code lengths)
-//	          { byte(sym) [byte(extra) when sym ≥ 16] }  until hlit+hdist lengths
+//	          { byte(sym) [byte(repeat) when sym ≥ 16] }  until hlit+hdist lengths
 //	          tokens
-//	tokens  = { 0x01 uvarint(n) n*byte (literals)
+//	tokens  = { 0x01 uvarint(n)                                  (n literals of content)
 //	          | 0x02 byte(lsym-257) byte(lextra) byte(dsym) byte(dextra lo) byte(dextra hi) }
 //	          0x00 (end of block)
 //
 // pad is the value of the bits that fill a byte before a stored block or
 // after a member's last block; tail is whatever follows the last member.
-// Decode refuses what it cannot rewrite exactly (a reserved block type,
-// an over-subscribed code, a symbol with no code, LEN/NLEN mismatch);
-// Encode refuses malformed forms and never writes past
+// Literals and stored bytes are read from the content in order, and a
+// match skips the content bytes it copies. Decode refuses what it cannot
+// rewrite exactly (a reserved block type, an over-subscribed code, a
+// symbol with no code, LEN/NLEN mismatch); Encode refuses malformed forms
+// and content that does not fit (a literal with no code, content shorter
+// or longer than the form uses) and never writes past
 // EncodeOptions.MaxOutput. Both run in bounded memory.
 package deflatetok
 
@@ -47,7 +51,7 @@ import (
 	"github.com/diffah/diffah/fault"
 )
 
-const magic = "DFHDTOK1"
+const magic = "DFHDTOK2"
 
 const (
 	tagEnd    = 0x00

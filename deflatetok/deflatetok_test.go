@@ -60,8 +60,11 @@ func roundTrip(t *testing.T, blob []byte) []byte {
 	if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
 		t.Fatal(err)
 	}
-	var back bytes.Buffer
-	if err := Encode(context.Background(), &back, bytes.NewReader(form.Bytes()), EncodeOptions{MaxOutput: int64(len(blob))}); err != nil {
+	var content, back bytes.Buffer
+	if err := Inflate(&content, bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Encode(context.Background(), &back, bytes.NewReader(form.Bytes()), &content, EncodeOptions{MaxOutput: int64(len(blob))}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(back.Bytes(), blob) {
@@ -136,14 +139,20 @@ func TestEncodeHostile(t *testing.T) {
 		"header":    append([]byte(magic), tagMember, 0xff, 0xff, 0xff, 0xff, 0x0f),
 		"block":     append([]byte(magic), tagMember, 0, 0x09),
 	}
+	content := sample()
 	for name, p := range cases {
-		err := Encode(context.Background(), &bytes.Buffer{}, bytes.NewReader(p), EncodeOptions{MaxOutput: 1 << 30})
+		err := Encode(context.Background(), &bytes.Buffer{}, bytes.NewReader(p), bytes.NewReader(content), EncodeOptions{MaxOutput: 1 << 30})
 		if !errors.Is(err, errCorrupt) || fault.KindOf(err, 0) != fault.Integrity {
 			t.Errorf("%s: got %v, want a corrupt-form integrity error", name, err)
 		}
 	}
-	if err := Encode(context.Background(), &bytes.Buffer{}, bytes.NewReader(f), EncodeOptions{MaxOutput: int64(b.Len() - 1)}); !errors.Is(err, errCorrupt) {
+	if err := Encode(context.Background(), &bytes.Buffer{}, bytes.NewReader(f), bytes.NewReader(content), EncodeOptions{MaxOutput: int64(b.Len() - 1)}); !errors.Is(err, errCorrupt) {
 		t.Errorf("output bound: got %v", err)
+	}
+	for name, c := range map[string][]byte{"short content": content[:len(content)-1], "long content": append(append([]byte{}, content...), 'x')} {
+		if err := Encode(context.Background(), &bytes.Buffer{}, bytes.NewReader(f), bytes.NewReader(c), EncodeOptions{MaxOutput: 1 << 30}); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: got %v, want a refusal", name, err)
+		}
 	}
 }
 
@@ -161,7 +170,7 @@ func FuzzEncode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var out bytes.Buffer
 		const max = 1 << 16
-		err := Encode(context.Background(), &out, bytes.NewReader(p), EncodeOptions{MaxOutput: max})
+		err := Encode(context.Background(), &out, bytes.NewReader(p), bytes.NewReader(sample()[:3000]), EncodeOptions{MaxOutput: max})
 		if out.Len() > max {
 			t.Fatalf("wrote %d bytes past %d", out.Len(), max)
 		}
@@ -184,8 +193,11 @@ func FuzzDecode(f *testing.F) {
 		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
 			return
 		}
-		var back bytes.Buffer
-		if err := Encode(context.Background(), &back, &form, EncodeOptions{MaxOutput: int64(len(blob))}); err != nil {
+		var content, back bytes.Buffer
+		if err := Inflate(&content, bytes.NewReader(blob)); err != nil {
+			return // a stream Decode can rewrite but whose content is bad (CRC, distance)
+		}
+		if err := Encode(context.Background(), &back, &form, &content, EncodeOptions{MaxOutput: int64(len(blob))}); err != nil {
 			t.Fatalf("Encode refused Decode's form: %v", err)
 		}
 		if !bytes.Equal(back.Bytes(), blob) {

@@ -40,13 +40,21 @@ func TestChildMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var blobSize countingWriter
-	if err := Decode(context.Background(), form, io.TeeReader(pr, io.MultiWriter(want, &blobSize))); err != nil {
+	blob, err := os.CreateTemp(t.TempDir(), "blob")
+	if err != nil {
 		t.Fatal(err)
 	}
+	var blobSize countingWriter
+	if err := Decode(context.Background(), form, io.TeeReader(pr, io.MultiWriter(want, &blobSize, blob))); err != nil {
+		t.Fatal(err)
+	}
+	// The content, streamed from the blob as Encode reads it.
+	blob.Seek(0, 0)
+	cr, cw := io.Pipe()
+	go func() { cw.CloseWithError(Inflate(cw, blob)) }()
 	form.Seek(0, 0)
 	got := sha256.New()
-	if err := Encode(context.Background(), got, form, EncodeOptions{MaxOutput: int64(blobSize)}); err != nil {
+	if err := Encode(context.Background(), got, form, cr, EncodeOptions{MaxOutput: int64(blobSize)}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {

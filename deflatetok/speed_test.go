@@ -31,11 +31,12 @@ func BenchmarkDecode(b *testing.B) {
 
 func BenchmarkEncode(b *testing.B) {
 	blob, n := benchBlob(b)
-	var form bytes.Buffer
+	var form, content bytes.Buffer
 	Decode(context.Background(), &form, bytes.NewReader(blob))
+	Inflate(&content, bytes.NewReader(blob))
 	b.SetBytes(int64(n))
 	for b.Loop() {
-		if err := Encode(context.Background(), io.Discard, bytes.NewReader(form.Bytes()), EncodeOptions{MaxOutput: int64(len(blob))}); err != nil {
+		if err := Encode(context.Background(), io.Discard, bytes.NewReader(form.Bytes()), bytes.NewReader(content.Bytes()), EncodeOptions{MaxOutput: int64(len(blob))}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package deflatetok
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -52,7 +53,7 @@ func Decode(ctx context.Context, w io.Writer, r io.Reader) error {
 type decoder struct {
 	in   *bitReader
 	out  *bufio.Writer
-	lits []byte
+	lits int // literals not yet written as a run
 	lit  huffman
 	dist huffman
 	cl   huffman
@@ -165,7 +166,8 @@ func (d *decoder) stored() error {
 		return errors.New("stored block LEN/NLEN mismatch")
 	}
 	appendUvarint(d.out, uint64(n))
-	if _, err := io.CopyN(d.out, d.in.r, int64(n)); err != nil {
+	// The bytes themselves are content: they travel in the tar.
+	if _, err := d.in.r.Discard(int(n)); err != nil {
 		return errors.New("truncated stored block")
 	}
 	return nil
@@ -239,19 +241,16 @@ func (d *decoder) dynamic() error {
 }
 
 func (d *decoder) flushLits() {
-	for len(d.lits) > 0 {
-		n := min(len(d.lits), maxLitRun)
+	if d.lits > 0 {
 		d.out.WriteByte(tokLits)
-		appendUvarint(d.out, uint64(n))
-		d.out.Write(d.lits[:n])
-		d.lits = d.lits[n:]
+		appendUvarint(d.out, uint64(d.lits))
+		d.lits = 0
 	}
-	d.lits = d.lits[:0]
 }
 
 func (d *decoder) tokens(lit, dist *huffman) error {
 	in := d.in
-	d.lits = d.lits[:0]
+	d.lits = 0
 	for {
 		sym, err := in.decode(lit)
 		if err != nil {
@@ -259,8 +258,8 @@ func (d *decoder) tokens(lit, dist *huffman) error {
 		}
 		switch {
 		case sym < 256:
-			d.lits = append(d.lits, byte(sym))
-			if len(d.lits) == maxLitRun {
+			d.lits++
+			if d.lits == maxLitRun {
 				d.flushLits()
 			}
 			continue
@@ -295,13 +294,16 @@ type EncodeOptions struct {
 	MaxOutput int64
 }
 
-// Encode rebuilds the gzip blob from its token form r, writing it to w.
-// Every field of the form is checked before it is used; a malformed form
-// is an integrity error.
-func Encode(ctx context.Context, w io.Writer, r io.Reader, o EncodeOptions) error {
+// Encode rebuilds the gzip blob from its token form r and its content
+// (the concatenated uncompressed members: the layer's tar), writing it to
+// w. Every field of the form is checked before it is used, and the
+// content must be used up exactly; a malformed form is an integrity
+// error. (That the content is the right one the caller checks: the tar
+// against its diffID, the blob against its digest.)
+func Encode(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, o EncodeOptions) error {
 	br := bufio.NewReaderSize(r, 1<<20)
 	lw := &limitWriter{w: w, left: o.MaxOutput}
-	e := &encoder{in: br, out: &bitWriter{w: lw, buf: make([]byte, 0, 68<<10)}}
+	e := &encoder{in: br, content: bufio.NewReaderSize(content, 1<<20), out: &bitWriter{w: lw, buf: make([]byte, 0, 68<<10)}}
 	head := make([]byte, len(magic))
 	if _, err := io.ReadFull(br, head); err != nil || string(head) != magic {
 		return corrupt("bad magic")
@@ -331,11 +333,14 @@ func Encode(ctx context.Context, w io.Writer, r io.Reader, o EncodeOptions) erro
 	if err != nil {
 		return err
 	}
-	if err := e.raw(n); err != nil {
+	if err := e.raw(e.in, n); err != nil {
 		return err
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		return corrupt("data after the end")
+	}
+	if _, err := e.content.ReadByte(); err != io.EOF {
+		return corrupt("content longer than the stream")
 	}
 	e.out.flush()
 	if lw.err != nil {
@@ -345,12 +350,13 @@ func Encode(ctx context.Context, w io.Writer, r io.Reader, o EncodeOptions) erro
 }
 
 type encoder struct {
-	in   *bufio.Reader
-	out  *bitWriter
-	lit  huffman
-	dist huffman
-	cl   huffman
-	buf  []byte
+	in      *bufio.Reader
+	content *bufio.Reader
+	out     *bitWriter
+	lit     huffman
+	dist    huffman
+	cl      huffman
+	buf     []byte
 }
 
 func (e *encoder) byte() (byte, error) {
@@ -372,12 +378,16 @@ func (e *encoder) uvarint(max uint64) (uint64, error) {
 	return v, nil
 }
 
-func (e *encoder) raw(n uint64) error {
+// raw copies n bytes of src (the form, or the content) to the output.
+func (e *encoder) raw(src *bufio.Reader, n uint64) error {
 	if cap(e.buf) < int(n) {
 		e.buf = make([]byte, n)
 	}
 	b := e.buf[:n]
-	if _, err := io.ReadFull(e.in, b); err != nil {
+	if _, err := io.ReadFull(src, b); err != nil {
+		if src == e.content {
+			return corrupt("content shorter than the stream")
+		}
 		return corrupt("truncated")
 	}
 	for _, c := range b {
@@ -394,7 +404,7 @@ func (e *encoder) member(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := e.raw(n); err != nil {
+	if err := e.raw(e.in, n); err != nil {
 		return err
 	}
 	for final := false; !final; {
@@ -433,7 +443,7 @@ func (e *encoder) member(ctx context.Context) error {
 	if err := e.pad(); err != nil {
 		return err
 	}
-	return e.raw(8)
+	return e.raw(e.in, 8)
 }
 
 func (e *encoder) pad() error {
@@ -458,7 +468,7 @@ func (e *encoder) stored() error {
 	}
 	e.out.write(uint32(n), 16)
 	e.out.write(uint32(^uint16(n)), 16)
-	return e.raw(n)
+	return e.raw(e.content, n)
 }
 
 func (e *encoder) dynamic() error {
@@ -572,8 +582,8 @@ func (e *encoder) tokens(lit, dist *huffman) error {
 				e.buf = make([]byte, n)
 			}
 			b := e.buf[:n]
-			if _, err := io.ReadFull(e.in, b); err != nil {
-				return corrupt("truncated literals")
+			if _, err := io.ReadFull(e.content, b); err != nil {
+				return corrupt("content shorter than the stream")
 			}
 			for _, c := range b {
 				if err := e.sym(lit, int(c)); err != nil {
@@ -588,6 +598,10 @@ func (e *encoder) tokens(lit, dist *huffman) error {
 			ls, le, ds, de := int(m[0]), uint32(m[1]), int(m[2]), uint32(m[3])|uint32(m[4])<<8
 			if ls > 28 || ds > 29 || le>>lenExtra[ls] != 0 || de>>distExtr[ds] != 0 {
 				return corrupt("match %d/%d %d/%d out of range", ls, le, ds, de)
+			}
+			// The bytes a match copies are content the caller holds.
+			if _, err := e.content.Discard(int(lenBase[ls]) + int(le)); err != nil {
+				return corrupt("content shorter than the stream")
 			}
 			if err := e.sym(lit, 257+ls); err != nil {
 				return err
@@ -620,4 +634,27 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		l.err = fault.Wrap(fault.Env, err)
 	}
 	return n, err
+}
+
+// Inflate writes the content of every gzip member of r to w (the content
+// Encode takes), stopping where no member follows: the token form keeps
+// any bytes after the last member, which carry no content.
+func Inflate(w io.Writer, r io.Reader) error {
+	br := bufio.NewReader(r)
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return err
+	}
+	for {
+		zr.Multistream(false)
+		if _, err := io.Copy(w, zr); err != nil {
+			return err
+		}
+		if head, _ := br.Peek(2); len(head) < 2 || head[0] != 0x1f || head[1] != 0x8b {
+			return nil
+		}
+		if err := zr.Reset(br); err != nil {
+			return err
+		}
+	}
 }

@@ -10,9 +10,9 @@ const (
 	// MinorBlobPatch (1.2) adds the patch codecs "diffah-blob/1"
 	// (package blobpatch: a patch of a layer's compressed bytes, whose
 	// uncompressedSize is the blob size) and "diffah-deflate/1" (a
-	// blobpatch patch of the blob's token form, package deflatetok, whose
-	// uncompressedSize is the size of that form); the recipe of both is
-	// {"format":"none"}. A 1.1 reader refuses such a layer by its codec,
+	// tar patch plus a blobpatch patch of the blob's deflate parse, package
+	// deflatetok, whose uncompressedSize is the tar's size); the recipe of
+	// both is {"format":"none"}. A 1.1 reader refuses such a layer by its codec,
 	// naming it.
 	MinorBlobPatch = 2
 )

@@ -3,7 +3,6 @@ package main
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/diffah/diffah/deflatetok"
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/tarpatch"
 )
 
 // textTar is a layer-like tar of text files (a few hundred KiB); edit
@@ -173,20 +173,20 @@ func TestForeignLayerHostile(t *testing.T) {
 			// other bytes; its entry's size and digest are made to match.
 			for i := range e {
 				if strings.HasPrefix(e[i].hdr.Name, "patches/") {
-					// The token form of another gzip blob.
-					var other, form bytes.Buffer
-					zw := gzip.NewWriter(&other)
-					zw.Write([]byte("not the layer"))
-					zw.Close()
-					if err := deflatetok.Decode(context.Background(), &form, &other); err != nil {
+					// A well-formed patch whose tar part rebuilds another
+					// tar (no sources needed) and whose form part is empty.
+					var other, tp bytes.Buffer
+					tw := tar.NewWriter(&other)
+					tw.WriteHeader(&tar.Header{Name: "other", Size: 5, Mode: 0o644, Typeflag: tar.TypeReg})
+					tw.Write([]byte("other"))
+					tw.Close()
+					if _, err := tarpatch.Encode(context.Background(), &tp, &other, nil, tarpatch.EncodeOptions{}); err != nil {
 						t.Fatal(err)
 					}
 					var p bytes.Buffer
-					p.WriteString("DFHBLOB1")
-					frame := zstdOf(t, 1<<20, form.Bytes())
-					p.Write([]byte{1, 0, 0, 0, byte(form.Len()), byte(len(frame))})
-					p.Write(frame)
-					p.WriteByte(0)
+					deflatetok.WritePatchHeader(&p, deflatetok.PatchHeader{FormSize: 0, TarLen: int64(tp.Len())})
+					p.Write(tp.Bytes())
+					p.WriteString("DFHBLOB1\x00")
 					e[i].data = p.Bytes()
 					name := fmt.Sprintf("patches/sha256/%x", sha256Sum(p.Bytes()))
 					for _, en := range entriesOf(m) {
