@@ -51,7 +51,10 @@ import (
 	"github.com/diffah/diffah/fault"
 )
 
-const magic = "DFHDTOK2"
+const (
+	magic       = "DFHDTOK2" // content in the tar
+	magicInline = "DFHDTOK1" // content inline (DecodeInline)
+)
 
 const (
 	tagEnd    = 0x00

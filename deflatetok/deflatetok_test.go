@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,6 +70,20 @@ func roundTrip(t *testing.T, blob []byte) []byte {
 	}
 	if !bytes.Equal(back.Bytes(), blob) {
 		t.Fatalf("rebuilt %d bytes differ from the %d-byte blob", back.Len(), len(blob))
+	}
+	// The inline form: the content in the form itself.
+	var inline, back2 bytes.Buffer
+	if err := DecodeInline(context.Background(), &inline, bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	if err := EncodeInline(context.Background(), &back2, bytes.NewReader(inline.Bytes()), EncodeOptions{MaxOutput: int64(len(blob))}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back2.Bytes(), blob) {
+		t.Fatalf("inline form: rebuilt %d bytes differ from the %d-byte blob", back2.Len(), len(blob))
+	}
+	if err := EncodeInline(context.Background(), io.Discard, bytes.NewReader(form.Bytes()), EncodeOptions{MaxOutput: 1 << 30}); !errors.Is(err, errCorrupt) {
+		t.Fatalf("a split form taken as inline: %v", err)
 	}
 	return form.Bytes()
 }
@@ -176,6 +191,18 @@ func FuzzEncode(f *testing.F) {
 		}
 		if err != nil && fault.KindOf(err, 0) != fault.Integrity {
 			t.Fatalf("non-integrity error: %v", err)
+		}
+		// The same bytes as an inline form (magic aside).
+		if len(p) >= 8 {
+			q := append([]byte(magicInline), p[8:]...)
+			out.Reset()
+			err := EncodeInline(context.Background(), &out, bytes.NewReader(q), EncodeOptions{MaxOutput: max})
+			if out.Len() > max {
+				t.Fatalf("inline: wrote %d bytes past %d", out.Len(), max)
+			}
+			if err != nil && fault.KindOf(err, 0) != fault.Integrity {
+				t.Fatalf("inline: non-integrity error: %v", err)
+			}
 		}
 	})
 }

@@ -15,10 +15,26 @@ import (
 // Decode rewrites the gzip blob r into its token form on w. A blob that is not gzip, or whose deflate stream it
 // cannot rewrite exactly, gives an error wrapping ErrNotGzip.
 func Decode(ctx context.Context, w io.Writer, r io.Reader) error {
+	return decode(ctx, w, r, false)
+}
+
+// DecodeInline is Decode keeping the content in the form (magic
+// "DFHDTOK1": a literal run is followed by its bytes, a stored block by
+// its bytes), for EncodeInline: one stream to patch, for layers whose
+// content patches no better as a tar.
+func DecodeInline(ctx context.Context, w io.Writer, r io.Reader) error {
+	return decode(ctx, w, r, true)
+}
+
+func decode(ctx context.Context, w io.Writer, r io.Reader, inline bool) error {
 	br := bufio.NewReaderSize(r, 1<<20)
 	bw := bufio.NewWriterSize(w, 1<<20)
-	bw.WriteString(magic)
-	d := &decoder{in: &bitReader{r: br}, out: bw}
+	if inline {
+		bw.WriteString(magicInline)
+	} else {
+		bw.WriteString(magic)
+	}
+	d := &decoder{in: &bitReader{r: br}, out: bw, inline: inline}
 	members := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -54,9 +70,13 @@ type decoder struct {
 	in   *bitReader
 	out  *bufio.Writer
 	lits int // literals not yet written as a run
-	lit  huffman
-	dist huffman
-	cl   huffman
+	// inline keeps the content in the form (literal and stored bytes),
+	// in litBuf until a run is written.
+	inline bool
+	litBuf []byte
+	lit    huffman
+	dist   huffman
+	cl     huffman
 }
 
 func (d *decoder) member(ctx context.Context) error {
@@ -166,6 +186,12 @@ func (d *decoder) stored() error {
 		return errors.New("stored block LEN/NLEN mismatch")
 	}
 	appendUvarint(d.out, uint64(n))
+	if d.inline {
+		if _, err := io.CopyN(d.out, d.in.r, int64(n)); err != nil {
+			return errors.New("truncated stored block")
+		}
+		return nil
+	}
 	// The bytes themselves are content: they travel in the tar.
 	if _, err := d.in.r.Discard(int(n)); err != nil {
 		return errors.New("truncated stored block")
@@ -244,6 +270,10 @@ func (d *decoder) flushLits() {
 	if d.lits > 0 {
 		d.out.WriteByte(tokLits)
 		appendUvarint(d.out, uint64(d.lits))
+		if d.inline {
+			d.out.Write(d.litBuf)
+			d.litBuf = d.litBuf[:0]
+		}
 		d.lits = 0
 	}
 }
@@ -259,6 +289,9 @@ func (d *decoder) tokens(lit, dist *huffman) error {
 		switch {
 		case sym < 256:
 			d.lits++
+			if d.inline {
+				d.litBuf = append(d.litBuf, byte(sym))
+			}
 			if d.lits == maxLitRun {
 				d.flushLits()
 			}
@@ -301,11 +334,24 @@ type EncodeOptions struct {
 // error. (That the content is the right one the caller checks: the tar
 // against its diffID, the blob against its digest.)
 func Encode(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, o EncodeOptions) error {
+	return encode(ctx, w, r, content, o)
+}
+
+// EncodeInline rebuilds the blob from a form DecodeInline wrote.
+func EncodeInline(ctx context.Context, w io.Writer, r io.Reader, o EncodeOptions) error {
+	return encode(ctx, w, r, nil, o)
+}
+
+func encode(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, o EncodeOptions) error {
 	br := bufio.NewReaderSize(r, 1<<20)
 	lw := &limitWriter{w: w, left: o.MaxOutput}
-	e := &encoder{in: br, content: bufio.NewReaderSize(content, 1<<20), out: &bitWriter{w: lw, buf: make([]byte, 0, 68<<10)}}
-	head := make([]byte, len(magic))
-	if _, err := io.ReadFull(br, head); err != nil || string(head) != magic {
+	e := &encoder{in: br, content: br, inline: true, out: &bitWriter{w: lw, buf: make([]byte, 0, 68<<10)}}
+	want := magicInline
+	if content != nil {
+		e.content, e.inline, want = bufio.NewReaderSize(content, 1<<20), false, magic
+	}
+	head := make([]byte, len(want))
+	if _, err := io.ReadFull(br, head); err != nil || string(head) != want {
 		return corrupt("bad magic")
 	}
 	for {
@@ -339,7 +385,7 @@ func Encode(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, o 
 	if _, err := br.ReadByte(); err != io.EOF {
 		return corrupt("data after the end")
 	}
-	if _, err := e.content.ReadByte(); err != io.EOF {
+	if _, err := e.content.ReadByte(); !e.inline && err != io.EOF {
 		return corrupt("content longer than the stream")
 	}
 	e.out.flush()
@@ -351,7 +397,8 @@ func Encode(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, o 
 
 type encoder struct {
 	in      *bufio.Reader
-	content *bufio.Reader
+	content *bufio.Reader // the form itself when inline
+	inline  bool
 	out     *bitWriter
 	lit     huffman
 	dist    huffman
@@ -385,7 +432,7 @@ func (e *encoder) raw(src *bufio.Reader, n uint64) error {
 	}
 	b := e.buf[:n]
 	if _, err := io.ReadFull(src, b); err != nil {
-		if src == e.content {
+		if src == e.content && !e.inline {
 			return corrupt("content shorter than the stream")
 		}
 		return corrupt("truncated")
@@ -600,8 +647,10 @@ func (e *encoder) tokens(lit, dist *huffman) error {
 				return corrupt("match %d/%d %d/%d out of range", ls, le, ds, de)
 			}
 			// The bytes a match copies are content the caller holds.
-			if _, err := e.content.Discard(int(lenBase[ls]) + int(le)); err != nil {
-				return corrupt("content shorter than the stream")
+			if !e.inline {
+				if _, err := e.content.Discard(int(lenBase[ls]) + int(le)); err != nil {
+					return corrupt("content shorter than the stream")
+				}
 			}
 			if err := e.sym(lit, 257+ls); err != nil {
 				return err

@@ -114,20 +114,25 @@ func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan
 	stat.PatchSize, stat.FloorSize, stat.Used = fl.size, fl.size, fl.size < b.Size
 	// A gzip layer also gets a patch of its token form, which follows
 	// the content; the smaller travels.
-	tp, err := st.tokenPatch(ctx, plans, p, target, b)
-	if err != nil {
-		fl.file.Close()
-		return nil, stat, err
+	best := fl
+	for _, patchOf := range []func(context.Context, []*plan.Plan, *plan.Plan, *imgref.Image, plan.Blob) (*payload, error){st.tokenPatch, st.inlinePatch} {
+		tp, err := patchOf(ctx, plans, p, target, b)
+		if err != nil {
+			best.file.Close()
+			return nil, stat, err
+		}
+		if tp == nil {
+			continue
+		}
+		if tp.size < best.size {
+			best.file.Close()
+			best = tp
+		} else {
+			tp.file.Close()
+		}
 	}
-	if tp != nil && tp.size < fl.size {
-		fl.file.Close()
-		stat.PatchSize, stat.Codec, stat.Used = tp.size, tp.codec, tp.size < b.Size
-		return tp, stat, nil
-	}
-	if tp != nil {
-		tp.file.Close()
-	}
-	return fl, stat, nil
+	stat.PatchSize, stat.Codec, stat.Used = best.size, best.codec, best.size < b.Size
+	return best, stat, nil
 }
 
 // notSmaller says why a computed patch was not used.
@@ -145,7 +150,9 @@ func floorReason(b plan.Blob, codec string) string {
 	case codec == b.Patch.Codec:
 		return b.Reason
 	case codec == sidecar.DeflatePatchCodec:
-		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its deflate token form (rebuilt exactly, whatever the compressor)", 1)
+		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its tar and of its deflate token form (rebuilt exactly, whatever the compressor)", 1)
+	case codec == sidecar.DeflateInlineCodec:
+		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its deflate token form, content inline (rebuilt exactly, whatever the compressor)", 1)
 	}
 	return b.Reason + "; a patch of its compressed bytes was smaller than the tar patch"
 }

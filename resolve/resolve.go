@@ -671,6 +671,8 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		return r.applyBlobPatch(ctx, out, w, b, what)
 	case sidecar.DeflatePatchCodec:
 		return r.applyTokenPatch(ctx, out, w, b, what)
+	case sidecar.DeflateInlineCodec:
+		return r.applyInlinePatch(ctx, out, w, b, what)
 	}
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {

@@ -12,7 +12,9 @@ const (
 	// uncompressedSize is the blob size) and "diffah-deflate/1" (a
 	// tar patch plus a blobpatch patch of the blob's deflate parse, package
 	// deflatetok, whose uncompressedSize is the tar's size); the recipe of
-	// both is {"format":"none"}. A 1.1 reader refuses such a layer by its codec,
+	// both is {"format":"none"}; and "diffah-deflate-inline/1" (a
+	// blobpatch patch of the blob's whole token form, content inline,
+	// whose uncompressedSize is that form's size). A 1.1 reader refuses such a layer by its codec,
 	// naming it.
 	MinorBlobPatch = 2
 )
@@ -21,8 +23,12 @@ const (
 // codecs, so it names it here).
 const BlobPatchCodec = "diffah-blob/1"
 
-// DeflatePatchCodec names the token-form patch of a gzip layer.
-const DeflatePatchCodec = "diffah-deflate/1"
+// DeflatePatchCodec names the tar-plus-parse patch of a gzip layer;
+// DeflateInlineCodec the patch of its whole token form (content inline).
+const (
+	DeflatePatchCodec  = "diffah-deflate/1"
+	DeflateInlineCodec = "diffah-deflate-inline/1"
+)
 
 // SetVersion sets the version to the oldest one that describes the
 // sidecar: 1.2 when a patch uses the blobpatch codec, else 1.1, so
@@ -31,7 +37,7 @@ func (s *Sidecar) SetVersion() {
 	minor := minorBase
 	for _, im := range s.Images {
 		for _, b := range im.Blobs {
-			if b.Patch != nil && (b.Patch.Codec == BlobPatchCodec || b.Patch.Codec == DeflatePatchCodec) {
+			if b.Patch != nil && (b.Patch.Codec == BlobPatchCodec || b.Patch.Codec == DeflatePatchCodec || b.Patch.Codec == DeflateInlineCodec) {
 				minor = MinorBlobPatch
 			}
 		}
