@@ -70,7 +70,7 @@ func (d *Doc) analyze(nonReproducible map[digest.Digest]bool) {
 			if b.Kind == KindFull && !b.Shared {
 				switch {
 				case nonReproducible[b.Digest]:
-					d.Warnings = append(d.Warnings, fmt.Sprintf("image %s: layer %s (%s) ships whole: its compressed blob cannot be reproduced, so no patch could replace it (recompress it with a standard gzip/zstd writer to make it patchable)",
+					d.Warnings = append(d.Warnings, fmt.Sprintf("image %s: layer %s (%s) ships whole: its compressed blob cannot be reproduced and a patch of its compressed bytes was not smaller (recompress it with a standard gzip/zstd writer to make its content patchable)",
 						im.Name, Short(b.Digest), Bytes(b.TargetSize)))
 				case b.TargetSize >= 1<<20 && (im.BaselineRef != "" || im.BaselineManifest != ""):
 					why := "a patch against the baseline was not smaller, or was not planned"

@@ -60,6 +60,9 @@ type Blob struct {
 	// Ratio is ShippedSize / TargetSize.
 	Ratio   float64         `json:"ratio"`
 	Sources []digest.Digest `json:"patchSources,omitempty"`
+	// Codec is the patch codec (diffah-tar/1, or for layers no recipe
+	// reproduces diffah-deflate/1 or diffah-blob/1).
+	Codec string `json:"codec,omitempty"`
 	// SourceImages names, per patch source, the bundle image whose
 	// baseline holds it ("" for the image's own baseline); omitted when
 	// every source is the image's own.
@@ -137,7 +140,7 @@ func FromPlans(plans []*plan.Plan) *Doc {
 			case sidecar.Reuse:
 				row.Kind = KindReused
 			case sidecar.Patch:
-				row.Kind, row.ShippedSize = KindPatch, b.Size
+				row.Kind, row.ShippedSize, row.Codec = KindPatch, b.Size, b.Patch.Codec
 				row.addSources(b.Patch.Sources)
 			default:
 				row.Kind, row.ShippedSize = KindFull, b.Size
@@ -190,7 +193,7 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 			case sidecar.Reuse:
 				row.Kind = KindReused
 			case sidecar.Patch:
-				row.Kind, entry = KindPatch, b.Patch.Entry
+				row.Kind, entry, row.Codec = KindPatch, b.Patch.Entry, b.Patch.Codec
 				row.addSources(b.Patch.Sources)
 			default:
 				row.Kind, entry = KindFull, b.Entry

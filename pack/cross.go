@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
@@ -191,6 +192,19 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 
 // sourceFile spools a baseline layer of the named image of the bundle.
 func (st *state) sourceFile(ctx context.Context, plans []*plan.Plan, image string, s sidecar.Source, platform string) (*spool.File, error) {
+	l, err := st.sourceLayer(ctx, plans, image, s, platform)
+	if err != nil {
+		return nil, err
+	}
+	f, err := st.cache.Uncompressed(ctx, l, s.DiffID, "baseline layer "+s.Digest.String())
+	if err != nil {
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	return f, nil
+}
+
+// sourceLayer opens a baseline layer of the named image of the bundle.
+func (st *state) sourceLayer(ctx context.Context, plans []*plan.Plan, image string, s sidecar.Source, platform string) (v1.Layer, error) {
 	var ref string
 	for _, q := range plans {
 		if q.Name == image && q.Baseline != nil {
@@ -209,11 +223,7 @@ func (st *state) sourceFile(ctx context.Context, plans []*plan.Plan, image strin
 	if err != nil {
 		return nil, fault.Errorf(fault.Integrity, "pack: baseline %s has no layer %s: %w", ref, s.Digest, err)
 	}
-	f, err := st.cache.Uncompressed(ctx, l, s.DiffID, "baseline layer "+s.Digest.String())
-	if err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
-	}
-	return f, nil
+	return l, nil
 }
 
 func quoteAll(list []string) []string {

@@ -24,6 +24,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/progress"
@@ -79,6 +80,10 @@ type PatchStat struct {
 	PatchSize int64
 	Used      bool // false: the patch was not smaller, the blob shipped
 	Stats     tarpatch.Stats
+	// Codec is the codec of the patch kept (tarpatch.Codec when empty);
+	// FloorSize is the size of the compressed-bytes patch (see floor.go).
+	Codec     string
+	FloorSize int64
 }
 
 type payload struct {
@@ -86,6 +91,11 @@ type payload struct {
 	file    *os.File
 	digest  digest.Digest
 	size    int64
+	// codec, sources and recipe, when codec is set, replace the plan's:
+	// the compressed-bytes patch was kept (floor.go).
+	codec   string
+	sources []sidecar.Source
+	recipe  []byte
 }
 
 type source struct {
@@ -368,7 +378,7 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 						ps.byDigest[pl.digest] = pl
 						ps.byLayer[j.blob.Digest.String()] = pl
 					} else {
-						ps.why[j.blob.Digest] = fmt.Sprintf("the patch (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)
+						ps.why[j.blob.Digest] = notSmaller(j.blob, stat)
 						pl.file.Close()
 					}
 				}
@@ -396,6 +406,12 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 }
 
 func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, jobs int) (*payload, PatchStat, error) {
+	if err := checkCodec(p, b); err != nil {
+		return nil, PatchStat{}, err
+	}
+	if b.Patch.Codec == blobpatch.Codec {
+		return st.floorOnly(ctx, plans, p, target, b)
+	}
 	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size}
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
@@ -444,7 +460,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	stat.PatchSize, stat.Stats = size, stats
 	stat.Used = size < b.Size
 	st.o.Log.Info("patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size, "used", stat.Used)
-	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.n}, stat, nil
+	return st.withFloor(ctx, plans, p, target, b, &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.n}, stat)
 }
 
 type diffIDReader struct {
@@ -497,6 +513,10 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 				} else {
 					sb.Patch = &sidecar.PatchRef{Codec: b.Patch.Codec, Sources: b.Patch.Sources,
 						Recipe: json.RawMessage(b.Patch.Recipe), Entry: sidecar.PatchEntryName(pl.digest), UncompressedSize: pl.newSize}
+					if pl.codec != "" {
+						sb.Patch.Codec, sb.Patch.Sources, sb.Patch.Recipe = pl.codec, pl.sources, json.RawMessage(pl.recipe)
+						sb.Reason = clip(floorReason(b, pl.codec))
+					}
 					add(sb.Patch.Entry, pl.digest, pl.size)
 				}
 			}
@@ -508,6 +528,7 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 		}
 		sc.Images = append(sc.Images, im)
 	}
+	sc.SetVersion()
 	return sc, sc.Validate()
 }
 

@@ -90,7 +90,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 	}
 	p := &Plan{
 		Kind:       Kind,
-		Version:    fmt.Sprintf("%d.%d", Major, Minor),
+		Version:    fmt.Sprintf("%d.%d", Major, minorBase),
 		Name:       o.Name,
 		IntraLayer: o.IntraLayer,
 		Target: Target{
@@ -139,6 +139,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 		}
 	}
 	p.Sum()
+	p.setVersion()
 	return p, nil
 }
 
@@ -284,9 +285,8 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 						first = fmt.Errorf("layer %s of %s: %w", b.Digest, p.Target.Ref, err)
 					}
 				default:
-					o.Log.Info("layer ships whole: compressor not reproducible", "layer", b.Digest, "err", err)
-					b.Patch = nil
-					b.Reason = "not in the baseline; ships whole: its compressed blob cannot be reproduced (" + oneLine(err) + ")"
+					o.Log.Info("compressor not reproducible: patching the compressed bytes", "layer", b.Digest, "err", err)
+					planFloor(b, err, identify(j.layer))
 				}
 				mu.Unlock()
 			}

@@ -27,6 +27,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/atomicdir"
@@ -34,7 +35,6 @@ import (
 	"github.com/diffah/diffah/internal/membudget"
 	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/internal/spool"
-	"github.com/diffah/diffah/internal/verify"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
@@ -317,12 +317,15 @@ func (r *resolver) preflight(ctx context.Context, w *imageWork) error {
 				needBase = needBase || src.Image == ""
 			}
 			w.rep.Patched++
-			if !tarpatch.Decodes(b.Patch.Codec) {
-				return fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q and %q: upgrade diffah", im.Name, b.Digest, b.Patch.Codec, tarpatch.Codec, tarpatch.CodecV1)
+			if err := knownCodec(im, b); err != nil {
+				return err
 			}
 			rec, err := recompress.ParseRecipe(b.Patch.Recipe)
 			if err != nil {
 				return fmt.Errorf("image %q: layer %s: %w", im.Name, b.Digest, err)
+			}
+			if err := checkBlobRecipe(im, b, rec); err != nil {
+				return err
 			}
 			w.recipes[b.Digest] = rec
 			if e, ok := r.sc.EntryByName(b.Patch.Entry); r.dir != "" && (!ok || !fileHasSize(layout.PatchPath(r.dir, e.Digest), e.Size)) {
@@ -741,6 +744,14 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		return err
 	}
 	defer release()
+	switch b.Patch.Codec {
+	case blobpatch.Codec:
+		return r.applyBlobPatch(ctx, out, w, b, what)
+	case sidecar.DeflatePatchCodec:
+		return r.applyTokenPatch(ctx, out, w, b, what)
+	case sidecar.DeflateInlineCodec:
+		return r.applyInlinePatch(ctx, out, w, b, what)
+	}
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
 		base := r.baseOf(w, s.Image)
@@ -757,27 +768,17 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		}
 		srcs = append(srcs, f)
 	}
-	e, _ := r.sc.EntryByName(b.Patch.Entry)
-	pf, err := os.Open(layout.PatchPath(r.dir, e.Digest))
+	payload, tmp, done, err := r.patchFiles(b, out, what)
 	if err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
+		return err
 	}
-	defer pf.Close()
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return fault.Errorf(fault.Env, "%s: %w", what, err)
-	}
-	tmp, err := atomicdir.NewFile(out)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	defer tmp.Abort()
+	defer done()
 	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
 	cw, err := w.recipes[b.Digest].NewWriter(blob)
 	if err != nil {
 		return fault.Errorf(fault.Integrity, "%s: %w", what, err)
 	}
 	tarSum := &hashWriter{w: cw, h: sha256.New(), limit: b.Patch.UncompressedSize}
-	payload := verify.NewReader(pf, e.Digest, e.Size, what+" patch payload")
 	if err := tarpatch.Decode(ctx, tarSum, payload, srcs, tarpatch.DecodeOptions{MaxOutput: b.Patch.UncompressedSize}); err != nil {
 		return fmt.Errorf("%s: applying patch: %w", what, err)
 	}
@@ -800,10 +801,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	if got := digest.NewDigest(digest.SHA256, blob.h); got != b.Digest || blob.n != b.Size {
 		return fault.Errorf(fault.Integrity, "%s: recompression gave %s (%d bytes), expected %s (%d bytes): the recipe does not reproduce this blob", what, got, blob.n, b.Digest, b.Size)
 	}
-	if err := tmp.Commit(); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
+	return commitBlob(tmp, out, what)
 }
 
 // hashWriter hashes what passes and refuses to pass more than limit.

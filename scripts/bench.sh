@@ -12,5 +12,12 @@ go run ./scripts/bench -corpus "$CORPUS_DIR" -bin "${BIN:-bin/diffah}" -json ben
 # diffah diff against GNU diff on the same real images.
 DIFFAH_CORPUS="$CORPUS_DIR" go test -count=1 -run '^TestCorpusDiff$' -v ./cmd/diffah 2>&1 | grep -E '^(---|ok|FAIL|PASS)|files differ' | tee bench-out/corpus-diff.txt
 if [ "${BENCH_GO:-1}" = 1 ]; then
-	go test -run '^$' -bench . -benchtime 3x ./recompress/ ./tarpatch/ 2>&1 | tee bench-out/go-bench.txt
+	go test -run '^$' -bench . -benchtime 3x ./recompress/ ./tarpatch/ ./deflatetok/ 2>&1 | tee bench-out/go-bench.txt
+fi
+# Layers from foreign compressors (GNU gzip, pigz, zlib, libdeflate,
+# zopfli) on the corpus's changed layers: what diffah ships vs the same
+# pair as Go-gzip-6 layers (BENCH_FOREIGN=0 skips it).
+if [ "${BENCH_FOREIGN:-1}" = 1 ]; then
+	DIFFAH_FOREIGN_BENCH=1 DIFFAH_FOREIGN_CORPUS="$CORPUS_DIR" go test -count=1 -timeout 2h -run '^TestForeignRatios$' -v ./blobpatch/ 2>&1 |
+		grep -E 'pair |compressor|  (gzip|pigz|zlib|py|libdeflate|zopfli)|^(ok|FAIL|---)' | tee bench-out/foreign.txt
 fi

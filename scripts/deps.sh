@@ -2,11 +2,13 @@
 # Installs the Debian tools diffah's tests, demo and benchmarks use, when
 # they are missing: skopeo and umoci (independent validators), the CNCF
 # distribution registry (docker-registry), zstd and bsdiff (benchmark
-# references), jq, GNU time (peak RSS), openssl (key interop tests) and
-# podman (a real container engine for the docker-daemon: tests).
+# references), jq, GNU time (peak RSS), openssl (key interop tests), podman
+# (a real container engine for the docker-daemon: tests) and the foreign
+# gzip compressors the deflate token form is tested against (pigz, zopfli,
+# libdeflate-gzip; GNU gzip and python3's zlib are there already).
 set -euo pipefail
 need=()
-for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry zstd:zstd bsdiff:bsdiff jq:jq /usr/bin/time:time openssl:openssl podman:podman; do
+for pair in skopeo:skopeo umoci:umoci docker-registry:docker-registry zstd:zstd bsdiff:bsdiff jq:jq /usr/bin/time:time openssl:openssl podman:podman pigz:pigz zopfli:zopfli libdeflate-gzip:libdeflate-tools; do
 	bin=${pair%%:*} pkg=${pair#*:}
 	if ! command -v "$bin" >/dev/null 2>&1; then need+=("$pkg"); fi
 done

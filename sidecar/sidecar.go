@@ -31,11 +31,12 @@ const (
 	EntryName = "diffah.json"
 	// Kind identifies a sidecar document.
 	Kind = "diffah-delta"
-	// Major and Minor are the format version this package writes. A reader
+	// Major and Minor are the newest format version this package reads
+	// strictly (and writes when needed: see version.go). A reader
 	// refuses another major version and tolerates unknown fields only from a
 	// newer minor version.
 	Major = 1
-	Minor = 2
+	Minor = MinorBlobPatch
 	// MaxSize bounds the sidecar entry: sidecars come from untrusted media.
 	MaxSize = 16 << 20
 	// MaxImages and MaxBlobs bound what one archive may describe.
@@ -166,7 +167,7 @@ func PatchEntryName(d digest.Digest) string { return "patches/sha256/" + d.Encod
 
 // New returns an empty sidecar of the current version.
 func New(tool string) *Sidecar {
-	return &Sidecar{Kind: Kind, Version: fmt.Sprintf("%d.%d", Major, Minor), Tool: tool}
+	return &Sidecar{Kind: Kind, Version: fmt.Sprintf("%d.%d", Major, minorBase), Tool: tool}
 }
 
 // Marshal encodes the sidecar deterministically (indented, trailing

@@ -86,4 +86,9 @@
 // each bound checked as the bytes decode — and never panics on hostile
 // input; what it cannot check (that the output is the layer the
 // caller expects) the caller checks against the layer's diffID.
+//
+// A layer whose compressor cannot be replayed travels instead as a patch
+// of its compressed bytes (package blobpatch, codec "diffah-blob/1") or,
+// for gzip, of its deflate token form (package deflatetok, codec
+// "diffah-deflate/1"); see README "Intra-layer deltas".
 package tarpatch

@@ -56,8 +56,9 @@ func (c *ExportCmd) Run(g *Globals, s stdio) error {
 		return err
 	}
 	write := func(w io.Writer) error {
-		_, err := pack.Write(g.ctx, w, []*plan.Plan{p}, pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key,
+		rep, err := pack.Write(g.ctx, w, []*plan.Plan{p}, pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key,
 			Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
+		warnWhole(g.log, rep)
 		return err
 	}
 	// Like pack: a docker:// output pushes the archive as an OCI artifact

@@ -57,19 +57,52 @@ func NewCache(dir string) *Cache {
 // checked against diffID (the sha256 the image config promises), so a
 // baseline whose blob does not match its digest is caught here.
 func (c *Cache) Uncompressed(ctx context.Context, layer v1.Layer, diffID digest.Digest, what string) (*File, error) {
+	return c.once(diffID, func() (*File, error) {
+		f, err := c.spool(ctx, layer.Uncompressed, diffID, what)
+		if errors.Is(err, errContent) {
+			// A read error that is not the disk's or the context's comes
+			// from decompressing the layer: its content is corrupt.
+			return nil, fault.Errorf(fault.Integrity, "%s is corrupt: %w", what, errors.Unwrap(err))
+		}
+		if errors.Is(err, errDigest) {
+			return nil, fault.Errorf(fault.Integrity, "%s: uncompressed content is %s, its config says %s: the image is corrupt", what, errors.Unwrap(err), diffID)
+		}
+		return f, err
+	})
+}
+
+// once spools the content named key at most once.
+func (c *Cache) once(key digest.Digest, spool func() (*File, error)) (*File, error) {
 	c.mu.Lock()
-	e, ok := c.files[diffID]
+	e, ok := c.files[key]
 	if !ok {
 		e = &entry{}
-		c.files[diffID] = e
+		c.files[key] = e
 	}
 	c.mu.Unlock()
-	e.once.Do(func() { e.file, e.err = c.spool(ctx, layer, diffID, what) })
+	e.once.Do(func() { e.file, e.err = spool() })
 	return e.file, e.err
 }
 
-func (c *Cache) spool(ctx context.Context, layer v1.Layer, diffID digest.Digest, what string) (*File, error) {
-	rc, err := layer.Uncompressed()
+// Sentinels of spool, which its callers turn into their messages; each
+// wraps the detail (the read error, the digest found).
+var (
+	errContent = errors.New("content")
+	errDigest  = errors.New("digest")
+)
+
+type wrapped struct {
+	kind, err error
+}
+
+func (w wrapped) Error() string        { return w.err.Error() }
+func (w wrapped) Is(target error) bool { return target == w.kind }
+func (w wrapped) Unwrap() error        { return w.err }
+
+// spool copies what open returns to an unlinked temporary file, checking
+// its sha256 against want.
+func (c *Cache) spool(ctx context.Context, open func() (io.ReadCloser, error), want digest.Digest, what string) (*File, error) {
+	rc, err := open()
 	if err != nil {
 		return nil, fault.Errorf(fault.Env, "opening %s: %w", what, err)
 	}
@@ -89,13 +122,11 @@ func (c *Cache) spool(ctx context.Context, layer v1.Layer, diffID digest.Digest,
 		if fault.KindOf(err, 0) != 0 || errors.As(err, &pe) || errors.Is(err, context.Canceled) {
 			return nil, fmt.Errorf("spooling %s: %w", what, err)
 		}
-		// Anything else comes from decompressing the layer: its content
-		// is corrupt.
-		return nil, fault.Errorf(fault.Integrity, "%s is corrupt: %w", what, err)
+		return nil, wrapped{errContent, err}
 	}
-	if got := digest.NewDigest(digest.SHA256, h); got != diffID {
+	if got := digest.NewDigest(digest.SHA256, h); got != want {
 		f.Close()
-		return nil, fault.Errorf(fault.Integrity, "%s: uncompressed content is %s, its config says %s: the image is corrupt", what, got, diffID)
+		return nil, wrapped{errDigest, errors.New(got.String())}
 	}
 	return &File{f: f, size: n}, nil
 }

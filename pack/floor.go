@@ -1,0 +1,175 @@
+package pack
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/blobpatch"
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/spool"
+	"github.com/diffah/diffah/internal/verify"
+	"github.com/diffah/diffah/plan"
+	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/tarpatch"
+)
+
+// checkCodec refuses a plan patch this diffah cannot compute, rather than
+// computing another codec's payload under its name.
+func checkCodec(p *plan.Plan, b plan.Blob) error {
+	switch b.Patch.Codec {
+	case tarpatch.Codec, blobpatch.Codec:
+		return nil
+	}
+	return fault.WithHint(fault.Errorf(fault.Usage, "pack: plan %q layer %s asks for patch codec %q; this diffah knows %q and %q",
+		p.Name, b.Digest, b.Patch.Codec, tarpatch.Codec, blobpatch.Codec), fault.Usage, "run `diffah plan` with this diffah, or pack with the diffah that made the plan")
+}
+
+// floor is the patch every patched layer can fall back to: its compressed
+// bytes against the compressed bytes of its first source (blobpatch). For
+// a layer whose compressor diffah cannot replay it is the only patch; for
+// the others it is computed beside the tar patch and the smaller travels,
+// so a patch is never larger than the blob nor than this one.
+func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, error) {
+	s, src, err := st.floorSource(ctx, plans, p, b)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := targetBlob(p, target, b)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(st.o.TempDir, "diffah-patch-*")
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	os.Remove(f.Name())
+	h := sha256.New()
+	blob := rc
+	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pack: patching the compressed bytes of layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	if _, err := io.Copy(io.Discard, blob); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	st.o.Log.Info("compressed-bytes patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size)
+	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: b.Size,
+		codec: blobpatch.Codec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe}, nil
+}
+
+// floorSource spools the compressed bytes of the first source of b.
+func (st *state) floorSource(ctx context.Context, plans []*plan.Plan, p *plan.Plan, b plan.Blob) (sidecar.Source, *spool.File, error) {
+	s := b.Patch.Sources[0]
+	image := s.Image
+	if image == "" {
+		image = p.Name
+	}
+	sl, err := st.sourceLayer(ctx, plans, image, s, p.Target.Platform)
+	if err != nil {
+		return s, nil, err
+	}
+	src, err := st.cache.Compressed(ctx, sl, s.Digest, "baseline layer "+s.Digest.String())
+	if err != nil {
+		return s, nil, fmt.Errorf("pack: %w", err)
+	}
+	return s, src, nil
+}
+
+// withFloor computes the floor beside a tar patch already made and keeps
+// the smaller of the two; stat describes the one kept.
+func (st *state) withFloor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, tp *payload, stat PatchStat) (*payload, PatchStat, error) {
+	fl, err := st.floor(ctx, plans, p, target, b)
+	if err != nil {
+		tp.file.Close()
+		return nil, stat, err
+	}
+	stat.FloorSize = fl.size
+	if fl.size < tp.size {
+		tp.file.Close()
+		stat.PatchSize, stat.Codec, stat.Used = fl.size, blobpatch.Codec, fl.size < b.Size
+		return fl, stat, nil
+	}
+	fl.file.Close()
+	return tp, stat, nil
+}
+
+// floorOnly is the patch of a layer planned as blobpatch (no recipe
+// reproduces it).
+func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, PatchStat, error) {
+	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size, Codec: blobpatch.Codec}
+	fl, err := st.floor(ctx, plans, p, target, b)
+	if err != nil {
+		return nil, stat, err
+	}
+	stat.PatchSize, stat.FloorSize, stat.Used = fl.size, fl.size, fl.size < b.Size
+	// A gzip layer also gets a patch of its token form, which follows
+	// the content; the smaller travels.
+	best := fl
+	for _, patchOf := range []func(context.Context, []*plan.Plan, *plan.Plan, *imgref.Image, plan.Blob) (*payload, error){st.tokenPatch, st.inlinePatch} {
+		tp, err := patchOf(ctx, plans, p, target, b)
+		if err != nil {
+			best.file.Close()
+			return nil, stat, err
+		}
+		if tp == nil {
+			continue
+		}
+		if tp.size < best.size {
+			best.file.Close()
+			best = tp
+		} else {
+			tp.file.Close()
+		}
+	}
+	stat.PatchSize, stat.Codec, stat.Used = best.size, best.codec, best.size < b.Size
+	return best, stat, nil
+}
+
+// notSmaller says why a computed patch was not used.
+func notSmaller(b plan.Blob, stat PatchStat) string {
+	if b.Patch.Codec == blobpatch.Codec {
+		return fmt.Sprintf("%s; that patch (%d bytes) is not smaller than the blob (%d bytes)", strings.TrimPrefix(b.Reason, "not in the baseline; "), stat.PatchSize, stat.BlobSize)
+	}
+	return fmt.Sprintf("the patch (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)
+}
+
+// floorReason says, in the sidecar, which patch of a layer was kept when
+// it is not the one the plan named.
+func floorReason(b plan.Blob, codec string) string {
+	switch {
+	case codec == b.Patch.Codec:
+		return b.Reason
+	case codec == sidecar.DeflatePatchCodec:
+		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its tar and of its deflate token form (rebuilt exactly, whatever the compressor)", 1)
+	case codec == sidecar.DeflateInlineCodec:
+		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its deflate token form, content inline (rebuilt exactly, whatever the compressor)", 1)
+	}
+	return b.Reason + "; a patch of its compressed bytes was smaller than the tar patch"
+}
+
+// targetBlob opens a target layer's compressed bytes, verified against
+// its digest as they are read.
+func targetBlob(p *plan.Plan, target *imgref.Image, b plan.Blob) (io.ReadCloser, error) {
+	l, err := target.LayerByDigest(v1hash(b.Digest))
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{verify.NewReader(rc, b.Digest, b.Size, "pack: target layer "+b.Digest.String()), rc}, nil
+}

@@ -1,0 +1,84 @@
+package pack
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/blobpatch"
+	"github.com/diffah/diffah/deflatetok"
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/plan"
+	"github.com/diffah/diffah/sidecar"
+)
+
+// inlinePatch is the other patch of a gzip layer no recipe reproduces
+// (codec diffah-deflate-inline/1): its whole token form, content inline
+// (deflatetok.DecodeInline), as a blobpatch patch against the source
+// blob's. One stream instead of two: on machine code, whose tar patch
+// saves little over the tokens, it can come out smaller than
+// diffah-deflate/1; pack keeps the smallest. nil, nil when either blob is
+// not a gzip stream deflatetok can rewrite.
+func (st *state) inlinePatch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, error) {
+	s, src, err := st.floorSource(ctx, plans, p, b)
+	if err != nil {
+		return nil, err
+	}
+	oldForm, err := st.cache.Derived(ctx, "inline "+s.Digest.String(), "the inline token form of baseline layer "+s.Digest.String(), func(w io.Writer) error {
+		return deflatetok.DecodeInline(ctx, w, io.NewSectionReader(src, 0, src.Size()))
+	})
+	if errors.Is(err, deflatetok.ErrNotGzip) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	rc, err := targetBlob(p, target, b)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	form, err := st.temp()
+	if err != nil {
+		return nil, err
+	}
+	defer form.Close()
+	if err := deflatetok.DecodeInline(ctx, form, rc); err != nil {
+		if errors.Is(err, deflatetok.ErrNotGzip) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	size, err := form.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	rh := sha256.New()
+	if err := deflatetok.EncodeInline(ctx, rh, io.NewSectionReader(form, 0, size), deflatetok.EncodeOptions{MaxOutput: b.Size}); err != nil {
+		return nil, fault.Errorf(fault.Internal, "pack: layer %s: its token form does not rebuild it: %w", b.Digest, err)
+	}
+	if got := digest.NewDigest(digest.SHA256, rh); got != b.Digest {
+		return nil, fault.Errorf(fault.Internal, "pack: layer %s: its token form rebuilds %s", b.Digest, got)
+	}
+	f, err := st.temp()
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	n, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), io.NewSectionReader(form, 0, size), size, oldForm, blobpatch.EncodeOptions{})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pack: patching the token form of layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	st.o.Log.Info("inline token-form patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "form", size, "patch", n)
+	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: n, newSize: size,
+		codec: sidecar.DeflateInlineCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe}, nil
+}

@@ -1,0 +1,178 @@
+package pack
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/blobpatch"
+	"github.com/diffah/diffah/deflatetok"
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/plan"
+	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/tarpatch"
+)
+
+// tokenPatch is the patch of a gzip layer that no recipe reproduces
+// (codec diffah-deflate/1): its tar as a tar patch against the first
+// source's tar, and its deflate parse (deflatetok's token form) as a
+// blobpatch patch against the source blob's parse. The content travels as
+// the content change costs; the parse pays for the blocks and tokens
+// around changes. nil, nil when either blob is not a gzip stream
+// deflatetok can rewrite.
+func (st *state) tokenPatch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, error) {
+	s, src, err := st.floorSource(ctx, plans, p, b)
+	if err != nil {
+		return nil, err
+	}
+	oldForm, err := st.cache.Derived(ctx, "tokens "+s.Digest.String(), "the token form of baseline layer "+s.Digest.String(), func(w io.Writer) error {
+		return deflatetok.Decode(ctx, w, io.NewSectionReader(src, 0, src.Size()))
+	})
+	if errors.Is(err, deflatetok.ErrNotGzip) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pack: %w", err)
+	}
+	rc, err := targetBlob(p, target, b)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	form, err := st.temp()
+	if err != nil {
+		return nil, err
+	}
+	defer form.Close()
+	if err := deflatetok.Decode(ctx, form, rc); err != nil {
+		if errors.Is(err, deflatetok.ErrNotGzip) {
+			st.o.Log.Info("no token form", "layer", b.Digest, "err", err)
+			return nil, nil
+		}
+		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	formSize, err := form.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	// The tar patch, against the source's tar, as for any layer.
+	oldTar, err := st.sourceFile(ctx, plans, sourceImage(p, s), s, p.Target.Platform)
+	if err != nil {
+		return nil, err
+	}
+	tp, err := st.temp()
+	if err != nil {
+		return nil, err
+	}
+	defer tp.Close()
+	tarSize, err := st.tarPatch(ctx, p, target, b, tp, []tarpatch.Source{oldTar})
+	if err != nil {
+		return nil, err
+	}
+	tpLen, _ := tp.Seek(0, io.SeekCurrent)
+	// The form and the tar rebuild the blob by construction; checked
+	// anyway, since a patch resolve could not turn back into the blob is
+	// worse than none.
+	if err := st.checkRebuild(ctx, p, target, b, form, formSize); err != nil {
+		return nil, err
+	}
+	f, err := st.temp()
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	out := io.MultiWriter(f, h)
+	if err := deflatetok.WritePatchHeader(out, deflatetok.PatchHeader{FormSize: formSize, TarLen: tpLen}); err != nil {
+		f.Close()
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	if _, err := io.Copy(out, io.NewSectionReader(tp, 0, tpLen)); err != nil {
+		f.Close()
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	if _, err := blobpatch.Encode(ctx, out, io.NewSectionReader(form, 0, formSize), formSize, oldForm, blobpatch.EncodeOptions{}); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pack: patching the token form of layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	n, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		f.Close()
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	st.o.Log.Info("token-form patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "tarPatch", tpLen, "form", formSize, "patch", n)
+	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: n, newSize: tarSize,
+		codec: sidecar.DeflatePatchCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe}, nil
+}
+
+func sourceImage(p *plan.Plan, s sidecar.Source) string {
+	if s.Image != "" {
+		return s.Image
+	}
+	return p.Name
+}
+
+// temp is an unlinked temporary file.
+func (st *state) temp() (*os.File, error) {
+	f, err := os.CreateTemp(st.o.TempDir, "diffah-patch-*")
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	os.Remove(f.Name())
+	return f, nil
+}
+
+// tarPatch writes the tar patch of layer b against srcs to w, checking the
+// tar against its diffID, and returns the tar's size.
+func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, w io.Writer, srcs []tarpatch.Source) (int64, error) {
+	l, err := target.LayerByDigest(v1hash(b.Digest))
+	if err != nil {
+		return 0, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return 0, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	defer rc.Close()
+	dr := &diffIDReader{r: rc, h: sha256.New()}
+	if _, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: 1}); err != nil {
+		return 0, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	if _, err := io.Copy(io.Discard, dr); err != nil {
+		return 0, fault.Errorf(fault.Env, "pack: reading layer %s: %w", b.Digest, err)
+	}
+	if got := digest.NewDigest(digest.SHA256, dr.h); got != b.DiffID {
+		return 0, fault.Errorf(fault.Integrity, "pack: layer %s of %s: uncompressed content is %s, its config says %s", b.Digest, p.Target.Ref, got, b.DiffID)
+	}
+	return dr.n, nil
+}
+
+// checkRebuild rebuilds the blob from its token form and its tar and
+// compares it with the blob digest.
+func (st *state) checkRebuild(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, form io.ReaderAt, formSize int64) error {
+	rc, err := targetBlob(p, target, b)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	// The content, inflated from the blob as the rebuild reads it.
+	cr, cw := io.Pipe()
+	go func() { cw.CloseWithError(deflatetok.Inflate(cw, rc)) }()
+	defer cr.Close()
+	h := sha256.New()
+	if err := deflatetok.Encode(ctx, h, io.NewSectionReader(form, 0, formSize), cr, deflatetok.EncodeOptions{MaxOutput: b.Size}); err != nil {
+		return fault.Errorf(fault.Internal, "pack: layer %s: its token form does not rebuild it: %w", b.Digest, err)
+	}
+	if got := digest.NewDigest(digest.SHA256, h); got != b.Digest {
+		return fault.Errorf(fault.Internal, "pack: layer %s: its token form rebuilds %s", b.Digest, got)
+	}
+	return nil
+}

@@ -1,0 +1,128 @@
+package resolve
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/blobpatch"
+	"github.com/diffah/diffah/deflatetok"
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/tarpatch"
+)
+
+// applyTokenPatch rebuilds a gzip layer from a diffah-deflate/1 patch:
+// its tar from the tar patch against the baseline layers' tars (checked
+// against the layer's diffID), its deflate parse (deflatetok's token form)
+// from the parse patch against the baseline blob's parse, and from the two
+// the blob, bit for bit, which gets its name only when its digest and
+// size are the sidecar's.
+func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
+	blobs, err := r.blobSources(ctx, w, b, what)
+	if err != nil {
+		return err
+	}
+	var forms []blobpatch.Source
+	var tars []tarpatch.Source
+	for i, src := range blobs {
+		s := b.Patch.Sources[i]
+		f, err := r.cache.Derived(ctx, "tokens "+s.Digest.String(), "the token form of baseline layer "+s.Digest.String(), func(w io.Writer) error {
+			return deflatetok.Decode(ctx, w, io.NewSectionReader(src, 0, src.Size()))
+		})
+		if errors.Is(err, deflatetok.ErrNotGzip) {
+			return fault.Errorf(fault.Integrity, "%s: patch source %s is not a gzip stream diffah can rewrite (%v): not the baseline the patch was made against", what, s.Digest, err)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		forms = append(forms, f)
+		base := r.baseOf(w, s.Image)
+		h, _ := v1.NewHash(s.Digest.String())
+		l, err := base.Image.LayerByDigest(h)
+		if err != nil {
+			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
+		}
+		t, err := r.cache.Uncompressed(ctx, l, s.DiffID, "baseline "+base.Ref+" layer "+s.Digest.String())
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		tars = append(tars, t)
+	}
+	payload, tmp, done, err := r.patchFiles(b, out, what)
+	if err != nil {
+		return err
+	}
+	defer done()
+	e, _ := r.sc.EntryByName(b.Patch.Entry)
+	pr := bufio.NewReaderSize(payload, 1<<20)
+	hdr, err := deflatetok.ReadPatchHeader(pr, e.Size, b.Size)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	// 1. The tar, checked against the diffID.
+	tar, err := r.tempFile(what)
+	if err != nil {
+		return err
+	}
+	defer tar.Close()
+	tarSum := &hashWriter{w: tar, h: sha256.New(), limit: b.Patch.UncompressedSize}
+	section := &io.LimitedReader{R: pr, N: hdr.TarLen}
+	if err := tarpatch.Decode(ctx, tarSum, section, tars, tarpatch.DecodeOptions{MaxOutput: b.Patch.UncompressedSize}); err != nil {
+		if tarSum.err != nil {
+			return fmt.Errorf("%s: writing the tar: %w", what, tarSum.err)
+		}
+		return fmt.Errorf("%s: applying the tar patch: %w", what, err)
+	}
+	if n, _ := io.Copy(io.Discard, section); n != 0 {
+		return fault.Errorf(fault.Integrity, "%s: %d bytes after the tar patch's end: corrupt patch", what, n)
+	}
+	if got := digest.NewDigest(digest.SHA256, tarSum.h); got != b.DiffID {
+		return fault.Errorf(fault.Integrity, "%s: the patch rebuilt a tar with sha256 %s, the layer's diffID is %s: wrong baseline or corrupt patch", what, got, b.DiffID)
+	}
+	// 2. The token form.
+	form, err := r.tempFile(what)
+	if err != nil {
+		return err
+	}
+	defer form.Close()
+	fw := &hashWriter{w: form, h: sha256.New(), limit: hdr.FormSize}
+	if err := blobpatch.Decode(ctx, fw, pr, forms, blobpatch.DecodeOptions{MaxOutput: hdr.FormSize}); err != nil {
+		if fw.err != nil {
+			return fmt.Errorf("%s: writing the token form: %w", what, fw.err)
+		}
+		return fmt.Errorf("%s: applying the token-form patch: %w", what, err)
+	}
+	if _, err := io.Copy(io.Discard, payload); err != nil {
+		return err
+	}
+	// 3. The blob, from the two.
+	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
+	if err := deflatetok.Encode(ctx, blob, io.NewSectionReader(form, 0, fw.n), io.NewSectionReader(tar, 0, tarSum.n), deflatetok.EncodeOptions{MaxOutput: b.Size}); err != nil {
+		if blob.err != nil {
+			return fmt.Errorf("%s: writing the rebuilt blob: %w", what, blob.err)
+		}
+		return fmt.Errorf("%s: rebuilding the blob from its tar and token form: %w", what, err)
+	}
+	if got := digest.NewDigest(digest.SHA256, blob.h); got != b.Digest || blob.n != b.Size {
+		return fault.Errorf(fault.Integrity, "%s: the patch rebuilt %s (%d bytes), expected %s (%d bytes): wrong baseline or corrupt patch", what, got, blob.n, b.Digest, b.Size)
+	}
+	return commitBlob(tmp, out, what)
+}
+
+// tempFile is an unlinked temporary file for what is rebuilt.
+func (r *resolver) tempFile(what string) (*os.File, error) {
+	f, err := os.CreateTemp(r.o.TempDir, "diffah-rebuild-*")
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "%s: %w", what, err)
+	}
+	os.Remove(f.Name())
+	return f, nil
+}
