@@ -62,7 +62,9 @@ func (st *state) checkPlans(ctx context.Context, plans []*plan.Plan, targets []*
 	done := map[key]bool{}
 	for i, p := range plans {
 		for j, b := range p.Blobs {
-			if b.Action != sidecar.Patch || done[key{b.Digest, string(b.Patch.Recipe)}] {
+			// A patch of the compressed bytes recompresses nothing: its
+			// recipe is "none" and there is nothing to replay.
+			if b.Action != sidecar.Patch || b.Patch.Codec == sidecar.BlobPatchCodec || done[key{b.Digest, string(b.Patch.Recipe)}] {
 				continue
 			}
 			done[key{b.Digest, string(b.Patch.Recipe)}] = true

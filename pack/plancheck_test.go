@@ -318,7 +318,7 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "144e02830dcf217f8f30927f60a1fd4eb9bf5b30f9a32d8c0c18f71b5d25534e"},
 		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "219e07c6a971dd139f557a58d80bc2edbc4bd0eab606630550b7d7b0c499e6cb"},
 		{"intra-layer off", one("v2", "v2", "oci:fx/v1", "", plan.IntraOff), pack.Options{}, "312937803e80dea489831088f8bfbbdc7eb52096bfe4e31a090172ef1f70d296"},
-		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "fb62b91d42b72e5a9b90957fb3edd0d8cff13a03720534e60ff6e9be7f3c1855"},
+		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "5f3825a9847e3c86feb44ad8b8c8a6674d4d0a8cd1cbe74b3541436e0e1b7323"},
 		{"baseline manifest", one("v2", "v2", "manifest:v1-manifest.json", "", plan.IntraAuto), pack.Options{}, "c0828034e35c7ed2693939baa5a6a6ff2b02ede599f2a81dc85120dab90b847e"},
 		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "212c7be172006edcc20346f07ac4e64f823c90690d9a4a74f4cfcb7e1138d1de"},
 		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "d1d33d30c900dae91b1da8dc5b0ee32182fde8379fad2500b9e02ee73b4c720e"},

@@ -252,10 +252,13 @@ func checkDecision(p, want *Plan, bundle map[string]*Plan, i int, b Blob) error 
 		}
 	case sidecar.Patch:
 		pt := b.Patch
-		if pt.Codec != tarpatch.Codec {
-			return lie(p, "blob %s (%s.patch.codec): codec %q; this diffah writes %q", b.Digest, at, pt.Codec, tarpatch.Codec)
+		// A plan's patches are tar patches, or (a layer no recipe
+		// reproduces) patches of the compressed bytes; pack may turn the
+		// latter into a deflate token patch when that is smaller.
+		if pt.Codec != tarpatch.Codec && pt.Codec != sidecar.BlobPatchCodec {
+			return lie(p, "blob %s (%s.patch.codec): codec %q; this diffah writes %q or %q", b.Digest, at, pt.Codec, tarpatch.Codec, sidecar.BlobPatchCodec)
 		}
-		if !Patchable(b.MediaType) {
+		if pt.Codec == tarpatch.Codec && !Patchable(b.MediaType) {
 			return lie(p, "blob %s (%s.action): patched, but its media type %s is not a tar diffah can patch", b.Digest, at, b.MediaType)
 		}
 		if len(pt.Sources) > MaxPatchSources {

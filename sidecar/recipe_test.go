@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// curVersion is the version this package writes, as it appears in JSON.
-var curVersion = fmt.Sprintf(`"%d.%d"`, Major, Minor)
+// curVersion is the version New writes (a sidecar that needs nothing
+// of 1.2), as it appears in JSON.
+var curVersion = fmt.Sprintf(`"%d.%d"`, Major, minorBase)
 
 // withReusedLayer adds a reused layer carrying a recipe (since 1.2).
 func withReusedLayer(s *Sidecar, recipe string) *Sidecar {
