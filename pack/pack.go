@@ -47,8 +47,8 @@ type Options struct {
 	Jobs     int    // parallel patch computation; default runtime.NumCPU()
 	// SignKey, when set, signs the sidecar.
 	SignKey *ecdsa.PrivateKey
-	// Image opens images named by plans (tests and the registry code
-	// inject their own); default imgref.Open.
+	// Image is how the images plans name are opened (platform, registry
+	// TLS, retries, timeouts); each plan's own platform overrides Platform.
 	Image imgref.Options
 	// TempDir holds spooled layers and patch payloads ("" = system temp).
 	TempDir string
@@ -257,11 +257,11 @@ func (st *state) open(ctx context.Context, ref, platform string) (*imgref.Image,
 	if err != nil {
 		return nil, err
 	}
-	io := st.o.Image
+	opts := st.o.Image
 	if platform != "" {
-		io.Platform = platform
+		opts.Platform = platform
 	}
-	img, err := imgref.Open(ctx, r, io)
+	img, err := imgref.Open(ctx, r, opts)
 	if err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
 	}

@@ -94,13 +94,6 @@ func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, err
 	return res, nil
 }
 
-// ReadInto unpacks into dir, an existing empty directory the caller owns
-// and cleans up (import unpacks into its own temporary directory).
-func ReadInto(ctx context.Context, r io.Reader, dir string, o Options) (*Result, error) {
-	res, err := read(ctx, r, func() (string, error) { return dir, nil }, o)
-	return res, hintDamaged(err)
-}
-
 // hintDamaged gives an integrity error that carries no hint of its own
 // the next step a user can take: the archive itself is bad.
 func hintDamaged(err error) error {

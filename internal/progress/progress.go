@@ -55,16 +55,6 @@ func (b *Bar) Add(n int64) {
 	}
 }
 
-// SetLabel changes what the bar says it is working on.
-func (b *Bar) SetLabel(s string) {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	b.label = s
-	b.mu.Unlock()
-}
-
 // Line renders the bar's current state (exported for tests).
 func (b *Bar) Line(t time.Time) string {
 	el := t.Sub(b.start).Seconds()
