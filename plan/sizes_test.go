@@ -73,6 +73,9 @@ func TestParseRefusesHostileFields(t *testing.T) {
 		{"recipe bomb", func(m map[string]any) {
 			patched(m)["patch"].(map[string]any)["recipe"] = map[string]any{"format": "gzip", "impl": "pgzip", "level": 5, "blockSize": 64 << 20, "blocks": 1024}
 		}, "not supported"},
+		{"recipe invalid level", func(m map[string]any) {
+			patched(m)["patch"].(map[string]any)["recipe"] = map[string]any{"format": "gzip", "impl": "go", "level": 12}
+		}, "level 12 is not supported"},
 		{"recipe unknown field", func(m map[string]any) {
 			patched(m)["patch"].(map[string]any)["recipe"] = map[string]any{"format": "none", "window": 1}
 		}, "unknown field"},
