@@ -9,7 +9,6 @@ package artifact
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,6 +29,7 @@ import (
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/layout"
+	"github.com/diffah/diffah/recompress"
 )
 
 const (
@@ -44,10 +44,7 @@ const (
 	MaxArchive = 1 << 40
 )
 
-var (
-	emptyConfig = []byte("{}")
-	zstdMagic   = []byte{0x28, 0xb5, 0x2f, 0xfd}
-)
+var emptyConfig = []byte("{}")
 
 const (
 	titleAnnotation = "org.opencontainers.image.title"
@@ -157,7 +154,7 @@ func Push(ctx context.Context, ref imgref.Ref, r io.Reader, o imgref.Options) (P
 		return Pushed{}, fault.Wrap(fault.KindOf(err, fault.Env), fmt.Errorf("%s: reading the archive: %w", where, err))
 	}
 	mt := LayerMediaType
-	if bytes.Equal(head, zstdMagic) {
+	if recompress.IsZstd(head) {
 		mt = LayerMediaTypeZstd
 	}
 	opts := imgref.RemoteOptions(ctx, o)

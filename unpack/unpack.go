@@ -7,7 +7,6 @@ package unpack
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/internal/progress"
+	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/signature"
 )
@@ -58,9 +58,6 @@ type Result struct {
 // maxTrailer bounds the zero padding accepted after the end-of-archive
 // marker (tar writers pad to their record size).
 const maxTrailer = 1 << 20
-
-// zstdMagic starts a zstd frame: archives may be compressed as a whole.
-var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
 // Read unpacks the archive from r into dir, atomically: dir appears only
 // when every entry has verified.
@@ -134,7 +131,7 @@ func head(r io.Reader, o Options) (*headState, error) {
 	var in io.Reader = br
 	closeZ := func() {}
 	magic, _ := br.Peek(4)
-	if bytes.Equal(magic, zstdMagic) {
+	if recompress.IsZstd(magic) { // archives may be compressed as a whole
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
 			return nil, fault.Errorf(fault.Internal, "unpack: %w", err)
