@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/ctxio"
 	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/internal/verify"
@@ -175,7 +175,7 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 			return nil, fault.Errorf(fault.Env, "pack: signing: %w", err)
 		}
 	}
-	cw := &countWriter{w: w}
+	cw := &ctxio.CountingWriter{W: w}
 	var out io.Writer = cw
 	var zw *zstd.Encoder
 	if o.Compress == CompressZstd {
@@ -235,7 +235,7 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 			return nil, fault.Errorf(fault.Env, "pack: finishing zstd: %w", err)
 		}
 	}
-	rep.Bytes = cw.n
+	rep.Bytes = cw.N
 	return rep, nil
 }
 
@@ -424,7 +424,8 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	}
 	os.Remove(f.Name())
 	h := sha256.New()
-	dr := &diffIDReader{r: rc, h: sha256.New()}
+	diffID := sha256.New()
+	dr := &ctxio.CountingReader{R: io.TeeReader(rc, diffID)}
 	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: jobs})
 	if err != nil {
 		f.Close()
@@ -436,7 +437,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		f.Close()
 		return nil, stat, fault.Errorf(fault.Env, "pack: reading layer %s: %w", b.Digest, err)
 	}
-	if got := digest.NewDigest(digest.SHA256, dr.h); got != b.DiffID {
+	if got := digest.NewDigest(digest.SHA256, diffID); got != b.DiffID {
 		f.Close()
 		return nil, stat, fault.Errorf(fault.Integrity, "pack: layer %s of %s: uncompressed content is %s, its config says %s", b.Digest, p.Target.Ref, got, b.DiffID)
 	}
@@ -444,20 +445,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	stat.PatchSize, stat.Stats = size, stats
 	stat.Used = size < b.Size
 	st.o.Log.Info("patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size, "used", stat.Used)
-	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.n}, stat, nil
-}
-
-type diffIDReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (d *diffIDReader) Read(p []byte) (int, error) {
-	n, err := d.r.Read(p)
-	d.h.Write(p[:n])
-	d.n += int64(n)
-	return n, err
+	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N}, stat, nil
 }
 
 func v1hash(d digest.Digest) v1.Hash {
@@ -579,17 +567,6 @@ func wrapEnv(err error) error {
 		return err
 	}
 	return fault.Wrap(fault.Env, err)
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 func clip(s string) string {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/atomicdir"
+	"github.com/diffah/diffah/internal/ctxio"
 	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/recompress"
@@ -115,18 +116,18 @@ type headState struct {
 	res     *Result
 	tr      *tar.Reader
 	in      io.Reader
-	counter *countReader
+	counter *ctxio.CountingReader
 	scBytes []byte
 	sig     []byte
 	// hdr is the entry after the sidecar and signature (nil at the end).
 	hdr   *tar.Header
 	close func()
 	// tarBytes counts what the tar reader consumed (after decompression).
-	tarBytes *byteCounter
+	tarBytes *ctxio.CountingReader
 }
 
 func head(r io.Reader, o Options) (*headState, error) {
-	counter := &countReader{r: r}
+	counter := &ctxio.CountingReader{R: inputReader{r}}
 	br := bufio.NewReaderSize(counter, 1<<20)
 	var in io.Reader = br
 	closeZ := func() {}
@@ -139,7 +140,7 @@ func head(r io.Reader, o Options) (*headState, error) {
 		closeZ = zr.Close
 		in = zr
 	}
-	tc := &byteCounter{r: in}
+	tc := &ctxio.CountingReader{R: in}
 	tr := tar.NewReader(tc)
 	res := &Result{}
 	scBytes, err := nextEntry(tr, sidecar.EntryName, sidecar.MaxSize, "the first entry")
@@ -255,7 +256,7 @@ func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Opti
 		return nil, fault.Errorf(fault.Integrity, "unpack: unexpected entry %q: the sidecar lists no entries", hdr.Name)
 	}
 	if len(sc.Entries) > 0 {
-		dataEnd := h.tarBytes.n
+		dataEnd := h.tarBytes.N
 		if hdr, err = next(tr); err == nil {
 			return nil, fault.Errorf(fault.Integrity, "unpack: unexpected entry %q after the last listed entry", hdr.Name)
 		} else if !errors.Is(err, io.EOF) {
@@ -264,8 +265,8 @@ func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Opti
 		// archive/tar reports a clean io.EOF when the stream stops at a
 		// block boundary; pack always writes the two zero blocks, so an
 		// archive without them was cut short (a lost last part of a split).
-		if want := (dataEnd+511)/512*512 + 1024; h.tarBytes.n < want {
-			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "unpack: the archive ends without its end-of-archive marker (%d of at least %d bytes): truncated?", h.tarBytes.n, want),
+		if want := (dataEnd+511)/512*512 + 1024; h.tarBytes.N < want {
+			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "unpack: the archive ends without its end-of-archive marker (%d of at least %d bytes): truncated?", h.tarBytes.N, want),
 				fault.Integrity, "if it was split, concatenate every part in order (cat part.* | diffah unpack ...)")
 		}
 	}
@@ -283,8 +284,8 @@ func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Opti
 	if err := layout.WriteIndex(dir, manifests); err != nil {
 		return nil, err
 	}
-	res.Bytes = counter.n
-	o.Log.Info("unpacked", "images", len(sc.Images), "entries", len(sc.Entries), "bytes", counter.n)
+	res.Bytes = counter.N
+	o.Log.Info("unpacked", "images", len(sc.Images), "entries", len(sc.Entries), "bytes", counter.N)
 	return res, nil
 }
 
@@ -369,29 +370,14 @@ func mapTarErr(err error) error {
 	return err
 }
 
-type countReader struct {
-	r io.Reader
-	n int64
-}
+// inputReader tags a failure to read the input as Env.
+type inputReader struct{ r io.Reader }
 
-func (c *countReader) Read(p []byte) (int, error) {
+func (c inputReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = fault.Errorf(fault.Env, "unpack: reading input: %w", err)
 	}
-	return n, err
-}
-
-// byteCounter counts bytes read, passing errors through unchanged.
-type byteCounter struct {
-	r io.Reader
-	n int64
-}
-
-func (c *byteCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
 	return n, err
 }
 
