@@ -47,7 +47,7 @@ type srcBlob struct {
 func (s *source) descriptor(tag string) v1.Descriptor {
 	d := v1.Descriptor{MediaType: s.mt, Digest: s.digest, Size: int64(len(s.raw))}
 	if tag != "" {
-		d.Annotations = map[string]string{refNameAnnotation: tag}
+		d.Annotations = map[string]string{layout.RefNameAnnotation: tag}
 	}
 	return d
 }
