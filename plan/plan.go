@@ -295,7 +295,7 @@ func (p *Plan) Validate() error {
 				return fmt.Errorf("blob %s: patch without a baseline", b.Digest)
 			}
 			if len(b.Patch.Sources) > 64 {
-				return fmt.Errorf("blob %s: patch has %d sources (1 to 64 allowed)", b.Digest, len(b.Patch.Sources))
+				return fmt.Errorf("blob %s: patch has %d sources (.blobs[%d].patch.sources: 1 to 64 allowed)", b.Digest, len(b.Patch.Sources), i)
 			}
 			for j, src := range b.Patch.Sources {
 				if err := checkSource(src, fmt.Sprintf("blob %s patch source %d", b.Digest, j)); err != nil {
