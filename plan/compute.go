@@ -8,10 +8,10 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/layout"
@@ -242,62 +242,57 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 		b.Patch = &Patch{Codec: tarpatch.Codec, Sources: srcs}
 		jobs = append(jobs, job{i, l})
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  = make(chan job)
-	)
-	for w := 0; w < o.Jobs; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range next {
-				b := &p.Blobs[j.i]
-				var rec recompress.Recipe
-				var err error
-				func() {
-					defer fault.Recover(&err)
-					rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
-				}()
-				mu.Lock()
-				switch {
-				case err == nil:
-					enc, merr := json.Marshal(rec)
-					if merr != nil {
-						first = merr
-					}
-					b.Patch.Recipe = enc
-					b.Action = sidecar.Patch
-					b.Reason = fmt.Sprintf("not in the baseline; patch from %d baseline layer(s), recompressed as %s", len(b.Patch.Sources), rec)
-				case ctx.Err() != nil:
-					if first == nil {
-						first = ctx.Err()
-					}
-				case !errors.Is(err, recompress.ErrNotReproducible):
-					// Reading the layer failed (network, wrong bytes): a
-					// damaged or unreachable target, not a compressor
-					// that cannot be replayed.
-					if first == nil {
-						first = fmt.Errorf("layer %s of %s: %w", b.Digest, p.Target.Ref, err)
-					}
-				default:
-					o.Log.Info("layer ships whole: compressor not reproducible", "layer", b.Digest, "err", err)
-					b.Patch = nil
-					b.Reason = "not in the baseline; ships whole: its compressed blob cannot be reproduced (" + oneLine(err) + ")"
-				}
-				mu.Unlock()
-			}
-		}()
+	// Detect recipes in parallel, each into its own slot; decide in
+	// order, so the plan does not depend on the number of workers.
+	type detected struct {
+		rec recompress.Recipe
+		err error
 	}
-	for _, j := range jobs {
-		select {
-		case next <- j:
-		case <-ctx.Done():
+	found := make([]detected, len(jobs))
+	var g errgroup.Group
+	g.SetLimit(o.Jobs)
+	for k, j := range jobs {
+		g.Go(func() (err error) {
+			defer func() { found[k].err = err }()
+			defer fault.Recover(&err)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			found[k].rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
+			return err
+		})
+	}
+	g.Wait() // each task's error is its slot's
+	var first error
+	for k, j := range jobs {
+		b := &p.Blobs[j.i]
+		rec, err := found[k].rec, found[k].err
+		switch {
+		case err == nil:
+			enc, merr := json.Marshal(rec)
+			if merr != nil && first == nil {
+				first = merr
+			}
+			b.Patch.Recipe = enc
+			b.Action = sidecar.Patch
+			b.Reason = fmt.Sprintf("not in the baseline; patch from %d baseline layer(s), recompressed as %s", len(b.Patch.Sources), rec)
+		case ctx.Err() != nil:
+			if first == nil {
+				first = ctx.Err()
+			}
+		case !errors.Is(err, recompress.ErrNotReproducible):
+			// Reading the layer failed (network, wrong bytes): a
+			// damaged or unreachable target, not a compressor
+			// that cannot be replayed.
+			if first == nil {
+				first = fmt.Errorf("layer %s of %s: %w", b.Digest, p.Target.Ref, err)
+			}
+		default:
+			o.Log.Info("layer ships whole: compressor not reproducible", "layer", b.Digest, "err", err)
+			b.Patch = nil
+			b.Reason = "not in the baseline; ships whole: its compressed blob cannot be reproduced (" + oneLine(err) + ")"
 		}
 	}
-	close(next)
-	wg.Wait()
 	if first != nil {
 		return fault.Wrap(fault.KindOf(first, fault.Env), fmt.Errorf("plan: %w", first))
 	}
