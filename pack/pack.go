@@ -22,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
@@ -332,58 +333,50 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			}
 		}
 	}
-	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-		next  = make(chan job)
-	)
 	// Patches run one per worker; each patch encodes on its own with a
 	// share of the jobs, so both cores work whether there is one big
-	// layer or many small ones.
+	// layer or many small ones. Each task fills its own slot; results are
+	// taken in order, so the archive does not depend on the workers.
 	workers := min(st.o.Jobs, max(1, len(jobs)))
 	perPatch := max(1, st.o.Jobs/workers)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range next {
-				p := plans[j.pi]
-				var (
-					pl   *payload
-					stat PatchStat
-					err  error
-				)
-				func() {
-					defer fault.Recover(&err)
-					pl, stat, err = st.patch(ctx, plans, p, targets[j.pi], j.blob, perPatch)
-				}()
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-				}
-				if err == nil {
-					rep.Patches = append(rep.Patches, stat)
-					if stat.Used {
-						ps.byDigest[pl.digest] = pl
-						ps.byLayer[j.blob.Digest.String()] = pl
-					} else {
-						ps.why[j.blob.Digest] = fmt.Sprintf("the patch (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)
-						pl.file.Close()
-					}
-				}
-				mu.Unlock()
-			}
-		}()
+	type result struct {
+		pl   *payload
+		stat PatchStat
+		err  error
 	}
-	for _, j := range jobs {
-		select {
-		case next <- j:
-		case <-ctx.Done():
+	results := make([]result, len(jobs))
+	var g errgroup.Group
+	g.SetLimit(workers)
+	for k, j := range jobs {
+		g.Go(func() (err error) {
+			defer func() { results[k].err = err }()
+			defer fault.Recover(&err)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			results[k].pl, results[k].stat, err = st.patch(ctx, plans, plans[j.pi], targets[j.pi], j.blob, perPatch)
+			return err
+		})
+	}
+	g.Wait() // each task's error is its slot's
+	var first error
+	for k, j := range jobs {
+		pl, stat, err := results[k].pl, results[k].stat, results[k].err
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		rep.Patches = append(rep.Patches, stat)
+		if stat.Used {
+			ps.byDigest[pl.digest] = pl
+			ps.byLayer[j.blob.Digest.String()] = pl
+		} else {
+			ps.why[j.blob.Digest] = fmt.Sprintf("the patch (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)
+			pl.file.Close()
 		}
 	}
-	close(next)
-	wg.Wait()
 	if first == nil {
 		first = ctx.Err()
 	}
