@@ -22,10 +22,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
@@ -552,48 +552,25 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 		r.bar = progress.New(r.o.Progress, "resolve", total)
 		defer r.bar.Done()
 	}
-	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-		next  = make(chan task)
-	)
-	for range min(r.o.Jobs, max(1, len(tasks))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range next {
-				err := func() (err error) {
-					defer fault.Recover(&err)
-					return r.blob(ctx, tmp.Path, t.w, t.b)
-				}()
-				r.bar.Add(t.b.Size)
-				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	// The first failure stops the rest (gctx); each blob has its own file,
+	// so what is written does not depend on the number of workers.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(min(r.o.Jobs, max(1, len(tasks))))
 	for _, t := range tasks {
-		mu.Lock()
-		stop := first != nil
-		mu.Unlock()
-		if stop || ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		next <- t
+		g.Go(func() (err error) {
+			defer fault.Recover(&err)
+			defer r.bar.Add(t.b.Size)
+			return r.blob(gctx, tmp.Path, t.w, t.b)
+		})
 	}
-	close(next)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	if first != nil {
-		return first
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	mediaTypes := map[string]string{}
 	for _, w := range works {
