@@ -166,7 +166,7 @@ func Push(ctx context.Context, ref imgref.Ref, r io.Reader, o imgref.Options) (P
 		return Pushed{}, imgref.RemoteError(fmt.Sprintf("%s: uploading the archive (%d bytes sent)", where, layer.n), err)
 	}
 	bd, _ := layer.Digest()
-	d := digest.Digest(bd.String())
+	d := imgref.Digest(bd)
 	cfg := static.NewLayer(emptyConfig, emptyMediaType)
 	if err := remote.WriteLayer(name.Context(), cfg, opts...); err != nil {
 		return Pushed{}, imgref.RemoteError(where+": uploading the empty config", err)

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/verify"
@@ -30,7 +29,7 @@ func verifyReader(rc io.ReadCloser, want v1.Hash, size int64, what string) (io.R
 		rc.Close()
 		return nil, fault.Errorf(fault.Integrity, "%s: unsupported digest algorithm %q (only sha256)", what, want.Algorithm)
 	}
-	return verify.NewReadCloser(rc, digest.Digest(want.String()), size, what), nil
+	return verify.NewReadCloser(rc, Digest(want), size, what), nil
 }
 
 // readVerified reads a small blob whole (manifests, configs) and checks it.

@@ -17,8 +17,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/layout"
@@ -35,7 +33,7 @@ func blobName(h v1.Hash) (string, error) {
 
 // checkHash is layout.CheckDigest for a ggcr hash.
 func checkHash(h v1.Hash, what string) error {
-	return layout.CheckDigest(digest.Digest(h.String()), what)
+	return layout.CheckDigest(Digest(h), what)
 }
 
 // readLayout opens the image tag names (or the only image) in an OCI layout

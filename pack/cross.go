@@ -131,7 +131,7 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 		}
 		srcs = append(srcs, f)
 	}
-	l, err := target.LayerByDigest(v1hash(b.Digest))
+	l, err := imgref.LayerByDigest(target, b.Digest)
 	if err != nil {
 		return fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
@@ -201,7 +201,7 @@ func (st *state) sourceFile(ctx context.Context, plans []*plan.Plan, image strin
 	if err != nil {
 		return nil, err
 	}
-	l, err := base.LayerByDigest(v1hash(s.Digest))
+	l, err := imgref.LayerByDigest(base, s.Digest)
 	if err != nil {
 		return nil, fault.Errorf(fault.Integrity, "pack: baseline %s has no layer %s: %w", ref, s.Digest, err)
 	}

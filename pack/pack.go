@@ -402,7 +402,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		}
 		srcs = append(srcs, f)
 	}
-	l, err := target.LayerByDigest(v1hash(b.Digest))
+	l, err := imgref.LayerByDigest(target, b.Digest)
 	if err != nil {
 		return nil, stat, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
@@ -439,11 +439,6 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	stat.Used = size < b.Size
 	st.o.Log.Info("patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size, "used", stat.Used)
 	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N}, stat, nil
-}
-
-func v1hash(d digest.Digest) v1.Hash {
-	h, _ := v1.NewHash(d.String())
-	return h
 }
 
 // buildSidecar turns plans and computed payloads into the sidecar: blobs
@@ -510,7 +505,7 @@ func blobSources(plans []*plan.Plan, targets []*imgref.Image) *blobSet {
 		}
 		for _, b := range p.Blobs[2:] {
 			if _, ok := bs.layers[b.Digest]; !ok {
-				if l, err := img.LayerByDigest(v1hash(b.Digest)); err == nil {
+				if l, err := imgref.LayerByDigest(img, b.Digest); err == nil {
 					bs.layers[b.Digest] = l
 				}
 			}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
@@ -96,7 +97,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 			IndexDigest: target.IndexDigest,
 			Manifest:    sidecar.Descriptor{MediaType: string(mt), Digest: digest.FromBytes(raw), Size: int64(len(raw))},
 			Raw:         raw,
-			Config:      digest.Digest(man.Config.Digest.String()),
+			Config:      imgref.Digest(man.Config.Digest),
 		},
 	}
 	have := map[digest.Digest]bool{}
@@ -117,7 +118,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 	decide(&cfg, have)
 	p.Blobs = append(p.Blobs, cfg)
 	for i, l := range man.Layers {
-		b := Blob{Descriptor: desc(l), Role: sidecar.RoleLayer, DiffID: digest.Digest(cf.RootFS.DiffIDs[i].String())}
+		b := Blob{Descriptor: desc(l), Role: sidecar.RoleLayer, DiffID: imgref.Digest(cf.RootFS.DiffIDs[i])}
 		decide(&b, have)
 		p.Blobs = append(p.Blobs, b)
 	}
@@ -137,7 +138,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 }
 
 func desc(d v1.Descriptor) sidecar.Descriptor {
-	return sidecar.Descriptor{MediaType: string(d.MediaType), Digest: digest.Digest(d.Digest.String()), Size: d.Size}
+	return sidecar.Descriptor{MediaType: string(d.MediaType), Digest: imgref.Digest(d.Digest), Size: d.Size}
 }
 
 func decide(b *Blob, have map[digest.Digest]bool) {
@@ -169,7 +170,7 @@ func describeBaseline(in *BaselineInput) (*Baseline, error) {
 		return nil, fault.Errorf(fault.Usage, "plan: baseline manifest %s has no config: is it an index? pick one platform's manifest", name)
 	}
 	b.ManifestDigest = digest.FromBytes(raw)
-	b.Config = digest.Digest(man.Config.Digest.String())
+	b.Config = imgref.Digest(man.Config.Digest)
 	var diffIDs []v1.Hash
 	if in.Image != nil {
 		cf, err := in.Image.ConfigFile()
@@ -184,7 +185,7 @@ func describeBaseline(in *BaselineInput) (*Baseline, error) {
 	for i, l := range man.Layers {
 		s := sidecar.Source{Descriptor: desc(l)}
 		if diffIDs != nil {
-			s.DiffID = digest.Digest(diffIDs[i].String())
+			s.DiffID = imgref.Digest(diffIDs[i])
 		}
 		if err := layout.CheckDigest(s.Digest, fmt.Sprintf("plan: baseline %s layer %d", name, i)); err != nil {
 			return nil, err
@@ -231,11 +232,7 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			b.Reason = "not in the baseline; the baseline has no layer to patch from"
 			continue
 		}
-		h, err := v1.NewHash(b.Digest.String())
-		if err != nil {
-			return fault.Errorf(fault.Integrity, "plan: layer %s: %w", b.Digest, err)
-		}
-		l, err := img.LayerByDigest(h)
+		l, err := imgref.LayerByDigest(img, b.Digest)
 		if err != nil {
 			return fault.Errorf(fault.Env, "plan: opening layer %s of %s: %w", b.Digest, p.Target.Ref, err)
 		}

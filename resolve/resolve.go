@@ -445,9 +445,9 @@ func (r *resolver) missingFromBaseline(ctx context.Context, w *imageWork) []Miss
 		if !ok {
 			h = &held{have: map[digest.Digest]bool{}}
 			if m, err := base.Image.Manifest(); err == nil {
-				h.have[digest.Digest(m.Config.Digest.String())] = true
+				h.have[imgref.Digest(m.Config.Digest)] = true
 				for _, l := range m.Layers {
-					h.have[digest.Digest(l.Digest.String())] = true
+					h.have[imgref.Digest(l.Digest)] = true
 				}
 			} else {
 				h.err = err
@@ -496,12 +496,9 @@ func (r *resolver) missingFromBaseline(ctx context.Context, w *imageWork) []Miss
 // baselineHas checks that base holds the blob d of size bytes, without
 // reading it.
 func baselineHas(ctx context.Context, base *Baseline, d digest.Digest, size int64) error {
-	if err := layout.CheckDigest(d, "baseline blob"); err != nil {
-		return err
-	}
-	h, err := v1.NewHash(d.String())
+	h, err := imgref.Hash(d, "baseline blob")
 	if err != nil {
-		return fault.Errorf(fault.Integrity, "baseline blob %s: %w", d, err)
+		return err
 	}
 	return imgref.CheckBlob(ctx, base.Image, h, size)
 }
@@ -673,11 +670,7 @@ func openBaselineBlob(base *Baseline, b sidecar.Blob) (io.ReadCloser, error) {
 			return io.NopCloser(strings.NewReader(string(raw))), nil
 		}
 	}
-	h, err := v1.NewHash(b.Digest.String())
-	if err != nil {
-		return nil, fault.Errorf(fault.Integrity, "%w", err)
-	}
-	l, err := base.Image.LayerByDigest(h)
+	l, err := imgref.LayerByDigest(base.Image, b.Digest)
 	if err != nil {
 		return nil, fault.Errorf(fault.Integrity, "baseline %s has no blob %s: %w", base.Ref, b.Digest, err)
 	}
@@ -706,8 +699,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		if base == nil {
 			return fault.Errorf(fault.Integrity, "%s: patch source %s: no baseline for image %q", what, s.Digest, s.Image)
 		}
-		h, _ := v1.NewHash(s.Digest.String())
-		l, err := base.Image.LayerByDigest(h)
+		l, err := imgref.LayerByDigest(base.Image, s.Digest)
 		if err != nil {
 			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
 		}
@@ -858,7 +850,7 @@ func verifyComplete(dir string, o Options) (*Report, error) {
 			return nil, fault.Errorf(fault.Integrity, "%s: %w", what, err)
 		}
 		for i, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-			dg := digest.Digest(b.Digest.String())
+			dg := imgref.Digest(b.Digest)
 			bwhat := fmt.Sprintf("resolve: image %.100q blob %d (%s)", name, i, dg)
 			if err := layout.CheckDigest(dg, bwhat); err != nil {
 				return nil, err
