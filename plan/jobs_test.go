@@ -4,23 +4,13 @@ import (
 	"bytes"
 	"context"
 	"testing"
-
-	"github.com/diffah/diffah/imgref"
 )
 
 // TestComputeIndependentOfJobs: recipe detection runs on a pool, but the
 // plan is the same bytes whatever the number of workers.
 func TestComputeIndependentOfJobs(t *testing.T) {
 	ctx := context.Background()
-	open := func(dir, platform string) *imgref.Image {
-		img, err := imgref.Open(ctx, imgref.Ref{Transport: imgref.OCI, Path: "../testdata/images/" + dir}, imgref.Options{Platform: platform})
-		if err != nil {
-			t.Skipf("fixtures: %v (run make fixtures)", err)
-		}
-		return img
-	}
-	ti := open("v2", "")
-	bi := open("v1", ti.Platform)
+	ti, bi := fixtureImages(t)
 	var first []byte
 	for _, jobs := range []int{1, 2, 7} {
 		p, err := Compute(ctx, Input{Ref: "oci:v2", Platform: ti.Platform, Image: ti}, &BaselineInput{Ref: "oci:v1", Image: bi},
