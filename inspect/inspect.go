@@ -142,7 +142,7 @@ func FromPlans(plans []*plan.Plan) *Doc {
 				row.addSources(b.Patch.Sources)
 			default:
 				row.Kind, row.ShippedSize = KindFull, b.Size
-				if strings.Contains(b.Reason, "cannot be reproduced") {
+				if sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible {
 					nonRepro[b.Digest] = true
 				}
 			}
@@ -183,7 +183,7 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 		}
 		for _, b := range si.Blobs {
 			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID, From: b.From}
-			if strings.Contains(b.Reason, "cannot be reproduced") {
+			if sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible {
 				nonRepro[b.Digest] = true
 			}
 			entry := ""

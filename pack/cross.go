@@ -81,6 +81,7 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 			if h, ok := held[b.Digest]; ok && b.Action != sidecar.Reuse && h.image != p.Name {
 				b.Action, b.From, b.Patch = sidecar.Reuse, h.image, nil
 				b.Reason = fmt.Sprintf("present in the baseline of bundle image %q", h.image)
+				b.ReasonCode = sidecar.ReasonInBundleBaseline
 			}
 		}
 	}
@@ -90,7 +91,7 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 		}
 		for j := 2; j < len(p.Blobs); j++ {
 			b := &p.Blobs[j]
-			if b.Action != sidecar.Ship || b.DiffID == "" || !plan.Patchable(b.MediaType) || strings.Contains(b.Reason, "cannot be reproduced") {
+			if b.Action != sidecar.Ship || b.DiffID == "" || !plan.Patchable(b.MediaType) || sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible {
 				continue
 			}
 			if err := st.crossPatch(ctx, out, i, targets[i], b); err != nil {
@@ -171,6 +172,7 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 			return ctx.Err()
 		}
 		b.Reason += "; no patch from the other images' baselines: its compressed blob cannot be reproduced"
+		b.ReasonCode = sidecar.ReasonNotReproducible
 		return nil
 	}
 	enc, err := json.Marshal(rec)
@@ -179,6 +181,7 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 	}
 	b.Action = sidecar.Patch
 	b.Patch = &plan.Patch{Codec: tarpatch.Codec, Sources: chosen, Recipe: enc}
+	b.ReasonCode = sidecar.ReasonPatched
 	b.Reason = fmt.Sprintf("not in the baseline; patch from %d layer(s) of the baseline(s) of bundle image(s) %s, recompressed as %s",
 		len(chosen), strings.Join(quoteAll(from), ", "), rec)
 	st.o.Log.Info("cross-image patch planned", "image", p.Name, "layer", b.Digest, "sources", len(chosen), "from", from)
@@ -233,7 +236,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 			if b.Action != sidecar.Patch || tried[b.Digest] || own != nil && own.size*2 < b.Size || crossSources(b.Patch.Sources) {
 				continue
 			}
-			if strings.Contains(ps.why[b.Digest], "another image of the bundle ships it whole") {
+			if ps.unused[b.Digest].code == sidecar.ReasonShippedByBundle {
 				continue
 			}
 			tried[b.Digest] = true
@@ -288,7 +291,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 			}
 			ps.byDigest[pl.digest] = pl
 			ps.byLayer[b.Digest.String()] = pl
-			delete(ps.why, b.Digest)
+			delete(ps.unused, b.Digest)
 		}
 	}
 	sortPatchStats(rep.Patches)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/ctxio"
 	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/internal/spool"
@@ -284,9 +285,18 @@ type payloadSet struct {
 	// absent means the layer ships.
 	byLayer  map[string]*payload
 	byDigest map[digest.Digest]*payload
-	// why says why a planned patch was not used.
-	why map[digest.Digest]string
+	// unused says why a planned patch was not used.
+	unused map[digest.Digest]unusedPatch
 }
+
+// unusedPatch is why a planned patch was not used: code for programs,
+// text for people.
+type unusedPatch struct {
+	code sidecar.ReasonCode
+	text string
+}
+
+var shippedByBundle = unusedPatch{sidecar.ReasonShippedByBundle, "another image of the bundle ships it whole"}
 
 func (ps *payloadSet) close() {
 	for _, p := range ps.byDigest {
@@ -320,16 +330,16 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			}
 		}
 	}
-	ps := &payloadSet{byLayer: map[string]*payload{}, byDigest: map[digest.Digest]*payload{}, why: map[digest.Digest]string{}}
+	ps := &payloadSet{byLayer: map[string]*payload{}, byDigest: map[digest.Digest]*payload{}, unused: map[digest.Digest]unusedPatch{}}
 	for d := range queued {
 		if shipped[d] {
-			ps.why[d] = "another image of the bundle ships it whole"
+			ps.unused[d] = shippedByBundle
 		}
 	}
 	for _, p := range plans {
 		for _, b := range p.Blobs {
 			if b.Action == sidecar.Patch && shipped[b.Digest] {
-				ps.why[b.Digest] = "another image of the bundle ships it whole"
+				ps.unused[b.Digest] = shippedByBundle
 			}
 		}
 	}
@@ -373,7 +383,8 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			ps.byDigest[pl.digest] = pl
 			ps.byLayer[j.blob.Digest.String()] = pl
 		} else {
-			ps.why[j.blob.Digest] = fmt.Sprintf("the patch (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)
+			ps.unused[j.blob.Digest] = unusedPatch{sidecar.ReasonPatchNotSmaller,
+				fmt.Sprintf("the patch (%d bytes) is not smaller than the blob (%d bytes)", stat.PatchSize, stat.BlobSize)}
 			pl.file.Close()
 		}
 	}
@@ -411,11 +422,10 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		return nil, stat, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(st.o.TempDir, "diffah-patch-*")
+	f, err := atomicdir.Scratch(st.o.TempDir, "pack: patch of layer "+b.Digest.String())
 	if err != nil {
-		return nil, stat, fault.Errorf(fault.Env, "pack: %w", err)
+		return nil, stat, err
 	}
-	os.Remove(f.Name())
 	h := sha256.New()
 	diffID := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, diffID)}
@@ -464,12 +474,13 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 			im.Baseline = &sidecar.Baseline{Ref: ref, ManifestDigest: p.Baseline.ManifestDigest}
 		}
 		for _, b := range p.Blobs {
-			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason), From: b.From}
+			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason), ReasonCode: b.ReasonCode, From: b.From}
 			if b.Action == sidecar.Patch {
 				pl, ok := ps.byLayer[b.Digest.String()]
 				if !ok {
 					sb.Action = sidecar.Ship
-					sb.Reason = "not in the baseline; ships whole: " + ps.why[b.Digest]
+					sb.Reason = "not in the baseline; ships whole: " + ps.unused[b.Digest].text
+					sb.ReasonCode = ps.unused[b.Digest].code
 				} else {
 					sb.Patch = &sidecar.PatchRef{Codec: b.Patch.Codec, Sources: b.Patch.Sources,
 						Recipe: json.RawMessage(b.Patch.Recipe), Entry: sidecar.PatchEntryName(pl.digest), UncompressedSize: pl.newSize}

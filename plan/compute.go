@@ -113,7 +113,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 		}
 	}
 	p.Blobs = append(p.Blobs, Blob{Descriptor: p.Target.Manifest, Role: sidecar.RoleManifest, Action: sidecar.Ship,
-		Reason: "the manifest always travels"})
+		Reason: "the manifest always travels", ReasonCode: sidecar.ReasonManifest})
 	cfg := Blob{Descriptor: desc(man.Config), Role: sidecar.RoleConfig}
 	decide(&cfg, have)
 	p.Blobs = append(p.Blobs, cfg)
@@ -127,6 +127,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 			for i := range p.Blobs {
 				if p.Blobs[i].Role == sidecar.RoleLayer && p.Blobs[i].Action == sidecar.Ship {
 					p.Blobs[i].Reason = "not in the baseline; no patch: only the baseline manifest is known (--baseline-manifest)"
+					p.Blobs[i].ReasonCode = sidecar.ReasonBaselineManifestOnly
 				}
 			}
 		} else if err := planPatches(ctx, p, target.Image, o); err != nil {
@@ -143,10 +144,10 @@ func desc(d v1.Descriptor) sidecar.Descriptor {
 
 func decide(b *Blob, have map[digest.Digest]bool) {
 	if have[b.Digest] {
-		b.Action, b.Reason = sidecar.Reuse, "present in the baseline"
+		b.Action, b.Reason, b.ReasonCode = sidecar.Reuse, "present in the baseline", sidecar.ReasonInBaseline
 		return
 	}
-	b.Action, b.Reason = sidecar.Ship, "not in the baseline"
+	b.Action, b.Reason, b.ReasonCode = sidecar.Ship, "not in the baseline", sidecar.ReasonNotInBaseline
 }
 
 func describeBaseline(in *BaselineInput) (*Baseline, error) {
@@ -225,11 +226,13 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 		}
 		if !patchable(b.MediaType) {
 			b.Reason = fmt.Sprintf("not in the baseline; media type %s is not a patchable tar", b.MediaType)
+			b.ReasonCode = sidecar.ReasonNotPatchable
 			continue
 		}
 		srcs := chooseSources(p, i-2, o.MaxSources)
 		if len(srcs) == 0 {
 			b.Reason = "not in the baseline; the baseline has no layer to patch from"
+			b.ReasonCode = sidecar.ReasonNoPatchSource
 			continue
 		}
 		l, err := imgref.LayerByDigest(img, b.Digest)
@@ -273,6 +276,7 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			b.Patch.Recipe = enc
 			b.Action = sidecar.Patch
 			b.Reason = fmt.Sprintf("not in the baseline; patch from %d baseline layer(s), recompressed as %s", len(b.Patch.Sources), rec)
+			b.ReasonCode = sidecar.ReasonPatched
 		case ctx.Err() != nil:
 			if first == nil {
 				first = ctx.Err()
@@ -288,6 +292,7 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			o.Log.Info("layer ships whole: compressor not reproducible", "layer", b.Digest, "err", err)
 			b.Patch = nil
 			b.Reason = "not in the baseline; ships whole: its compressed blob cannot be reproduced (" + oneLine(err) + ")"
+			b.ReasonCode = sidecar.ReasonNotReproducible
 		}
 	}
 	if first != nil {

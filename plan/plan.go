@@ -27,7 +27,7 @@ const (
 	Kind = "diffah-plan"
 	// Major and Minor are the plan format version this package writes.
 	Major = 1
-	Minor = 0
+	Minor = 1
 	// MaxSize bounds one plan document (it embeds the target manifest).
 	MaxSize = 64 << 20
 )
@@ -86,7 +86,9 @@ type Blob struct {
 	Action string        `json:"action"`
 	// Reason says, for people, why this action was chosen.
 	Reason string `json:"reason"`
-	Patch  *Patch `json:"patch,omitempty"`
+	// ReasonCode is the same for programs (since 1.1).
+	ReasonCode sidecar.ReasonCode `json:"reasonCode,omitempty"`
+	Patch      *Patch             `json:"patch,omitempty"`
 	// From names the bundle image whose baseline holds a reused blob when
 	// it is not this image's own. plan never sets it; pack does, when the
 	// images of a bundle draw on each other's baselines.
@@ -305,7 +307,7 @@ func (p *Plan) Validate() error {
 			// The one recipe parser; pack would otherwise find a bad
 			// recipe only after compressing.
 			if _, err := recompress.ParseRecipe(b.Patch.Recipe); err != nil {
-				return fmt.Errorf("blob %s: %v", b.Digest, err)
+				return fmt.Errorf("blob %s (.blobs[%d].patch.recipe): %v", b.Digest, i, err)
 			}
 		default:
 			return fmt.Errorf("blob %s: unknown action %q", b.Digest, b.Action)

@@ -35,7 +35,7 @@ const (
 	// refuses another major version and tolerates unknown fields only from a
 	// newer minor version.
 	Major = 1
-	Minor = 1
+	Minor = 2
 	// MaxSize bounds the sidecar entry: sidecars come from untrusted media.
 	MaxSize = 16 << 20
 	// MaxImages and MaxBlobs bound what one archive may describe.
@@ -113,6 +113,8 @@ type Blob struct {
 	Patch *PatchRef `json:"patch,omitempty"`
 	// Reason says, for people, why the producer chose the action.
 	Reason string `json:"reason,omitempty"`
+	// ReasonCode is the same for programs (since 1.2).
+	ReasonCode ReasonCode `json:"reasonCode,omitempty"`
 	// From names, for a reused blob, the bundle image whose baseline holds
 	// it, when that is not this image's own (since 1.1).
 	From string `json:"from,omitempty"`

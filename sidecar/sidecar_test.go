@@ -71,9 +71,9 @@ func TestParseRejects(t *testing.T) {
 		want   string
 	}{
 		{name: "wrong kind", mutate: func(s *Sidecar) { s.Kind = "other" }, want: "not a diffah delta"},
-		{name: "major version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.1"`), []byte(`"2.0"`), 1) }, want: "unsupported format version 2.0"},
-		{name: "bad version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.1"`), []byte(`"1.x"`), 1) }, want: "MAJOR.MINOR"},
-		{name: "leading zero version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.1"`), []byte(`"01.0"`), 1) }, want: "MAJOR.MINOR"},
+		{name: "major version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.2"`), []byte(`"2.0"`), 1) }, want: "unsupported format version 2.0"},
+		{name: "bad version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.2"`), []byte(`"1.x"`), 1) }, want: "MAJOR.MINOR"},
+		{name: "leading zero version", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"1.2"`), []byte(`"01.0"`), 1) }, want: "MAJOR.MINOR"},
 		{name: "unknown field", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"kind"`), []byte(`"bogus":1,"kind"`), 1) }, want: `unknown field "bogus"`},
 		{name: "trailing data", raw: func(b []byte) []byte { return append(b, []byte("{}")...) }, want: "after top-level value|trailing data"},
 		{name: "key case", raw: func(b []byte) []byte { return bytes.Replace(b, []byte(`"images"`), []byte(`"Images"`), 1) }, want: `unknown field "Images"`},
@@ -137,7 +137,7 @@ func TestParseRejects(t *testing.T) {
 
 func TestNewerMinorToleratesUnknownFields(t *testing.T) {
 	b, _ := json.Marshal(valid())
-	b = bytes.Replace(b, []byte(`"1.1"`), []byte(`"1.7"`), 1)
+	b = bytes.Replace(b, []byte(`"1.2"`), []byte(`"1.7"`), 1)
 	b = bytes.Replace(b, []byte(`"kind"`), []byte(`"future":{"x":1},"kind"`), 1)
 	if _, err := ParseBytes(b); err != nil {
 		t.Fatalf("a newer minor version with unknown fields should parse: %v", err)
