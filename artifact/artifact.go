@@ -67,12 +67,8 @@ type manifest struct {
 	Annotations   map[string]string `json:"annotations,omitempty"`
 }
 
-type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      digest.Digest     `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
+// descriptor is an OCI descriptor as internal/layout has it.
+type descriptor = layout.Descriptor
 
 type rawManifest struct {
 	b  []byte
