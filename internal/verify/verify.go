@@ -65,7 +65,7 @@ func (v *Reader) read(p []byte) (int, error) {
 			return n, fault.Errorf(fault.Integrity, "%s: %d bytes, expected %d (truncated?)", v.what, v.n, v.size)
 		}
 		if got := digest.NewDigest(digest.SHA256, v.h); got != v.want {
-			return n, fault.Errorf(fault.Integrity, "%s: content is %s, expected %s", v.what, got, v.want)
+			return n, fault.Errorf(fault.Integrity, "%s: content is %s, expected %s (wrong digest)", v.what, got, v.want)
 		}
 		return n, io.EOF
 	}
