@@ -9,7 +9,6 @@ package artifact
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,6 +29,7 @@ import (
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/layout"
+	"github.com/diffah/diffah/recompress"
 )
 
 const (
@@ -44,10 +44,7 @@ const (
 	MaxArchive = 1 << 40
 )
 
-var (
-	emptyConfig = []byte("{}")
-	zstdMagic   = []byte{0x28, 0xb5, 0x2f, 0xfd}
-)
+var emptyConfig = []byte("{}")
 
 const (
 	titleAnnotation = "org.opencontainers.image.title"
@@ -70,12 +67,8 @@ type manifest struct {
 	Annotations   map[string]string `json:"annotations,omitempty"`
 }
 
-type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      digest.Digest     `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-}
+// descriptor is an OCI descriptor as internal/layout has it.
+type descriptor = layout.Descriptor
 
 type rawManifest struct {
 	b  []byte
@@ -157,7 +150,7 @@ func Push(ctx context.Context, ref imgref.Ref, r io.Reader, o imgref.Options) (P
 		return Pushed{}, fault.Wrap(fault.KindOf(err, fault.Env), fmt.Errorf("%s: reading the archive: %w", where, err))
 	}
 	mt := LayerMediaType
-	if bytes.Equal(head, zstdMagic) {
+	if recompress.IsZstd(head) {
 		mt = LayerMediaTypeZstd
 	}
 	opts := imgref.RemoteOptions(ctx, o)
@@ -169,7 +162,7 @@ func Push(ctx context.Context, ref imgref.Ref, r io.Reader, o imgref.Options) (P
 		return Pushed{}, imgref.RemoteError(fmt.Sprintf("%s: uploading the archive (%d bytes sent)", where, layer.n), err)
 	}
 	bd, _ := layer.Digest()
-	d := digest.Digest(bd.String())
+	d := imgref.Digest(bd)
 	cfg := static.NewLayer(emptyConfig, emptyMediaType)
 	if err := remote.WriteLayer(name.Context(), cfg, opts...); err != nil {
 		return Pushed{}, imgref.RemoteError(where+": uploading the empty config", err)

@@ -13,13 +13,14 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/layout"
 )
 
 // noiseKeys are annotation and label keys that name or date an image rather
 // than describe its content; semantic mode ignores them.
 var noiseKeys = map[string]bool{
 	"org.opencontainers.image.created":   true,
-	"org.opencontainers.image.ref.name":  true,
+	layout.RefNameAnnotation:             true,
 	"org.opencontainers.image.base.name": true,
 	"io.containerd.image.name":           true,
 	"org.label-schema.build-date":        true,

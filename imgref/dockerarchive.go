@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/recompress"
 )
 
 // Media types of the Docker schema 2 manifest synthesized for docker-archive.
@@ -75,9 +76,9 @@ func marshalSynth(cfg synthDescriptor, layers []synthDescriptor) []byte {
 // sniffLayer names the Docker layer media type for a blob's first bytes.
 func sniffLayer(magic []byte) types.MediaType {
 	switch {
-	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
+	case recompress.IsGzip(magic):
 		return dockerLayerGzip
-	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+	case recompress.IsZstd(magic):
 		return dockerLayerZstd
 	}
 	return dockerLayerTar

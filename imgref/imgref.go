@@ -136,7 +136,7 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 	}
 	out.Image = img
 	if res.indexDigest.Hex != "" {
-		out.IndexDigest = digest.Digest(res.indexDigest.String())
+		out.IndexDigest = Digest(res.indexDigest)
 		out.Platform = res.platform
 	}
 	if out.Platform == "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/layout"
 )
 
 // refFor names a fresh store of the given transport under dir.
@@ -170,7 +171,7 @@ func writeIndexLayout(t *testing.T, dir string) (amd, arm *memImage, idxDigest v
 		t.Fatal(err)
 	}
 	top := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{
-		{MediaType: types.OCIImageIndex, Digest: idxDigest, Size: int64(len(raw)), Annotations: map[string]string{refNameAnnotation: "multi"}},
+		{MediaType: types.OCIImageIndex, Digest: idxDigest, Size: int64(len(raw)), Annotations: map[string]string{layout.RefNameAnnotation: "multi"}},
 	}}
 	tb, _ := json.Marshal(top)
 	if err := os.WriteFile(filepath.Join(dir, "index.json"), tb, 0o644); err != nil {

@@ -17,16 +17,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/layout"
-)
-
-const (
-	refNameAnnotation = "org.opencontainers.image.ref.name"
-	ociLayoutFile     = `{"imageLayoutVersion":"1.0.0"}`
 )
 
 // blobName is where an OCI layout keeps a blob. Digests come from untrusted
@@ -35,19 +28,19 @@ func blobName(h v1.Hash) (string, error) {
 	if err := checkHash(h, "blob"); err != nil {
 		return "", err
 	}
-	return "blobs/sha256/" + h.Hex, nil
+	return layout.BlobDir + "/" + h.Hex, nil
 }
 
 // checkHash is layout.CheckDigest for a ggcr hash.
 func checkHash(h v1.Hash, what string) error {
-	return layout.CheckDigest(digest.Digest(h.String()), what)
+	return layout.CheckDigest(Digest(h), what)
 }
 
 // readLayout opens the image tag names (or the only image) in an OCI layout
 // held by fsys, resolving indexes by platform.
 func readLayout(fsys files, tag string, want v1.Platform) (*storeImage, *resolved, error) {
 	where := fsys.where()
-	rc, err := fsys.open("index.json")
+	rc, err := fsys.open(layout.IndexFile)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, fault.WithHint(fault.Errorf(fault.Env, "%s: not an OCI layout (no index.json): %w", where, err),
@@ -104,7 +97,7 @@ func readLayout(fsys files, tag string, want v1.Platform) (*storeImage, *resolve
 func selectTagged(idx *v1.IndexManifest, tag, where string) (v1.Descriptor, error) {
 	var tags []string
 	for _, d := range idx.Manifests {
-		if n := d.Annotations[refNameAnnotation]; n != "" {
+		if n := d.Annotations[layout.RefNameAnnotation]; n != "" {
 			tags = append(tags, n)
 		}
 	}
@@ -125,7 +118,7 @@ func selectTagged(idx *v1.IndexManifest, tag, where string) (v1.Descriptor, erro
 			fault.Usage, "use e.g. "+where+":"+firstOr(tags, "TAG"))
 	}
 	for _, d := range idx.Manifests {
-		if d.Annotations[refNameAnnotation] == tag {
+		if d.Annotations[layout.RefNameAnnotation] == tag {
 			return d, nil
 		}
 	}
@@ -154,7 +147,7 @@ func writeOCI(ctx context.Context, ref Ref, img v1.Image, log *slog.Logger) erro
 		return err
 	}
 	if !fresh {
-		if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, layout.LayoutFile)); err != nil {
 			return fault.WithHint(fault.Errorf(fault.Usage, "%s: %s exists and is not an OCI layout; refusing to write into it", ref, dir),
 				fault.Usage, "choose a new or empty directory")
 		}
@@ -194,14 +187,14 @@ func addToLayout(ctx context.Context, dir, tag string, src *source, log *slog.Lo
 	if err := writeBlobFile(ctx, filepath.Join(dir, "blobs", "sha256"), mb, log); err != nil {
 		return err
 	}
-	layoutPath := filepath.Join(dir, "oci-layout")
+	layoutPath := filepath.Join(dir, layout.LayoutFile)
 	if _, err := os.Stat(layoutPath); err != nil {
-		if err := atomicdir.WriteFile(layoutPath, strings.NewReader(ociLayoutFile)); err != nil {
+		if err := atomicdir.WriteFile(layoutPath, strings.NewReader(layout.LayoutContent)); err != nil {
 			return err
 		}
 	}
 	idx := &v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex}
-	indexPath := filepath.Join(dir, "index.json")
+	indexPath := filepath.Join(dir, layout.IndexFile)
 	if raw, err := os.ReadFile(indexPath); err == nil {
 		if idx, err = v1.ParseIndexManifest(bytes.NewReader(raw)); err != nil {
 			return fault.Errorf(fault.Integrity, "%s: %w", indexPath, err)
@@ -222,7 +215,7 @@ func addToLayout(ctx context.Context, dir, tag string, src *source, log *slog.Lo
 func withEntry(ms []v1.Descriptor, d v1.Descriptor, tag string) []v1.Descriptor {
 	out := ms[:0:0]
 	for _, m := range ms {
-		name := m.Annotations[refNameAnnotation]
+		name := m.Annotations[layout.RefNameAnnotation]
 		if (tag != "" && name == tag) || (tag == "" && name == "" && m.Digest == d.Digest) {
 			continue
 		}
@@ -240,9 +233,9 @@ func ociArchiveEntries(src *source, tag string) ([]tarEntry, error) {
 	}
 	entries := []tarEntry{
 		{name: "blobs/"}, {name: "blobs/sha256/"},
-		bytesEntry("oci-layout", []byte(ociLayoutFile)),
-		bytesEntry("index.json", ib),
-		bytesEntry("blobs/sha256/"+src.digest.Hex, src.raw),
+		bytesEntry(layout.LayoutFile, []byte(layout.LayoutContent)),
+		bytesEntry(layout.IndexFile, ib),
+		bytesEntry(layout.BlobDir+"/"+src.digest.Hex, src.raw),
 	}
 	for _, b := range src.blobs {
 		entries = append(entries, tarEntry{name: "blobs/sha256/" + b.desc.Digest.Hex, size: b.desc.Size, open: b.open})

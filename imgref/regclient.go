@@ -15,7 +15,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/ctxio"
@@ -93,7 +92,7 @@ func (c *regClient) do(method, kind, id, accept string) (*http.Response, error) 
 func (c *regClient) manifest(id string, want *v1.Descriptor) ([]byte, v1.Descriptor, error) {
 	what := c.where + ": manifest " + id
 	if want != nil {
-		if err := layout.CheckDigest(digest.Digest(want.Digest.String()), what); err != nil {
+		if err := layout.CheckDigest(Digest(want.Digest), what); err != nil {
 			return nil, v1.Descriptor{}, err
 		}
 		if want.Size < 0 || want.Size > maxManifestSize {
@@ -136,7 +135,7 @@ func (c *regClient) manifest(id string, want *v1.Descriptor) ([]byte, v1.Descrip
 // before any byte is read.
 func (c *regClient) blob(desc v1.Descriptor) (io.ReadCloser, error) {
 	what := c.where + ": blob " + desc.Digest.String()
-	if err := layout.CheckDigest(digest.Digest(desc.Digest.String()), what); err != nil {
+	if err := layout.CheckDigest(Digest(desc.Digest), what); err != nil {
 		return nil, err
 	}
 	if desc.Size < 0 {

@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/progress"
@@ -138,7 +137,7 @@ func openRemote(ctx context.Context, ref Ref, o Options, want v1.Platform) (v1.I
 			// Refused before it is asked for.
 			return nil, fault.Errorf(fault.Integrity, "%s: config %s: size %d exceeds the limit of %d bytes", where, h, d.Size, maxConfigSize)
 		}
-		return cache.Open(digest.Digest(h.String()), d.Size, func() (io.ReadCloser, error) { return c.blob(d) }, where+": blob "+h.String())
+		return cache.Open(Digest(h), d.Size, func() (io.ReadCloser, error) { return c.blob(d) }, where+": blob "+h.String())
 	})
 	if err != nil {
 		return nil, nil, nil, err

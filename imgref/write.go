@@ -18,7 +18,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	digest "github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/atomicdir"
@@ -47,7 +46,7 @@ type srcBlob struct {
 func (s *source) descriptor(tag string) v1.Descriptor {
 	d := v1.Descriptor{MediaType: s.mt, Digest: s.digest, Size: int64(len(s.raw))}
 	if tag != "" {
-		d.Annotations = map[string]string{refNameAnnotation: tag}
+		d.Annotations = map[string]string{layout.RefNameAnnotation: tag}
 	}
 	return d
 }
@@ -121,7 +120,7 @@ func writeBlobFile(ctx context.Context, dir string, b srcBlob, log *slog.Logger)
 			return fault.WithHint(fault.Errorf(fault.Integrity, "%s: a directory where blob %s belongs", p, b.desc.Digest), fault.Integrity,
 				"the layout is damaged: remove "+p+" or write to a new layout")
 		case st.Mode().IsRegular():
-			err := layout.VerifyFile(p, digest.Digest(b.desc.Digest.String()), b.desc.Size, "existing blob "+p)
+			err := layout.VerifyFile(p, Digest(b.desc.Digest), b.desc.Size, "existing blob "+p)
 			if err == nil {
 				return nil
 			}

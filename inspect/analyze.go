@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/internal/units"
 )
 
 // Saving is one of the blobs that saved the most.
@@ -38,9 +40,9 @@ func (d *Doc) analyze(nonReproducible map[digest.Digest]bool) {
 	hist := make([]Bucket, len(bounds))
 	for i, b := range bounds {
 		hist[i].UpTo = b
-		hist[i].Label = "< " + Bytes(b)
+		hist[i].Label = "< " + units.Bytes(b)
 		if i == len(bounds)-1 {
-			hist[i].Label = ">= " + Bytes(bounds[i-1])
+			hist[i].Label = ">= " + units.Bytes(bounds[i-1])
 		}
 	}
 	travels := map[digest.Digest][]string{}
@@ -71,13 +73,13 @@ func (d *Doc) analyze(nonReproducible map[digest.Digest]bool) {
 				switch {
 				case nonReproducible[b.Digest]:
 					d.Warnings = append(d.Warnings, fmt.Sprintf("image %s: layer %s (%s) ships whole: its compressed blob cannot be reproduced and a patch of its compressed bytes was not smaller (recompress it with a standard gzip/zstd writer to make its content patchable)",
-						im.Name, Short(b.Digest), Bytes(b.TargetSize)))
+						im.Name, Short(b.Digest), units.Bytes(b.TargetSize)))
 				case b.TargetSize >= 1<<20 && (im.BaselineRef != "" || im.BaselineManifest != ""):
 					why := "a patch against the baseline was not smaller, or was not planned"
 					if b.Reason != "" {
 						why = b.Reason
 					}
-					d.Warnings = append(d.Warnings, fmt.Sprintf("image %s: layer %s (%s) ships whole: %s", im.Name, Short(b.Digest), Bytes(b.TargetSize), why))
+					d.Warnings = append(d.Warnings, fmt.Sprintf("image %s: layer %s (%s) ships whole: %s", im.Name, Short(b.Digest), units.Bytes(b.TargetSize), why))
 				}
 			}
 		}

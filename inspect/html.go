@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+
+	"github.com/diffah/diffah/internal/units"
 )
 
 // WriteHTML writes a single self-contained page (no scripts, styles or
@@ -38,8 +40,8 @@ func (d *Doc) WriteHTML(w io.Writer) error {
 			rows = append(rows, barRow{
 				Label: Short(b.Digest), Y: y, Image: im.Name, Kind: b.Kind,
 				ShipW: width * float64(b.ShippedSize) / float64(maxSize), SaveW: width * float64(max(saved, 0)) / float64(maxSize),
-				Shipped: Bytes(b.ShippedSize), Saved: Bytes(max(saved, 0)),
-				Tip: fmt.Sprintf("%s %s: %s shipped of %s", im.Name, b.Digest, Bytes(b.ShippedSize), Bytes(b.TargetSize)),
+				Shipped: units.Bytes(b.ShippedSize), Saved: units.Bytes(max(saved, 0)),
+				Tip: fmt.Sprintf("%s %s: %s shipped of %s", im.Name, b.Digest, units.Bytes(b.ShippedSize), units.Bytes(b.TargetSize)),
 			})
 			y += 22
 		}
@@ -54,7 +56,7 @@ func (d *Doc) WriteHTML(w io.Writer) error {
 }
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"bytes": Bytes,
+	"bytes": units.Bytes,
 	"short": Short,
 	// index0 is list[i], or "" past its end.
 	"index0": func(list []string, i int) string {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/diffah/diffah/internal/units"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
 )
@@ -144,7 +145,7 @@ func FromPlans(plans []*plan.Plan) *Doc {
 				row.addSources(b.Patch.Sources)
 			default:
 				row.Kind, row.ShippedSize = KindFull, b.Size
-				if strings.Contains(b.Reason, "cannot be reproduced") {
+				if sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible {
 					nonRepro[b.Digest] = true
 				}
 			}
@@ -185,7 +186,7 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 		}
 		for _, b := range si.Blobs {
 			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID, From: b.From}
-			if strings.Contains(b.Reason, "cannot be reproduced") {
+			if sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible {
 				nonRepro[b.Digest] = true
 			}
 			entry := ""
@@ -266,7 +267,7 @@ func (d *Doc) WriteText(w io.Writer) error {
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  ROLE\tDIGEST\tKIND\tSIZE\tSHIPPED\tRATIO\tPATCH SOURCE")
 		for _, r := range im.Blobs {
-			shipped := Bytes(r.ShippedSize)
+			shipped := units.Bytes(r.ShippedSize)
 			if r.Shared {
 				shipped = "(shared)"
 			}
@@ -283,26 +284,26 @@ func (d *Doc) WriteText(w io.Writer) error {
 			if r.From != "" {
 				src = "from " + r.From
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", r.Role, Short(r.Digest), r.Kind, Bytes(r.TargetSize), shipped, r.Ratio, src)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", r.Role, Short(r.Digest), r.Kind, units.Bytes(r.TargetSize), shipped, r.Ratio, src)
 		}
 		tw.Flush()
 		fmt.Fprintf(&b, "  %d blobs: %d shipped, %d patched, %d reused; %s of %s travels, %.1f%% saved\n",
-			im.Totals.Blobs, im.Shipped, im.Patched, im.Reused, Bytes(im.ShippedBytes), Bytes(im.FullBytes), im.SavedPercent)
+			im.Totals.Blobs, im.Shipped, im.Patched, im.Reused, units.Bytes(im.ShippedBytes), units.Bytes(im.FullBytes), im.SavedPercent)
 	}
 	if len(d.Images) > 1 {
-		fmt.Fprintf(&b, "\ntotal: %s of %s travels, %.1f%% saved\n", Bytes(d.Totals.ShippedBytes), Bytes(d.Totals.FullBytes), d.Totals.SavedPercent)
+		fmt.Fprintf(&b, "\ntotal: %s of %s travels, %.1f%% saved\n", units.Bytes(d.Totals.ShippedBytes), units.Bytes(d.Totals.FullBytes), d.Totals.SavedPercent)
 	}
 	if len(d.TopSavings) > 0 {
 		b.WriteString("\ntop savings:\n")
 		for _, s := range d.TopSavings {
-			fmt.Fprintf(&b, "  %-10s %s  %-6s %s\n", s.Image, Short(s.Digest), s.Kind, Bytes(s.Saved))
+			fmt.Fprintf(&b, "  %-10s %s  %-6s %s\n", s.Image, Short(s.Digest), s.Kind, units.Bytes(s.Saved))
 		}
 	}
 	if len(d.Histogram) > 0 {
 		b.WriteString("\nlayer sizes:\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		for _, h := range d.Histogram {
-			fmt.Fprintf(tw, "  %s\t%d layer(s)\t%s\t%s shipped\t%s\n", h.Label, h.Layers, Bytes(h.Bytes), Bytes(h.Shipped), bar(h.Layers, maxLayers(d.Histogram)))
+			fmt.Fprintf(tw, "  %s\t%d layer(s)\t%s\t%s shipped\t%s\n", h.Label, h.Layers, units.Bytes(h.Bytes), units.Bytes(h.Shipped), bar(h.Layers, maxLayers(d.Histogram)))
 		}
 		tw.Flush()
 	}
@@ -323,20 +324,6 @@ func Short(d digest.Digest) string {
 		return s[:19]
 	}
 	return s
-}
-
-// Bytes formats a size for people.
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func maxLayers(h []Bucket) int {

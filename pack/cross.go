@@ -83,6 +83,7 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 				patch := b.Patch
 				b.Action, b.From, b.Patch = sidecar.Reuse, h.image, nil
 				b.Reason = fmt.Sprintf("present in the baseline of bundle image %q", h.image)
+				b.ReasonCode = sidecar.ReasonInBundleBaseline
 				if err := crossReuseRecipe(ctx, targets[i], b, patch); err != nil {
 					return nil, err
 				}
@@ -95,7 +96,7 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 		}
 		for j := 2; j < len(p.Blobs); j++ {
 			b := &p.Blobs[j]
-			if b.Action != sidecar.Ship || b.DiffID == "" || !plan.Patchable(b.MediaType) || strings.Contains(b.Reason, "cannot be reproduced") {
+			if b.Action != sidecar.Ship || b.DiffID == "" || !plan.Patchable(b.MediaType) || sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible {
 				continue
 			}
 			if err := st.crossPatch(ctx, out, i, targets[i], b); err != nil {
@@ -136,7 +137,7 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 		}
 		srcs = append(srcs, f)
 	}
-	l, err := target.LayerByDigest(v1hash(b.Digest))
+	l, err := imgref.LayerByDigest(target, b.Digest)
 	if err != nil {
 		return fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
@@ -176,6 +177,7 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 			return ctx.Err()
 		}
 		b.Reason += "; no patch from the other images' baselines: its compressed blob cannot be reproduced"
+		b.ReasonCode = sidecar.ReasonNotReproducible
 		return nil
 	}
 	enc, err := json.Marshal(rec)
@@ -184,6 +186,7 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 	}
 	b.Action = sidecar.Patch
 	b.Patch = &plan.Patch{Codec: tarpatch.Codec, Sources: chosen, Recipe: enc}
+	b.ReasonCode = sidecar.ReasonPatched
 	b.Reason = fmt.Sprintf("not in the baseline; patch from %d layer(s) of the baseline(s) of bundle image(s) %s, recompressed as %s",
 		len(chosen), strings.Join(quoteAll(from), ", "), rec)
 	st.o.Log.Info("cross-image patch planned", "image", p.Name, "layer", b.Digest, "sources", len(chosen), "from", from)
@@ -219,7 +222,7 @@ func (st *state) sourceLayer(ctx context.Context, plans []*plan.Plan, image stri
 	if err != nil {
 		return nil, err
 	}
-	l, err := base.LayerByDigest(v1hash(s.Digest))
+	l, err := imgref.LayerByDigest(base, s.Digest)
 	if err != nil {
 		return nil, fault.Errorf(fault.Integrity, "pack: baseline %s has no layer %s: %w", ref, s.Digest, err)
 	}
@@ -247,7 +250,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 			if b.Action != sidecar.Patch || tried[b.Digest] || own != nil && own.size*2 < b.Size || crossSources(b.Patch.Sources) {
 				continue
 			}
-			if strings.Contains(ps.why[b.Digest], "another image of the bundle ships it whole") {
+			if ps.unused[b.Digest].code == sidecar.ReasonShippedByBundle {
 				continue
 			}
 			tried[b.Digest] = true
@@ -302,7 +305,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 			}
 			ps.byDigest[pl.digest] = pl
 			ps.byLayer[b.Digest.String()] = pl
-			delete(ps.why, b.Digest)
+			delete(ps.unused, b.Digest)
 		}
 	}
 	sortPatchStats(rep.Patches)

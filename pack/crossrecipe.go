@@ -25,7 +25,7 @@ func crossReuseRecipe(ctx context.Context, target *imgref.Image, b *plan.Blob, p
 		b.Recipe = patch.Recipe
 		return nil
 	}
-	l, err := target.LayerByDigest(v1hash(b.Digest))
+	l, err := imgref.LayerByDigest(target, b.Digest)
 	if err != nil {
 		return fault.Errorf(fault.Env, "pack: target layer %s: %w", b.Digest, err)
 	}

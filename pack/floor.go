@@ -160,7 +160,7 @@ func floorReason(b plan.Blob, codec string) string {
 // targetBlob opens a target layer's compressed bytes, verified against
 // its digest as they are read.
 func targetBlob(p *plan.Plan, target *imgref.Image, b plan.Blob) (io.ReadCloser, error) {
-	l, err := target.LayerByDigest(v1hash(b.Digest))
+	l, err := imgref.LayerByDigest(target, b.Digest)
 	if err != nil {
 		return nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -23,10 +22,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/atomicdir"
+	"github.com/diffah/diffah/internal/ctxio"
 	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/internal/verify"
@@ -48,8 +50,8 @@ type Options struct {
 	Jobs     int    // parallel patch computation; default runtime.NumCPU()
 	// SignKey, when set, signs the sidecar.
 	SignKey *ecdsa.PrivateKey
-	// Image opens images named by plans (tests and the registry code
-	// inject their own); default imgref.Open.
+	// Image is how the images plans name are opened (platform, registry
+	// TLS, retries, timeouts); each plan's own platform overrides Platform.
 	Image imgref.Options
 	// TempDir holds spooled layers and patch payloads ("" = system temp).
 	TempDir string
@@ -185,7 +187,7 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 			return nil, fault.Errorf(fault.Env, "pack: signing: %w", err)
 		}
 	}
-	cw := &countWriter{w: w}
+	cw := &ctxio.CountingWriter{W: w}
 	var out io.Writer = cw
 	var zw *zstd.Encoder
 	if o.Compress == CompressZstd {
@@ -245,7 +247,7 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 			return nil, fault.Errorf(fault.Env, "pack: finishing zstd: %w", err)
 		}
 	}
-	rep.Bytes = cw.n
+	rep.Bytes = cw.N
 	return rep, nil
 }
 
@@ -267,11 +269,11 @@ func (st *state) open(ctx context.Context, ref, platform string) (*imgref.Image,
 	if err != nil {
 		return nil, err
 	}
-	io := st.o.Image
+	opts := st.o.Image
 	if platform != "" {
-		io.Platform = platform
+		opts.Platform = platform
 	}
-	img, err := imgref.Open(ctx, r, io)
+	img, err := imgref.Open(ctx, r, opts)
 	if err != nil {
 		return nil, fmt.Errorf("pack: %w", err)
 	}
@@ -293,9 +295,18 @@ type payloadSet struct {
 	// absent means the layer ships.
 	byLayer  map[string]*payload
 	byDigest map[digest.Digest]*payload
-	// why says why a planned patch was not used.
-	why map[digest.Digest]string
+	// unused says why a planned patch was not used.
+	unused map[digest.Digest]unusedPatch
 }
+
+// unusedPatch is why a planned patch was not used: code for programs,
+// text for people.
+type unusedPatch struct {
+	code sidecar.ReasonCode
+	text string
+}
+
+var shippedByBundle = unusedPatch{sidecar.ReasonShippedByBundle, "another image of the bundle ships it whole"}
 
 func (ps *payloadSet) close() {
 	for _, p := range ps.byDigest {
@@ -329,71 +340,63 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			}
 		}
 	}
-	ps := &payloadSet{byLayer: map[string]*payload{}, byDigest: map[digest.Digest]*payload{}, why: map[digest.Digest]string{}}
+	ps := &payloadSet{byLayer: map[string]*payload{}, byDigest: map[digest.Digest]*payload{}, unused: map[digest.Digest]unusedPatch{}}
 	for d := range queued {
 		if shipped[d] {
-			ps.why[d] = "another image of the bundle ships it whole"
+			ps.unused[d] = shippedByBundle
 		}
 	}
 	for _, p := range plans {
 		for _, b := range p.Blobs {
 			if b.Action == sidecar.Patch && shipped[b.Digest] {
-				ps.why[b.Digest] = "another image of the bundle ships it whole"
+				ps.unused[b.Digest] = shippedByBundle
 			}
 		}
 	}
-	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-		next  = make(chan job)
-	)
 	// Patches run one per worker; each patch encodes on its own with a
 	// share of the jobs, so both cores work whether there is one big
-	// layer or many small ones.
+	// layer or many small ones. Each task fills its own slot; results are
+	// taken in order, so the archive does not depend on the workers.
 	workers := min(st.o.Jobs, max(1, len(jobs)))
 	perPatch := max(1, st.o.Jobs/workers)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range next {
-				p := plans[j.pi]
-				var (
-					pl   *payload
-					stat PatchStat
-					err  error
-				)
-				func() {
-					defer fault.Recover(&err)
-					pl, stat, err = st.patch(ctx, plans, p, targets[j.pi], j.blob, perPatch)
-				}()
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-				}
-				if err == nil {
-					rep.Patches = append(rep.Patches, stat)
-					if stat.Used {
-						ps.byDigest[pl.digest] = pl
-						ps.byLayer[j.blob.Digest.String()] = pl
-					} else {
-						ps.why[j.blob.Digest] = notSmaller(j.blob, stat)
-						pl.file.Close()
-					}
-				}
-				mu.Unlock()
-			}
-		}()
+	type result struct {
+		pl   *payload
+		stat PatchStat
+		err  error
 	}
-	for _, j := range jobs {
-		select {
-		case next <- j:
-		case <-ctx.Done():
+	results := make([]result, len(jobs))
+	var g errgroup.Group
+	g.SetLimit(workers)
+	for k, j := range jobs {
+		g.Go(func() (err error) {
+			defer func() { results[k].err = err }()
+			defer fault.Recover(&err)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			results[k].pl, results[k].stat, err = st.patch(ctx, plans, plans[j.pi], targets[j.pi], j.blob, perPatch)
+			return err
+		})
+	}
+	g.Wait() // each task's error is its slot's
+	var first error
+	for k, j := range jobs {
+		pl, stat, err := results[k].pl, results[k].stat, results[k].err
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		rep.Patches = append(rep.Patches, stat)
+		if stat.Used {
+			ps.byDigest[pl.digest] = pl
+			ps.byLayer[j.blob.Digest.String()] = pl
+		} else {
+			ps.unused[j.blob.Digest] = unusedPatch{sidecar.ReasonPatchNotSmaller, notSmaller(j.blob, stat)}
+			pl.file.Close()
 		}
 	}
-	close(next)
-	wg.Wait()
 	if first == nil {
 		first = ctx.Err()
 	}
@@ -425,7 +428,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		}
 		srcs = append(srcs, f)
 	}
-	l, err := target.LayerByDigest(v1hash(b.Digest))
+	l, err := imgref.LayerByDigest(target, b.Digest)
 	if err != nil {
 		return nil, stat, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
@@ -434,13 +437,13 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		return nil, stat, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(st.o.TempDir, "diffah-patch-*")
+	f, err := atomicdir.Scratch(st.o.TempDir, "pack: patch of layer "+b.Digest.String())
 	if err != nil {
-		return nil, stat, fault.Errorf(fault.Env, "pack: %w", err)
+		return nil, stat, err
 	}
-	os.Remove(f.Name())
 	h := sha256.New()
-	dr := &diffIDReader{r: rc, h: sha256.New()}
+	diffID := sha256.New()
+	dr := &ctxio.CountingReader{R: io.TeeReader(rc, diffID)}
 	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: jobs})
 	if err != nil {
 		f.Close()
@@ -452,7 +455,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		f.Close()
 		return nil, stat, fault.Errorf(fault.Env, "pack: reading layer %s: %w", b.Digest, err)
 	}
-	if got := digest.NewDigest(digest.SHA256, dr.h); got != b.DiffID {
+	if got := digest.NewDigest(digest.SHA256, diffID); got != b.DiffID {
 		f.Close()
 		return nil, stat, fault.Errorf(fault.Integrity, "pack: layer %s of %s: uncompressed content is %s, its config says %s", b.Digest, p.Target.Ref, got, b.DiffID)
 	}
@@ -460,25 +463,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	stat.PatchSize, stat.Stats = size, stats
 	stat.Used = size < b.Size
 	st.o.Log.Info("patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size, "used", stat.Used)
-	return st.withFloor(ctx, plans, p, target, b, &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.n}, stat)
-}
-
-type diffIDReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
-}
-
-func (d *diffIDReader) Read(p []byte) (int, error) {
-	n, err := d.r.Read(p)
-	d.h.Write(p[:n])
-	d.n += int64(n)
-	return n, err
-}
-
-func v1hash(d digest.Digest) v1.Hash {
-	h, _ := v1.NewHash(d.String())
-	return h
+	return st.withFloor(ctx, plans, p, target, b, &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N}, stat)
 }
 
 // buildSidecar turns plans and computed payloads into the sidecar: blobs
@@ -504,12 +489,13 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 			im.Baseline = &sidecar.Baseline{Ref: ref, ManifestDigest: p.Baseline.ManifestDigest}
 		}
 		for _, b := range p.Blobs {
-			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason), From: b.From, Recipe: b.Recipe}
+			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason), ReasonCode: b.ReasonCode, From: b.From, Recipe: b.Recipe}
 			if b.Action == sidecar.Patch {
 				pl, ok := ps.byLayer[b.Digest.String()]
 				if !ok {
 					sb.Action = sidecar.Ship
-					sb.Reason = "not in the baseline; ships whole: " + ps.why[b.Digest]
+					sb.Reason = "not in the baseline; ships whole: " + ps.unused[b.Digest].text
+					sb.ReasonCode = ps.unused[b.Digest].code
 				} else {
 					sb.Patch = &sidecar.PatchRef{Codec: b.Patch.Codec, Sources: b.Patch.Sources,
 						Recipe: json.RawMessage(b.Patch.Recipe), Entry: sidecar.PatchEntryName(pl.digest), UncompressedSize: pl.newSize}
@@ -550,7 +536,7 @@ func blobSources(plans []*plan.Plan, targets []*imgref.Image) *blobSet {
 		}
 		for _, b := range p.Blobs[2:] {
 			if _, ok := bs.layers[b.Digest]; !ok {
-				if l, err := img.LayerByDigest(v1hash(b.Digest)); err == nil {
+				if l, err := imgref.LayerByDigest(img, b.Digest); err == nil {
 					bs.layers[b.Digest] = l
 				}
 			}
@@ -600,17 +586,6 @@ func wrapEnv(err error) error {
 		return err
 	}
 	return fault.Wrap(fault.Env, err)
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 func clip(s string) string {

@@ -72,7 +72,7 @@ func (st *state) checkPlans(ctx context.Context, plans []*plan.Plan, targets []*
 			if err != nil {
 				return fault.Errorf(fault.Internal, "pack: plan %q: blob %s: recipe passed plan.Check: %w", p.Name, b.Digest, err)
 			}
-			l, err := targets[i].LayerByDigest(v1hash(b.Digest))
+			l, err := imgref.LayerByDigest(targets[i], b.Digest)
 			if err != nil {
 				return fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 			}

@@ -335,6 +335,8 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 				t.Fatalf("honest plan refused: %v", err)
 			}
 			sum := sha256.Sum256(out.Bytes())
+			// The sums are those the code at 5dcf63e wrote, updated once
+			// for sidecar 1.2 (the version and each blob's reasonCode).
 			if got := hex.EncodeToString(sum[:]); got != c.want {
 				t.Errorf("archive sha256 %s, the code before the check wrote %s", got, c.want)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/diffah/diffah/deflatetok"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/ctxio"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
@@ -133,7 +134,7 @@ func (st *state) temp() (*os.File, error) {
 // tarPatch writes the tar patch of layer b against srcs to w, checking the
 // tar against its diffID, and returns the tar's size.
 func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, w io.Writer, srcs []tarpatch.Source) (int64, error) {
-	l, err := target.LayerByDigest(v1hash(b.Digest))
+	l, err := imgref.LayerByDigest(target, b.Digest)
 	if err != nil {
 		return 0, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
@@ -142,17 +143,18 @@ func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Imag
 		return 0, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
 	defer rc.Close()
-	dr := &diffIDReader{r: rc, h: sha256.New()}
+	h := sha256.New()
+	dr := &ctxio.CountingReader{R: io.TeeReader(rc, h)}
 	if _, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: 1}); err != nil {
 		return 0, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
 	}
 	if _, err := io.Copy(io.Discard, dr); err != nil {
 		return 0, fault.Errorf(fault.Env, "pack: reading layer %s: %w", b.Digest, err)
 	}
-	if got := digest.NewDigest(digest.SHA256, dr.h); got != b.DiffID {
+	if got := digest.NewDigest(digest.SHA256, h); got != b.DiffID {
 		return 0, fault.Errorf(fault.Integrity, "pack: layer %s of %s: uncompressed content is %s, its config says %s", b.Digest, p.Target.Ref, got, b.DiffID)
 	}
-	return dr.n, nil
+	return dr.N, nil
 }
 
 // checkRebuild rebuilds the blob from its token form and its tar and

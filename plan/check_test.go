@@ -20,15 +20,7 @@ import (
 func fixturePair(t testing.TB) (honest, derived *Plan) {
 	t.Helper()
 	ctx := context.Background()
-	open := func(dir, platform string) *imgref.Image {
-		img, err := imgref.Open(ctx, imgref.Ref{Transport: imgref.OCI, Path: "../testdata/images/" + dir}, imgref.Options{Platform: platform})
-		if err != nil {
-			t.Skipf("fixtures: %v (run make fixtures)", err)
-		}
-		return img
-	}
-	ti := open("v2", "")
-	bi := open("v1", ti.Platform)
+	ti, bi := fixtureImages(t)
 	mk := func(intra string) *Plan {
 		p, err := Compute(ctx, Input{Ref: "oci:v2", Platform: ti.Platform, Image: ti}, &BaselineInput{Ref: "oci:v1", Image: bi},
 			Options{Name: "v2", IntraLayer: intra, Jobs: 1})
@@ -38,6 +30,20 @@ func fixturePair(t testing.TB) (honest, derived *Plan) {
 		return p
 	}
 	return mk(IntraAuto), mk(IntraOff)
+}
+
+// fixtureImages opens the v2 fixture and its v1 baseline.
+func fixtureImages(t testing.TB) (target, baseline *imgref.Image) {
+	t.Helper()
+	open := func(dir, platform string) *imgref.Image {
+		img, err := imgref.Open(context.Background(), imgref.Ref{Transport: imgref.OCI, Path: "../testdata/images/" + dir}, imgref.Options{Platform: platform})
+		if err != nil {
+			t.Skipf("fixtures: %v (run make fixtures)", err)
+		}
+		return img
+	}
+	target = open("v2", "")
+	return target, open("v1", target.Platform)
 }
 
 func clone(t testing.TB, p *Plan) *Plan {

@@ -8,12 +8,13 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
@@ -99,7 +100,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 			IndexDigest: target.IndexDigest,
 			Manifest:    sidecar.Descriptor{MediaType: string(mt), Digest: digest.FromBytes(raw), Size: int64(len(raw))},
 			Raw:         raw,
-			Config:      digest.Digest(man.Config.Digest.String()),
+			Config:      imgref.Digest(man.Config.Digest),
 		},
 	}
 	have := map[digest.Digest]bool{}
@@ -115,12 +116,12 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 		}
 	}
 	p.Blobs = append(p.Blobs, Blob{Descriptor: p.Target.Manifest, Role: sidecar.RoleManifest, Action: sidecar.Ship,
-		Reason: "the manifest always travels"})
+		Reason: "the manifest always travels", ReasonCode: sidecar.ReasonManifest})
 	cfg := Blob{Descriptor: desc(man.Config), Role: sidecar.RoleConfig}
 	decide(&cfg, have)
 	p.Blobs = append(p.Blobs, cfg)
 	for i, l := range man.Layers {
-		b := Blob{Descriptor: desc(l), Role: sidecar.RoleLayer, DiffID: digest.Digest(cf.RootFS.DiffIDs[i].String())}
+		b := Blob{Descriptor: desc(l), Role: sidecar.RoleLayer, DiffID: imgref.Digest(cf.RootFS.DiffIDs[i])}
 		decide(&b, have)
 		p.Blobs = append(p.Blobs, b)
 	}
@@ -132,6 +133,7 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 			for i := range p.Blobs {
 				if p.Blobs[i].Role == sidecar.RoleLayer && p.Blobs[i].Action == sidecar.Ship {
 					p.Blobs[i].Reason = "not in the baseline; no patch: only the baseline manifest is known (--baseline-manifest)"
+					p.Blobs[i].ReasonCode = sidecar.ReasonBaselineManifestOnly
 				}
 			}
 		} else if err := planPatches(ctx, p, target.Image, o); err != nil {
@@ -144,15 +146,15 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 }
 
 func desc(d v1.Descriptor) sidecar.Descriptor {
-	return sidecar.Descriptor{MediaType: string(d.MediaType), Digest: digest.Digest(d.Digest.String()), Size: d.Size}
+	return sidecar.Descriptor{MediaType: string(d.MediaType), Digest: imgref.Digest(d.Digest), Size: d.Size}
 }
 
 func decide(b *Blob, have map[digest.Digest]bool) {
 	if have[b.Digest] {
-		b.Action, b.Reason = sidecar.Reuse, "present in the baseline"
+		b.Action, b.Reason, b.ReasonCode = sidecar.Reuse, "present in the baseline", sidecar.ReasonInBaseline
 		return
 	}
-	b.Action, b.Reason = sidecar.Ship, "not in the baseline"
+	b.Action, b.Reason, b.ReasonCode = sidecar.Ship, "not in the baseline", sidecar.ReasonNotInBaseline
 }
 
 func describeBaseline(in *BaselineInput) (*Baseline, error) {
@@ -176,7 +178,7 @@ func describeBaseline(in *BaselineInput) (*Baseline, error) {
 		return nil, fault.Errorf(fault.Usage, "plan: baseline manifest %s has no config: is it an index? pick one platform's manifest", name)
 	}
 	b.ManifestDigest = digest.FromBytes(raw)
-	b.Config = digest.Digest(man.Config.Digest.String())
+	b.Config = imgref.Digest(man.Config.Digest)
 	var diffIDs []v1.Hash
 	if in.Image != nil {
 		cf, err := in.Image.ConfigFile()
@@ -191,7 +193,7 @@ func describeBaseline(in *BaselineInput) (*Baseline, error) {
 	for i, l := range man.Layers {
 		s := sidecar.Source{Descriptor: desc(l)}
 		if diffIDs != nil {
-			s.DiffID = digest.Digest(diffIDs[i].String())
+			s.DiffID = imgref.Digest(diffIDs[i])
 		}
 		if err := layout.CheckDigest(s.Digest, fmt.Sprintf("plan: baseline %s layer %d", name, i)); err != nil {
 			return nil, err
@@ -231,11 +233,13 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 		}
 		if !patchable(b.MediaType) {
 			b.Reason = fmt.Sprintf("not in the baseline; media type %s is not a patchable tar", b.MediaType)
+			b.ReasonCode = sidecar.ReasonNotPatchable
 			continue
 		}
 		srcs := chooseSources(p, i-2, o.MaxSources)
 		if len(srcs) == 0 {
 			b.Reason = "not in the baseline; the baseline has no layer to patch from"
+			b.ReasonCode = sidecar.ReasonNoPatchSource
 			continue
 		}
 		l, err := targetLayer(img, p, b)
@@ -245,61 +249,57 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 		b.Patch = &Patch{Codec: tarpatch.Codec, Sources: srcs}
 		jobs = append(jobs, job{i, l})
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  = make(chan job)
-	)
-	for w := 0; w < o.Jobs; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range next {
-				b := &p.Blobs[j.i]
-				var rec recompress.Recipe
-				var err error
-				func() {
-					defer fault.Recover(&err)
-					rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
-				}()
-				mu.Lock()
-				switch {
-				case err == nil:
-					enc, merr := json.Marshal(rec)
-					if merr != nil {
-						first = merr
-					}
-					b.Patch.Recipe = enc
-					b.Action = sidecar.Patch
-					b.Reason = fmt.Sprintf("not in the baseline; patch from %d baseline layer(s), recompressed as %s", len(b.Patch.Sources), rec)
-				case ctx.Err() != nil:
-					if first == nil {
-						first = ctx.Err()
-					}
-				case !errors.Is(err, recompress.ErrNotReproducible):
-					// Reading the layer failed (network, wrong bytes): a
-					// damaged or unreachable target, not a compressor
-					// that cannot be replayed.
-					if first == nil {
-						first = fmt.Errorf("layer %s of %s: %w", b.Digest, p.Target.Ref, err)
-					}
-				default:
-					o.Log.Info("compressor not reproducible: patching the compressed bytes", "layer", b.Digest, "err", err)
-					planFloor(b, err, identify(j.layer))
-				}
-				mu.Unlock()
-			}
-		}()
+	// Detect recipes in parallel, each into its own slot; decide in
+	// order, so the plan does not depend on the number of workers.
+	type detected struct {
+		rec recompress.Recipe
+		err error
 	}
-	for _, j := range jobs {
-		select {
-		case next <- j:
-		case <-ctx.Done():
+	found := make([]detected, len(jobs))
+	var g errgroup.Group
+	g.SetLimit(o.Jobs)
+	for k, j := range jobs {
+		g.Go(func() (err error) {
+			defer func() { found[k].err = err }()
+			defer fault.Recover(&err)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			found[k].rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
+			return err
+		})
+	}
+	g.Wait() // each task's error is its slot's
+	var first error
+	for k, j := range jobs {
+		b := &p.Blobs[j.i]
+		rec, err := found[k].rec, found[k].err
+		switch {
+		case err == nil:
+			enc, merr := json.Marshal(rec)
+			if merr != nil && first == nil {
+				first = merr
+			}
+			b.Patch.Recipe = enc
+			b.Action = sidecar.Patch
+			b.Reason = fmt.Sprintf("not in the baseline; patch from %d baseline layer(s), recompressed as %s", len(b.Patch.Sources), rec)
+			b.ReasonCode = sidecar.ReasonPatched
+		case ctx.Err() != nil:
+			if first == nil {
+				first = ctx.Err()
+			}
+		case !errors.Is(err, recompress.ErrNotReproducible):
+			// Reading the layer failed (network, wrong bytes): a
+			// damaged or unreachable target, not a compressor
+			// that cannot be replayed.
+			if first == nil {
+				first = fmt.Errorf("layer %s of %s: %w", b.Digest, p.Target.Ref, err)
+			}
+		default:
+			o.Log.Info("compressor not reproducible: patching the compressed bytes", "layer", b.Digest, "err", err)
+			planFloor(b, err, identify(jobs[k].layer))
 		}
 	}
-	close(next)
-	wg.Wait()
 	if first != nil {
 		return fault.Wrap(fault.KindOf(first, fault.Env), fmt.Errorf("plan: %w", first))
 	}

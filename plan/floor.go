@@ -30,6 +30,7 @@ func planFloor(b *Blob, why error, family string) {
 	b.Action = sidecar.Patch
 	b.Reason = fmt.Sprintf("not in the baseline; compressed by %s, whose blob cannot be reproduced (%s): patch of its compressed bytes against baseline layer %s",
 		family, oneLine(why), b.Patch.Sources[0].Digest)
+	b.ReasonCode = sidecar.ReasonNotReproducible
 }
 
 // identify names the compressor of a layer for the plan's reason.

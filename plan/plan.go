@@ -86,7 +86,9 @@ type Blob struct {
 	Action string        `json:"action"`
 	// Reason says, for people, why this action was chosen.
 	Reason string `json:"reason"`
-	Patch  *Patch `json:"patch,omitempty"`
+	// ReasonCode is the same for programs (since 1.1).
+	ReasonCode sidecar.ReasonCode `json:"reasonCode,omitempty"`
+	Patch      *Patch             `json:"patch,omitempty"`
 	// From names the bundle image whose baseline holds a reused blob when
 	// it is not this image's own. plan never sets it; pack does, when the
 	// images of a bundle draw on each other's baselines.
@@ -299,7 +301,7 @@ func (p *Plan) Validate() error {
 				return fmt.Errorf("blob %s: patch without a baseline", b.Digest)
 			}
 			if len(b.Patch.Sources) > 64 {
-				return fmt.Errorf("blob %s: patch has %d sources (1 to 64 allowed) at .blobs[%d].patch.sources", b.Digest, len(b.Patch.Sources), i)
+				return fmt.Errorf("blob %s: patch has %d sources (.blobs[%d].patch.sources: 1 to 64 allowed)", b.Digest, len(b.Patch.Sources), i)
 			}
 			for j, src := range b.Patch.Sources {
 				if err := checkSource(src, fmt.Sprintf("blob %s patch source %d", b.Digest, j)); err != nil {
@@ -309,7 +311,7 @@ func (p *Plan) Validate() error {
 			// The one recipe parser; pack would otherwise find a bad
 			// recipe only after compressing.
 			if _, err := recompress.ParseRecipe(b.Patch.Recipe); err != nil {
-				return fmt.Errorf("blob %s: %v (.blobs[%d].patch.recipe)", b.Digest, err, i)
+				return fmt.Errorf("blob %s (.blobs[%d].patch.recipe): %v", b.Digest, i, err)
 			}
 		default:
 			return fmt.Errorf("blob %s: unknown action %q", b.Digest, b.Action)

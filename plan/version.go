@@ -10,7 +10,8 @@ import (
 const (
 	// minorBase is what a plan whose patches are all tar patches says.
 	minorBase = 0
-	// MinorBlobPatch (1.1) adds a recompression recipe on reused layers,
+	// MinorBlobPatch (1.1) adds reasonCode on blobs, a recompression
+	// recipe on reused layers,
 	// the codec "diffah-tar/2" and the patch codecs of sidecar 1.2
 	// ("diffah-blob/1": a patch of a layer's compressed bytes, recipe
 	// {"format":"none"}; "diffah-deflate/1", "diffah-deflate-inline/1").
@@ -21,7 +22,7 @@ const (
 func (p *Plan) setVersion() {
 	minor := minorBase
 	for _, b := range p.Blobs {
-		if (b.Patch != nil && b.Patch.Codec != sidecar.TarPatchCodecV1) || len(b.Recipe) > 0 {
+		if (b.Patch != nil && b.Patch.Codec != sidecar.TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
 			minor = MinorBlobPatch
 		}
 	}

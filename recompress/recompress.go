@@ -315,9 +315,7 @@ func Candidates(format string) []Recipe {
 }
 
 var (
-	gzipMagic = []byte{0x1f, 0x8b}
-	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
-	// Peek reads 4 bytes: enough to tell these apart from a tar, whose
+	// gzipMagic and zstdMagic are in magic.go. Peek reads 4 bytes: enough to tell these apart from a tar, whose
 	// first bytes are a file name.
 	xzMagic    = []byte{0xfd, '7', 'z', 'X'}
 	bzip2Magic = []byte{'B', 'Z', 'h'}
@@ -389,14 +387,14 @@ func sniff(open func() (io.ReadCloser, error)) (string, *gzip.Header, error) {
 	br := bufio.NewReader(rc)
 	magic, _ := br.Peek(4)
 	switch {
-	case bytes.HasPrefix(magic, gzipMagic):
+	case IsGzip(magic):
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return "", nil, fault.Errorf(fault.Integrity, "recompress: gzip header: %w", err)
 		}
 		h := zr.Header
 		return FormatGzip, &h, nil
-	case bytes.Equal(magic, zstdMagic):
+	case IsZstd(magic):
 		return FormatZstd, nil, nil
 	case bytes.HasPrefix(magic, xzMagic), bytes.HasPrefix(magic, bzip2Magic):
 		// Compressed by something with no replayable Go counterpart;

@@ -378,3 +378,22 @@ func BenchmarkDetect(b *testing.B) {
 		}
 	}
 }
+
+// TestMagics: the one home of the gzip and zstd magics tells them apart
+// from each other, from a tar and from a short head.
+func TestMagics(t *testing.T) {
+	for _, c := range []struct {
+		head       []byte
+		gzip, zstd bool
+	}{
+		{[]byte{0x1f, 0x8b, 8, 0}, true, false},
+		{[]byte{0x28, 0xb5, 0x2f, 0xfd}, false, true},
+		{[]byte{0x28, 0xb5, 0x2f}, false, false},
+		{[]byte("etc/passwd"), false, false},
+		{nil, false, false},
+	} {
+		if IsGzip(c.head) != c.gzip || IsZstd(c.head) != c.zstd {
+			t.Errorf("% x: IsGzip %v IsZstd %v, want %v %v", c.head, IsGzip(c.head), IsZstd(c.head), c.gzip, c.zstd)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package resolve_test
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,11 +14,33 @@ import (
 	"github.com/diffah/diffah/resolve"
 )
 
-// panicImage is a baseline whose blob lookup panics, standing in for a
-// bug below resolve's workers.
+// panicImage is a baseline whose blobs panic when read, standing in for a
+// bug below resolve's workers. Only reading panics: preflight checks that
+// the baseline holds each blob without reading it, so the panic comes
+// from a worker building the layout.
 type panicImage struct{ v1.Image }
 
-func (panicImage) LayerByDigest(v1.Hash) (v1.Layer, error) { panic("boom in a worker") }
+func (p panicImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := p.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	return panicLayer{l}, nil
+}
+
+type panicLayer struct{ v1.Layer }
+
+func (l panicLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := l.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return panicReader{rc}, nil
+}
+
+type panicReader struct{ io.ReadCloser }
+
+func (panicReader) Read([]byte) (int, error) { panic("boom in a worker") }
 
 // TestWorkerPanicIsInternalError: a panic in a resolve worker goroutine
 // comes back from Complete as an internal error (exit 70), the layout is

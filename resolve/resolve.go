@@ -22,10 +22,10 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
@@ -147,7 +147,7 @@ func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o 
 	if err != nil {
 		return nil, fmt.Errorf("resolve: %s: %w", scPath, err)
 	}
-	r := &resolver{dir: dir, sc: sc, o: o, baselines: baselines}
+	r := &resolver{dir: dir, haveLayout: true, sc: sc, o: o, baselines: baselines}
 	return r.run(ctx)
 }
 
@@ -165,12 +165,15 @@ func Check(sc *sidecar.Sidecar, baselines map[string]Baseline, o Options) (rep *
 }
 
 type resolver struct {
-	dir       string
-	sc        *sidecar.Sidecar
-	o         Options
-	baselines map[string]Baseline
-	cache     *spool.Cache
-	bar       *progress.Bar
+	dir string
+	// haveLayout: dir holds the partial layout, whose shipped blobs and
+	// patches preflight checks too; Check has only a sidecar.
+	haveLayout bool
+	sc         *sidecar.Sidecar
+	o          Options
+	baselines  map[string]Baseline
+	cache      *spool.Cache
+	bar        *progress.Bar
 }
 
 type imageWork struct {
@@ -210,8 +213,8 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 	}
 	rep := &Report{Dir: r.dir}
 	var works []*imageWork
+	var found []verdict
 	var problems []string
-	var wrongBase []int // images whose baseline lacks blobs they need
 	for i := range r.sc.Images {
 		im := &r.sc.Images[i]
 		ir := ImageReport{Name: im.Name, ManifestDigest: im.Target.Manifest.Digest}
@@ -220,18 +223,12 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 			return nil, err
 		}
 		w := &imageWork{im: im, base: base, rep: &ir}
-		if err := r.preflight(ctx, w); err != nil {
-			ir.Status, ir.Reason = StatusFailed, err.Error()
-			var wb wrongBaseline
-			if fault.KindOf(err, 0) == fault.Partial || errors.As(err, &wb) && !r.o.Strict {
-				ir.Status = StatusSkipped
-			}
-			if errors.As(err, &wb) {
-				wrongBase = append(wrongBase, len(rep.Images))
-			}
+		v, err := r.preflight(ctx, w)
+		found = append(found, v)
+		if err != nil {
+			ir.Reason = err.Error()
 			problems = append(problems, err.Error())
 		} else {
-			ir.Status = StatusOK
 			works = append(works, w)
 		}
 		rep.Images = append(rep.Images, ir)
@@ -243,24 +240,8 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 			}
 		}
 	}
-	// Partial mode skips images without a usable baseline (none given, or
-	// one lacking blobs) and resolves the rest; with nothing left to
-	// resolve, or --strict, or any other failure, nothing is written.
-	if len(problems) > 0 && (r.o.Strict || len(works) == 0 || anyFailed(rep)) {
-		kind := fault.Integrity
-		if !anyFailed(rep) && len(wrongBase) == 0 {
-			kind = fault.Partial
-		}
-		for _, i := range wrongBase {
-			rep.Images[i].Status = StatusFailed
-		}
-		hint := ""
-		for _, im := range rep.Images {
-			if len(im.Missing) > 0 || im.Status == StatusSkipped {
-				hint = "pass the baseline each image was planned against: --baseline REF (or NAME=REF for bundles)"
-			}
-		}
-		return rep, &fault.Error{Kind: kind, Err: fmt.Errorf("resolve: preflight failed, nothing written:\n  %s", strings.Join(problems, "\n  ")), Hint: hint}
+	if err := r.policy(rep, found, problems); err != nil {
+		return rep, err
 	}
 	for _, p := range problems {
 		r.o.Log.Warn("skipping image", "reason", p)
@@ -279,6 +260,62 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 	return rep, nil
 }
 
+// verdict is what preflight found for one image.
+type verdict int
+
+const (
+	// ready: every blob the image needs is reachable.
+	ready verdict = iota
+	// noBaseline: a baseline the image needs was not given.
+	noBaseline
+	// baselineLacks: a given baseline lacks blobs the image needs (it is
+	// not the one the image was planned against).
+	baselineLacks
+	// broken: the layout is damaged, or the image cannot be resolved by
+	// this diffah.
+	broken
+)
+
+// policy is the one place --strict and partial mode act: it sets each
+// image's status from its verdict and returns the run's error when
+// nothing may be written. Partial mode skips images without a usable
+// baseline (none given, or one lacking blobs) and resolves the rest; with
+// nothing left to resolve, or --strict, or any broken image, nothing is
+// written: exit 6 (partial) when only baselines were not given, else 4.
+func (r *resolver) policy(rep *Report, found []verdict, problems []string) error {
+	lacks := false
+	for i, v := range found {
+		switch {
+		case v == ready:
+			rep.Images[i].Status = StatusOK
+		case v == noBaseline, v == baselineLacks && !r.o.Strict:
+			rep.Images[i].Status = StatusSkipped
+		default:
+			rep.Images[i].Status = StatusFailed
+		}
+		lacks = lacks || v == baselineLacks
+	}
+	if len(problems) == 0 || !r.o.Strict && !anyFailed(rep) && slices.Contains(found, ready) {
+		return nil
+	}
+	kind := fault.Integrity
+	if !anyFailed(rep) && !lacks {
+		kind = fault.Partial
+	}
+	for i, v := range found {
+		if v == baselineLacks {
+			rep.Images[i].Status = StatusFailed
+		}
+	}
+	hint := ""
+	for _, im := range rep.Images {
+		if len(im.Missing) > 0 || im.Status == StatusSkipped {
+			hint = "pass the baseline each image was planned against: --baseline REF (or NAME=REF for bundles)"
+		}
+	}
+	return &fault.Error{Kind: kind, Err: fmt.Errorf("resolve: preflight failed, nothing written:\n  %s", strings.Join(problems, "\n  ")), Hint: hint}
+}
+
 func anyFailed(rep *Report) bool {
 	for _, im := range rep.Images {
 		if im.Status == StatusFailed {
@@ -292,7 +329,7 @@ func anyFailed(rep *Report) bool {
 // blobs present with the right size, recipes and codecs understood, and
 // every reused blob and patch source present in the baseline. It lists
 // all that is missing at once.
-func (r *resolver) preflight(ctx context.Context, w *imageWork) error {
+func (r *resolver) preflight(ctx context.Context, w *imageWork) (verdict, error) {
 	im := w.im
 	w.recipes = map[digest.Digest]recompress.Recipe{}
 	var missing []Missing
@@ -300,7 +337,7 @@ func (r *resolver) preflight(ctx context.Context, w *imageWork) error {
 	for _, b := range im.Blobs {
 		switch b.Action {
 		case sidecar.Ship:
-			if r.dir == "" {
+			if !r.haveLayout {
 				w.rep.Shipped++
 				continue
 			}
@@ -318,23 +355,23 @@ func (r *resolver) preflight(ctx context.Context, w *imageWork) error {
 			}
 			w.rep.Patched++
 			if err := knownCodec(im, b); err != nil {
-				return err
+				return broken, err
 			}
 			rec, err := recompress.ParseRecipe(b.Patch.Recipe)
 			if err != nil {
-				return fmt.Errorf("image %q: layer %s: %w", im.Name, b.Digest, err)
+				return broken, fmt.Errorf("image %q: layer %s: %w", im.Name, b.Digest, err)
 			}
 			if err := checkBlobRecipe(im, b, rec); err != nil {
-				return err
+				return broken, err
 			}
 			w.recipes[b.Digest] = rec
-			if e, ok := r.sc.EntryByName(b.Patch.Entry); r.dir != "" && (!ok || !fileHasSize(layout.PatchPath(r.dir, e.Digest), e.Size)) {
+			if e, ok := r.sc.EntryByName(b.Patch.Entry); r.haveLayout && (!ok || !fileHasSize(layout.PatchPath(r.dir, e.Digest), e.Size)) {
 				missing = append(missing, Missing{b.Digest, "patch payload missing from " + r.dir})
-			} else if r.dir != "" {
+			} else if r.haveLayout {
 				// Patches are small; checking them now turns a damaged one
 				// into a clear preflight error instead of a decoder error.
 				if err := layout.VerifyFile(layout.PatchPath(r.dir, e.Digest), e.Digest, e.Size, "patch payload "+e.Name); err != nil {
-					return fmt.Errorf("image %q: layer %s: %w (damaged since unpack? unpack the archive again)", im.Name, b.Digest, err)
+					return broken, fmt.Errorf("image %q: layer %s: %w (damaged since unpack? unpack the archive again)", im.Name, b.Digest, err)
 				}
 			}
 		}
@@ -344,12 +381,12 @@ func (r *resolver) preflight(ctx context.Context, w *imageWork) error {
 		if im.Baseline != nil && im.Baseline.Ref != "" {
 			what = "baseline " + im.Baseline.Ref
 		}
-		return fault.Errorf(fault.Partial, "image %q: no baseline given (it was planned against %s, manifest %s)", im.Name, what, baselineDigest(im))
+		return noBaseline, fault.Errorf(fault.Partial, "image %q: no baseline given (it was planned against %s, manifest %s)", im.Name, what, baselineDigest(im))
 	}
 	others := crossImages(im)
 	for _, other := range others {
 		if r.baseOf(w, other) == nil {
-			return fault.Errorf(fault.Partial, "image %q: needs the baseline of bundle image %q too (it reuses or patches from it), which was not given: --baseline %s=REF", im.Name, other, other)
+			return noBaseline, fault.Errorf(fault.Partial, "image %q: needs the baseline of bundle image %q too (it reuses or patches from it), which was not given: --baseline %s=REF", im.Name, other, other)
 		}
 	}
 	layoutDamaged := len(missing) > 0
@@ -367,19 +404,12 @@ func (r *resolver) preflight(ctx context.Context, w *imageWork) error {
 		// which in a bundle's partial mode skips the image (see run).
 		err := fault.Errorf(fault.Integrity, "image %q: %d blob(s) not reachable:\n    %s", im.Name, len(missing), strings.Join(lines, "\n    "))
 		if !layoutDamaged {
-			return wrongBaseline{err}
+			return baselineLacks, err
 		}
-		return err
+		return broken, err
 	}
-	return nil
+	return ready, nil
 }
-
-// wrongBaseline is a preflight error whose only cause is a baseline that
-// lacks blobs the image needs: an integrity error, unless partial mode
-// skips the image and resolves the others.
-type wrongBaseline struct{ error }
-
-func (w wrongBaseline) Unwrap() error { return w.error }
 
 func baselineDigest(im *sidecar.Image) string {
 	if im.Baseline == nil || im.Baseline.ManifestDigest == "" {
@@ -453,9 +483,9 @@ func (r *resolver) missingFromBaseline(ctx context.Context, w *imageWork) []Miss
 		if !ok {
 			h = &held{have: map[digest.Digest]bool{}}
 			if m, err := base.Image.Manifest(); err == nil {
-				h.have[digest.Digest(m.Config.Digest.String())] = true
+				h.have[imgref.Digest(m.Config.Digest)] = true
 				for _, l := range m.Layers {
-					h.have[digest.Digest(l.Digest.String())] = true
+					h.have[imgref.Digest(l.Digest)] = true
 				}
 			} else {
 				h.err = err
@@ -514,12 +544,9 @@ func (r *resolver) missingFromBaseline(ctx context.Context, w *imageWork) []Miss
 // baselineHas checks that base holds the blob d of size bytes, without
 // reading it.
 func baselineHas(ctx context.Context, base *Baseline, d digest.Digest, size int64) error {
-	if err := layout.CheckDigest(d, "baseline blob"); err != nil {
-		return err
-	}
-	h, err := v1.NewHash(d.String())
+	h, err := imgref.Hash(d, "baseline blob")
 	if err != nil {
-		return fault.Errorf(fault.Integrity, "baseline blob %s: %w", d, err)
+		return err
 	}
 	return imgref.CheckBlob(ctx, base.Image, h, size)
 }
@@ -570,48 +597,25 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 		r.bar = progress.New(r.o.Progress, "resolve", total)
 		defer r.bar.Done()
 	}
-	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-		next  = make(chan task)
-	)
-	for range min(r.o.Jobs, max(1, len(tasks))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range next {
-				err := func() (err error) {
-					defer fault.Recover(&err)
-					return r.blob(ctx, tmp.Path, t.w, t.b)
-				}()
-				r.bar.Add(t.b.Size)
-				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	// The first failure stops the rest (gctx); each blob has its own file,
+	// so what is written does not depend on the number of workers.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(min(r.o.Jobs, max(1, len(tasks))))
 	for _, t := range tasks {
-		mu.Lock()
-		stop := first != nil
-		mu.Unlock()
-		if stop || ctx.Err() != nil {
+		if gctx.Err() != nil {
 			break
 		}
-		next <- t
+		g.Go(func() (err error) {
+			defer fault.Recover(&err)
+			defer r.bar.Add(t.b.Size)
+			return r.blob(gctx, tmp.Path, t.w, t.b)
+		})
 	}
-	close(next)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
+	if err := g.Wait(); err != nil {
+		return err
 	}
-	if first != nil {
-		return first
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	mediaTypes := map[string]string{}
 	for _, w := range works {
@@ -717,11 +721,7 @@ func openBaselineBlob(base *Baseline, b sidecar.Blob) (io.ReadCloser, error) {
 			return io.NopCloser(strings.NewReader(string(raw))), nil
 		}
 	}
-	h, err := v1.NewHash(b.Digest.String())
-	if err != nil {
-		return nil, fault.Errorf(fault.Integrity, "%w", err)
-	}
-	l, err := base.Image.LayerByDigest(h)
+	l, err := imgref.LayerByDigest(base.Image, b.Digest)
 	if err != nil {
 		return nil, fault.Errorf(fault.Integrity, "baseline %s has no blob %s: %w", base.Ref, b.Digest, err)
 	}
@@ -896,7 +896,7 @@ func verifyComplete(dir string, o Options) (*Report, error) {
 			return nil, fault.Errorf(fault.Integrity, "%s: %w", what, err)
 		}
 		for i, b := range append([]v1.Descriptor{m.Config}, m.Layers...) {
-			dg := digest.Digest(b.Digest.String())
+			dg := imgref.Digest(b.Digest)
 			bwhat := fmt.Sprintf("resolve: image %.100q blob %d (%s)", name, i, dg)
 			if err := layout.CheckDigest(dg, bwhat); err != nil {
 				return nil, err

@@ -114,6 +114,8 @@ type Blob struct {
 	Patch *PatchRef `json:"patch,omitempty"`
 	// Reason says, for people, why the producer chose the action.
 	Reason string `json:"reason,omitempty"`
+	// ReasonCode is the same for programs (since 1.2).
+	ReasonCode ReasonCode `json:"reasonCode,omitempty"`
 	// From names, for a reused blob, the bundle image whose baseline holds
 	// it, when that is not this image's own (since 1.1).
 	From string `json:"from,omitempty"`

@@ -7,7 +7,8 @@ const (
 	// minorBase is what a sidecar whose patches are all tar patches says:
 	// 1.1 readers read it strictly.
 	minorBase = 1
-	// MinorBlobPatch (1.2) adds a recompression recipe on reused layers
+	// MinorBlobPatch (1.2) adds reasonCode on blobs, a recompression
+	// recipe on reused layers
 	// (rebuilt from a baseline that holds them only uncompressed: a
 	// container engine, a docker save archive), the codec "diffah-tar/2"
 	// (tarpatch's ADIFF and XADIFF ops), and the patch codecs "diffah-blob/1"
@@ -44,7 +45,7 @@ func (s *Sidecar) SetVersion() {
 	minor := minorBase
 	for _, im := range s.Images {
 		for _, b := range im.Blobs {
-			if (b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 {
+			if (b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
 				minor = MinorBlobPatch
 			}
 		}

@@ -7,7 +7,6 @@ package unpack
 import (
 	"archive/tar"
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"errors"
@@ -21,8 +20,10 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/atomicdir"
+	"github.com/diffah/diffah/internal/ctxio"
 	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/internal/progress"
+	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/signature"
 )
@@ -59,9 +60,6 @@ type Result struct {
 // marker (tar writers pad to their record size).
 const maxTrailer = 1 << 20
 
-// zstdMagic starts a zstd frame: archives may be compressed as a whole.
-var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
-
 // Read unpacks the archive from r into dir, atomically: dir appears only
 // when every entry has verified.
 func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, error) {
@@ -94,13 +92,6 @@ func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, err
 	return res, nil
 }
 
-// ReadInto unpacks into dir, an existing empty directory the caller owns
-// and cleans up (import unpacks into its own temporary directory).
-func ReadInto(ctx context.Context, r io.Reader, dir string, o Options) (*Result, error) {
-	res, err := read(ctx, r, func() (string, error) { return dir, nil }, o)
-	return res, hintDamaged(err)
-}
-
 // hintDamaged gives an integrity error that carries no hint of its own
 // the next step a user can take: the archive itself is bad.
 func hintDamaged(err error) error {
@@ -125,23 +116,23 @@ type headState struct {
 	res     *Result
 	tr      *tar.Reader
 	in      io.Reader
-	counter *countReader
+	counter *ctxio.CountingReader
 	scBytes []byte
 	sig     []byte
 	// hdr is the entry after the sidecar and signature (nil at the end).
 	hdr   *tar.Header
 	close func()
 	// tarBytes counts what the tar reader consumed (after decompression).
-	tarBytes *byteCounter
+	tarBytes *ctxio.CountingReader
 }
 
 func head(r io.Reader, o Options) (*headState, error) {
-	counter := &countReader{r: r}
+	counter := &ctxio.CountingReader{R: inputReader{r}}
 	br := bufio.NewReaderSize(counter, 1<<20)
 	var in io.Reader = br
 	closeZ := func() {}
 	magic, _ := br.Peek(4)
-	if bytes.Equal(magic, zstdMagic) {
+	if recompress.IsZstd(magic) { // archives may be compressed as a whole
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
 			return nil, fault.Errorf(fault.Internal, "unpack: %w", err)
@@ -149,7 +140,7 @@ func head(r io.Reader, o Options) (*headState, error) {
 		closeZ = zr.Close
 		in = zr
 	}
-	tc := &byteCounter{r: in}
+	tc := &ctxio.CountingReader{R: in}
 	tr := tar.NewReader(tc)
 	res := &Result{}
 	scBytes, err := nextEntry(tr, sidecar.EntryName, sidecar.MaxSize, "the first entry")
@@ -265,7 +256,7 @@ func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Opti
 		return nil, fault.Errorf(fault.Integrity, "unpack: unexpected entry %q: the sidecar lists no entries", hdr.Name)
 	}
 	if len(sc.Entries) > 0 {
-		dataEnd := h.tarBytes.n
+		dataEnd := h.tarBytes.N
 		if hdr, err = next(tr); err == nil {
 			return nil, fault.Errorf(fault.Integrity, "unpack: unexpected entry %q after the last listed entry", hdr.Name)
 		} else if !errors.Is(err, io.EOF) {
@@ -274,8 +265,8 @@ func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Opti
 		// archive/tar reports a clean io.EOF when the stream stops at a
 		// block boundary; pack always writes the two zero blocks, so an
 		// archive without them was cut short (a lost last part of a split).
-		if want := (dataEnd+511)/512*512 + 1024; h.tarBytes.n < want {
-			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "unpack: the archive ends without its end-of-archive marker (%d of at least %d bytes): truncated?", h.tarBytes.n, want),
+		if want := (dataEnd+511)/512*512 + 1024; h.tarBytes.N < want {
+			return nil, fault.WithHint(fault.Errorf(fault.Integrity, "unpack: the archive ends without its end-of-archive marker (%d of at least %d bytes): truncated?", h.tarBytes.N, want),
 				fault.Integrity, "if it was split, concatenate every part in order (cat part.* | diffah unpack ...)")
 		}
 	}
@@ -293,8 +284,8 @@ func read(ctx context.Context, r io.Reader, mkdir func() (string, error), o Opti
 	if err := layout.WriteIndex(dir, manifests); err != nil {
 		return nil, err
 	}
-	res.Bytes = counter.n
-	o.Log.Info("unpacked", "images", len(sc.Images), "entries", len(sc.Entries), "bytes", counter.n)
+	res.Bytes = counter.N
+	o.Log.Info("unpacked", "images", len(sc.Images), "entries", len(sc.Entries), "bytes", counter.N)
 	return res, nil
 }
 
@@ -379,29 +370,14 @@ func mapTarErr(err error) error {
 	return err
 }
 
-type countReader struct {
-	r io.Reader
-	n int64
-}
+// inputReader tags a failure to read the input as Env.
+type inputReader struct{ r io.Reader }
 
-func (c *countReader) Read(p []byte) (int, error) {
+func (c inputReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = fault.Errorf(fault.Env, "unpack: reading input: %w", err)
 	}
-	return n, err
-}
-
-// byteCounter counts bytes read, passing errors through unchanged.
-type byteCounter struct {
-	r io.Reader
-	n int64
-}
-
-func (c *byteCounter) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
 	return n, err
 }
 

@@ -80,10 +80,6 @@ func loadVerifyKey(path string) (*ecdsa.PublicKey, error) {
 	return k, nil
 }
 
-func openInput(path string, stdin io.Reader) (io.Reader, func(), error) {
-	return openInputFrom(nil, RegistryFlags{}, path, stdin)
-}
-
 // openInputFrom opens an archive from a file, stdin, or a registry
 // artifact (docker://).
 func openInputFrom(g *Globals, rf RegistryFlags, path string, stdin io.Reader) (io.Reader, func(), error) {

@@ -1,4 +1,5 @@
-// Package ctxio holds io helpers that honour a context.
+// Package ctxio holds the small io wrappers: readers that honour a
+// context, and byte counters.
 package ctxio
 
 import (

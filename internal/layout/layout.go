@@ -22,6 +22,13 @@ const (
 	SidecarFile = "diffah/sidecar.json"
 	// SignatureFile keeps the sidecar's signature when there was one.
 	SignatureFile = "diffah/sidecar.json.sig"
+	// IndexFile and LayoutFile are an OCI layout's two fixed files;
+	// LayoutContent is what LayoutFile says (without a trailing newline).
+	IndexFile     = "index.json"
+	LayoutFile    = "oci-layout"
+	LayoutContent = `{"imageLayoutVersion":"1.0.0"}`
+	// BlobDir is where, under a layout's root, sha256 blobs live.
+	BlobDir = "blobs/sha256"
 	// RefNameAnnotation carries the image name in index.json.
 	RefNameAnnotation = "org.opencontainers.image.ref.name"
 	// NameAnnotation also carries the image name, for tools that use
@@ -103,7 +110,7 @@ func Entry(mediaType string, d digest.Digest, size int64, name string) Descripto
 
 // WriteIndex writes oci-layout and index.json into dir.
 func WriteIndex(dir string, manifests []Descriptor) error {
-	if err := WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`+"\n")); err != nil {
+	if err := WriteFile(filepath.Join(dir, LayoutFile), []byte(LayoutContent+"\n")); err != nil {
 		return err
 	}
 	idx := Index{SchemaVersion: 2, MediaType: "application/vnd.oci.image.index.v1+json", Manifests: manifests}
@@ -111,24 +118,24 @@ func WriteIndex(dir string, manifests []Descriptor) error {
 	if err != nil {
 		return err
 	}
-	return WriteFile(filepath.Join(dir, "index.json"), append(b, '\n'))
+	return WriteFile(filepath.Join(dir, IndexFile), append(b, '\n'))
 }
 
 // ReadIndex reads dir/index.json; every entry's digest has passed
 // CheckDigest and its size CheckSize.
 func ReadIndex(dir string) (*Index, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	b, err := os.ReadFile(filepath.Join(dir, IndexFile))
 	if err != nil {
-		return nil, fault.Errorf(fault.Env, "reading %s: %w", filepath.Join(dir, "index.json"), err)
+		return nil, fault.Errorf(fault.Env, "reading %s: %w", filepath.Join(dir, IndexFile), err)
 	}
 	var idx Index
 	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, fault.Errorf(fault.Integrity, "%s: %w", filepath.Join(dir, "index.json"), err)
+		return nil, fault.Errorf(fault.Integrity, "%s: %w", filepath.Join(dir, IndexFile), err)
 	}
 	// Its digests become paths and its sizes read lengths: both are
 	// checked here, before any caller uses them.
 	for i, d := range idx.Manifests {
-		what := fmt.Sprintf("%s: manifest %d", filepath.Join(dir, "index.json"), i)
+		what := fmt.Sprintf("%s: manifest %d", filepath.Join(dir, IndexFile), i)
 		if err := CheckDigest(d.Digest, what); err != nil {
 			return nil, err
 		}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/diffah/diffah/internal/units"
 )
 
 // Bar tracks bytes done out of a total (0 = unknown).
@@ -55,16 +57,6 @@ func (b *Bar) Add(n int64) {
 	}
 }
 
-// SetLabel changes what the bar says it is working on.
-func (b *Bar) SetLabel(s string) {
-	if b == nil {
-		return
-	}
-	b.mu.Lock()
-	b.label = s
-	b.mu.Unlock()
-}
-
 // Line renders the bar's current state (exported for tests).
 func (b *Bar) Line(t time.Time) string {
 	el := t.Sub(b.start).Seconds()
@@ -72,11 +64,11 @@ func (b *Bar) Line(t time.Time) string {
 	if el > 0 {
 		rate = float64(b.done) / el
 	}
-	s := fmt.Sprintf("%s  %s", b.label, size(b.done))
+	s := fmt.Sprintf("%s  %s", b.label, units.Bytes(b.done))
 	if b.total > 0 {
-		s += fmt.Sprintf(" / %s (%d%%)", size(b.total), 100*b.done/b.total)
+		s += fmt.Sprintf(" / %s (%d%%)", units.Bytes(b.total), 100*b.done/b.total)
 	}
-	s += fmt.Sprintf("  %s/s", size(int64(rate)))
+	s += fmt.Sprintf("  %s/s", units.Bytes(int64(rate)))
 	if b.total > 0 && rate > 0 && b.done < b.total {
 		eta := time.Duration(float64(b.total-b.done)/rate) * time.Second
 		s += "  ETA " + eta.Round(time.Second).String()
@@ -127,17 +119,4 @@ func (p *pr) Read(d []byte) (int, error) {
 	n, err := p.r.Read(d)
 	p.b.Add(int64(n))
 	return n, err
-}
-
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

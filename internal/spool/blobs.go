@@ -8,6 +8,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
 )
 
 // Blobs downloads each blob once and serves every later read from an
@@ -47,12 +48,10 @@ func spoolBlob(fetch func() (io.ReadCloser, error), size int64, what string) (*F
 		return nil, err
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp("", "diffah-blob-*")
+	f, err := atomicdir.Scratch("", "spooling "+what)
 	if err != nil {
-		return nil, fault.Errorf(fault.Env, "spooling %s: %w", what, err)
+		return nil, err
 	}
-	// Unlinked at once, as in Cache.
-	os.Remove(f.Name())
 	n, err := io.Copy(fileWriter{f, what}, rc)
 	if err == nil && n != size {
 		err = fault.Errorf(fault.Integrity, "%s: %d bytes, want %d", what, n, size)

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/ctxio"
 )
 
@@ -107,13 +108,10 @@ func (c *Cache) spool(ctx context.Context, open func() (io.ReadCloser, error), w
 		return nil, fault.Errorf(fault.Env, "opening %s: %w", what, err)
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(c.dir, "diffah-spool-*")
+	f, err := atomicdir.Scratch(c.dir, "spooling "+what)
 	if err != nil {
-		return nil, fault.Errorf(fault.Env, "spooling %s: %w", what, err)
+		return nil, err
 	}
-	// Unlinked at once: the open descriptor keeps the data, and nothing is
-	// left behind if the process dies.
-	os.Remove(f.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), ctxio.Reader{Ctx: ctx, R: rc})
 	if err != nil {

@@ -58,3 +58,40 @@ func TestReaderReadsOnePastSize(t *testing.T) {
 		t.Fatalf("read %d bytes for a 10-byte blob", read)
 	}
 }
+
+// TestReaderErrorIsSticky: once the check fails, every later Read returns
+// the same error (a caller retrying a Read never sees io.EOF), and
+// ReadCloser closes the stream it verifies.
+func TestReaderErrorIsSticky(t *testing.T) {
+	data := []byte("hello, world")
+	want := digest.FromBytes([]byte("something else"))
+	c := &closeCount{Reader: bytes.NewReader(data)}
+	v := NewReadCloser(c, want, int64(len(data)), "blob x")
+	_, err := io.ReadAll(v)
+	if fault.KindOf(err, 0) != fault.Integrity || !strings.Contains(err.Error(), "blob x: content is") {
+		t.Fatalf("err = %v, want an integrity error naming blob x", err)
+	}
+	for i := 0; i < 3; i++ {
+		if n, again := v.Read(make([]byte, 8)); n != 0 || again != err {
+			t.Fatalf("read %d after the error: %d, %v; want 0, %v", i, n, again, err)
+		}
+	}
+	if err := v.Close(); err != nil || c.closed != 1 {
+		t.Fatalf("Close: %v, closed %d times", err, c.closed)
+	}
+	// A good stream ends with io.EOF itself.
+	ok := NewReader(bytes.NewReader(data), digest.FromBytes(data), int64(len(data)), "blob y")
+	if got, err := io.ReadAll(ok); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("good stream: %q, %v", got, err)
+	}
+	if _, err := ok.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read after EOF: %v, want io.EOF", err)
+	}
+}
+
+type closeCount struct {
+	io.Reader
+	closed int
+}
+
+func (c *closeCount) Close() error { c.closed++; return nil }
