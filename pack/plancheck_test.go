@@ -315,17 +315,17 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 		o     pack.Options
 		want  string
 	}{
-		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "144e02830dcf217f8f30927f60a1fd4eb9bf5b30f9a32d8c0c18f71b5d25534e"},
-		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "219e07c6a971dd139f557a58d80bc2edbc4bd0eab606630550b7d7b0c499e6cb"},
-		{"intra-layer off", one("v2", "v2", "oci:fx/v1", "", plan.IntraOff), pack.Options{}, "312937803e80dea489831088f8bfbbdc7eb52096bfe4e31a090172ef1f70d296"},
-		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "5f3825a9847e3c86feb44ad8b8c8a6674d4d0a8cd1cbe74b3541436e0e1b7323"},
-		{"baseline manifest", one("v2", "v2", "manifest:v1-manifest.json", "", plan.IntraAuto), pack.Options{}, "c0828034e35c7ed2693939baa5a6a6ff2b02ede599f2a81dc85120dab90b847e"},
-		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "212c7be172006edcc20346f07ac4e64f823c90690d9a4a74f4cfcb7e1138d1de"},
-		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "d1d33d30c900dae91b1da8dc5b0ee32182fde8379fad2500b9e02ee73b4c720e"},
-		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "41148cd493f1701a3b92f2d04e22b78e7a887ab728cfda357091cfe7ca83f671"},
-		{"bundle", bundle(true), pack.Options{}, "330c2b9a7afdf5498549b402371b9f736aff1c2a5fd4390d82576204530a4ea1"},
-		{"bundle independent", bundle(true), pack.Options{Independent: true}, "330c2b9a7afdf5498549b402371b9f736aff1c2a5fd4390d82576204530a4ea1"},
-		{"bundle with images new to the site", bundle(false), pack.Options{}, "17c46acd956c8f2e724a88cee861647c4359e302dba7ad6bcc48a8184befac49"},
+		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "ad4ddfc5e3b05946134b0e624a7a75e963c8df734bac0dfe57f61712bbfe7475"},
+		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "8e622bd01aae9afdc42a880dbc2d0c50728b812b34ef76a0d99ffc0bd416bd47"},
+		{"intra-layer off", one("v2", "v2", "oci:fx/v1", "", plan.IntraOff), pack.Options{}, "3f95e4f50039ddc4d2e123cfc027c001e96bec6eaa0fd9af5735a488febe66dc"},
+		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "802710889ede99ec94b28c7af3c8f8f60e25f4c63c53ecf19ede7a343fe8eea9"},
+		{"baseline manifest", one("v2", "v2", "manifest:v1-manifest.json", "", plan.IntraAuto), pack.Options{}, "2df273c89816fc7e69f5caa554e8a330b7ac34599e0f4bc711546a9ebf9e4f81"},
+		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "154d58016c60187dfbda1f64054f9bde37bb99cc1df07a357b850d3a364f848d"},
+		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "ab215196ef0703d764c96bb6075122d83dd68556783237b93ac8e49afc80b97b"},
+		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "4602a8105b08d47690ecc80e6819209438c971cc983d63064ec8fd1baac6cc53"},
+		{"bundle", bundle(true), pack.Options{}, "01ee510e3270f0c496365f2b1b37f2e92e7a56dffd591098b6cc21c9ae53a1a4"},
+		{"bundle independent", bundle(true), pack.Options{Independent: true}, "01ee510e3270f0c496365f2b1b37f2e92e7a56dffd591098b6cc21c9ae53a1a4"},
+		{"bundle with images new to the site", bundle(false), pack.Options{}, "c201ec32d0a1e05141dbb3f1d8653edf3a023ab02d0aa5cbedd1ad4e8f2f4752"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
