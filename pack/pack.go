@@ -393,7 +393,13 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			ps.byDigest[pl.digest] = pl
 			ps.byLayer[j.blob.Digest.String()] = pl
 		} else {
-			ps.unused[j.blob.Digest] = unusedPatch{sidecar.ReasonPatchNotSmaller, notSmaller(j.blob, stat)}
+			code := sidecar.ReasonPatchNotSmaller
+			if j.blob.Patch.Codec == blobpatch.Codec {
+				// The plan fell back to the compressed bytes because the
+				// compressor cannot be reproduced: that is why it ships.
+				code = sidecar.ReasonNotReproducible
+			}
+			ps.unused[j.blob.Digest] = unusedPatch{code, notSmaller(j.blob, stat)}
 			pl.file.Close()
 		}
 	}

@@ -107,7 +107,7 @@ func TestRegistryMisbehaving(t *testing.T) {
 		{fakeregistry.Error5xx, "5xx", all, fault.Env, "503", 12},
 		{fakeregistry.Unauthorized, "401", all, fault.Env, "access denied", 12},
 		{fakeregistry.UnauthorizedBearer, "401-bearer", all, fault.Env, "access denied", 12},
-		{fakeregistry.WrongBlob, "wrong-blob", []string{"plan", "export", "import-pull", "unpack", "inspect", "import-remote"}, fault.Integrity, "digest|damaged", 30},
+		{fakeregistry.WrongBlob, "wrong-blob", []string{"plan", "export", "import-pull", "unpack", "inspect", "import-remote"}, fault.Integrity, "digest|damaged|invalid tar header", 30},
 		{fakeregistry.ShortBlob, "short-blob", []string{"plan", "export", "import-pull", "unpack", "inspect", "import-remote"}, fault.Integrity, "bytes|damaged|truncated", 30},
 		{fakeregistry.LoseUpload, "lose-upload", []string{"import-push", "import-mount", "pack-push"}, fault.Integrity, "does not hold|not stored", 40},
 		{fakeregistry.AlterUpload, "alter-upload", []string{"import-push", "import-mount", "pack-push"}, fault.Integrity, "holds a blob", 40},

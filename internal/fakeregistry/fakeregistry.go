@@ -54,7 +54,9 @@ const (
 	// other request 401 with a Bearer challenge, whatever token comes.
 	UnauthorizedBearer
 	// WrongBlob serves every blob over 1 KiB (layers and archives, not
-	// configs) with one byte changed (same length).
+	// configs) with one byte changed (same length): byte 100, inside the
+	// first tar header of an archive, so that even a reader of the head
+	// alone (inspect) meets the damage.
 	WrongBlob
 	// ShortBlob serves every blob over 1 KiB without its last byte, with
 	// a Content-Length that says so.
@@ -207,7 +209,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			b := rec.Body.Bytes()
 			if len(b) > 1<<10 && rec.Code == http.StatusOK {
 				if Mode(s.mode.Load()) == WrongBlob {
-					b[len(b)/2] ^= 0xff
+					b[100] ^= 0xff
 				} else {
 					b = b[:len(b)-1]
 				}
