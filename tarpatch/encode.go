@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/ctxio"
 )
 
 // EncodeOptions tune Encode.
@@ -351,7 +352,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	if err != nil {
 		return st, fault.Wrap(fault.Internal, err)
 	}
-	cw := &countWriter{w: w}
+	cw := &ctxio.CountingWriter{W: w}
 	if _, err := cw.Write(magic); err != nil {
 		return st, fault.Wrap(fault.Env, err)
 	}
@@ -524,7 +525,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		return st, fault.Wrap(fault.Env, err)
 	}
 	st.NewSize = cr.n
-	st.PatchSize = cw.n
+	st.PatchSize = cw.N
 	return st, nil
 }
 
@@ -820,17 +821,6 @@ func deltaOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, error) {
 // plainSize estimates what data costs as a literal.
 func plainSize(data []byte, enc *encoders) int {
 	return len(enc.plain.EncodeAll(data, nil))
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 const (

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/diffah/diffah/internal/ctxio"
 	"io"
 	"os"
 	"os/exec"
@@ -174,12 +175,12 @@ func (c *compareWriter) Write(p []byte) (int, error) {
 func zstdSize(t *testing.T, args ...string) int64 {
 	t.Helper()
 	cmd := exec.Command("zstd", append([]string{"-q", "-c", "-T2"}, args...)...)
-	n := &countWriter{w: io.Discard}
+	n := &ctxio.CountingWriter{W: io.Discard}
 	cmd.Stdout = n
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("zstd %v: %v: %s", args, err, stderr.String())
 	}
-	return n.n
+	return n.N
 }
