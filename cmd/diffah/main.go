@@ -76,16 +76,6 @@ func (r RegistryFlags) options(platform string) imgref.Options {
 	return imgref.Options{Platform: platform, Insecure: r.Insecure, RetryTimes: r.RetryTimes, RetryDelay: r.RetryDelay, Timeout: r.Timeout, Logger: slog.Default()}
 }
 
-// nameInput prefixes an error met while reading an archive pulled from a
-// registry with its reference, when the error (a parser's, who only saw a
-// stream) does not already name it.
-func nameInput(path string, err error) error {
-	if err == nil || !strings.HasPrefix(path, "docker://") || strings.Contains(err.Error(), strings.TrimPrefix(path, "docker://")) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", path, err)
-}
-
 // commonExamples shows, in every command's help, the flags every command
 // takes (and those of commands that reach registries).
 func commonExamples(cmd string, registry bool) string {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"strings"
 
+	"github.com/diffah/diffah/deliver"
 	"github.com/diffah/diffah/imgdiff"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/inspect"
@@ -60,10 +60,7 @@ func (c *ExportCmd) Run(g *Globals, s stdio) error {
 	}
 	// Like pack: a docker:// output pushes the archive as an OCI artifact
 	// (it is not a file name).
-	if strings.HasPrefix(c.Output, "docker://") {
-		return pushArchive(g, s, c.Output, c.RegistryFlags, write)
-	}
-	return writeOutput(g, c.LockFlags, c.Output, s.out, "a delta archive", write)
+	return writeArchive(g, s, c.LockFlags, c.RegistryFlags, c.Output, write)
 }
 
 // InspectCmd is `diffah inspect`.
@@ -94,7 +91,7 @@ Examples:
 
 // Run inspects.
 func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
-	defer func() { err = nameInput(c.Input, err) }()
+	defer func() { err = deliver.NameInput(c.Input, err) }()
 	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Input, s.in)
 	if err != nil {
 		return err

@@ -3,8 +3,7 @@ package main
 import (
 	"io"
 
-	"github.com/diffah/diffah/imgref"
-	"github.com/diffah/diffah/internal/atomicdir"
+	"github.com/diffah/diffah/deliver"
 	"github.com/diffah/diffah/internal/lock"
 )
 
@@ -27,18 +26,6 @@ func (l LockFlags) lock(g *Globals, paths ...string) (lock.Set, error) {
 	return lock.AcquireAll(g.ctx, ps, lock.Options{Wait: l.Wait, Log: g.log})
 }
 
-// localPaths are the files and directories that refs write (docker://
-// outputs are remote: nothing to lock here).
-func localPaths(refs map[string]imgref.Ref) []string {
-	var out []string
-	for _, r := range refs {
-		if r.Transport != imgref.Docker {
-			out = append(out, r.Path)
-		}
-	}
-	return out
-}
-
 // writeOutput runs write against FILE (locked, through a temporary file
 // renamed at the end, so a failed run leaves no partial file) or stdout.
 func writeOutput(g *Globals, lf LockFlags, path string, stdout io.Writer, what string, write func(io.Writer) error) error {
@@ -53,13 +40,5 @@ func writeOutput(g *Globals, lf LockFlags, path string, stdout io.Writer, what s
 		return err
 	}
 	defer locks.Release()
-	f, err := atomicdir.NewFile(path)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if err := write(f); err != nil {
-		return err
-	}
-	return f.Commit()
+	return deliver.WriteFile(path, write)
 }

@@ -6,11 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"runtime/debug"
-	"strings"
 
-	"github.com/diffah/diffah/artifact"
+	"github.com/diffah/diffah/deliver"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/pack"
@@ -64,78 +61,8 @@ func (c *PlanCmd) Run(g *Globals, s stdio) error {
 }
 
 func (c *PlanCmd) compute(g *Globals) (*plan.Plan, error) {
-	if c.Baseline == "" && c.BaselineManifest == "" && !c.NoBaseline {
-		return nil, fault.WithHint(fault.Errorf(fault.Usage, "plan: no baseline: give --baseline REF or --baseline-manifest FILE (or --no-baseline for an image the site lacks)"),
-			fault.Usage, "the baseline is the image the receiving site already holds")
-	}
-	opts := c.options(c.Platform)
-	tref, err := imgref.Parse(c.Target)
-	if err != nil {
-		return nil, fmt.Errorf("--target: %w", err)
-	}
-	target, err := imgref.Open(g.ctx, tref, opts)
-	if err != nil {
-		return nil, fmt.Errorf("--target: %w", err)
-	}
-	defer target.Close()
-	var base *plan.BaselineInput
-	if c.Baseline != "" {
-		bref, err := imgref.Parse(c.Baseline)
-		if err != nil {
-			return nil, fmt.Errorf("--baseline: %w", err)
-		}
-		// The baseline must be the same platform as the target.
-		bopts := opts
-		if target.Platform != "" {
-			bopts.Platform = target.Platform
-		}
-		bimg, err := imgref.Open(g.ctx, bref, bopts)
-		if err != nil {
-			return nil, fmt.Errorf("--baseline: %w", err)
-		}
-		defer bimg.Close()
-		base = &plan.BaselineInput{Ref: c.Baseline, Image: bimg}
-	} else if c.BaselineManifest != "" {
-		raw, err := os.ReadFile(c.BaselineManifest)
-		if err != nil {
-			return nil, fault.Errorf(fault.Env, "--baseline-manifest: %w", err)
-		}
-		base = &plan.BaselineInput{ManifestFile: c.BaselineManifest, RawManifest: raw}
-	}
-	name := c.Name
-	if name == "" {
-		name = defaultName(tref)
-	}
-	return plan.Compute(g.ctx, plan.Input{Ref: c.Target, Platform: target.Platform, IndexDigest: target.IndexDigest, Image: target},
-		base, plan.Options{Name: name, IntraLayer: c.IntraLayer, Jobs: c.Jobs, Log: g.log})
-}
-
-// defaultName derives an image name from a reference: the last path
-// element of the repository or directory.
-func defaultName(r imgref.Ref) string {
-	p := r.Path
-	if r.Transport == "docker" {
-		p, _, _ = strings.Cut(p, "@")
-		if i := strings.LastIndex(p, ":"); i > strings.LastIndex(p, "/") {
-			p = p[:i]
-		}
-	}
-	n := filepath.Base(strings.TrimSuffix(p, "/"))
-	n = strings.TrimSuffix(n, filepath.Ext(n))
-	var b strings.Builder
-	for _, c := range n {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-", c) {
-			b.WriteRune(c)
-		}
-	}
-	if b.Len() == 0 || !isAlnum(b.String()[0]) {
-		return "image"
-	}
-	return b.String()
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+	return deliver.Plan(g.ctx, deliver.PlanRequest{Target: c.Target, Baseline: c.Baseline, BaselineManifest: c.BaselineManifest, NoBaseline: c.NoBaseline,
+		Platform: c.Platform, Name: c.Name, IntraLayer: c.IntraLayer, Jobs: c.Jobs, Image: c.options(c.Platform), Log: g.log})
 }
 
 // PackCmd is `diffah pack`.
@@ -189,10 +116,7 @@ func (c *PackCmd) Run(g *Globals, s stdio) error {
 		}
 		return err
 	}
-	if strings.HasPrefix(c.Output, "docker://") {
-		return pushArchive(g, s, c.Output, c.RegistryFlags, write)
-	}
-	return writeOutput(g, c.LockFlags, c.Output, s.out, "a delta archive", write)
+	return writeArchive(g, s, c.LockFlags, c.RegistryFlags, c.Output, write)
 }
 
 func loadSignKey(path string) (*ecdsa.PrivateKey, error) {
@@ -207,45 +131,11 @@ func loadSignKey(path string) (*ecdsa.PrivateKey, error) {
 }
 
 func readPlans(files []string, stdin io.Reader) ([]*plan.Plan, error) {
-	var out []*plan.Plan
-	read := func(r io.Reader, name string) error {
-		d := plan.NewDecoder(r)
-		for {
-			p, err := d.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			out = append(out, p)
-		}
+	if len(files) == 0 && isTerminalReader(stdin) {
+		return nil, fault.WithHint(fault.Errorf(fault.Usage, "pack: no plan given and stdin is a terminal"), fault.Usage,
+			"pipe a plan in (diffah plan ... | diffah pack) or name plan files")
 	}
-	if len(files) == 0 {
-		if isTerminalReader(stdin) {
-			return nil, fault.WithHint(fault.Errorf(fault.Usage, "pack: no plan given and stdin is a terminal"), fault.Usage,
-				"pipe a plan in (diffah plan ... | diffah pack) or name plan files")
-		}
-		if err := read(stdin, "stdin"); err != nil {
-			return nil, err
-		}
-	}
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			return nil, fault.Errorf(fault.Env, "%w", err)
-		}
-		err = read(fh, f)
-		fh.Close()
-		if err != nil {
-			return nil, err
-		}
-	}
-	if len(out) == 0 {
-		return nil, fault.WithHint(fault.Errorf(fault.Usage, "pack: the input holds no plan"), fault.Usage,
-			"pipe the output of `diffah plan` in, or name plan files")
-	}
-	return out, nil
+	return deliver.ReadPlans(files, stdin)
 }
 
 func isTerminalReader(r io.Reader) bool {
@@ -265,33 +155,20 @@ func sniff(r io.Reader) (io.Reader, bool, error) {
 	return io.MultiReader(bytes.NewReader(buf[:n]), r), isJSON, nil
 }
 
-// pushArchive packs into a pipe and pushes the stream as an OCI artifact.
-func pushArchive(g *Globals, s stdio, out string, rf RegistryFlags, write func(io.Writer) error) error {
-	ref, err := imgref.Parse(out)
-	if err != nil {
+// writeArchive runs write against out: stdout ("" or "-"), a file
+// (locked, written atomically) or a registry artifact (docker://).
+func writeArchive(g *Globals, s stdio, lf LockFlags, rf RegistryFlags, out string, write func(io.Writer) error) error {
+	if _, remote, err := imgref.ParseRegistry(out); err != nil {
 		return fmt.Errorf("-o: %w", err)
+	} else if !remote {
+		return writeOutput(g, lf, out, s.out, "a delta archive", write)
 	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		var err error
-		defer func() {
-			if r := recover(); r != nil {
-				err = fault.Panic(r, debug.Stack())
-			}
-			pw.CloseWithError(err)
-			done <- err
-		}()
-		err = write(pw)
-	}()
-	pushed, perr := artifact.Push(g.ctx, ref, pr, rf.options(""))
-	pr.CloseWithError(perr)
-	if err := <-done; err != nil {
+	pushed, err := deliver.WriteArchive(g.ctx, out, rf.options(""), write)
+	if err != nil {
 		return err
 	}
-	if perr != nil {
-		return fmt.Errorf("-o %s: %w", out, perr)
+	if pushed != nil {
+		fmt.Fprintf(s.err, "pushed %s: archive %s (%d bytes), manifest %s\n", out, pushed.Blob, pushed.Size, pushed.Manifest)
 	}
-	fmt.Fprintf(s.err, "pushed %s: archive %s (%d bytes), manifest %s\n", out, pushed.Blob, pushed.Size, pushed.Manifest)
 	return nil
 }
