@@ -126,14 +126,9 @@ func TestExportImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer closeIn()
-	bases, closeBases, err := OpenBaselines(ctx, []string{"oci:" + fixture("v1")}, imgref.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeBases()
 	outs, _ := ParseOutputs([]string{"oci:" + filepath.Join(dir, "out")})
 	var rep *resolve.Report
-	err = Import(ctx, ImportRequest{Archive: in, Baselines: bases, Outputs: outs, OnReport: func(r *resolve.Report) { rep = r }})
+	err = Import(ctx, ImportRequest{Archive: in, BaselineArgs: []string{"oci:" + fixture("v1")}, Outputs: outs, OnReport: func(r *resolve.Report) { rep = r }})
 	if err != nil {
 		t.Fatal(err)
 	}

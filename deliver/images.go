@@ -17,6 +17,34 @@ import (
 // OpenBaselines opens each --baseline argument: REF, or NAME=REF per
 // image of a bundle. The returned function closes them all.
 func OpenBaselines(ctx context.Context, args []string, o imgref.Options) (map[string]resolve.Baseline, func(), error) {
+	return openBaselines(ctx, args, o.Platform, func(string) string { return o.Platform }, o)
+}
+
+// OpenBaselinesFor opens the baselines of the images sc describes. With
+// no platform given, a baseline that is an index is read for the
+// platform the sidecar records for its image (for an unnamed baseline:
+// the platform all images share).
+func OpenBaselinesFor(ctx context.Context, sc *sidecar.Sidecar, args []string, platform string, o imgref.Options) (map[string]resolve.Baseline, func(), error) {
+	of := func(name string) string {
+		if platform != "" {
+			return platform
+		}
+		p, set := "", false
+		for _, im := range sc.Images {
+			if name != "" && im.Name != name {
+				continue
+			}
+			if set && im.Target.Platform != p {
+				return ""
+			}
+			p, set = im.Target.Platform, true
+		}
+		return p
+	}
+	return openBaselines(ctx, args, platform, of, o)
+}
+
+func openBaselines(ctx context.Context, args []string, flag string, platformOf func(string) string, o imgref.Options) (map[string]resolve.Baseline, func(), error) {
 	out := map[string]resolve.Baseline{}
 	var closers []func() error
 	closeAll := func() {
@@ -35,15 +63,37 @@ func OpenBaselines(ctx context.Context, args []string, o imgref.Options) (map[st
 			closeAll()
 			return nil, nil, fmt.Errorf("--baseline %s: %w", arg, err)
 		}
+		o.Platform = platformOf(name)
 		img, err := imgref.Open(ctx, r, o)
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("--baseline %s: %w", arg, err)
 		}
 		closers = append(closers, img.Close)
+		if err := CheckPlatform("--platform", flag, ref, img); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
 		out[name] = resolve.Baseline{Ref: ref, Image: img}
 	}
 	return out, closeAll, nil
+}
+
+// CheckBaselineArgs parses each --baseline argument without opening it,
+// so that a malformed one is refused before anything is read.
+func CheckBaselineArgs(args []string) error {
+	seen := map[string]bool{}
+	for _, arg := range args {
+		name, ref := splitNamed(arg)
+		if seen[name] {
+			return fault.Errorf(fault.Usage, "--baseline %s: given twice for image %q", arg, name)
+		}
+		seen[name] = true
+		if _, err := imgref.Parse(ref); err != nil {
+			return fmt.Errorf("--baseline %s: %w", arg, err)
+		}
+	}
+	return nil
 }
 
 // splitNamed splits NAME=REF; a "=" after a transport's colon belongs to
@@ -168,6 +218,10 @@ func mountable(img v1.Image, b resolve.Baseline, out imgref.Ref, insecure bool) 
 	}
 	return img
 }
+
+// ImageReport is the report of the image an output named name ("" for
+// the only one) takes; nil when there is none.
+func ImageReport(rep *resolve.Report, name string) *resolve.ImageReport { return findImage(rep, name) }
 
 func findImage(rep *resolve.Report, name string) *resolve.ImageReport {
 	for i := range rep.Images {

@@ -50,6 +50,9 @@ func Plan(ctx context.Context, c PlanRequest) (*plan.Plan, error) {
 		return nil, fmt.Errorf("--target: %w", err)
 	}
 	defer target.Close()
+	if err := CheckPlatform("--platform", c.Platform, c.Target, target); err != nil {
+		return nil, err
+	}
 	var base *plan.BaselineInput
 	if c.Baseline != "" {
 		bref, err := imgref.Parse(c.Baseline)

@@ -28,6 +28,15 @@ type Doc struct {
 	SignatureVerified bool    `json:"signatureVerified"`
 	Images            []Image `json:"images"`
 	Totals            Totals  `json:"totals"`
+	// ArchiveBytes is the size of the archive itself, sidecar and tar
+	// overhead included (0: unknown); ArchiveExact says whether it was
+	// measured (a file's size, or every patch computed) rather than
+	// estimated.
+	ArchiveBytes int64 `json:"archiveBytes,omitempty"`
+	ArchiveExact bool  `json:"archiveExact,omitempty"`
+	// PatchSizesKnown is false for a plan whose patches were not computed:
+	// their shipped size is then the layer's full size, an upper bound.
+	PatchSizesKnown bool `json:"patchSizesKnown"`
 	// TopSavings lists the layers that saved the most bytes.
 	TopSavings []Saving `json:"topSavings"`
 	// Histogram counts layers by target size.
@@ -168,7 +177,7 @@ func FromPlans(plans []*plan.Plan) *Doc {
 
 // FromSidecar describes an archive from its sidecar.
 func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) *Doc {
-	d := &Doc{Source: "archive", Version: sc.Version, Tool: sc.Tool, Signed: signed, KeyID: keyID, SignatureVerified: verified}
+	d := &Doc{Source: "archive", Version: sc.Version, Tool: sc.Tool, Signed: signed, KeyID: keyID, SignatureVerified: verified, PatchSizesKnown: true}
 	sizes := map[string]int64{}
 	for _, e := range sc.Entries {
 		sizes[e.Name] = e.Size
@@ -288,6 +297,20 @@ func (d *Doc) WriteText(w io.Writer) error {
 	}
 	if len(d.Images) > 1 {
 		fmt.Fprintf(&b, "\ntotal: %s of %s travels, %.1f%% saved\n", Bytes(d.Totals.ShippedBytes), Bytes(d.Totals.FullBytes), d.Totals.SavedPercent)
+	}
+	if !d.PatchSizesKnown && d.Totals.Patched > 0 {
+		fmt.Fprintf(&b, "\nnote: the %d patched layer(s) are counted at full size, an upper bound: their patches were not computed (`diffah export --dry-run` computes them)\n", d.Totals.Patched)
+	}
+	if d.ArchiveBytes > 0 {
+		how := "estimated"
+		if d.ArchiveExact {
+			how = "exact"
+		}
+		saved := 0.0
+		if d.Totals.FullBytes > 0 {
+			saved = 100 * float64(d.Totals.FullBytes-d.ArchiveBytes) / float64(d.Totals.FullBytes)
+		}
+		fmt.Fprintf(&b, "\narchive: %s (%s; sidecar and tar overhead included): %.1f%% of the full %s saved\n", Bytes(d.ArchiveBytes), how, saved, Bytes(d.Totals.FullBytes))
 	}
 	if len(d.TopSavings) > 0 {
 		b.WriteString("\ntop savings:\n")

@@ -106,6 +106,7 @@ type ResolveCmd struct {
 	BaselineFlags
 	AllowConvert bool `help:"Allow converting between OCI and Docker media types when writing -o (digests change)."`
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
@@ -121,7 +122,8 @@ Examples:
   diffah resolve --json --jobs 2 --baseline oci:./app-v1 ./app-v2 | jq -r '.images[].status'
   diffah resolve --platform linux/arm64 --baseline oci:./multi-v1 ./app-v2 --output oci:./out
   diffah resolve --allow-convert --baseline oci:./app-v1 ./app-v2 -o docker-archive:app.tar:app:2   (OCI to Docker: digests change)
-  diffah resolve --wait --baseline oci:./app-v1 ./app-v2   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)` + commonExamples("resolve", true)
+  diffah resolve --wait --baseline oci:./app-v1 ./app-v2   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)
+  diffah resolve --force --baseline oci:./app-v1 ./app-v2 -o oci-archive:app-v2.tar   (app-v2.tar exists: replace it; default: refuse, exit 2)` + commonExamples("resolve", true)
 }
 
 // Run resolves.
@@ -135,6 +137,9 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 		return err
 	}
 	defer locks.Release()
+	if err := deliver.CheckNewOutputs(outs, c.Force); err != nil {
+		return err
+	}
 	bases, closeBases, err := c.open(g)
 	if err != nil {
 		return err
@@ -217,6 +222,7 @@ type ImportCmd struct {
 	BaselineFlags
 	AllowConvert bool `help:"Allow converting between OCI and Docker media types (digests change)."`
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
@@ -231,7 +237,9 @@ Examples:
   diffah import --verify-key vendor.pub --strict --json --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 -o a=oci:./a -o b=oci:./b bundle.dlt
   diffah import --temp-dir /scratch --jobs 2 --platform linux/arm64 --baseline oci:./multi-v1 --output oci:./multi-v2 app.dlt
   diffah import --allow-convert --baseline oci:./app-v1 -o docker-archive:app.tar:app:2 app.dlt   (digests change)
-  diffah import --wait --baseline oci:./app-v1 -o oci:./app-v2 app.dlt   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)` + commonExamples("import", true)
+  diffah import --wait --baseline oci:./app-v1 -o oci:./app-v2 app.dlt   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)
+  diffah import --force --baseline oci:./app-v1 -o oci-archive:app-v2.tar app.dlt   (app-v2.tar exists: replace it; default: refuse, exit 2)
+  diffah import --baseline oci:./app-v1 -o docker-archive:app-v2.tar app.dlt   (no NAME:TAG: the target's own name and tag)` + commonExamples("import", true)
 }
 
 // Run imports.
@@ -257,12 +265,13 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 			return err
 		}
 		defer locks.Release()
+		if err := deliver.CheckNewOutputs(outs, c.Force); err != nil {
+			return err
+		}
 	}
-	bases, closeBases, err := c.open(g)
-	if err != nil {
+	if err := deliver.CheckBaselineArgs(c.Baseline); err != nil {
 		return err
 	}
-	defer closeBases()
 	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Delta, s.in)
 	if err != nil {
 		return err
@@ -270,7 +279,16 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 	defer closeIn()
 	o := c.pushOptions(g, s)
 	o.AllowConvert = c.AllowConvert
-	return deliver.Import(g.ctx, deliver.ImportRequest{Archive: in, Baselines: bases, Outputs: outs, VerifyKey: key, DryRun: c.DryRun,
+	var rep *resolve.Report
+	err = deliver.Import(g.ctx, deliver.ImportRequest{Archive: in, BaselineArgs: c.Baseline, Platform: c.Platform, Open: c.options(c.Platform), Outputs: outs, VerifyKey: key, DryRun: c.DryRun,
 		TempDir: c.TempDir, Strict: c.Strict, Jobs: c.Jobs, Write: o, Log: g.log, Progress: g.progressTo(s.err),
-		OnReport: func(rep *resolve.Report) { printReport(s, g, rep, c.JSON) }})
+		OnReport: func(r *resolve.Report) { rep = r; printReport(s, g, r, c.JSON) }})
+	if rep != nil && !c.DryRun && (err == nil || fault.KindOf(err, 0) == fault.Partial) {
+		for name, ref := range outs {
+			if im := deliver.ImageReport(rep, name); im != nil && im.Status == resolve.StatusOK {
+				g.say(s, fmt.Sprintf("wrote %s: image %s %s (verified: every blob against its digest, the manifest against the target's)", ref, im.Name, im.ManifestDigest))
+			}
+		}
+	}
+	return err
 }

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 
 	"github.com/diffah/diffah/deliver"
+	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgdiff"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/inspect"
@@ -19,11 +21,13 @@ import (
 // ExportCmd is `diffah export`.
 type ExportCmd struct {
 	PlanCmd
-	Output   string `short:"o" help:"Archive file to write (atomically); - for stdout; or docker://HOST/REPO:TAG to push it as an OCI artifact." required:"" placeholder:"FILE|docker://REF"`
+	Output   string `short:"o" help:"Archive file to write (atomically); - for stdout; or docker://HOST/REPO:TAG to push it as an OCI artifact (required unless --dry-run)." placeholder:"FILE|docker://REF"`
 	Compress string `help:"Compress the archive as a whole: none or zstd (default: ${default})." default:"none" enum:"none,zstd"`
 	SignKey  string `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
-	DryRun   bool   `help:"Print what would ship (the plan's totals) and write nothing."`
+	DryRun   bool   `help:"Compute every patch and print what would ship and the exact archive size; write nothing (no --output needed)."`
+	JSON     bool   `help:"With --dry-run: print the report as JSON on stdout (archiveBytes: the archive's exact size; per-layer shippedSize)."`
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
@@ -34,33 +38,61 @@ Examples:
   diffah export --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt
   diffah export --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 -o - | ssh site 'diffah import ...'
   diffah export --dry-run --target oci:./app-v2 --baseline oci:./app-v1
+  diffah export --dry-run --json --target oci:./app-v2 --baseline oci:./app-v1 | jq .archiveBytes
   diffah export --target oci:./app-v2 --baseline-manifest v1.json --intra-layer off --compress zstd -o app.dlt
   diffah export --sign-key vendor.key --name app --jobs 2 --platform linux/amd64 --target oci:./multi-v2 --baseline oci:./multi-v1 -o app.dlt
   diffah export --no-baseline --target oci:./new-v1 --output new.dlt   (the site has nothing: everything ships)
-  diffah export --wait --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt   (another diffah writing app.dlt: wait, not refuse)` + commonExamples("export", true)
+  diffah export --wait --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt   (another diffah writing app.dlt: wait, not refuse)
+  diffah export --force --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt   (app.dlt exists: replace it; default: refuse, exit 2)` + commonExamples("export", true)
 }
 
 // Run exports.
 func (c *ExportCmd) Run(g *Globals, s stdio) error {
+	if c.Output == "" && !c.DryRun {
+		return fault.WithHint(fault.Errorf(fault.Usage, "export: no output: give -o FILE (- for stdout, or docker://REF)"), fault.Usage,
+			"e.g. -o app.dlt; or --dry-run to see what would ship without writing")
+	}
+	if c.JSON && !c.DryRun {
+		return fault.WithHint(fault.Errorf(fault.Usage, "export: --json describes a dry run"), fault.Usage, "add --dry-run, or use `diffah inspect --json` on the archive")
+	}
+	if !c.DryRun {
+		release, err := c.claim(g, c.ForceFlags, "-o", c.Output)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	p, err := c.compute(g)
 	if err != nil {
 		return err
-	}
-	if c.DryRun {
-		return inspect.WritePlans(s.err, []*plan.Plan{p})
 	}
 	key, err := loadSignKey(c.SignKey)
 	if err != nil {
 		return err
 	}
+	opts := pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key, Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)}
+	if c.DryRun {
+		rep, err := deliver.DryRun(g.ctx, []*plan.Plan{p}, opts)
+		if err != nil {
+			return err
+		}
+		doc := inspect.FromSidecar(rep.Sidecar, key != nil, "", false)
+		doc.Source, doc.ArchiveBytes, doc.ArchiveExact = "dry run", rep.Bytes, true
+		if c.JSON {
+			return doc.WriteJSON(s.out)
+		}
+		return doc.WriteText(s.err)
+	}
 	write := func(w io.Writer) error {
-		_, err := pack.Write(g.ctx, w, []*plan.Plan{p}, pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key,
-			Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
+		rep, err := pack.Write(g.ctx, w, []*plan.Plan{p}, opts)
+		if err == nil {
+			g.summarize(s, c.Output, rep)
+		}
 		return err
 	}
 	// Like pack: a docker:// output pushes the archive as an OCI artifact
 	// (it is not a file name).
-	return writeArchive(g, s, c.LockFlags, c.RegistryFlags, c.Output, write)
+	return writeArchive(g, s, c.RegistryFlags, c.Output, write)
 }
 
 // InspectCmd is `diffah inspect`.
@@ -71,6 +103,7 @@ type InspectCmd struct {
 	HTML      string `help:"Also write a self-contained HTML report (tables and a chart of shipped vs saved bytes per layer) to FILE." placeholder:"FILE"`
 	RegistryFlags
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
@@ -85,6 +118,7 @@ Examples:
   diffah inspect --json app.dlt | jq '.images[].savedPercent'
   diffah inspect --html report.html app.dlt
   diffah inspect --wait --html report.html app.dlt   (another diffah writing report.html: wait for it)
+  diffah inspect --force --html report.html app.dlt   (report.html exists: replace it)
   diffah inspect docker://registry.internal/deltas:app-1-2
   diffah inspect --verify-key vendor.pub app.dlt` + commonExamples("inspect", true)
 }
@@ -107,7 +141,7 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 		if err != nil {
 			return err
 		}
-		doc = inspect.FromPlans(plans)
+		doc = c.planDoc(g, s, plans)
 	} else {
 		key, err := loadVerifyKey(c.VerifyKey)
 		if err != nil {
@@ -118,9 +152,12 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 			return err
 		}
 		doc = inspect.FromSidecar(h.Sidecar, h.Signed, h.KeyID, key != nil)
+		if st, err := os.Stat(c.Input); c.Input != "" && err == nil && st.Mode().IsRegular() {
+			doc.ArchiveBytes, doc.ArchiveExact = st.Size(), true
+		}
 	}
 	if c.HTML != "" {
-		if err := writeOutput(g, c.LockFlags, c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
+		if err := writeOutput(g, c.LockFlags, c.ForceFlags, "--html", c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
 			return err
 		}
 	}
@@ -128,6 +165,20 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 		return doc.WriteJSON(s.out)
 	}
 	return doc.WriteText(s.out)
+}
+
+// planDoc describes plans with their patches computed (packed into
+// nothing, as export --dry-run does) when the images they name are at
+// hand; else with patched layers at full size, said so.
+func (c *InspectCmd) planDoc(g *Globals, s stdio, plans []*plan.Plan) *inspect.Doc {
+	rep, err := deliver.DryRun(g.ctx, plans, pack.Options{Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
+	if err != nil {
+		g.log.Info("patch sizes not computed", "err", err)
+		return inspect.FromPlans(plans)
+	}
+	doc := inspect.FromSidecar(rep.Sidecar, false, "", false)
+	doc.Source, doc.Version, doc.Tool, doc.ArchiveBytes, doc.ArchiveExact = "plan", plans[0].Version, "", rep.Bytes, true
+	return doc
 }
 
 // DiffCmd is `diffah diff`.

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/diffah/diffah/deliver"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/inspect"
 	"github.com/diffah/diffah/internal/lock"
+	"github.com/diffah/diffah/pack"
 )
 
 // LockFlags are taken by every command that writes a file or directory:
@@ -12,6 +16,11 @@ import (
 // it), and a second run on the same output refuses or waits.
 type LockFlags struct {
 	Wait bool `help:"When another diffah is writing the same output, wait for it to finish (default: refuse at once, exit 3)."`
+}
+
+// ForceFlags are taken by every command whose output is replaced whole.
+type ForceFlags struct {
+	Force bool `help:"Replace an existing output, atomically (default: refuse, exit 2, before any work)."`
 }
 
 // lock takes the output locks of paths (empty ones skipped) before
@@ -26,19 +35,60 @@ func (l LockFlags) lock(g *Globals, paths ...string) (lock.Set, error) {
 	return lock.AcquireAll(g.ctx, ps, lock.Options{Wait: l.Wait, Log: g.log})
 }
 
-// writeOutput runs write against FILE (locked, through a temporary file
-// renamed at the end, so a failed run leaves no partial file) or stdout.
-func writeOutput(g *Globals, lf LockFlags, path string, stdout io.Writer, what string, write func(io.Writer) error) error {
+// claim takes the lock of the output file path and refuses it when it
+// exists, unless force: both before any work. Stdout ("" or "-") and a
+// registry (docker://) need neither.
+func (l LockFlags) claim(g *Globals, f ForceFlags, flag, path string) (release func(), err error) {
+	if _, remote, _ := imgref.ParseRegistry(path); remote || path == "" || path == "-" {
+		return func() {}, nil
+	}
+	locks, err := l.lock(g, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := deliver.CheckNewFile(flag, path, f.Force); err != nil {
+		locks.Release()
+		return nil, err
+	}
+	return locks.Release, nil
+}
+
+// writeOutput runs write against FILE (claimed first, written through a
+// temporary file renamed at the end, so a failed run leaves no partial
+// file) or stdout.
+func writeOutput(g *Globals, lf LockFlags, f ForceFlags, flag, path string, stdout io.Writer, what string, write func(io.Writer) error) error {
+	release, err := lf.claim(g, f, flag, path)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if path == "" || path == "-" {
 		if err := refuseTerminal(stdout, what); err != nil {
 			return err
 		}
 		return write(stdout)
 	}
-	locks, err := lf.lock(g, path)
-	if err != nil {
-		return err
-	}
-	defer locks.Release()
 	return deliver.WriteFile(path, write)
+}
+
+// say prints a line for people: on a terminal (unless --quiet), else as
+// an info log (seen with --log-level info).
+func (g *Globals) say(s stdio, msg string) {
+	if g.progressTo(s.err) != nil {
+		fmt.Fprintln(s.err, msg)
+		return
+	}
+	g.log.Info(msg)
+}
+
+// summarize ends export and pack: which layers ship whole and why, and
+// one summary line.
+func (g *Globals) summarize(s stdio, out string, rep *pack.Report) {
+	for _, w := range inspect.ShippedWhole(rep.Sidecar) {
+		g.say(s, "warning: "+w)
+	}
+	if out == "" || out == "-" {
+		out = "stdout"
+	}
+	g.say(s, inspect.Summary(out, rep.Sidecar, rep.Bytes))
 }

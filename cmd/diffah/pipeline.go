@@ -9,7 +9,6 @@ import (
 
 	"github.com/diffah/diffah/deliver"
 	"github.com/diffah/diffah/fault"
-	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/pack"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/signature"
@@ -67,7 +66,7 @@ func (c *PlanCmd) compute(g *Globals) (*plan.Plan, error) {
 
 // PackCmd is `diffah pack`.
 type PackCmd struct {
-	Plans    []string `arg:"" optional:"" sep:"none" help:"Plan files (default: a JSON stream of plans on stdin)." type:"existingfile" placeholder:"PLAN"`
+	Plans    []string `arg:"" optional:"" sep:"none" help:"Plan files (default: a JSON stream of plans on stdin)." placeholder:"PLAN"`
 	Output   string   `short:"o" help:"Write the archive to FILE (atomically) instead of stdout, or push it to a registry as an OCI artifact (docker://HOST/REPO:TAG)." placeholder:"FILE|docker://REF"`
 	Compress string   `help:"Compress the archive as a whole: none or zstd (default: ${default})." default:"none" enum:"none,zstd"`
 	SignKey  string   `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
@@ -77,6 +76,7 @@ type PackCmd struct {
 	Independent bool `help:"In a bundle, keep each image to its own baseline (by default an image reuses and patches from the other images' baselines too, and then needs them at resolve)."`
 	RegistryFlags
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
@@ -91,6 +91,7 @@ Examples:
   diffah pack -o docker://registry.internal/deltas:app-1-2 < plan.json
   cat a.json b.json | diffah pack --independent > bundle.dlt   # each image resolves alone
   diffah pack --wait -o app.dlt < plan.json   # another diffah writing app.dlt: wait for it (default: refuse, exit 3)
+  diffah pack --force -o app.dlt < plan.json   # app.dlt exists: replace it (default: refuse, exit 2)
 
 In a bundle, a blob one image would ship that another image's baseline holds
 is reused from that baseline, and a layer may be patched against the other
@@ -100,6 +101,11 @@ then needs those baselines at resolve time; --independent avoids that.` + common
 
 // Run packs.
 func (c *PackCmd) Run(g *Globals, s stdio) error {
+	release, err := c.claim(g, c.ForceFlags, "-o", c.Output)
+	if err != nil {
+		return err
+	}
+	defer release()
 	plans, err := readPlans(c.Plans, s.in)
 	if err != nil {
 		return err
@@ -112,11 +118,12 @@ func (c *PackCmd) Run(g *Globals, s stdio) error {
 		rep, err := pack.Write(g.ctx, w, plans, pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key,
 			Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err), Independent: c.Independent})
 		if err == nil {
-			g.log.Info("archive written", "bytes", rep.Bytes, "entries", len(rep.Sidecar.Entries))
+			g.log.Debug("archive written", "bytes", rep.Bytes, "entries", len(rep.Sidecar.Entries))
+			g.summarize(s, c.Output, rep)
 		}
 		return err
 	}
-	return writeArchive(g, s, c.LockFlags, c.RegistryFlags, c.Output, write)
+	return writeArchive(g, s, c.RegistryFlags, c.Output, write)
 }
 
 func loadSignKey(path string) (*ecdsa.PrivateKey, error) {
@@ -156,12 +163,14 @@ func sniff(r io.Reader) (io.Reader, bool, error) {
 }
 
 // writeArchive runs write against out: stdout ("" or "-"), a file
-// (locked, written atomically) or a registry artifact (docker://).
-func writeArchive(g *Globals, s stdio, lf LockFlags, rf RegistryFlags, out string, write func(io.Writer) error) error {
-	if _, remote, err := imgref.ParseRegistry(out); err != nil {
-		return fmt.Errorf("-o: %w", err)
-	} else if !remote {
-		return writeOutput(g, lf, out, s.out, "a delta archive", write)
+// (written atomically; the caller claimed it) or a registry artifact
+// (docker://).
+func writeArchive(g *Globals, s stdio, rf RegistryFlags, out string, write func(io.Writer) error) error {
+	if out == "" || out == "-" {
+		if err := refuseTerminal(s.out, "a delta archive"); err != nil {
+			return err
+		}
+		return write(s.out)
 	}
 	pushed, err := deliver.WriteArchive(g.ctx, out, rf.options(""), write)
 	if err != nil {
