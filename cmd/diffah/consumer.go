@@ -239,7 +239,7 @@ Examples:
   diffah import --allow-convert --baseline oci:./app-v1 -o docker-archive:app.tar:app:2 app.dlt   (digests change)
   diffah import --wait --baseline oci:./app-v1 -o oci:./app-v2 app.dlt   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)
   diffah import --force --baseline oci:./app-v1 -o oci-archive:app-v2.tar app.dlt   (app-v2.tar exists: replace it; default: refuse, exit 2)
-  diffah import --baseline oci:./app-v1 -o docker-archive:app-v2.tar app.dlt   (no NAME:TAG: the target's own name and tag)` + commonExamples("import", true)
+  diffah import --baseline oci:./docker-v1 -o docker-archive:app-v2.tar docker.dlt   (no NAME:TAG: the target's own name and tag)` + commonExamples("import", true)
 }
 
 // Run imports.

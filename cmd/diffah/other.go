@@ -260,8 +260,8 @@ func (KeygenCmd) Help() string {
 Example:
   diffah keygen vendor.key vendor.pub
   diffah pack --sign-key vendor.key < plan.json > app.dlt
-  diffah unpack --verify-key vendor.pub -o ./app-v2 < app.dlt
-  diffah keygen --wait vendor.key vendor.pub   (another diffah writing these: wait for it)` + commonExamples("keygen", false)
+  diffah unpack --verify-key vendor.pub -o ./layout-v2 < app.dlt
+  diffah keygen --wait team.key team.pub   (another diffah writing these: wait for it)` + commonExamples("keygen", false)
 }
 
 // Run generates keys.
