@@ -27,17 +27,7 @@ type UnpackCmd struct {
 }
 
 // Help adds examples to --help.
-func (UnpackCmd) Help() string {
-	return `Reads the archive in one pass (a pipe is fine), verifies every entry against
-the sidecar as it streams, and creates DIR only when all of it verified.
-
-Examples:
-  diffah unpack --output ./app-v2 < /media/usb/app.dlt
-  cat app.dlt.part.* | diffah unpack -o ./app-v2
-  diffah unpack --verify-key vendor.pub -o ./app-v2 app.dlt
-  diffah unpack -o ./app-v2 docker://registry.internal/deltas:app-1-2   (an archive pushed with pack -o docker://)
-  diffah unpack --wait -o ./app-v2 app.dlt   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)` + commonExamples("unpack", true)
-}
+func (UnpackCmd) Help() string { return helpText("unpack") + commonExamples("unpack", true) }
 
 // Run unpacks.
 func (c *UnpackCmd) Run(g *Globals, s stdio) (err error) {
@@ -110,21 +100,7 @@ type ResolveCmd struct {
 }
 
 // Help adds examples to --help.
-func (ResolveCmd) Help() string {
-	return `Checks first that every blob the delta needs is reachable from the baseline(s)
-and lists all that are missing; then rebuilds, verifies every blob and that
-each manifest digest equals the target's, and swaps the complete layout in.
-
-Examples:
-  diffah resolve --baseline oci:./app-v1 ./app-v2
-  diffah resolve --baseline docker-archive:app-v1.tar ./app-v2 -o docker-archive:app-v2.tar:app:2
-  diffah resolve --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 --strict ./bundle
-  diffah resolve --json --jobs 2 --baseline oci:./app-v1 ./app-v2 | jq -r '.images[].status'
-  diffah resolve --platform linux/arm64 --baseline oci:./multi-v1 ./app-v2 --output oci:./out
-  diffah resolve --allow-convert --baseline oci:./app-v1 ./app-v2 -o docker-archive:app.tar:app:2   (OCI to Docker: digests change)
-  diffah resolve --wait --baseline oci:./app-v1 ./app-v2   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)
-  diffah resolve --force --baseline oci:./app-v1 ./app-v2 -o oci-archive:app-v2.tar   (app-v2.tar exists: replace it; default: refuse, exit 2)` + commonExamples("resolve", true)
-}
+func (ResolveCmd) Help() string { return helpText("resolve") + commonExamples("resolve", true) }
 
 // Run resolves.
 func (c *ResolveCmd) Run(g *Globals, s stdio) error {
@@ -226,21 +202,7 @@ type ImportCmd struct {
 }
 
 // Help adds examples to --help.
-func (ImportCmd) Help() string {
-	return `unpack + resolve in one step: streams the archive, rebuilds the image(s)
-and writes them to the outputs. No copy of the archive is kept.
-
-Examples:
-  diffah import --baseline oci:./app-v1 -o oci:./app-v2 < app.dlt
-  diffah import --baseline docker://reg.local/app:1 -o docker://reg.local/app:2 app.dlt
-  diffah import --dry-run --baseline oci:./app-v1 app.dlt
-  diffah import --verify-key vendor.pub --strict --json --baseline a=oci:./a-v1 --baseline b=oci:./b-v1 -o a=oci:./a -o b=oci:./b bundle.dlt
-  diffah import --temp-dir /scratch --jobs 2 --platform linux/arm64 --baseline oci:./multi-v1 --output oci:./multi-v2 app.dlt
-  diffah import --allow-convert --baseline oci:./app-v1 -o docker-archive:app.tar:app:2 app.dlt   (digests change)
-  diffah import --wait --baseline oci:./app-v1 -o oci:./app-v2 app.dlt   (another diffah writing ./app-v2: wait for it; default: refuse, exit 3)
-  diffah import --force --baseline oci:./app-v1 -o oci-archive:app-v2.tar app.dlt   (app-v2.tar exists: replace it; default: refuse, exit 2)
-  diffah import --baseline oci:./docker-v1 -o docker-archive:app-v2.tar docker.dlt   (no NAME:TAG: the target's own name and tag)` + commonExamples("import", true)
-}
+func (ImportCmd) Help() string { return helpText("import") + commonExamples("import", true) }
 
 // Run imports.
 func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"runtime/debug"
 
 	"github.com/diffah/diffah/deliver"
@@ -15,7 +14,6 @@ import (
 	"github.com/diffah/diffah/pack"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/signature"
-	"github.com/diffah/diffah/unpack"
 )
 
 // ExportCmd is `diffah export`.
@@ -31,20 +29,7 @@ type ExportCmd struct {
 }
 
 // Help adds examples to --help.
-func (ExportCmd) Help() string {
-	return `plan + pack in one step.
-
-Examples:
-  diffah export --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt
-  diffah export --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 -o - | ssh site 'diffah import ...'
-  diffah export --dry-run --target oci:./app-v2 --baseline oci:./app-v1
-  diffah export --dry-run --json --target oci:./app-v2 --baseline oci:./app-v1 | jq .archiveBytes
-  diffah export --target oci:./app-v2 --baseline-manifest v1.json --intra-layer off --compress zstd -o app.dlt
-  diffah export --sign-key vendor.key --name app --jobs 2 --platform linux/amd64 --target oci:./multi-v2 --baseline oci:./multi-v1 -o app.dlt
-  diffah export --no-baseline --target oci:./new-v1 --output new.dlt   (the site has nothing: everything ships)
-  diffah export --wait --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt   (another diffah writing app.dlt: wait, not refuse)
-  diffah export --force --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt   (app.dlt exists: replace it; default: refuse, exit 2)` + commonExamples("export", true)
-}
+func (ExportCmd) Help() string { return helpText("export") + commonExamples("export", true) }
 
 // Run exports.
 func (c *ExportCmd) Run(g *Globals, s stdio) error {
@@ -107,21 +92,7 @@ type InspectCmd struct {
 }
 
 // Help adds examples to --help.
-func (InspectCmd) Help() string {
-	return `Shows version, platform, target and baseline manifests, shipped vs reused
-blobs and bytes, and the percentage saved against the full image. Reads only
-the head of an archive.
-
-Examples:
-  diffah inspect app.dlt
-  diffah plan --target oci:./app-v2 --baseline oci:./app-v1 | diffah inspect
-  diffah inspect --json app.dlt | jq '.images[].savedPercent'
-  diffah inspect --html report.html app.dlt
-  diffah inspect --wait --html report.html app.dlt   (another diffah writing report.html: wait for it)
-  diffah inspect --force --html report.html app.dlt   (report.html exists: replace it)
-  diffah inspect docker://registry.internal/deltas:app-1-2
-  diffah inspect --verify-key vendor.pub app.dlt` + commonExamples("inspect", true)
-}
+func (InspectCmd) Help() string { return helpText("inspect") + commonExamples("inspect", true) }
 
 // Run inspects.
 func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
@@ -131,30 +102,13 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 		return err
 	}
 	defer closeIn()
-	r, isJSON, err := sniff(in)
+	key, err := loadVerifyKey(c.VerifyKey)
 	if err != nil {
 		return err
 	}
-	var doc *inspect.Doc
-	if isJSON {
-		plans, err := readPlans(nil, r)
-		if err != nil {
-			return err
-		}
-		doc = c.planDoc(g, s, plans)
-	} else {
-		key, err := loadVerifyKey(c.VerifyKey)
-		if err != nil {
-			return err
-		}
-		h, err := unpack.Head(r, unpack.Options{VerifyKey: key})
-		if err != nil {
-			return err
-		}
-		doc = inspect.FromSidecar(h.Sidecar, h.Signed, h.KeyID, key != nil)
-		if st, err := os.Stat(c.Input); c.Input != "" && err == nil && st.Mode().IsRegular() {
-			doc.ArchiveBytes, doc.ArchiveExact = st.Size(), true
-		}
+	doc, err := deliver.Describe(g.ctx, in, c.Input, key, pack.Options{Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
+	if err != nil {
+		return err
 	}
 	if c.HTML != "" {
 		if err := writeOutput(g, c.LockFlags, c.ForceFlags, "--html", c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
@@ -165,20 +119,6 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 		return doc.WriteJSON(s.out)
 	}
 	return doc.WriteText(s.out)
-}
-
-// planDoc describes plans with their patches computed (packed into
-// nothing, as export --dry-run does) when the images they name are at
-// hand; else with patched layers at full size, said so.
-func (c *InspectCmd) planDoc(g *Globals, s stdio, plans []*plan.Plan) *inspect.Doc {
-	rep, err := deliver.DryRun(g.ctx, plans, pack.Options{Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
-	if err != nil {
-		g.log.Info("patch sizes not computed", "err", err)
-		return inspect.FromPlans(plans)
-	}
-	doc := inspect.FromSidecar(rep.Sidecar, false, "", false)
-	doc.Source, doc.Version, doc.Tool, doc.ArchiveBytes, doc.ArchiveExact = "plan", plans[0].Version, "", rep.Bytes, true
-	return doc
 }
 
 // DiffCmd is `diffah diff`.
@@ -194,17 +134,7 @@ type DiffCmd struct {
 }
 
 // Help adds examples to --help.
-func (DiffCmd) Help() string {
-	return `Compares two images file by file: a table TYPE LAYER NAME INPUT-0 INPUT-1 DETAIL.
-Exit code 0 when equal, 1 when different, other codes for errors.
-
-Examples:
-  diffah diff oci:./app-v1 oci:./app-v2
-  diffah diff --semantic docker-archive:a.tar oci:./b --report-dir /tmp/d && echo same
-  diffah diff --json oci:./app-v1 oci:./app-v2 | jq '.changes[] | select(.type=="File")'
-  diffah diff --platform linux/arm64 oci:./multi-v1 oci:./multi-v2
-  diffah diff --wait --report-dir /tmp/d oci:./app-v1 oci:./app-v2   (another diffah writing /tmp/d: wait for it)` + commonExamples("diff", true)
-}
+func (DiffCmd) Help() string { return helpText("diff") + commonExamples("diff", true) }
 
 // Run diffs.
 func (c *DiffCmd) Run(g *Globals, s stdio) error {
@@ -254,15 +184,7 @@ type KeygenCmd struct {
 }
 
 // Help adds examples to --help.
-func (KeygenCmd) Help() string {
-	return `Writes a new ECDSA P-256 key pair. Refuses to overwrite existing files.
-
-Example:
-  diffah keygen vendor.key vendor.pub
-  diffah pack --sign-key vendor.key < plan.json > app.dlt
-  diffah unpack --verify-key vendor.pub -o ./layout-v2 < app.dlt
-  diffah keygen --wait team.key team.pub   (another diffah writing these: wait for it)` + commonExamples("keygen", false)
-}
+func (KeygenCmd) Help() string { return helpText("keygen") + commonExamples("keygen", false) }
 
 // Run generates keys.
 func (c *KeygenCmd) Run(g *Globals, s stdio) error {
@@ -288,11 +210,7 @@ type VersionCmd struct {
 }
 
 // Help adds examples to --help.
-func (VersionCmd) Help() string {
-	return `Examples:
-  diffah version
-  diffah version --json | jq -r .version` + commonExamples("version", false)
-}
+func (VersionCmd) Help() string { return helpText("version") + commonExamples("version", false) }
 
 // version is set at link time (-ldflags "-X main.version=...").
 var version = ""

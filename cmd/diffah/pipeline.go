@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"fmt"
 	"io"
@@ -28,22 +27,7 @@ type PlanCmd struct {
 }
 
 // Help adds examples to --help.
-func (PlanCmd) Help() string {
-	return `Writes a JSON plan to stdout: for every blob of the target, whether it is
-reused from the baseline, shipped whole, or rebuilt from a patch, and why.
-
-Examples:
-  diffah plan --target oci:./app-v2 --baseline oci:./app-v1 > plan.json
-  diffah plan --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 | jq .totals
-  diffah plan --target oci:./app-v2 --baseline-manifest v1-manifest.json --intra-layer off
-  diffah plan --platform linux/arm64 --jobs 2 --target oci:./multi-v2 --baseline oci:./multi-v1
-  { diffah plan --target oci:./a-v2 --baseline oci:./a-v1 --name a;
-    diffah plan --target oci:./b-v2 --baseline oci:./b-v1 --name b; } | diffah pack > bundle.dlt
-  # a service new to the site: in a bundle, what the other baselines hold
-  # is reused or patched from them
-  { diffah plan --target oci:./a-v2 --baseline oci:./a-v1 --name a;
-    diffah plan --target oci:./new-v1 --no-baseline --name new; } | diffah pack > bundle.dlt` + commonExamples("plan", true)
-}
+func (PlanCmd) Help() string { return helpText("plan") + commonExamples("plan", true) }
 
 // Run computes the plan.
 func (c *PlanCmd) Run(g *Globals, s stdio) error {
@@ -80,24 +64,7 @@ type PackCmd struct {
 }
 
 // Help adds examples to --help.
-func (PackCmd) Help() string {
-	return `Reads plans and streams the delta archive: a POSIX tar whose first entry,
-diffah.json, pins the digest of every other entry. Same inputs, same bytes.
-
-Examples:
-  diffah pack < plan.json > /media/usb/app.dlt
-  diffah pack a.json b.json --output bundle.dlt --compress zstd --jobs 2
-  diffah pack --sign-key vendor.key < plan.json | split -b 4000m - app.dlt.part.
-  diffah pack -o docker://registry.internal/deltas:app-1-2 < plan.json
-  cat a.json b.json | diffah pack --independent > bundle.dlt   # each image resolves alone
-  diffah pack --wait -o app.dlt < plan.json   # another diffah writing app.dlt: wait for it (default: refuse, exit 3)
-  diffah pack --force -o app.dlt < plan.json   # app.dlt exists: replace it (default: refuse, exit 2)
-
-In a bundle, a blob one image would ship that another image's baseline holds
-is reused from that baseline, and a layer may be patched against the other
-baselines' layers; inspect shows which (the "from" column). Such an image
-then needs those baselines at resolve time; --independent avoids that.` + commonExamples("pack", true)
-}
+func (PackCmd) Help() string { return helpText("pack") + commonExamples("pack", true) }
 
 // Run packs.
 func (c *PackCmd) Run(g *Globals, s stdio) error {
@@ -148,18 +115,6 @@ func readPlans(files []string, stdin io.Reader) ([]*plan.Plan, error) {
 func isTerminalReader(r io.Reader) bool {
 	f, ok := r.(*os.File)
 	return ok && isTerminal(f)
-}
-
-// sniff peeks at the start of r to tell a plan (JSON) from an archive.
-func sniff(r io.Reader) (io.Reader, bool, error) {
-	buf := make([]byte, 512)
-	n, err := io.ReadFull(r, buf)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return nil, false, fault.Errorf(fault.Env, "reading input: %w", err)
-	}
-	head := bytes.TrimLeft(buf[:n], " \t\r\n")
-	isJSON := len(head) > 0 && head[0] == '{'
-	return io.MultiReader(bytes.NewReader(buf[:n]), r), isJSON, nil
 }
 
 // writeArchive runs write against out: stdout ("" or "-"), a file
