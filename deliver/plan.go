@@ -13,6 +13,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/plan"
 )
 
@@ -31,6 +32,9 @@ type PlanRequest struct {
 	Jobs       int
 	Image      imgref.Options
 	Log        *slog.Logger
+	// Progress, when set, receives a status line per planning step (a
+	// terminal).
+	Progress io.Writer
 }
 
 // Plan opens the target and baseline and computes the plan.
@@ -81,8 +85,12 @@ func Plan(ctx context.Context, c PlanRequest) (*plan.Plan, error) {
 	if nm == "" {
 		nm = DefaultName(tref)
 	}
+	ph := progress.NewPhase(c.Progress)
+	defer ph.Done()
+	ph.Set("plan: reading %s", c.Target)
 	return plan.Compute(ctx, plan.Input{Ref: c.Target, Platform: target.Platform, IndexDigest: target.IndexDigest, Image: target},
-		base, plan.Options{Name: nm, IntraLayer: c.IntraLayer, Jobs: c.Jobs, Log: c.Log})
+		base, plan.Options{Name: nm, IntraLayer: c.IntraLayer, Jobs: c.Jobs, Log: c.Log,
+			OnDetect: func(done, total int) { ph.Set("plan: detecting the compressor of layer %d/%d", done, total) }})
 }
 
 // DefaultName derives an image name from a reference: the last path

@@ -46,6 +46,9 @@ type Options struct {
 	// MaxSources caps the baseline layers one patch may read (default 4).
 	MaxSources int
 	Log        *slog.Logger
+	// OnDetect, when set, is called after each layer's compressor
+	// detection with how many of how many are done (for progress).
+	OnDetect func(done, total int)
 }
 
 // Compute plans the delta from baseline to target. baseline may be nil:
@@ -247,6 +250,8 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 		mu    sync.Mutex
 		first error
 		next  = make(chan job)
+		// detected counts finished detections (under mu).
+		detected int
 	)
 	for w := 0; w < o.Jobs; w++ {
 		wg.Add(1)
@@ -285,6 +290,9 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 					o.Log.Info("layer ships whole: compressor not reproducible", "layer", b.Digest, "err", err)
 					b.Patch = nil
 					b.Reason = "not in the baseline; ships whole: its compressed blob cannot be reproduced (" + oneLine(err) + ")"
+				}
+				if detected++; o.OnDetect != nil {
+					o.OnDetect(detected, len(jobs))
 				}
 				mu.Unlock()
 			}

@@ -47,7 +47,7 @@ func (c *ExportCmd) Run(g *Globals, s stdio) error {
 		}
 		defer release()
 	}
-	p, err := c.compute(g)
+	p, err := c.compute(g, s)
 	if err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ func (PlanCmd) Help() string { return helpText("plan") + commonExamples("plan", 
 
 // Run computes the plan.
 func (c *PlanCmd) Run(g *Globals, s stdio) error {
-	p, err := c.compute(g)
+	p, err := c.compute(g, s)
 	if err != nil {
 		return err
 	}
@@ -43,9 +43,9 @@ func (c *PlanCmd) Run(g *Globals, s stdio) error {
 	return err
 }
 
-func (c *PlanCmd) compute(g *Globals) (*plan.Plan, error) {
+func (c *PlanCmd) compute(g *Globals, s stdio) (*plan.Plan, error) {
 	return deliver.Plan(g.ctx, deliver.PlanRequest{Target: c.Target, Baseline: c.Baseline, BaselineManifest: c.BaselineManifest, NoBaseline: c.NoBaseline,
-		Platform: c.Platform, Name: c.Name, IntraLayer: c.IntraLayer, Jobs: c.Jobs, Image: c.options(c.Platform), Log: g.log})
+		Platform: c.Platform, Name: c.Name, IntraLayer: c.IntraLayer, Jobs: c.Jobs, Image: c.options(c.Platform), Log: g.log, Progress: g.progressTo(s.err)})
 }
 
 // PackCmd is `diffah pack`.

@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// TestSummaryOnTerminal: export ends with one summary line on a terminal
+// TestSummaryOnTerminal: export shows its planning phase ("detecting the
+// compressor of layer N/M") and ends with one summary line on a terminal
 // (size, share saved, layers patched/reused/whole), import with what it
 // wrote and how it was verified; nothing on a non-terminal stderr unless
 // --log-level info, and nothing with --quiet.
@@ -25,6 +26,9 @@ func TestSummaryOnTerminal(t *testing.T) {
 	sum := regexp.MustCompile(`wrote ` + regexp.QuoteMeta(delta) + `: [0-9.]+ (B|KiB|MiB) \(\d+% of [0-9.]+ (KiB|MiB) saved\): \d+ layers? patched, \d+ reused, \d+ shipped whole`)
 	if !sum.MatchString(got) {
 		t.Errorf("export on a terminal: no summary line: %q", got)
+	}
+	if !regexp.MustCompile(`\r\x1b\[Kplan: detecting the compressor of layer \d+/\d+`).MatchString(got) {
+		t.Errorf("export on a terminal: no planning phase line: %q", got)
 	}
 
 	out := filepath.Join(work, "out")
