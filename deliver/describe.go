@@ -8,8 +8,10 @@ import (
 	"os"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/inspect"
 	"github.com/diffah/diffah/pack"
+	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/unpack"
 )
 
@@ -38,6 +40,7 @@ func Describe(ctx context.Context, r io.Reader, path string, verifyKey *ecdsa.Pu
 		}
 		doc := inspect.FromSidecar(rep.Sidecar, false, "", false)
 		doc.Source, doc.Version, doc.Tool, doc.ArchiveBytes, doc.ArchiveExact = "plan", plans[0].Version, "", rep.Bytes, true
+		AddHistory(ctx, doc, plans, o.Image)
 		return doc, nil
 	}
 	h, err := unpack.Head(r, unpack.Options{VerifyKey: verifyKey})
@@ -61,4 +64,25 @@ func sniff(r io.Reader) (io.Reader, bool, error) {
 	head := bytes.TrimLeft(buf[:n], " \t\r\n")
 	isJSON := len(head) > 0 && head[0] == '{'
 	return io.MultiReader(bytes.NewReader(buf[:n]), r), isJSON, nil
+}
+
+// AddHistory tells, per layer of each plan's target, what made it (the
+// config history), reading each target's config; a target not at hand
+// is left without.
+func AddHistory(ctx context.Context, doc *inspect.Doc, plans []*plan.Plan, o imgref.Options) {
+	for _, p := range plans {
+		r, err := imgref.Parse(p.Target.Ref)
+		if err != nil {
+			continue
+		}
+		o.Platform = p.Target.Platform
+		img, err := imgref.Open(ctx, r, o)
+		if err != nil {
+			continue
+		}
+		if raw, err := img.RawConfigFile(); err == nil {
+			doc.AddHistory(p.Name, raw)
+		}
+		img.Close()
+	}
 }

@@ -79,6 +79,9 @@ type Blob struct {
 	Reason string `json:"reason,omitempty"`
 	// DiffID is the digest of the uncompressed layer (layers only).
 	DiffID digest.Digest `json:"diffID,omitempty"`
+	// CreatedBy says what made the layer: its config history entry,
+	// shortened (when the config was at hand).
+	CreatedBy string `json:"createdBy,omitempty"`
 	// Shared is true when another image of the bundle ships the same
 	// entry (it travels once; counted in the first image only).
 	Shared bool `json:"shared,omitempty"`
@@ -270,7 +273,15 @@ func (d *Doc) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  baseline: %s %s\n", im.BaselineRef, im.BaselineManifest)
 		}
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ROLE\tDIGEST\tKIND\tSIZE\tSHIPPED\tRATIO\tPATCH SOURCE")
+		made := false
+		for _, r := range im.Blobs {
+			made = made || r.CreatedBy != ""
+		}
+		head := "  ROLE\tDIGEST\tKIND\tSIZE\tSHIPPED\tRATIO\tPATCH SOURCE"
+		if made {
+			head += "\tCREATED BY"
+		}
+		fmt.Fprintln(tw, head)
 		for _, r := range im.Blobs {
 			shipped := Bytes(r.ShippedSize)
 			if r.Shared {
@@ -289,7 +300,11 @@ func (d *Doc) WriteText(w io.Writer) error {
 			if r.From != "" {
 				src = "from " + r.From
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", r.Role, Short(r.Digest), r.Kind, Bytes(r.TargetSize), shipped, r.Ratio, src)
+			line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%.3f\t%s", r.Role, Short(r.Digest), r.Kind, Bytes(r.TargetSize), shipped, r.Ratio, src)
+			if made {
+				line += "\t" + r.CreatedBy
+			}
+			fmt.Fprintln(tw, line)
 		}
 		tw.Flush()
 		fmt.Fprintf(&b, "  %d blobs: %d shipped, %d patched, %d reused; %s of %s travels, %.1f%% saved\n",

@@ -63,6 +63,7 @@ func (c *ExportCmd) Run(g *Globals, s stdio) error {
 		}
 		doc := inspect.FromSidecar(rep.Sidecar, key != nil, "", false)
 		doc.Source, doc.ArchiveBytes, doc.ArchiveExact = "dry run", rep.Bytes, true
+		deliver.AddHistory(g.ctx, doc, []*plan.Plan{p}, c.options(""))
 		if c.JSON {
 			return doc.WriteJSON(s.out)
 		}
