@@ -3,7 +3,6 @@ package pack
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 
@@ -25,42 +24,12 @@ import (
 // diffah-deflate/1; pack keeps the smallest. nil, nil when either blob is
 // not a gzip stream deflatetok can rewrite.
 func (st *state) inlinePatch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, error) {
-	s, src, err := st.floorSource(ctx, plans, p, b)
-	if err != nil {
+	fs, ok, err := st.tokenForms(ctx, plans, p, target, b, "inline", "the inline token form", deflatetok.DecodeInline)
+	if err != nil || !ok {
 		return nil, err
 	}
-	oldForm, err := st.cache.Derived(ctx, "inline "+s.Digest.String(), "the inline token form of baseline layer "+s.Digest.String(), func(w io.Writer) error {
-		return deflatetok.DecodeInline(ctx, w, io.NewSectionReader(src, 0, src.Size()))
-	})
-	if errors.Is(err, deflatetok.ErrNotGzip) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
-	}
-	rc, err := targetBlob(p, target, b)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	form, err := st.temp()
-	if err != nil {
-		return nil, err
-	}
-	defer form.Close()
-	if err := deflatetok.DecodeInline(ctx, form, rc); err != nil {
-		if errors.Is(err, deflatetok.ErrNotGzip) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
-	}
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
-	}
-	size, err := form.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, fault.Errorf(fault.Env, "pack: %w", err)
-	}
+	defer fs.form.Close()
+	s, oldForm, form, size := fs.src, fs.old, fs.form, fs.size
 	rh := sha256.New()
 	if err := deflatetok.EncodeInline(ctx, rh, io.NewSectionReader(form, 0, size), deflatetok.EncodeOptions{MaxOutput: b.Size}); err != nil {
 		return nil, fault.Errorf(fault.Internal, "pack: layer %s: its token form does not rebuild it: %w", b.Digest, err)

@@ -15,6 +15,7 @@ import (
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/ctxio"
+	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
@@ -28,43 +29,12 @@ import (
 // around changes. nil, nil when either blob is not a gzip stream
 // deflatetok can rewrite.
 func (st *state) tokenPatch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, error) {
-	s, src, err := st.floorSource(ctx, plans, p, b)
-	if err != nil {
+	fs, ok, err := st.tokenForms(ctx, plans, p, target, b, "tokens", "the token form", deflatetok.Decode)
+	if err != nil || !ok {
 		return nil, err
 	}
-	oldForm, err := st.cache.Derived(ctx, "tokens "+s.Digest.String(), "the token form of baseline layer "+s.Digest.String(), func(w io.Writer) error {
-		return deflatetok.Decode(ctx, w, io.NewSectionReader(src, 0, src.Size()))
-	})
-	if errors.Is(err, deflatetok.ErrNotGzip) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
-	}
-	rc, err := targetBlob(p, target, b)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	form, err := st.temp()
-	if err != nil {
-		return nil, err
-	}
-	defer form.Close()
-	if err := deflatetok.Decode(ctx, form, rc); err != nil {
-		if errors.Is(err, deflatetok.ErrNotGzip) {
-			st.o.Log.Info("no token form", "layer", b.Digest, "err", err)
-			return nil, nil
-		}
-		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
-	}
-	if _, err := io.Copy(io.Discard, rc); err != nil {
-		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
-	}
-	formSize, err := form.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return nil, fault.Errorf(fault.Env, "pack: %w", err)
-	}
+	defer fs.form.Close()
+	s, oldForm, form, formSize := fs.src, fs.old, fs.form, fs.size
 	// The tar patch, against the source's tar, as for any layer.
 	oldTar, err := st.sourceFile(ctx, plans, sourceImage(p, s), s, p.Target.Platform)
 	if err != nil {
@@ -177,4 +147,60 @@ func (st *state) checkRebuild(ctx context.Context, p *plan.Plan, target *imgref.
 		return fault.Errorf(fault.Internal, "pack: layer %s: its token form rebuilds %s", b.Digest, got)
 	}
 	return nil
+}
+
+// forms holds a layer's deflate form and its source blob's, as
+// deflatetok writes them (the parse, or the inline form): the half that
+// tokenPatch and inlinePatch share.
+type forms struct {
+	src  sidecar.Source
+	old  *spool.File
+	form *os.File
+	size int64
+}
+
+// tokenForms spools the source blob's form (once per source, kind names
+// it) and the target blob's. ok is false when either is not a gzip stream
+// deflatetok can rewrite; the caller closes f.form when ok.
+func (st *state) tokenForms(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, kind, what string, decode func(context.Context, io.Writer, io.Reader) error) (f forms, ok bool, err error) {
+	s, src, err := st.floorSource(ctx, plans, p, b)
+	if err != nil {
+		return f, false, err
+	}
+	old, err := st.cache.Derived(ctx, kind+" "+s.Digest.String(), what+" of baseline layer "+s.Digest.String(), func(w io.Writer) error {
+		return decode(ctx, w, io.NewSectionReader(src, 0, src.Size()))
+	})
+	if errors.Is(err, deflatetok.ErrNotGzip) {
+		return f, false, nil
+	}
+	if err != nil {
+		return f, false, fmt.Errorf("pack: %w", err)
+	}
+	rc, err := targetBlob(p, target, b)
+	if err != nil {
+		return f, false, err
+	}
+	defer rc.Close()
+	form, err := st.temp()
+	if err != nil {
+		return f, false, err
+	}
+	if err := decode(ctx, form, rc); err != nil {
+		form.Close()
+		if errors.Is(err, deflatetok.ErrNotGzip) {
+			st.o.Log.Info("no token form", "layer", b.Digest, "err", err)
+			return f, false, nil
+		}
+		return f, false, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		form.Close()
+		return f, false, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	size, err := form.Seek(0, io.SeekCurrent)
+	if err != nil {
+		form.Close()
+		return f, false, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	return forms{src: s, old: old, form: form, size: size}, true, nil
 }
