@@ -184,6 +184,9 @@ type bitReader struct {
 	bits  uint64
 	nbits uint
 	err   error
+	// pos counts the bytes taken from r since the member's deflate data
+	// began (kept by need and by the stored-block reader).
+	pos int64
 }
 
 func (b *bitReader) need(n uint) bool {
@@ -197,6 +200,7 @@ func (b *bitReader) need(n uint) bool {
 		}
 		b.bits |= uint64(c) << b.nbits
 		b.nbits += 8
+		b.pos++
 	}
 	return true
 }
