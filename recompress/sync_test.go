@@ -3,6 +3,7 @@ package recompress
 import (
 	"bytes"
 	"context"
+	"io"
 	"math/rand/v2"
 	"testing"
 )
@@ -50,7 +51,6 @@ func compressWith(t testing.TB, r Recipe, content []byte) []byte {
 	}
 	return b.Bytes()
 }
-
 
 func TestParallelWriterReproducesBlob(t *testing.T) {
 	content := mixedContent(3 << 19)
@@ -122,4 +122,64 @@ func TestParallelWriterWrongSyncPoints(t *testing.T) {
 	if err := w.Close(); err == nil {
 		t.Fatal("content ending before a sync point was accepted")
 	}
+}
+
+func TestValidateSyncRefusesHostilePoints(t *testing.T) {
+	base := Recipe{Format: FormatGzip, Impl: ImplGo, Level: 6}
+	ok := base
+	ok.Sync = []SyncPoint{{In: 1 << 20, Out: 400 << 10}, {In: 3 << 20, Out: 900 << 10}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	many := base
+	for i := 1; i <= MaxSyncPoints+1; i++ {
+		many.Sync = append(many.Sync, SyncPoint{In: int64(i) * MinSyncSegment, Out: int64(i) * 1000})
+	}
+	for name, r := range map[string]Recipe{
+		"too many":          many,
+		"not increasing":    {Format: FormatGzip, Impl: ImplGo, Level: 6, Sync: []SyncPoint{{In: 1 << 20, Out: 9}, {In: 1 << 20, Out: 10}}},
+		"segment too long":  {Format: FormatGzip, Impl: ImplGo, Level: 6, Sync: []SyncPoint{{In: MaxSyncSegment + 1, Out: 9}}},
+		"segment too short": {Format: FormatGzip, Impl: ImplGo, Level: 6, Sync: []SyncPoint{{In: MinSyncSegment - 1, Out: 9}}},
+		"output backwards":  {Format: FormatGzip, Impl: ImplGo, Level: 6, Sync: []SyncPoint{{In: 1 << 20, Out: 9}, {In: 2 << 20, Out: 8}}},
+		"output too large":  {Format: FormatGzip, Impl: ImplGo, Level: 6, Sync: []SyncPoint{{In: 1 << 20, Out: 2 << 20}}},
+		"negative":          {Format: FormatGzip, Impl: ImplGo, Level: 6, Sync: []SyncPoint{{In: -1 << 20, Out: -9}}},
+		"level 1":           {Format: FormatGzip, Impl: ImplGo, Level: 1, Sync: ok.Sync},
+		"pgzip":             {Format: FormatGzip, Impl: ImplPgzip, Level: 6, BlockSize: 1 << 20, Blocks: 2, Sync: ok.Sync},
+		"zstd":              {Format: FormatZstd, Impl: ImplKlauspost, Level: 2, Sync: ok.Sync},
+		"none":              {Format: FormatNone, Sync: ok.Sync},
+	} {
+		if err := r.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// The JSON is refused by size before it is decoded.
+	huge := append([]byte(`{"format":"gzip","impl":"go","level":6,"sync":[`), bytes.Repeat([]byte(`{"in":1,"out":1},`), maxRecipeJSON/16)...)
+	if _, err := ParseRecipe(huge); err == nil {
+		t.Fatal("a huge recipe was parsed")
+	}
+}
+
+// FuzzSyncRecipe: any recipe ParseRecipe accepts, sync points included,
+// builds a writer within its ParallelMemory that either reproduces
+// nothing wrong quietly or fails; never a panic or a hang.
+func FuzzSyncRecipe(f *testing.F) {
+	f.Add([]byte(`{"format":"gzip","impl":"go","level":6,"sync":[{"in":262144,"out":1000}]}`))
+	f.Add([]byte(`{"format":"gzip","impl":"klauspost","level":9,"sync":[{"in":300000,"out":70},{"in":600000,"out":200}]}`))
+	f.Add([]byte(`{"format":"gzip","impl":"go","level":6,"sync":[{"in":16777216,"out":16777216}]}`))
+	content := mixedContent(700 << 10)
+	f.Fuzz(func(t *testing.T, js []byte) {
+		r, err := ParseRecipe(js)
+		if err != nil || len(r.Sync) == 0 {
+			return
+		}
+		if m := r.ParallelMemory(4); m > 5*(2*(MaxSyncSegment+1<<20))+16<<20 {
+			t.Fatalf("recipe %s: ParallelMemory %d", r, m)
+		}
+		w, err := r.NewParallelWriter(io.Discard, 2)
+		if err != nil {
+			t.Fatalf("valid recipe %s: %v", r, err)
+		}
+		w.Write(content)
+		w.Close()
+	})
 }
