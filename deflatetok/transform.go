@@ -79,8 +79,8 @@ type decoder struct {
 	cl     huffman
 	// content counts the uncompressed bytes so far; onBlock, when set,
 	// is called at the start of every block (Blocks).
-	content int64
-	onBlock func(Block) error
+	content  int64
+	onBlock  func(Block) error
 	onEnd    func()
 	onHeader func(int)
 }
