@@ -50,6 +50,7 @@ func FindSyncPoints(ctx context.Context, open func() (io.ReadCloser, error), r R
 	// The candidates: the first block boundary at least Segment after
 	// the previous one.
 	cands := []SyncPoint{{}}
+	var lastAligned SyncPoint // the latest aligned block after the last candidate
 	rc, err := open()
 	if err != nil {
 		return r, fault.Errorf(fault.Env, "recompress: %w", err)
@@ -59,11 +60,23 @@ func FindSyncPoints(ctx context.Context, open func() (io.ReadCloser, error), r R
 		// boundary, so a segment shifted by bits would need its padding
 		// rewritten (measured: the shifted cuts of a Debian layer failed
 		// at its stored blocks). One block in eight starts on a byte.
-		if b.Bit%8 == 0 && b.Content-cands[len(cands)-1].In >= o.Segment && len(cands) <= MaxSyncPoints {
-			cands = append(cands, SyncPoint{In: b.Content, Out: b.Bit / 8})
+		if b.Bit%8 != 0 || len(cands) > MaxSyncPoints {
+			return ctx.Err()
+		}
+		p := SyncPoint{In: b.Content, Out: b.Bit / 8}
+		if p.In-cands[len(cands)-1].In >= o.Segment {
+			cands = append(cands, p)
+			lastAligned = SyncPoint{}
+		} else if p.In-cands[len(cands)-1].In >= MinSyncSegment {
+			lastAligned = p
 		}
 		return ctx.Err()
 	})
+	// The last segment compresses as the content arrives, after all the
+	// others: a cut near the end keeps that serial part short.
+	if lastAligned.In > 0 && len(cands) <= MaxSyncPoints {
+		cands = append(cands, lastAligned)
+	}
 	rc.Close()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -739,6 +740,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	// Decoding and recompressing hold what the patch and recipe decide,
 	// up to their limits: taken from the process-wide budget first, at
 	// once, so the bound holds whatever the number of workers.
+	started := time.Now()
 	rec := w.recipes[b.Digest]
 	workers := recompressWorkers(rec, r.o.Jobs)
 	release, err := membudget.Acquire(ctx, tarpatch.DecodeMemory+rec.ParallelMemory(workers))
@@ -770,7 +772,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		}
 		srcs = append(srcs, f)
 	}
-	r.o.Log.Debug("rebuilding layer", "layer", b.Digest, "recipe", rec.String(), "syncPoints", len(rec.Sync), "workers", workers)
+	r.o.Log.Debug("rebuilding layer", "layer", b.Digest, "recipe", rec.String(), "syncPoints", len(rec.Sync), "workers", workers, "sourcesReady", time.Since(started))
 	err = r.rebuildTar(ctx, out, b, what, srcs, rec, workers)
 	if err != nil && workers > 1 && ctx.Err() == nil && (errors.Is(err, recompress.ErrSyncMismatch) || errors.Is(err, errNotReproduced)) {
 		// The sync points were verified when the plan was made; a
@@ -815,6 +817,7 @@ func (r *resolver) rebuildTar(ctx context.Context, out string, b sidecar.Blob, w
 	// Closed on every path: a parallel writer's goroutines end with it.
 	defer cw.Close()
 	tarSum := &hashWriter{w: cw, h: sha256.New(), limit: b.Patch.UncompressedSize}
+	started := time.Now()
 	if err := tarpatch.Decode(ctx, tarSum, payload, srcs, tarpatch.DecodeOptions{MaxOutput: b.Patch.UncompressedSize}); err != nil {
 		return fmt.Errorf("%s: applying patch: %w", what, err)
 	}
@@ -824,7 +827,10 @@ func (r *resolver) rebuildTar(ctx context.Context, out string, b sidecar.Blob, w
 	if got := digest.NewDigest(digest.SHA256, tarSum.h); got != b.DiffID {
 		return fault.Errorf(fault.Integrity, "%s: the patch rebuilt a tar with sha256 %s, the layer's diffID is %s: wrong baseline or corrupt patch", what, got, b.DiffID)
 	}
-	if err := cw.Close(); err != nil {
+	decoded := time.Since(started)
+	err = cw.Close()
+	r.o.Log.Debug("layer rebuilt", "layer", b.Digest, "decoded", decoded, "compressed", time.Since(started))
+	if err != nil {
 		if blob.err != nil {
 			// The compressor's last flush hit the disk (full, say).
 			return fmt.Errorf("%s: writing the rebuilt blob: %w", what, blob.err)
