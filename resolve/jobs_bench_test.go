@@ -169,4 +169,3 @@ func syncSummary(t *testing.T, dlt string) string {
 	}
 	return strings.Join(parts, "; ")
 }
-
