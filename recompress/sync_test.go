@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -182,4 +183,22 @@ func FuzzSyncRecipe(f *testing.F) {
 		w.Write(content)
 		w.Close()
 	})
+}
+
+func TestMergeDropsFailedStarts(t *testing.T) {
+	p := func(n int64) SyncPoint { return SyncPoint{In: n << 20, Out: n << 18} }
+	cands := []SyncPoint{{}, p(2), p(4), p(6), p(8), p(10)}
+	keep, again, failed := merge(cands, []bool{true, true, false, true, false, false})
+	want := []SyncPoint{{}, p(2), p(6)}
+	if !failed || !slices.Equal(keep, want) || !slices.Equal(again, []bool{false, true, true}) {
+		t.Fatalf("keep %v again %v failed %v", keep, again, failed)
+	}
+	// The first segment cannot lose its start: it loses its end.
+	keep, again, _ = merge(cands, []bool{false, true, true, true, true, true})
+	if !slices.Equal(keep, []SyncPoint{{}, p(4), p(6), p(8), p(10)}) || !slices.Equal(again, []bool{true, false, false, false, false}) {
+		t.Fatalf("keep %v again %v", keep, again)
+	}
+	if _, _, failed := merge(cands, []bool{true, true, true, true, true, true}); failed {
+		t.Fatal("nothing failed")
+	}
 }

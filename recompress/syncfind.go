@@ -104,22 +104,7 @@ func FindSyncPoints(ctx context.Context, open func() (io.ReadCloser, error), r R
 		if syncDebug != nil {
 			syncDebug(round, cands, ok, check)
 		}
-		var keep []SyncPoint
-		var again []bool
-		failed := false
-		for i := 0; i < len(cands); i++ {
-			switch {
-			case ok[i]:
-				keep, again = append(keep, cands[i]), append(again, false)
-			case i == 0:
-				keep, again = append(keep, cands[i]), append(again, true)
-				failed = true
-				i++ // the next cut goes
-			default:
-				failed = true
-				again[len(again)-1] = true
-			}
-		}
+		keep, again, failed := merge(cands, ok)
 		if !failed {
 			return f.recipe(cands), nil
 		}
@@ -129,6 +114,27 @@ func FindSyncPoints(ctx context.Context, open func() (io.ReadCloser, error), r R
 		}
 	}
 	return r, nil
+}
+
+// merge drops the start of every segment that did not reproduce (ok
+// false), so that the segment before grows over it (the first segment,
+// whose start is the stream's, loses its end instead), and says which
+// of the segments left must be checked again: those that grew.
+func merge(cands []SyncPoint, ok []bool) (keep []SyncPoint, again []bool, failed bool) {
+	for i := 0; i < len(cands); i++ {
+		switch {
+		case ok[i]:
+			keep, again = append(keep, cands[i]), append(again, false)
+		case i == 0:
+			keep, again = append(keep, cands[i]), append(again, true)
+			failed = true
+			i++ // the next cut goes
+		default:
+			failed = true
+			again[len(again)-1] = true
+		}
+	}
+	return keep, again, failed
 }
 
 // gapsFit reports whether every segment but the last is within
@@ -177,7 +183,11 @@ func (f *finder) verify(ctx context.Context, cands []SyncPoint, check []bool) ([
 	defer blob.Close()
 	in := &slider{r: zr}
 	raw := &slider{r: blob}
+	// What is not checked again reproduced before.
 	ok := make([]bool, len(cands))
+	for i := range ok {
+		ok[i] = !check[i]
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.jobs)
 	for i, p := range cands {
