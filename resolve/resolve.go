@@ -766,7 +766,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		if err != nil {
 			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
 		}
-		f, err := r.cache.Uncompressed(ctx, l, s.DiffID, "baseline "+base.Ref+" layer "+s.Digest.String())
+		f, err := r.cache.Uncompressed(ctx, fastSource(base, l), s.DiffID, "baseline "+base.Ref+" layer "+s.Digest.String())
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
