@@ -137,7 +137,7 @@ func (d *decoder) member(ctx context.Context) error {
 	}
 	d.out.WriteByte(d.in.align())
 	var trailer [8]byte
-	if _, err := io.ReadFull(d.in.r, trailer[:]); err != nil {
+	if err := d.in.readFull(trailer[:]); err != nil {
 		return errors.New("truncated gzip trailer")
 	}
 	d.out.Write(trailer[:])
@@ -195,7 +195,7 @@ func gzipHeader(r *bufio.Reader) ([]byte, error) {
 func (d *decoder) stored() error {
 	d.out.WriteByte(d.in.align())
 	var ln [4]byte
-	if _, err := io.ReadFull(d.in.r, ln[:]); err != nil {
+	if err := d.in.readFull(ln[:]); err != nil {
 		return errors.New("truncated stored block")
 	}
 	n := binary.LittleEndian.Uint16(ln[:2])
@@ -203,7 +203,7 @@ func (d *decoder) stored() error {
 		return errors.New("stored block LEN/NLEN mismatch")
 	}
 	appendUvarint(d.out, uint64(n))
-	d.in.pos += 4 + int64(n)
+	d.in.pos += int64(n)
 	d.content += int64(n)
 	if d.inline {
 		if _, err := io.CopyN(d.out, d.in.r, int64(n)); err != nil {
