@@ -1,6 +1,9 @@
 package sidecar
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Minor versions of the 1.x format.
 const (
@@ -21,6 +24,11 @@ const (
 	// whose uncompressedSize is that form's size). A 1.1 reader refuses such a layer by its codec,
 	// naming it.
 	MinorBlobPatch = 2
+	// MinorSync (1.3) adds sync points to a patch's recompression recipe
+	// ("sync": where the layer's deflate stream may be cut so resolve
+	// compresses its segments in parallel; recompress.SyncPoint). A 1.2
+	// reader refuses such a recipe (an unknown field), naming it.
+	MinorSync = 3
 )
 
 // BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
@@ -38,17 +46,31 @@ const (
 const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
-// sidecar: 1.2 when a blob carries what 1.2 added (a reused layer's
-// recipe, a patch codec other than diffah-tar/1), else 1.1, so archives
-// that need nothing new stay readable by older readers.
+// sidecar: 1.3 when a recipe has sync points, 1.2 when a blob carries
+// what 1.2 added (a reused layer's recipe, a patch codec other than
+// diffah-tar/1), else 1.1, so archives that need nothing new stay
+// readable by older readers.
 func (s *Sidecar) SetVersion() {
 	minor := minorBase
 	for _, im := range s.Images {
 		for _, b := range im.Blobs {
 			if (b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
-				minor = MinorBlobPatch
+				minor = max(minor, MinorBlobPatch)
+			}
+			if b.Patch != nil && RecipeHasSync(b.Patch.Recipe) {
+				minor = MinorSync
 			}
 		}
 	}
 	s.Version = fmt.Sprintf("%d.%d", Major, minor)
+}
+
+// RecipeHasSync reports whether a recipe's JSON lists sync points (what
+// 1.3 added). The recipe itself is parsed by recompress.ParseRecipe;
+// this looks only at the one field, for the version.
+func RecipeHasSync(recipe json.RawMessage) bool {
+	var v struct {
+		Sync []json.RawMessage `json:"sync"`
+	}
+	return len(recipe) > 0 && json.Unmarshal(recipe, &v) == nil && len(v.Sync) > 0
 }
