@@ -16,7 +16,7 @@ func TestSetVersionSyncPoints(t *testing.T) {
 		{`{"format":"gzip","impl":"go","level":6,"sync":[]}`, "1.2"},
 		{`{"format":"gzip","impl":"go","level":6,"sync":[{"in":2097152,"out":700000}]}`, "1.3"},
 	} {
-		s := &Sidecar{Images: []Image{{Blobs: []Blob{{Action: Patch, Patch: &PatchRef{Codec: "diffah-tar/2", Recipe: json.RawMessage(c.recipe)}}}}}}
+		s := &Sidecar{Images: []Image{{Blobs: []Blob{{Decision: Decision[PatchRef]{Action: Patch, Patch: &PatchRef{PatchSpec: PatchSpec{Codec: "diffah-tar/2", Recipe: json.RawMessage(c.recipe)}}}}}}}}
 		s.SetVersion()
 		if s.Version != c.want {
 			t.Errorf("%s: version %s, want %s", c.recipe, s.Version, c.want)
