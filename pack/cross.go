@@ -262,7 +262,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 			if alt.Action != sidecar.Patch {
 				continue
 			}
-			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt, st.o.Jobs)
+			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt, st.o.Jobs, nil)
 			if err != nil {
 				return err
 			}

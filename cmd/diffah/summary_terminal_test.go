@@ -30,6 +30,14 @@ func TestSummaryOnTerminal(t *testing.T) {
 	if !regexp.MustCompile(`\r\x1b\[Kplan: detecting the compressor of layer \d+/\d+`).MatchString(got) {
 		t.Errorf("export on a terminal: no planning phase line: %q", got)
 	}
+	// Encoding: the changed layers' bytes out of their total, and the
+	// rate (the ETA follows while bytes remain: progress.TestLine).
+	if !regexp.MustCompile(`\r\x1b\[Kpack: encoding \d+ changed layers?  [0-9.]+ (B|KiB|MiB) / [0-9.]+ (B|KiB|MiB) \(\d+%\)  [0-9.]+ (B|KiB|MiB)/s`).MatchString(got) {
+		t.Errorf("export on a terminal: no encoding phase line (bytes of changed layers, rate): %q", got)
+	}
+	if !regexp.MustCompile(`\r\x1b\[Kpack: writing  `).MatchString(got) {
+		t.Errorf("export on a terminal: no writing phase line: %q", got)
+	}
 
 	out := filepath.Join(work, "out")
 	if code := run([]string{"import", "--baseline", "oci:" + fx + "/v1", "-o", "oci:" + out, delta}, strings.NewReader(""), &stdout, tty); code != 0 {
