@@ -94,8 +94,10 @@ func CheckOutputsFor(sc *sidecar.Sidecar, outs map[string]imgref.Ref, allowConve
 func targetNameTag(im *sidecar.Image) string {
 	tag := "latest"
 	if r, err := imgref.Parse(im.Target.Ref); err == nil {
-		if r.Transport == imgref.Docker {
-			if t, err := name.NewTag(r.Path); err == nil && !strings.Contains(r.Path, "@") {
+		if !r.Local() {
+			// docker:// or docker-daemon: NAME[:TAG] (not @DIGEST, not an
+			// engine's image ID sha256:HEX)
+			if t, err := name.NewTag(r.Path); err == nil && !strings.Contains(r.Path, "@") && !strings.HasPrefix(r.Path, "sha256:") {
 				return t.Context().Name() + ":" + t.TagStr()
 			}
 		} else if r.Tag != "" && !strings.ContainsAny(r.Tag, ":@/") {

@@ -60,9 +60,11 @@ func TestPlatformMatches(t *testing.T) {
 
 func TestTargetNameTag(t *testing.T) {
 	for ref, want := range map[string]string{
-		"docker://reg.local/team/app:2": "reg.local/team/app:2",
-		"oci:./app-v2:v2":               "app:v2",
-		"oci:./app-v2":                  "app:latest",
+		"docker://reg.local/team/app:2":                            "reg.local/team/app:2",
+		"oci:./app-v2:v2":                                          "app:v2",
+		"oci:./app-v2":                                             "app:latest",
+		"docker-daemon:example.com/app:2":                          "example.com/app:2",
+		"docker-daemon:sha256:" + strings.Repeat("b", 64):          "app:latest",
 		"docker://reg.local/app@sha256:" + strings.Repeat("a", 64): "app:latest",
 	} {
 		if got := targetNameTag(&sidecar.Image{Name: "app", Target: sidecar.Target{Ref: ref}}); got != want {
