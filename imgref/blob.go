@@ -10,6 +10,8 @@ import (
 	"io/fs"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/verify"
@@ -90,3 +92,39 @@ type readCloser struct {
 }
 
 func nopCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }
+
+// UncompressedThrough opens l's uncompressed content as l.Uncompressed
+// does (the compressed bytes, decompressed by their magic), reading the
+// compressed bytes through wrap: a caller counts them to show progress
+// in the units a layer's size is given in. A nil wrap is l.Uncompressed.
+func UncompressedThrough(l v1.Layer, wrap func(io.Reader) io.Reader) (io.ReadCloser, error) {
+	if wrap == nil {
+		return l.Uncompressed()
+	}
+	cl, err := partial.CompressedToLayer(throughLayer{l, wrap})
+	if err != nil {
+		return nil, err
+	}
+	return cl.Uncompressed()
+}
+
+// throughLayer is l as a compressed-only layer whose compressed bytes
+// are read through wrap.
+type throughLayer struct {
+	l    v1.Layer
+	wrap func(io.Reader) io.Reader
+}
+
+func (t throughLayer) Digest() (v1.Hash, error)            { return t.l.Digest() }
+func (t throughLayer) Size() (int64, error)                { return t.l.Size() }
+func (t throughLayer) MediaType() (types.MediaType, error) { return t.l.MediaType() }
+func (t throughLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := t.l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{t.wrap(rc), rc}, nil
+}

@@ -2,12 +2,10 @@ package imgref
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -255,32 +253,16 @@ func selectArchiveEntry(entries []archiveEntry, tag, where string) (archiveEntry
 func writeDockerArchive(ctx context.Context, ref Ref, src *source, allowConvert bool, log *slog.Logger) error {
 	where := ref.String()
 	m := src.manifest
-	cfg := synthDescriptor{MediaType: dockerConfigType, Size: m.Config.Size, Digest: m.Config.Digest}
+	if err := checkDockerArchive(where, src.digest, src.mt, &src.raw, m.Config, m.Layers, allowConvert, log); err != nil {
+		return err
+	}
 	var layers []synthDescriptor
-	var reasons []string
 	for _, l := range m.Layers {
 		mt := dockerLayerType(l.MediaType)
 		if mt == "" {
-			reasons = append(reasons, fmt.Sprintf("layer %s has media type %s", l.Digest, l.MediaType))
 			mt = dockerLayerGzip
 		}
 		layers = append(layers, synthDescriptor{MediaType: mt, Size: l.Size, Digest: l.Digest})
-	}
-	synth := marshalSynth(cfg, layers)
-	if !bytes.Equal(synth, src.raw) {
-		if src.mt != types.DockerManifestSchema2 {
-			reasons = append(reasons, "its manifest is "+string(src.mt))
-		} else {
-			reasons = append(reasons, "its manifest is not in the canonical form a docker-archive implies")
-		}
-		newDigest := sha256Hash(synth)
-		if !allowConvert {
-			return fault.WithHint(
-				fault.Errorf(fault.Usage, "%s cannot hold the image %s as-is (%s): it would come back as %s",
-					where, src.digest, strings.Join(reasons, "; "), newDigest),
-				fault.Usage, "pass --allow-convert to write it anyway (the manifest digest changes), or use oci:, oci-archive: or dir:")
-		}
-		log.Warn("converting image for docker-archive: digests change", "ref", where, "from", src.digest.String(), "to", newDigest.String(), "why", strings.Join(reasons, "; "))
 	}
 	var tags []string
 	if ref.Tag != "" {

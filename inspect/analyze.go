@@ -92,10 +92,25 @@ func (d *Doc) analyze(nonReproducible map[digest.Digest]bool) {
 				bsaved += b.TargetSize - b.ShippedSize
 			}
 		}
-		judged := d.Source != "plan" || im.Patched == 0
+		judged := d.PatchSizesKnown || im.Patched == 0
+		// Layers that ship whole for a cause the baseline cannot change
+		// (their compression cannot be reproduced): name that cause rather
+		// than doubt the baseline.
+		var unpatchable int64
+		for _, b := range im.Blobs {
+			if b.Kind == KindFull && nonReproducible[b.Digest] {
+				unpatchable += b.TargetSize
+			}
+		}
 		if im.BaselineRef != "" && im.FullBytes > 0 && judged && bsaved*20 < im.FullBytes {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("image %s: the baseline shares almost nothing with the target (%.1f%% reused, %.1f%% saved in all): is it the right baseline?",
-				im.Name, 100*float64(im.ReusedBytes)/float64(im.FullBytes), 100*float64(bsaved)/float64(im.FullBytes)))
+			w := fmt.Sprintf("image %s: the baseline shares almost nothing with the target (%.1f%% reused, %.1f%% saved in all)",
+				im.Name, 100*float64(im.ReusedBytes)/float64(im.FullBytes), 100*float64(bsaved)/float64(im.FullBytes))
+			if unpatchable > 0 {
+				w += fmt.Sprintf(": %s of it ships whole because its compressed blobs were made by a compressor diffah cannot reproduce, which no baseline changes", units.Bytes(unpatchable))
+			} else {
+				w += ": is it the right baseline?"
+			}
+			d.Warnings = append(d.Warnings, w)
 		}
 	}
 	// A blob that travels more than once: shipped whole by one image and

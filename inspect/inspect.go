@@ -29,6 +29,15 @@ type Doc struct {
 	SignatureVerified bool    `json:"signatureVerified"`
 	Images            []Image `json:"images"`
 	Totals            Totals  `json:"totals"`
+	// ArchiveBytes is the size of the archive itself, sidecar and tar
+	// overhead included (0: unknown); ArchiveExact says whether it was
+	// measured (a file's size, or every patch computed) rather than
+	// estimated.
+	ArchiveBytes int64 `json:"archiveBytes,omitempty"`
+	ArchiveExact bool  `json:"archiveExact,omitempty"`
+	// PatchSizesKnown is false for a plan whose patches were not computed:
+	// their shipped size is then the layer's full size, an upper bound.
+	PatchSizesKnown bool `json:"patchSizesKnown"`
 	// TopSavings lists the layers that saved the most bytes.
 	TopSavings []Saving `json:"topSavings"`
 	// Histogram counts layers by target size.
@@ -74,6 +83,9 @@ type Blob struct {
 	Reason string `json:"reason,omitempty"`
 	// DiffID is the digest of the uncompressed layer (layers only).
 	DiffID digest.Digest `json:"diffID,omitempty"`
+	// CreatedBy says what made the layer: its config history entry,
+	// shortened (when the config was at hand).
+	CreatedBy string `json:"createdBy,omitempty"`
 	// Shared is true when another image of the bundle ships the same
 	// entry (it travels once; counted in the first image only).
 	Shared bool `json:"shared,omitempty"`
@@ -151,7 +163,7 @@ func FromPlans(plans []*plan.Plan) *Doc {
 
 // FromSidecar describes an archive from its sidecar.
 func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) *Doc {
-	d := &Doc{Source: "archive", Version: sc.Version, Tool: sc.Tool, Signed: signed, KeyID: keyID, SignatureVerified: verified}
+	d := &Doc{Source: "archive", Version: sc.Version, Tool: sc.Tool, Signed: signed, KeyID: keyID, SignatureVerified: verified, PatchSizesKnown: true}
 	sizes := map[string]int64{}
 	for _, e := range sc.Entries {
 		sizes[e.Name] = e.Size
@@ -287,7 +299,15 @@ func (d *Doc) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  baseline: %s %s\n", im.BaselineRef, im.BaselineManifest)
 		}
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ROLE\tDIGEST\tKIND\tSIZE\tSHIPPED\tRATIO\tPATCH SOURCE")
+		made := false
+		for _, r := range im.Blobs {
+			made = made || r.CreatedBy != ""
+		}
+		head := "  ROLE\tDIGEST\tKIND\tSIZE\tSHIPPED\tRATIO\tPATCH SOURCE"
+		if made {
+			head += "\tCREATED BY"
+		}
+		fmt.Fprintln(tw, head)
 		for _, r := range im.Blobs {
 			shipped := units.Bytes(r.ShippedSize)
 			if r.Shared {
@@ -306,7 +326,11 @@ func (d *Doc) WriteText(w io.Writer) error {
 			if r.From != "" {
 				src = "from " + r.From
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%.3f\t%s\n", r.Role, Short(r.Digest), r.Kind, units.Bytes(r.TargetSize), shipped, r.Ratio, src)
+			line := fmt.Sprintf("  %s\t%s\t%s\t%s\t%s\t%.3f\t%s", r.Role, Short(r.Digest), r.Kind, units.Bytes(r.TargetSize), shipped, r.Ratio, src)
+			if made {
+				line += "\t" + r.CreatedBy
+			}
+			fmt.Fprintln(tw, line)
 		}
 		tw.Flush()
 		fmt.Fprintf(&b, "  %d blobs: %d shipped, %d patched, %d reused; %s of %s travels, %.1f%% saved\n",
@@ -314,6 +338,20 @@ func (d *Doc) WriteText(w io.Writer) error {
 	}
 	if len(d.Images) > 1 {
 		fmt.Fprintf(&b, "\ntotal: %s of %s travels, %.1f%% saved\n", units.Bytes(d.Totals.ShippedBytes), units.Bytes(d.Totals.FullBytes), d.Totals.SavedPercent)
+	}
+	if !d.PatchSizesKnown && d.Totals.Patched > 0 {
+		fmt.Fprintf(&b, "\nnote: the %d patched layer(s) are counted at full size, an upper bound: their patches were not computed (`diffah export --dry-run` computes them)\n", d.Totals.Patched)
+	}
+	if d.ArchiveBytes > 0 {
+		how := "estimated"
+		if d.ArchiveExact {
+			how = "exact"
+		}
+		saved := 0.0
+		if d.Totals.FullBytes > 0 {
+			saved = 100 * float64(d.Totals.FullBytes-d.ArchiveBytes) / float64(d.Totals.FullBytes)
+		}
+		fmt.Fprintf(&b, "\narchive: %s (%s; sidecar and tar overhead included): %.1f%% of the full %s saved\n", units.Bytes(d.ArchiveBytes), how, saved, units.Bytes(d.Totals.FullBytes))
 	}
 	if len(d.TopSavings) > 0 {
 		b.WriteString("\ntop savings:\n")

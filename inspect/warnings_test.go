@@ -54,6 +54,7 @@ func TestEveryWasteWarning(t *testing.T) {
 		"same content twice":        "layer content " + Short(dg("uapp")) + " travels 2 times, compressed differently",
 		"non-reproducible":          "image svc-c: layer " + Short(nd) + " (512.0 KiB) ships whole: its compressed blob cannot be reproduced",
 		"baseline shares ~ nothing": "image svc-c: the baseline shares almost nothing with the target (0.0% reused, 0.0% saved in all)",
+		"its cause named":           "image svc-c: the baseline shares almost nothing with the target (0.0% reused, 0.0% saved in all): 512.0 KiB of it ships whole because its compressed blobs were made by a compressor diffah cannot reproduce",
 	}
 	var text, js bytes.Buffer
 	if err := d.WriteText(&text); err != nil {

@@ -140,7 +140,7 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 		}
 		srcs = append(srcs, f)
 	}
-	l, rc, err := targetTar(p, target, b)
+	l, rc, err := targetTar(p, target, b, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +257,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 			}
 			alt := b
 			revise(&alt, ownPatchWas(*d, own))
-			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt, st.o.Jobs)
+			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt, st.o.Jobs, nil)
 			if err != nil {
 				return err
 			}

@@ -159,12 +159,12 @@ func floorReason(b plan.Blob, codec string) string {
 }
 
 // targetTar opens a target layer and its uncompressed tar.
-func targetTar(p *plan.Plan, target *imgref.Image, b plan.Blob) (v1.Layer, io.ReadCloser, error) {
+func targetTar(p *plan.Plan, target *imgref.Image, b plan.Blob, through func(io.Reader) io.Reader) (v1.Layer, io.ReadCloser, error) {
 	l, err := imgref.LayerByDigest(target, b.Digest)
 	if err != nil {
 		return nil, nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
-	rc, err := l.Uncompressed()
+	rc, err := imgref.UncompressedThrough(l, through)
 	if err != nil {
 		return nil, nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}

@@ -204,7 +204,7 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 	}
 	var bar *progress.Bar
 	if o.Progress != nil {
-		bar = progress.New(o.Progress, "pack", total)
+		bar = progress.New(o.Progress, "pack: writing", total)
 		defer bar.Done()
 		out = bar.Writer(out)
 	}
@@ -364,6 +364,12 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 		err  error
 	}
 	results := make([]result, len(jobs))
+	var total int64
+	for _, j := range jobs {
+		total += j.blob.Size
+	}
+	bar := st.encodeBar(len(jobs), total)
+	defer bar.Done()
 	var g errgroup.Group
 	g.SetLimit(workers)
 	for k, j := range jobs {
@@ -373,7 +379,9 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			results[k].pl, results[k].stat, err = st.patch(ctx, plans, plans[j.pi], targets[j.pi], j.blob, perPatch)
+			lb := &layerBar{bar: bar, size: j.blob.Size}
+			defer lb.done()
+			results[k].pl, results[k].stat, err = st.patch(ctx, plans, plans[j.pi], targets[j.pi], j.blob, perPatch, lb)
 			return err
 		})
 	}
@@ -413,7 +421,9 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 	return ps, nil
 }
 
-func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, jobs int) (*payload, PatchStat, error) {
+// patch computes the patch of layer b; lb (nil: none) counts the
+// layer's compressed bytes as the tar patch reads them.
+func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, jobs int, lb *layerBar) (*payload, PatchStat, error) {
 	if err := checkCodec(p, b); err != nil {
 		return nil, PatchStat{}, err
 	}
@@ -433,7 +443,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		}
 		srcs = append(srcs, f)
 	}
-	_, rc, err := targetTar(p, target, b)
+	_, rc, err := targetTar(p, target, b, lb.reader)
 	if err != nil {
 		return nil, stat, err
 	}

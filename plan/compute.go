@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -50,6 +51,9 @@ type Options struct {
 	// recipe of every reused layer, reading each once) or ReusedRecipesOff.
 	ReusedRecipes string
 	Log           *slog.Logger
+	// OnDetect, when set, is called after each layer's compressor
+	// detection with how many of how many are done (for progress).
+	OnDetect func(done, total int)
 }
 
 // Compute plans the delta from baseline to target. baseline may be nil:
@@ -258,6 +262,8 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 	found := make([]detected, len(jobs))
 	var g errgroup.Group
 	g.SetLimit(o.Jobs)
+	var mu sync.Mutex // orders OnDetect calls
+	nDone := 0
 	for k, j := range jobs {
 		g.Go(func() (err error) {
 			defer func() { found[k].err = err }()
@@ -266,6 +272,12 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 				return err
 			}
 			found[k].rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
+			if o.OnDetect != nil {
+				mu.Lock()
+				nDone++
+				o.OnDetect(nDone, len(jobs))
+				mu.Unlock()
+			}
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
@@ -76,16 +77,6 @@ func (r RegistryFlags) options(platform string) imgref.Options {
 	return imgref.Options{Platform: platform, Insecure: r.Insecure, RetryTimes: r.RetryTimes, RetryDelay: r.RetryDelay, Timeout: r.Timeout, Logger: slog.Default()}
 }
 
-// nameInput prefixes an error met while reading an archive pulled from a
-// registry with its reference, when the error (a parser's, who only saw a
-// stream) does not already name it.
-func nameInput(path string, err error) error {
-	if err == nil || !strings.HasPrefix(path, "docker://") || strings.Contains(err.Error(), strings.TrimPrefix(path, "docker://")) {
-		return err
-	}
-	return fmt.Errorf("%s: %w", path, err)
-}
-
 // commonExamples shows, in every command's help, the flags every command
 // takes (and those of commands that reach registries).
 func commonExamples(cmd string, registry bool) string {
@@ -108,23 +99,21 @@ func (g *Globals) progressTo(stderr io.Writer) io.Writer {
 	return nil
 }
 
-const description = `diffah ships container images as deltas: only what the receiving site lacks
-travels, and the site rebuilds the new image byte-identically from the delta
-plus the image it already has.
+var description = helpText("diffah")
 
-Pipeline:
-  producer: diffah plan --target oci:./app-v2 --baseline oci:./app-v1 > plan.json
-            diffah pack < plan.json > app-v1-v2.dlt
-  consumer: diffah unpack -o ./app-v2 < app-v1-v2.dlt
-            diffah resolve --baseline oci:./app-v1 ./app-v2
+// help holds the text of every --help: the description and examples of
+// each command (help/COMMAND.txt); TestHelpExamplesRun runs every example.
+//
+//go:embed help/*.txt
+var help embed.FS
 
-Image references: oci:DIR[:TAG], oci-archive:FILE[:TAG],
-docker-archive:FILE[:NAME:TAG], docker://HOST/REPO[:TAG|@DIGEST], dir:DIR.
-
-Exit codes: 0 ok, 1 images differ (diff), 2 usage, 3 environment (not found,
-auth, network, disk, another diffah writing the same output), 4 integrity
-(digest mismatch, corrupt archive, missing baseline blob), 5 signature,
-6 bundle resolved in part, 70 internal error, 130 interrupted.`
+func helpText(name string) string {
+	b, err := help.ReadFile("help/" + name + ".txt")
+	if err != nil {
+		panic(err) // embedded at build time: a missing file is a build bug
+	}
+	return string(b)
+}
 
 // memoryLimit is the soft heap limit diffah runs with unless GOMEMLIMIT
 // says otherwise. The codec's zstd encoders allocate large match tables

@@ -5,68 +5,80 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"strings"
 
+	"github.com/diffah/diffah/deliver"
+	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgdiff"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/inspect"
 	"github.com/diffah/diffah/pack"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/signature"
-	"github.com/diffah/diffah/unpack"
 )
 
 // ExportCmd is `diffah export`.
 type ExportCmd struct {
 	PlanCmd
-	Output   string `short:"o" help:"Archive file to write (atomically); - for stdout; or docker://HOST/REPO:TAG to push it as an OCI artifact." required:"" placeholder:"FILE|docker://REF"`
+	Output   string `short:"o" help:"Archive file to write (atomically); - for stdout; or docker://HOST/REPO:TAG to push it as an OCI artifact (required unless --dry-run)." placeholder:"FILE|docker://REF"`
 	Compress string `help:"Compress the archive as a whole: none or zstd (default: ${default})." default:"none" enum:"none,zstd"`
 	SignKey  string `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
-	DryRun   bool   `help:"Print what would ship (the plan's totals) and write nothing."`
+	DryRun   bool   `help:"Compute every patch and print what would ship and the exact archive size; write nothing (no --output needed)."`
+	JSON     bool   `help:"With --dry-run: print the report as JSON on stdout (archiveBytes: the archive's exact size; per-layer shippedSize)."`
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
-func (ExportCmd) Help() string {
-	return `plan + pack in one step.
-
-Examples:
-  diffah export --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt
-  diffah export --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 -o - | ssh site 'diffah import ...'
-  diffah export --target docker-daemon:example.com/app:2 --baseline docker-daemon:example.com/app:1 -o app.dlt
-  diffah export --reused-recipes off --target docker://reg.local/app:2 --baseline docker://reg.local/app:1 -o app.dlt
-  diffah export --dry-run --target oci:./app-v2 --baseline oci:./app-v1
-  diffah export --target oci:./app-v2 --baseline-manifest v1.json --intra-layer off --compress zstd -o app.dlt
-  diffah export --sign-key vendor.key --name app --jobs 2 --platform linux/amd64 --target oci:./multi-v2 --baseline oci:./multi-v1 -o app.dlt
-  diffah export --no-baseline --target oci:./new-v1 --output new.dlt   (the site has nothing: everything ships)
-  diffah export --wait --target oci:./app-v2 --baseline oci:./app-v1 -o app.dlt   (another diffah writing app.dlt: wait, not refuse)` + commonExamples("export", true)
-}
+func (ExportCmd) Help() string { return helpText("export") + commonExamples("export", true) }
 
 // Run exports.
 func (c *ExportCmd) Run(g *Globals, s stdio) error {
-	p, err := c.compute(g)
+	if c.Output == "" && !c.DryRun {
+		return fault.WithHint(fault.Errorf(fault.Usage, "export: no output: give -o FILE (- for stdout, or docker://REF)"), fault.Usage,
+			"e.g. -o app.dlt; or --dry-run to see what would ship without writing")
+	}
+	if c.JSON && !c.DryRun {
+		return fault.WithHint(fault.Errorf(fault.Usage, "export: --json describes a dry run"), fault.Usage, "add --dry-run, or use `diffah inspect --json` on the archive")
+	}
+	if !c.DryRun {
+		release, err := c.claim(g, c.ForceFlags, "-o", c.Output)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	p, err := c.compute(g, s)
 	if err != nil {
 		return err
-	}
-	if c.DryRun {
-		return inspect.WritePlans(s.err, []*plan.Plan{p})
 	}
 	key, err := loadSignKey(c.SignKey)
 	if err != nil {
 		return err
 	}
-	write := func(w io.Writer) error {
-		rep, err := pack.Write(g.ctx, w, []*plan.Plan{p}, pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key,
-			Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
-		warnWhole(g.log, rep)
+	opts := pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key, Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)}
+	if c.DryRun {
+		rep, err := deliver.DryRun(g.ctx, []*plan.Plan{p}, opts)
+		if err != nil {
+			return err
+		}
+		doc := inspect.FromSidecar(rep.Sidecar, key != nil, "", false)
+		doc.Source, doc.ArchiveBytes, doc.ArchiveExact = "dry run", rep.Bytes, true
+		deliver.AddHistory(g.ctx, doc, []*plan.Plan{p}, c.options(""))
+		if c.JSON {
+			return doc.WriteJSON(s.out)
+		}
+		return doc.WriteText(s.err)
+	}
+	var rep *pack.Report
+	write := func(w io.Writer) (err error) {
+		rep, err = pack.Write(g.ctx, w, []*plan.Plan{p}, opts)
 		return err
 	}
 	// Like pack: a docker:// output pushes the archive as an OCI artifact
 	// (it is not a file name).
-	if strings.HasPrefix(c.Output, "docker://") {
-		return pushArchive(g, s, c.Output, c.RegistryFlags, write)
-	}
-	return writeOutput(g, c.LockFlags, c.Output, s.out, "a delta archive", write)
+	err = writeArchive(g, s, c.RegistryFlags, c.Output, write)
+	g.summarize(s, c.Output, rep, err)
+	return err
 }
 
 // InspectCmd is `diffah inspect`.
@@ -77,56 +89,30 @@ type InspectCmd struct {
 	HTML      string `help:"Also write a self-contained HTML report (tables and a chart of shipped vs saved bytes per layer) to FILE." placeholder:"FILE"`
 	RegistryFlags
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
-func (InspectCmd) Help() string {
-	return `Shows version, platform, target and baseline manifests, shipped vs reused
-blobs and bytes, and the percentage saved against the full image. Reads only
-the head of an archive.
-
-Examples:
-  diffah inspect app.dlt
-  diffah plan --target oci:./app-v2 --baseline oci:./app-v1 | diffah inspect
-  diffah inspect --json app.dlt | jq '.images[].savedPercent'
-  diffah inspect --html report.html app.dlt
-  diffah inspect --wait --html report.html app.dlt   (another diffah writing report.html: wait for it)
-  diffah inspect docker://registry.internal/deltas:app-1-2
-  diffah inspect --verify-key vendor.pub app.dlt` + commonExamples("inspect", true)
-}
+func (InspectCmd) Help() string { return helpText("inspect") + commonExamples("inspect", true) }
 
 // Run inspects.
 func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
-	defer func() { err = nameInput(c.Input, err) }()
+	defer func() { err = deliver.NameInput(c.Input, err) }()
 	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Input, s.in)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	r, isJSON, err := sniff(in)
+	key, err := loadVerifyKey(c.VerifyKey)
 	if err != nil {
 		return err
 	}
-	var doc *inspect.Doc
-	if isJSON {
-		plans, err := readPlans(nil, r)
-		if err != nil {
-			return err
-		}
-		doc = inspect.FromPlans(plans)
-	} else {
-		key, err := loadVerifyKey(c.VerifyKey)
-		if err != nil {
-			return err
-		}
-		h, err := unpack.Head(r, unpack.Options{VerifyKey: key})
-		if err != nil {
-			return err
-		}
-		doc = inspect.FromSidecar(h.Sidecar, h.Signed, h.KeyID, key != nil)
+	doc, err := deliver.Describe(g.ctx, in, c.Input, key, pack.Options{Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)})
+	if err != nil {
+		return err
 	}
 	if c.HTML != "" {
-		if err := writeOutput(g, c.LockFlags, c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
+		if err := writeOutput(g, c.LockFlags, c.ForceFlags, "--html", c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
 			return err
 		}
 	}
@@ -149,17 +135,7 @@ type DiffCmd struct {
 }
 
 // Help adds examples to --help.
-func (DiffCmd) Help() string {
-	return `Compares two images file by file: a table TYPE LAYER NAME INPUT-0 INPUT-1 DETAIL.
-Exit code 0 when equal, 1 when different, other codes for errors.
-
-Examples:
-  diffah diff oci:./app-v1 oci:./app-v2
-  diffah diff --semantic docker-archive:a.tar oci:./b --report-dir /tmp/d && echo same
-  diffah diff --json oci:./app-v1 oci:./app-v2 | jq '.changes[] | select(.type=="File")'
-  diffah diff --platform linux/arm64 oci:./multi-v1 oci:./multi-v2
-  diffah diff --wait --report-dir /tmp/d oci:./app-v1 oci:./app-v2   (another diffah writing /tmp/d: wait for it)` + commonExamples("diff", true)
-}
+func (DiffCmd) Help() string { return helpText("diff") + commonExamples("diff", true) }
 
 // Run diffs.
 func (c *DiffCmd) Run(g *Globals, s stdio) error {
@@ -209,15 +185,7 @@ type KeygenCmd struct {
 }
 
 // Help adds examples to --help.
-func (KeygenCmd) Help() string {
-	return `Writes a new ECDSA P-256 key pair. Refuses to overwrite existing files.
-
-Example:
-  diffah keygen vendor.key vendor.pub
-  diffah pack --sign-key vendor.key < plan.json > app.dlt
-  diffah unpack --verify-key vendor.pub -o ./app-v2 < app.dlt
-  diffah keygen --wait vendor.key vendor.pub   (another diffah writing these: wait for it)` + commonExamples("keygen", false)
-}
+func (KeygenCmd) Help() string { return helpText("keygen") + commonExamples("keygen", false) }
 
 // Run generates keys.
 func (c *KeygenCmd) Run(g *Globals, s stdio) error {
@@ -243,11 +211,7 @@ type VersionCmd struct {
 }
 
 // Help adds examples to --help.
-func (VersionCmd) Help() string {
-	return `Examples:
-  diffah version
-  diffah version --json | jq -r .version` + commonExamples("version", false)
-}
+func (VersionCmd) Help() string { return helpText("version") + commonExamples("version", false) }
 
 // version is set at link time (-ldflags "-X main.version=...").
 var version = ""

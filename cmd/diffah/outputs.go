@@ -1,11 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
+	"github.com/diffah/diffah/deliver"
 	"github.com/diffah/diffah/imgref"
-	"github.com/diffah/diffah/internal/atomicdir"
+	"github.com/diffah/diffah/inspect"
 	"github.com/diffah/diffah/internal/lock"
+	"github.com/diffah/diffah/internal/units"
+	"github.com/diffah/diffah/pack"
+	"github.com/diffah/diffah/sidecar"
 )
 
 // LockFlags are taken by every command that writes a file or directory:
@@ -13,6 +18,11 @@ import (
 // it), and a second run on the same output refuses or waits.
 type LockFlags struct {
 	Wait bool `help:"When another diffah is writing the same output, wait for it to finish (default: refuse at once, exit 3)."`
+}
+
+// ForceFlags are taken by every command whose output is replaced whole.
+type ForceFlags struct {
+	Force bool `help:"Replace an existing output, atomically (default: refuse, exit 2, before any work)."`
 }
 
 // lock takes the output locks of paths (empty ones skipped) before
@@ -27,39 +37,71 @@ func (l LockFlags) lock(g *Globals, paths ...string) (lock.Set, error) {
 	return lock.AcquireAll(g.ctx, ps, lock.Options{Wait: l.Wait, Log: g.log})
 }
 
-// localPaths are the files and directories that refs write (docker://
-// outputs are remote: nothing to lock here).
-func localPaths(refs map[string]imgref.Ref) []string {
-	var out []string
-	for _, r := range refs {
-		if r.Transport != imgref.Docker {
-			out = append(out, r.Path)
-		}
+// claim takes the lock of the output file path and refuses it when it
+// exists, unless force: both before any work. Stdout ("" or "-") and a
+// registry (docker://) need neither.
+func (l LockFlags) claim(g *Globals, f ForceFlags, flag, path string) (release func(), err error) {
+	if _, remote, _ := imgref.ParseRegistry(path); remote || path == "" || path == "-" {
+		return func() {}, nil
 	}
-	return out
+	locks, err := l.lock(g, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := deliver.CheckNewFile(flag, path, f.Force); err != nil {
+		locks.Release()
+		return nil, err
+	}
+	return locks.Release, nil
 }
 
-// writeOutput runs write against FILE (locked, through a temporary file
-// renamed at the end, so a failed run leaves no partial file) or stdout.
-func writeOutput(g *Globals, lf LockFlags, path string, stdout io.Writer, what string, write func(io.Writer) error) error {
+// writeOutput runs write against FILE (claimed first, written through a
+// temporary file renamed at the end, so a failed run leaves no partial
+// file) or stdout.
+func writeOutput(g *Globals, lf LockFlags, f ForceFlags, flag, path string, stdout io.Writer, what string, write func(io.Writer) error) error {
+	release, err := lf.claim(g, f, flag, path)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if path == "" || path == "-" {
 		if err := refuseTerminal(stdout, what); err != nil {
 			return err
 		}
 		return write(stdout)
 	}
-	locks, err := lf.lock(g, path)
+	return deliver.WriteFile(path, write)
+}
+
+// say prints a line for people: on a terminal (unless --quiet), else as
+// an info log (seen with --log-level info).
+func (g *Globals) say(s stdio, msg string) {
+	if g.progressTo(s.err) != nil {
+		fmt.Fprintln(s.err, msg)
+		return
+	}
+	g.log.Info(msg)
+}
+
+// summarize ends export and pack: a warning for each changed layer that
+// still ships whole (with why), and, once the archive is written, one
+// summary line.
+func (g *Globals) summarize(s stdio, out string, rep *pack.Report, err error) {
+	if rep == nil || rep.Sidecar == nil {
+		return
+	}
+	for _, im := range rep.Sidecar.Images {
+		for _, b := range im.Blobs {
+			if im.Baseline != nil && b.Role == sidecar.RoleLayer && b.Action == sidecar.Ship {
+				g.log.Warn("layer ships whole", "image", im.Name, "layer", b.Digest, "size", units.Bytes(b.Size), "why", b.Reason)
+			}
+		}
+	}
 	if err != nil {
-		return err
+		return
 	}
-	defer locks.Release()
-	f, err := atomicdir.NewFile(path)
-	if err != nil {
-		return err
+	if out == "" || out == "-" {
+		out = "stdout"
 	}
-	defer f.Abort()
-	if err := write(f); err != nil {
-		return err
-	}
-	return f.Commit()
+	g.say(s, inspect.Summary(out, rep.Sidecar, rep.Bytes))
 }

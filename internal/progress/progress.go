@@ -97,7 +97,10 @@ func (b *Bar) Done() {
 func (b *Bar) Writer(w io.Writer) io.Writer { return &pw{w: w, b: b} }
 
 // Reader counts bytes read through it into the bar.
-func (b *Bar) Reader(r io.Reader) io.Reader { return &pr{r: r, b: b} }
+func (b *Bar) Reader(r io.Reader) io.Reader { return CountReader(r, b.Add) }
+
+// CountReader calls add with the number of bytes of each read from r.
+func CountReader(r io.Reader, add func(int64)) io.Reader { return &pr{r: r, add: add} }
 
 type pw struct {
 	w io.Writer
@@ -111,12 +114,12 @@ func (p *pw) Write(d []byte) (int, error) {
 }
 
 type pr struct {
-	r io.Reader
-	b *Bar
+	r   io.Reader
+	add func(int64)
 }
 
 func (p *pr) Read(d []byte) (int, error) {
 	n, err := p.r.Read(d)
-	p.b.Add(int64(n))
+	p.add(int64(n))
 	return n, err
 }

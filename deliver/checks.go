@@ -1,0 +1,159 @@
+package deliver
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/sidecar"
+)
+
+// The checks here run before any work: a refusal costs no read of a
+// baseline and writes nothing.
+
+// CheckNewFile refuses an existing output file (exit 2) unless force,
+// with which the write replaces it atomically. flag names the option
+// for the message ("-o").
+func CheckNewFile(flag, path string, force bool) error {
+	if force || path == "" || path == "-" {
+		return nil
+	}
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return fault.Errorf(fault.Env, "%s %s: %w", flag, path, err)
+	}
+	return fault.WithHint(fault.Errorf(fault.Usage, "%s %s: already exists; nothing was written", flag, path), fault.Usage,
+		"pass --force to replace it (atomically: the old one stays until the new one is complete), or choose a new name")
+}
+
+// CheckNewOutputs applies CheckNewFile to each image output that is
+// replaced whole (oci-archive:, docker-archive:, dir:). An oci: layout
+// is not: writing adds or moves a tag in it.
+func CheckNewOutputs(outs map[string]imgref.Ref, force bool) error {
+	for _, r := range outs {
+		switch r.Transport {
+		case imgref.OCIArchive, imgref.DockerArchive, imgref.Dir:
+			if err := CheckNewFile("-o "+r.String()+":", r.Path, force); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// CheckOutputsFor checks, once the sidecar is read and before anything
+// else, that each output can take its image: the image exists in the
+// delta, and a docker-archive can hold it as-is (or allowConvert). A
+// docker-archive output without NAME:TAG is given the target's own name
+// and tag (outs is updated), which is logged.
+func CheckOutputsFor(sc *sidecar.Sidecar, outs map[string]imgref.Ref, allowConvert bool, log *slog.Logger) error {
+	if _, ok := outs[""]; ok && len(sc.Images) != 1 {
+		return fault.Errorf(fault.Usage, "-o: the delta holds %d images; name each output: -o NAME=OUTREF", len(sc.Images))
+	}
+	for nm, ref := range outs {
+		var im *sidecar.Image
+		for i := range sc.Images {
+			if nm == "" || sc.Images[i].Name == nm {
+				im = &sc.Images[i]
+				break
+			}
+		}
+		if im == nil {
+			return fault.Errorf(fault.Usage, "-o %s=…: the delta has no image %q", nm, nm)
+		}
+		if ref.Transport != imgref.DockerArchive {
+			continue
+		}
+		if err := imgref.CheckWritable(ref, descriptor(im.Target.Manifest), blobDescriptor(im, sidecar.RoleConfig), layers(im), allowConvert); err != nil {
+			return err
+		}
+		if ref.Tag == "" {
+			ref.Tag = targetNameTag(im)
+			outs[nm] = ref
+			if log != nil {
+				log.Warn("no NAME:TAG given for the docker-archive output: naming the image after the target", "output", ref.Path, "name", ref.Tag, "target", im.Target.Ref)
+			}
+		}
+	}
+	return nil
+}
+
+// targetNameTag is the NAME:TAG a docker-archive output gets when none is
+// given: the target's own repository and tag for a registry target, else
+// the image's name and the target's tag (or latest).
+func targetNameTag(im *sidecar.Image) string {
+	tag := "latest"
+	if r, err := imgref.Parse(im.Target.Ref); err == nil {
+		if !r.Local() {
+			// docker:// or docker-daemon: NAME[:TAG] (not @DIGEST, not an
+			// engine's image ID sha256:HEX)
+			if t, err := name.NewTag(r.Path); err == nil && !strings.Contains(r.Path, "@") && !strings.HasPrefix(r.Path, "sha256:") {
+				return t.Context().Name() + ":" + t.TagStr()
+			}
+		} else if r.Tag != "" && !strings.ContainsAny(r.Tag, ":@/") {
+			tag = r.Tag
+		}
+	}
+	n := strings.ToLower(im.Name)
+	if _, err := name.NewTag(n + ":" + tag); err != nil {
+		return "image:" + tag
+	}
+	return n + ":" + tag
+}
+
+func descriptor(d sidecar.Descriptor) v1.Descriptor {
+	h, _ := v1.NewHash(d.Digest.String())
+	return v1.Descriptor{MediaType: types.MediaType(d.MediaType), Size: d.Size, Digest: h}
+}
+
+func blobDescriptor(im *sidecar.Image, role string) v1.Descriptor {
+	for _, b := range im.Blobs {
+		if b.Role == role {
+			return descriptor(b.Descriptor)
+		}
+	}
+	return v1.Descriptor{}
+}
+
+func layers(im *sidecar.Image) []v1.Descriptor {
+	var out []v1.Descriptor
+	for _, b := range im.Blobs {
+		if b.Role == sidecar.RoleLayer {
+			out = append(out, descriptor(b.Descriptor))
+		}
+	}
+	return out
+}
+
+// CheckPlatform refuses --platform when ref names a single image of
+// another platform (imgref.Open ignores the flag for a single image).
+func CheckPlatform(flag, want string, ref string, img *imgref.Image) error {
+	if want == "" || img.IndexDigest != "" || img.Platform == "" || platformMatches(want, img.Platform) {
+		return nil
+	}
+	return fault.WithHint(fault.Errorf(fault.Usage, "%s %s: %s is a single image for %s, not an index; it has no %s", flag, want, ref, img.Platform, want),
+		fault.Usage, fmt.Sprintf("the platforms it has: %s; drop %s or name an image of that platform", img.Platform, flag))
+}
+
+// platformMatches compares os/arch[/variant]; an unset variant in want
+// matches any.
+func platformMatches(want, have string) bool {
+	w, h := strings.Split(want, "/"), strings.Split(have, "/")
+	if len(w) < 2 || len(h) < 2 {
+		return want == have
+	}
+	if w[0] != h[0] || w[1] != h[1] {
+		return false
+	}
+	return len(w) < 3 || len(h) >= 3 && w[2] == h[2]
+}

@@ -1,0 +1,15 @@
+package imgref
+
+import "strings"
+
+// ParseRegistry tells a registry reference (docker://HOST/REPO[:TAG|@DIGEST])
+// from a file name, for arguments that take either (an archive to read or
+// write). ok is false for anything else, which is then a file name; a
+// malformed docker:// reference is an error.
+func ParseRegistry(s string) (r Ref, ok bool, err error) {
+	if !strings.HasPrefix(s, "docker://") {
+		return Ref{}, false, nil
+	}
+	r, err = Parse(s)
+	return r, err == nil, err
+}
