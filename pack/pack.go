@@ -98,6 +98,9 @@ type payload struct {
 	codec   string
 	sources []sidecar.Source
 	recipe  []byte
+	// costs, for a tar patch (and diffah-deflate/1, whose tar patch it
+	// holds), says what each file of the layer costs (filecosts.go).
+	costs *tarpatch.Costs
 }
 
 type source struct {
@@ -450,7 +453,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	h := sha256.New()
 	diffID := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, diffID)}
-	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: jobs})
+	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: jobs, FileCosts: true})
 	if err != nil {
 		f.Close()
 		return nil, stat, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
@@ -469,7 +472,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	stat.PatchSize, stat.Stats = size, stats
 	stat.Used = size < b.Size
 	st.o.Log.Info("patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size, "used", stat.Used)
-	return st.withFloor(ctx, plans, p, target, b, &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N}, stat)
+	return st.withFloor(ctx, plans, p, target, b, &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N, costs: stats.Costs}, stat)
 }
 
 // buildSidecar turns plans and computed payloads into the sidecar: blobs
@@ -509,6 +512,7 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 						sb.Patch.Codec, sb.Patch.Sources, sb.Patch.Recipe = pl.codec, pl.sources, json.RawMessage(pl.recipe)
 						sb.Reason = clip(floorReason(b, pl.codec))
 					}
+					sb.FileCosts = FileCosts(pl.costs, pl.size, sidecarFiles)
 					add(sb.Patch.Entry, pl.digest, pl.size)
 				}
 			}

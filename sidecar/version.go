@@ -38,15 +38,20 @@ const (
 const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
-// sidecar: 1.2 when a blob carries what 1.2 added (a reused layer's
-// recipe, a patch codec other than diffah-tar/1), else 1.1, so archives
-// that need nothing new stay readable by older readers.
+// sidecar: 1.3 when a patched layer carries fileCosts, 1.2 when a blob
+// carries what 1.2 added (a reused layer's recipe, a patch codec other
+// than diffah-tar/1), else 1.1, so archives that need nothing new stay
+// readable by older readers (a 1.1 or 1.2 reader ignores fileCosts, a
+// newer minor version's field).
 func (s *Sidecar) SetVersion() {
 	minor := minorBase
 	for _, im := range s.Images {
 		for _, b := range im.Blobs {
 			if (b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
-				minor = MinorBlobPatch
+				minor = max(minor, MinorBlobPatch)
+			}
+			if b.FileCosts != nil {
+				minor = max(minor, MinorFileCosts)
 			}
 		}
 	}

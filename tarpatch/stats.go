@@ -3,35 +3,23 @@ package tarpatch
 import (
 	"sort"
 	"strings"
+
+	"github.com/diffah/diffah/sidecar"
 )
 
 // FileCost is what one regular file of the new tar costs in a patch: the
-// answer to "which files make this patch big?".
-type FileCost struct {
-	// Path is the file's cleaned path in the new tar.
-	Path string `json:"path"`
-	// OldPath is the source file its content was encoded against or
-	// copied from ("" when none: it travels on its own); OldSize is that
-	// file's size.
-	OldPath string `json:"oldPath,omitempty"`
-	OldSize int64  `json:"oldSize,omitempty"`
-	// Size is the file's size in the new tar.
-	Size int64 `json:"size"`
-	// Encoding says how its content travels (see the package doc): copy,
-	// lit, delta, match, matchin, adiff, xadiff, or whole (the whole form:
-	// the layer is one zstd frame). A file cut into chunks encoded
-	// differently lists each way once, joined with "+" ("adiff+delta").
-	Encoding string `json:"encoding"`
-	// Bytes is the part of the patch that carries the file.
-	Bytes int64 `json:"bytes"`
-	// Estimated says Bytes is a proportional share of bytes that are not
-	// separable per file — the patch's shared zstd stream compresses the
-	// literals and small ops of every file together, and the whole form
-	// compresses the whole tar as one — rather than the size of the file's
-	// own frames (DELTA, MATCH, ADIFF, XADIFF payloads), which is exact up
-	// to a few bytes of op framing.
-	Estimated bool `json:"estimated,omitempty"`
-}
+// answer to "which files make this patch big?". It is the sidecar's
+// record, so what pack writes is what Encode measured. Encode sets
+// OldPath to the source file's path (Path when the same) and Encoding to
+// copy, lit, delta, match, matchin, adiff or xadiff (several joined with
+// "+" for a file cut into chunks), or whole for the whole form, where an
+// unchanged file stays copy. Estimated says Bytes is a proportional share
+// of bytes that are not separable per file — the patch's shared zstd
+// stream compresses the literals and small ops of every file together,
+// and the whole form the whole tar as one — rather than the size of the
+// file's own frames (DELTA, MATCH, ADIFF, XADIFF payloads), exact up to a
+// few bytes of op framing.
+type FileCost = sidecar.FileCost
 
 // Costs attributes every byte of a patch to the files of its new tar.
 // The Bytes of Files and Meta add up to the patch's size.
@@ -181,7 +169,12 @@ func (c *Costs) scaleWhole(total int64) *Costs {
 	w := &Costs{Files: make([]FileCost, len(c.Files)), Whole: true, MetaEstimated: true}
 	var sum int64
 	for i, f := range c.Files {
-		f.Encoding, f.Estimated = "whole", true
+		// An unchanged file stays "copy": the frame matches it whole
+		// against the sources, as a COPY would.
+		if f.Encoding != "copy" {
+			f.Encoding = "whole"
+		}
+		f.Estimated = true
 		f.Bytes = int64(float64(f.Bytes) * k)
 		sum += f.Bytes
 		w.Files[i] = f

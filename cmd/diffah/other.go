@@ -75,6 +75,7 @@ type InspectCmd struct {
 	JSON      bool   `help:"Print JSON instead of text."`
 	VerifyKey string `help:"Also check the archive's signature against this public key." type:"existingfile" placeholder:"PUB.pem"`
 	HTML      string `help:"Also write a self-contained HTML report (tables and a chart of shipped vs saved bytes per layer) to FILE." placeholder:"FILE"`
+	Files     bool   `help:"List every file the archive records per layer with what it costs (path, old and new size, encoding, bytes shipped), not only the 10 costliest. On a plan, computes its patches first (writes nothing)."`
 	RegistryFlags
 	LockFlags
 }
@@ -82,13 +83,17 @@ type InspectCmd struct {
 // Help adds examples to --help.
 func (InspectCmd) Help() string {
 	return `Shows version, platform, target and baseline manifests, shipped vs reused
-blobs and bytes, and the percentage saved against the full image. Reads only
-the head of an archive.
+blobs and bytes, and the percentage saved against the full image; per layer
+that travels, the 10 files that cost the most (path, old and new size, how
+encoded, bytes shipped; "≈" marks a proportional share), and --files lists
+them all. Reads only the head of an archive.
 
 Examples:
   diffah inspect app.dlt
   diffah plan --target oci:./app-v2 --baseline oci:./app-v1 | diffah inspect
   diffah inspect --json app.dlt | jq '.images[].savedPercent'
+  diffah inspect --files --json app.dlt | jq -r '.images[].blobs[].files.files[]? | [.path, .bytes, .encoding] | @tsv'
+  diffah plan --target oci:./app-v2 --baseline oci:./app-v1 | diffah inspect --files   (why is the delta this big? per file)
   diffah inspect --html report.html app.dlt
   diffah inspect --wait --html report.html app.dlt   (another diffah writing report.html: wait for it)
   diffah inspect docker://registry.internal/deltas:app-1-2
@@ -114,6 +119,11 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 			return err
 		}
 		doc = inspect.FromPlans(plans)
+		if c.Files {
+			if doc, err = describeComputed(g, s, c.RegistryFlags, plans); err != nil {
+				return err
+			}
+		}
 	} else {
 		key, err := loadVerifyKey(c.VerifyKey)
 		if err != nil {
@@ -125,6 +135,7 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 		}
 		doc = inspect.FromSidecar(h.Sidecar, h.Signed, h.KeyID, key != nil)
 	}
+	doc.AllFiles = c.Files
 	if c.HTML != "" {
 		if err := writeOutput(g, c.LockFlags, c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
 			return err
