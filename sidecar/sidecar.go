@@ -494,7 +494,7 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 			return err
 		}
 		if b.FileCosts != nil {
-			return b.FileCosts.check(entries[p.Entry].Size)
+			return b.FileCosts.check()
 		}
 		return nil
 	default:
