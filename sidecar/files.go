@@ -21,7 +21,7 @@ const MaxFileCosts = 256
 
 // FileCosts says what the files of a patched layer cost in its patch
 // entry. Listed files, copied and unlisted files and OtherBytes and
-// FormBytes add up to the entry's size.
+// FormBytes add up to the entry's size as diffah writes them (not checked on read).
 type FileCosts struct {
 	// Files are the costliest files that are not copied unchanged,
 	// costliest first; at most MaxFileCosts.
