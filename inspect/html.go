@@ -13,6 +13,7 @@ import (
 // images from elsewhere) with the same data as WriteText and an SVG chart
 // of shipped against saved bytes per layer, for release notes.
 func (d *Doc) WriteHTML(w io.Writer) error {
+	d = d.shown()
 	type barRow struct {
 		Label            string
 		Y                int
@@ -115,6 +116,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:13px}
 {{range .Blobs}}{{$b := .}}<tr class="layer"><td>{{.Role}}</td><td><code title="{{.Digest}}">{{short .Digest}}</code></td><td>{{.Kind}}</td><td class="n">{{bytes .TargetSize}}</td><td class="n">{{if .Shared}}(shared){{else}}{{bytes .ShippedSize}}{{end}}</td><td class="n">{{ratio .Ratio}}</td><td>{{if .From}}from {{.From}}{{end}}{{range $i, $s := .Sources}}<code>{{short $s}}</code>{{with index0 $b.SourceImages $i}} (of {{.}}){{end}} {{end}}</td><td><code>{{.CreatedBy}}</code></td></tr>
 {{end}}</table>
 <p>{{pct .SavedPercent}} saved: {{bytes .ShippedBytes}} of {{bytes .FullBytes}}.</p>
+{{template "files" .}}
 {{end}}
 {{if .D.TopSavings}}<h2>Top savings</h2><table>{{range .D.TopSavings}}<tr><td>{{.Image}}</td><td><code>{{short .Digest}}</code></td><td>{{.Kind}}</td><td class="n">{{bytes .Saved}}</td></tr>{{end}}</table>{{end}}
 {{if .D.Histogram}}<h2>Layer sizes</h2><table><tr><th>size</th><th>layers</th><th>bytes</th><th>shipped</th></tr>{{range .D.Histogram}}<tr><td>{{.Label}}</td><td class="n">{{.Layers}}</td><td class="n">{{bytes .Bytes}}</td><td class="n">{{bytes .Shipped}}</td></tr>{{end}}</table>{{end}}

@@ -45,6 +45,9 @@ type Doc struct {
 	// Warnings point at waste: layers that could not be patched, blobs
 	// shipped twice, a baseline that shares nothing.
 	Warnings []string `json:"warnings"`
+	// AllFiles shows every file the archive records per layer, not only
+	// the first TopFiles (inspect --files; see files.go).
+	AllFiles bool `json:"-"`
 }
 
 // Image is one image of the plan or archive.
@@ -89,6 +92,9 @@ type Blob struct {
 	// Shared is true when another image of the bundle ships the same
 	// entry (it travels once; counted in the first image only).
 	Shared bool `json:"shared,omitempty"`
+	// Files says what the layer's files cost, for a layer that travels
+	// (files.go).
+	Files *LayerFiles `json:"files,omitempty"`
 }
 
 // Totals sums sizes.
@@ -187,6 +193,7 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 			bv.Blob = plan.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Decision: sidecar.WithPatch(b.Decision, spec)}
 			bv.cost = sizes[bv.travels]
 			bv.nonRepro = sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible
+			bv.archived, bv.files = true, b.FileCosts
 			v.blobs = append(v.blobs, bv)
 		}
 		images = append(images, v)
@@ -210,6 +217,10 @@ type blobView struct {
 	cost    int64
 	// nonRepro: the blob's compressed bytes cannot be reproduced.
 	nonRepro bool
+	// archived: the blob is an archive's (its patch computed), whose
+	// files cost what files says (nil: not recorded).
+	archived bool
+	files    *sidecar.FileCosts
 }
 
 // describe fills the document from the images of a plan or an archive:
@@ -245,6 +256,7 @@ func (d *Doc) describe(images []imageView) {
 			if row.TargetSize > 0 {
 				row.Ratio = float64(row.ShippedSize) / float64(row.TargetSize)
 			}
+			row.Files = layerFiles(row, b.archived, b.files)
 			im.Blobs = append(im.Blobs, row)
 			im.Totals.add(row)
 			d.Totals.add(row)
@@ -263,7 +275,7 @@ func WritePlans(w io.Writer, plans []*plan.Plan) error {
 
 // WriteJSON writes the document as indented JSON.
 func (d *Doc) WriteJSON(w io.Writer) error {
-	b, err := json.MarshalIndent(d, "", "  ")
+	b, err := json.MarshalIndent(d.shown(), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -273,6 +285,7 @@ func (d *Doc) WriteJSON(w io.Writer) error {
 
 // WriteText writes the document for people.
 func (d *Doc) WriteText(w io.Writer) error {
+	d = d.shown()
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s, format %s", d.Source, d.Version)
 	if d.Tool != "" {
@@ -335,6 +348,7 @@ func (d *Doc) WriteText(w io.Writer) error {
 		tw.Flush()
 		fmt.Fprintf(&b, "  %d blobs: %d shipped, %d patched, %d reused; %s of %s travels, %.1f%% saved\n",
 			im.Totals.Blobs, im.Shipped, im.Patched, im.Reused, units.Bytes(im.ShippedBytes), units.Bytes(im.FullBytes), im.SavedPercent)
+		d.writeFiles(&b, im)
 	}
 	if len(d.Images) > 1 {
 		fmt.Fprintf(&b, "\ntotal: %s of %s travels, %.1f%% saved\n", units.Bytes(d.Totals.ShippedBytes), units.Bytes(d.Totals.FullBytes), d.Totals.SavedPercent)

@@ -97,6 +97,9 @@ type payload struct {
 	codec   string
 	sources []sidecar.Source
 	recipe  []byte
+	// costs, for a tar patch (and diffah-deflate/1, whose tar patch it
+	// holds), says what each file of the layer costs (filecosts.go).
+	costs *tarpatch.Costs
 }
 
 type source struct {
@@ -455,7 +458,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	h := sha256.New()
 	diffID := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, diffID)}
-	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: jobs})
+	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: jobs, FileCosts: true})
 	if err != nil {
 		f.Close()
 		return nil, stat, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
@@ -474,7 +477,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	stat.PatchSize, stat.Stats = size, stats
 	stat.Used = size < b.Size
 	st.o.Log.Info("patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size, "used", stat.Used)
-	return st.withFloor(ctx, plans, p, target, b, &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N}, stat)
+	return st.withFloor(ctx, plans, p, target, b, &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N, costs: stats.Costs}, stat)
 }
 
 // buildSidecar turns plans and computed payloads into the sidecar: each
@@ -513,6 +516,9 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 			}
 			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Decision: sidecar.WithPatch(b.Decision, ref)}
 			sb.Reason = clip(sb.Reason)
+			if pl != nil {
+				sb.FileCosts = FileCosts(pl.costs, pl.size, sidecarFiles)
+			}
 			if sb.Action == sidecar.Ship {
 				sb.Entry = sidecar.BlobEntryName(b.Digest)
 				add(sb.Entry, b.Digest, b.Size)

@@ -315,17 +315,17 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 		o     pack.Options
 		want  string
 	}{
-		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "ad4ddfc5e3b05946134b0e624a7a75e963c8df734bac0dfe57f61712bbfe7475"},
-		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "8e622bd01aae9afdc42a880dbc2d0c50728b812b34ef76a0d99ffc0bd416bd47"},
+		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "42b4b07a32182cb2ea2d48961bc697599486db0a98ad88ee1ee753b5897e921b"},
+		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "8091e12f001a2d401f386121e5a1afc313183301f4120d15efab865669471ec4"},
 		{"intra-layer off", one("v2", "v2", "oci:fx/v1", "", plan.IntraOff), pack.Options{}, "3f95e4f50039ddc4d2e123cfc027c001e96bec6eaa0fd9af5735a488febe66dc"},
 		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "802710889ede99ec94b28c7af3c8f8f60e25f4c63c53ecf19ede7a343fe8eea9"},
 		{"baseline manifest", one("v2", "v2", "manifest:v1-manifest.json", "", plan.IntraAuto), pack.Options{}, "2df273c89816fc7e69f5caa554e8a330b7ac34599e0f4bc711546a9ebf9e4f81"},
-		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "154d58016c60187dfbda1f64054f9bde37bb99cc1df07a357b850d3a364f848d"},
-		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "ab215196ef0703d764c96bb6075122d83dd68556783237b93ac8e49afc80b97b"},
-		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "4602a8105b08d47690ecc80e6819209438c971cc983d63064ec8fd1baac6cc53"},
-		{"bundle", bundle(true), pack.Options{}, "01ee510e3270f0c496365f2b1b37f2e92e7a56dffd591098b6cc21c9ae53a1a4"},
-		{"bundle independent", bundle(true), pack.Options{Independent: true}, "01ee510e3270f0c496365f2b1b37f2e92e7a56dffd591098b6cc21c9ae53a1a4"},
-		{"bundle with images new to the site", bundle(false), pack.Options{}, "c201ec32d0a1e05141dbb3f1d8653edf3a023ab02d0aa5cbedd1ad4e8f2f4752"},
+		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "6660675734e525e40768985948e35227b45d92de0f782dc64e422cd7df246154"},
+		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "e27a520f752217419437b5de7be8117aa6869d5be26e5b631d6bd41469b227fc"},
+		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "1b1f889fb75f04a5cf97be7e94e08e3549dd0f28d8139fa7151e3b4e7c2fb6f2"},
+		{"bundle", bundle(true), pack.Options{}, "26a31271d90651ad30e85867b4a88ad266baab7c253c8c211981c0e796d5b8cf"},
+		{"bundle independent", bundle(true), pack.Options{Independent: true}, "26a31271d90651ad30e85867b4a88ad266baab7c253c8c211981c0e796d5b8cf"},
+		{"bundle with images new to the site", bundle(false), pack.Options{}, "53a9975e685a978413b91610bac66a5a129929df369b99690c06dac0c590dfea"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func (st *state) tokenPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 		return nil, err
 	}
 	defer tp.Close()
-	tarSize, err := st.tarPatch(ctx, p, target, b, tp, []tarpatch.Source{oldTar})
+	tarSize, costs, err := st.tarPatch(ctx, p, target, b, tp, []tarpatch.Source{oldTar})
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (st *state) tokenPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 	}
 	st.o.Log.Info("token-form patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "tarPatch", tpLen, "form", formSize, "patch", n)
 	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: n, newSize: tarSize,
-		codec: sidecar.DeflatePatchCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe}, nil
+		codec: sidecar.DeflatePatchCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe, costs: costs}, nil
 }
 
 func sourceImage(p *plan.Plan, s sidecar.Source) string {
@@ -102,29 +102,31 @@ func (st *state) temp() (*os.File, error) {
 }
 
 // tarPatch writes the tar patch of layer b against srcs to w, checking the
-// tar against its diffID, and returns the tar's size.
-func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, w io.Writer, srcs []tarpatch.Source) (int64, error) {
+// tar against its diffID, and returns the tar's size and what its files
+// cost in the patch.
+func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, w io.Writer, srcs []tarpatch.Source) (int64, *tarpatch.Costs, error) {
 	l, err := imgref.LayerByDigest(target, b.Digest)
 	if err != nil {
-		return 0, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+		return 0, nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
 	rc, err := l.Uncompressed()
 	if err != nil {
-		return 0, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+		return 0, nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
 	}
 	defer rc.Close()
 	h := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, h)}
-	if _, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: 1}); err != nil {
-		return 0, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
+	stats, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: 1, FileCosts: true})
+	if err != nil {
+		return 0, nil, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
 	}
 	if _, err := io.Copy(io.Discard, dr); err != nil {
-		return 0, fault.Errorf(fault.Env, "pack: reading layer %s: %w", b.Digest, err)
+		return 0, nil, fault.Errorf(fault.Env, "pack: reading layer %s: %w", b.Digest, err)
 	}
 	if got := digest.NewDigest(digest.SHA256, h); got != b.DiffID {
-		return 0, fault.Errorf(fault.Integrity, "pack: layer %s of %s: uncompressed content is %s, its config says %s", b.Digest, p.Target.Ref, got, b.DiffID)
+		return 0, nil, fault.Errorf(fault.Integrity, "pack: layer %s of %s: uncompressed content is %s, its config says %s", b.Digest, p.Target.Ref, got, b.DiffID)
 	}
-	return dr.N, nil
+	return dr.N, stats.Costs, nil
 }
 
 // checkRebuild rebuilds the blob from its token form and its tar and

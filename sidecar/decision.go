@@ -45,11 +45,11 @@ func WithPatch[Q, P PatchSpec | PatchRef](d Decision[P], patch *Q) Decision[Q] {
 // reason is left out), so sidecars stay byte for byte what they were.
 func (b Blob) MarshalJSON() ([]byte, error) {
 	return json.Marshal(blobJSON{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Entry: b.Entry,
-		Patch: b.Patch, Reason: b.Reason, ReasonCode: b.ReasonCode, From: b.From, Recipe: b.Recipe})
+		Patch: b.Patch, Reason: b.Reason, ReasonCode: b.ReasonCode, From: b.From, Recipe: b.Recipe, FileCosts: b.FileCosts})
 }
 
 // blobJSON is Blob as format 1.x lays it out. A field added to Decision
-// is added here too (TestBlobJSONHasEveryField).
+// or to Blob is added here too (TestBlobJSONHasEveryField).
 type blobJSON struct {
 	Descriptor
 	Role       string          `json:"role"`
@@ -61,4 +61,5 @@ type blobJSON struct {
 	ReasonCode ReasonCode      `json:"reasonCode,omitempty"`
 	From       string          `json:"from,omitempty"`
 	Recipe     json.RawMessage `json:"recipe,omitempty"`
+	FileCosts  *FileCosts      `json:"fileCosts,omitempty"`
 }

@@ -36,7 +36,7 @@ const (
 	// refuses another major version and tolerates unknown fields only from a
 	// newer minor version.
 	Major = 1
-	Minor = MinorSync
+	Minor = MinorFileCosts
 	// MaxSize bounds the sidecar entry: sidecars come from untrusted media.
 	MaxSize = 16 << 20
 	// MaxImages and MaxBlobs bound what one archive may describe.
@@ -110,6 +110,9 @@ type Blob struct {
 	Decision[PatchRef]
 	// Entry is the archive entry holding the blob (Action Ship).
 	Entry string `json:"entry,omitempty"`
+	// FileCosts says, on a patched layer, what its files cost in the
+	// patch (since 1.4; see files.go).
+	FileCosts *FileCosts `json:"fileCosts,omitempty"`
 }
 
 // PatchSpec is what a patch reads and how its output is recompressed:
@@ -416,6 +419,9 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 	if b.From != "" && b.Action != Reuse {
 		return fmt.Errorf("%s blob names a baseline to reuse it from", b.Action)
 	}
+	if b.FileCosts != nil && b.Action != Patch {
+		return fmt.Errorf("%s blob carries fileCosts (only patched layers do)", b.Action)
+	}
 	if b.Recipe != nil && (b.Action != Reuse || b.Role != RoleLayer || b.DiffID == "" || len(b.Recipe) == 0 || b.Recipe[0] != '{') {
 		return errors.New("a blob-level recipe belongs only to a reused layer with a diffID, as a JSON object")
 	}
@@ -475,7 +481,13 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 		if !strings.HasPrefix(p.Entry, "patches/sha256/") {
 			return fmt.Errorf("patch entry %q is not under patches/sha256/", p.Entry)
 		}
-		return needEntry(p.Entry, "", 0)
+		if err := needEntry(p.Entry, "", 0); err != nil {
+			return err
+		}
+		if b.FileCosts != nil {
+			return b.FileCosts.check()
+		}
+		return nil
 	default:
 		return fmt.Errorf("unknown action %q (want ship, reuse or patch)", b.Action)
 	}

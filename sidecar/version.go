@@ -46,10 +46,12 @@ const (
 const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
-// sidecar: 1.3 when a recipe has sync points, 1.2 when a blob carries
-// what 1.2 added (a reused layer's recipe, a patch codec other than
-// diffah-tar/1), else 1.1, so archives that need nothing new stay
-// readable by older readers.
+// sidecar: 1.4 when a patched layer carries fileCosts, 1.3 when a recipe
+// has sync points, 1.2 when a blob carries what 1.2 added (a reused
+// layer's recipe, a patch codec other than diffah-tar/1), else 1.1, so
+// archives that need nothing new stay readable by older readers (a
+// reader of 1.3 or older ignores fileCosts, a newer minor version's
+// field).
 func (s *Sidecar) SetVersion() {
 	minor := minorBase
 	for _, im := range s.Images {
@@ -58,7 +60,10 @@ func (s *Sidecar) SetVersion() {
 				minor = max(minor, MinorBlobPatch)
 			}
 			if b.Patch != nil && RecipeHasSync(b.Patch.Recipe) {
-				minor = MinorSync
+				minor = max(minor, MinorSync)
+			}
+			if b.FileCosts != nil {
+				minor = max(minor, MinorFileCosts)
 			}
 		}
 	}

@@ -48,3 +48,16 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeFileCosts is BenchmarkEncode with FileCosts: compare the
+// two for what recording each file's cost adds.
+func BenchmarkEncodeFileCosts(b *testing.B) {
+	old, newTar := benchPair(b)
+	b.SetBytes(int64(len(newTar)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := Encode(context.Background(), io.Discard, bytes.NewReader(newTar), []Source{src(old)}, EncodeOptions{FileCosts: true}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -45,6 +45,10 @@
 // such small sources the shared stream's dictionary is their whole
 // content rather than their header blocks.
 //
+// With EncodeOptions.FileCosts, Encode also says what each file of the
+// new tar costs in the patch (stats.go): the sidecar's fileCosts, which
+// inspect shows.
+//
 // Similarity gives a caller with many baseline layers a cheap score (paths
 // only, no hashing) of how much of a new layer each could help patch.
 //

@@ -36,6 +36,9 @@ type EncodeOptions struct {
 	// matching region of the old file (default 12 MiB); memory is bounded
 	// by a few chunks, not by the layer or file size.
 	MaxChunk int64
+	// FileCosts fills Stats.Costs: what each file of the new tar costs
+	// in the patch. It costs a record per file.
+	FileCosts bool
 }
 
 // Stats describe an encoding.
@@ -56,6 +59,9 @@ type Stats struct {
 	// Whole is set when a small layer travelled as one literal against
 	// its whole source (see Encode).
 	Whole bool `json:"whole,omitempty"`
+	// Costs, with EncodeOptions.FileCosts, attributes the patch's bytes
+	// to the files of the new tar (see stats.go).
+	Costs *Costs `json:"-"`
 }
 
 // loc is a file's content in a source tar.
@@ -225,6 +231,9 @@ type task struct {
 	copy *loc
 	// adiff is set when the op is an ADIFF.
 	adiff bool
+	// file is the file whose content the task carries (nil: headers and
+	// the rest), for Stats.Costs.
+	file *fileAcc
 }
 
 // Encode writes a patch that rebuilds the tar read from newTar out of
@@ -261,7 +270,11 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	}
 	if len(whole) < len(best) {
 		best = whole
+		costs := st.Costs
 		st = Stats{NewSize: int64(len(head)), Files: st.Files, Literals: st.Files, Whole: true}
+		if costs != nil {
+			st.Costs = costs.scaleWhole(int64(len(whole)))
+		}
 	}
 	if _, err := w.Write(best); err != nil {
 		return st, fault.Wrap(fault.Env, err)
@@ -368,6 +381,10 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	if err != nil {
 		return st, fault.Wrap(fault.Internal, err)
 	}
+	var costs *costAcc
+	if o.FileCosts {
+		costs = &costAcc{}
+	}
 
 	// Tasks are queued in output order and computed by workers; a writer
 	// drains them in order. The queue length bounds memory.
@@ -389,6 +406,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		// Adjacent copies (unchanged files and their headers, in the same
 		// order as in the source) merge into one op.
 		var pend *loc
+		var pendFile *fileAcc // whose task began the pending COPY
 		flush := func() {
 			if pend != nil && werr == nil {
 				b := []byte{opCopy}
@@ -398,6 +416,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 				if _, err := zw.Write(b); err != nil {
 					werr = fault.Wrap(fault.Env, err)
 				}
+				costs.op(pendFile, opCopy, int64(len(b)))
 			}
 			pend = nil
 		}
@@ -407,18 +426,24 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 				werr = t.err
 			}
 			if c := t.copy; c != nil {
+				if t.kind == statCopy {
+					costs.copied(t.file, *c)
+				}
 				if pend != nil && pend.src == c.src && pend.off+pend.size == c.off {
 					pend.size += c.size
 				} else {
 					flush()
 					cc := *c
-					pend = &cc
+					pend, pendFile = &cc, t.file
 				}
 			} else {
 				flush()
 				if werr == nil {
 					if _, err := zw.Write(t.buf.Bytes()); err != nil {
 						werr = fault.Wrap(fault.Env, err)
+					}
+					if b := t.buf.Bytes(); len(b) > 0 {
+						costs.op(t.file, b[0], int64(len(b)))
 					}
 				}
 			}
@@ -439,7 +464,11 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		flush()
 		writeErr <- werr
 	}()
-	emit := func(t *task) { queue <- t }
+	var cur *fileAcc // the file being encoded, for Stats.Costs
+	emit := func(t *task) {
+		t.file = cur
+		queue <- t
+	}
 	ready := func(kind int, b []byte) *task {
 		t := &task{done: make(chan struct{}), kind: kind}
 		t.buf.Write(b)
@@ -492,9 +521,14 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		st.Files++
 		name := cleanName(hdr.Name)
 		flushRaw(name)
+		if costs != nil {
+			old, hasOld := ix.match(name, hdr.Size)
+			cur = costs.file(name, hdr.Size, old, hasOld)
+		}
 		cr.keep = false
 		encErr = encodeFile(ctx, tr, hdr.Size, cr.n, name, ix, o, encs, recent, emit, work)
 		cr.keep = true
+		cur = nil
 		if cr.kept.Len() > 1<<20 {
 			flushRaw("")
 		}
@@ -526,6 +560,9 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	}
 	st.NewSize = cr.n
 	st.PatchSize = cw.N
+	if costs != nil {
+		st.Costs = costs.finish(int64(len(magic)), cw.N-int64(len(magic)))
+	}
 	return st, nil
 }
 
@@ -602,7 +639,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		}
 		if n == size {
 			if l, ok := ix.byHash[sha256.Sum256(buf)]; ok && l.size == size {
-				t := &task{done: make(chan struct{}), kind: statCopy, copy: &loc{src: l.src, off: l.off, size: l.size}}
+				t := &task{done: make(chan struct{}), kind: statCopy, copy: &loc{src: l.src, off: l.off, size: l.size, name: l.name}}
 				close(t.done)
 				emit(t)
 				if size >= 4<<10 {

@@ -87,6 +87,7 @@ type InspectCmd struct {
 	JSON      bool   `help:"Print JSON instead of text."`
 	VerifyKey string `help:"Also check the archive's signature against this public key." type:"existingfile" placeholder:"PUB.pem"`
 	HTML      string `help:"Also write a self-contained HTML report (tables and a chart of shipped vs saved bytes per layer) to FILE." placeholder:"FILE"`
+	Files     bool   `help:"List every file the archive records per layer with what it costs (path, old and new size, encoding, bytes shipped), not only the 10 costliest. On a plan, computes its patches first (writes nothing)."`
 	RegistryFlags
 	LockFlags
 	ForceFlags
@@ -111,6 +112,7 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 	if err != nil {
 		return err
 	}
+	doc.AllFiles = c.Files
 	if c.HTML != "" {
 		if err := writeOutput(g, c.LockFlags, c.ForceFlags, "--html", c.HTML, s.out, "HTML", doc.WriteHTML); err != nil {
 			return err
