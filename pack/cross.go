@@ -243,6 +243,8 @@ func quoteAll(list []string) []string {
 // crossImage's copies, changed in place).
 func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets []*imgref.Image, ps *payloadSet, rep *Report) error {
 	tried := map[digest.Digest]bool{}
+	// One patch at a time here: each gets every worker.
+	st.perPatch = st.o.Jobs
 	for i, p := range plans {
 		for j := 2; j < len(p.Blobs); j++ {
 			b := p.Blobs[j]
@@ -262,7 +264,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 			if alt.Action != sidecar.Patch {
 				continue
 			}
-			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt, st.o.Jobs)
+			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt)
 			if err != nil {
 				return err
 			}

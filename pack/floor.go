@@ -53,7 +53,7 @@ func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	os.Remove(f.Name())
 	h := sha256.New()
 	blob := rc
-	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{})
+	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{Jobs: st.workers()})
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pack: patching the compressed bytes of layer %s of %s: %w", b.Digest, p.Name, err)

@@ -256,7 +256,13 @@ type state struct {
 	cache  *spool.Cache
 	mu     sync.Mutex
 	images map[string]*source
+	// perPatch is how many workers each patch computed at once gets (set
+	// by patches; at least 1): its encoders split the layer across them.
+	perPatch int
 }
+
+// workers is how many workers one patch uses.
+func (st *state) workers() int { return max(1, st.perPatch) }
 
 func (st *state) open(ctx context.Context, ref, platform string) (*imgref.Image, error) {
 	key := ref + "\x00" + platform
@@ -358,7 +364,7 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 	// layer or many small ones. Each task fills its own slot; results are
 	// taken in order, so the archive does not depend on the workers.
 	workers := min(st.o.Jobs, max(1, len(jobs)))
-	perPatch := max(1, st.o.Jobs/workers)
+	st.perPatch = max(1, st.o.Jobs/workers)
 	type result struct {
 		pl   *payload
 		stat PatchStat
@@ -374,7 +380,7 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			results[k].pl, results[k].stat, err = st.patch(ctx, plans, plans[j.pi], targets[j.pi], j.blob, perPatch)
+			results[k].pl, results[k].stat, err = st.patch(ctx, plans, plans[j.pi], targets[j.pi], j.blob)
 			return err
 		})
 	}
@@ -414,7 +420,7 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 	return ps, nil
 }
 
-func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, jobs int) (*payload, PatchStat, error) {
+func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, PatchStat, error) {
 	if err := checkCodec(p, b); err != nil {
 		return nil, PatchStat{}, err
 	}
@@ -450,7 +456,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	h := sha256.New()
 	diffID := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, diffID)}
-	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: jobs})
+	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: st.workers()})
 	if err != nil {
 		f.Close()
 		return nil, stat, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
