@@ -23,6 +23,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
@@ -428,6 +429,28 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		return st.floorOnly(ctx, plans, p, target, b)
 	}
 	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size}
+	// The floor is computed beside the tar patch, both encoders sharing
+	// this patch's workers: the floor's chunks fill the cores while the
+	// tar patch reads, or waits on its last large file.
+	workers := semaphore.NewWeighted(int64(st.workers()))
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	floorc := make(chan floorResult, 1)
+	go func() {
+		var r floorResult
+		defer func() { floorc <- r }()
+		defer fault.Recover(&r.err)
+		r.pl, r.err = st.floor(fctx, plans, p, target, b, workers)
+	}()
+	tp, stat, err := st.tarPayload(ctx, plans, p, target, b, stat, workers)
+	if err != nil {
+		cancel()
+	}
+	return withFloor(b, tp, stat, err, <-floorc)
+}
+
+// tarPayload computes the tar patch of layer b (codec tarpatch).
+func (st *state) tarPayload(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, stat PatchStat, workers *semaphore.Weighted) (*payload, PatchStat, error) {
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
 		image := s.Image
@@ -456,7 +479,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	h := sha256.New()
 	diffID := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, diffID)}
-	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: st.workers()})
+	stats, err := tarpatch.Encode(ctx, io.MultiWriter(f, h), dr, srcs, tarpatch.EncodeOptions{Jobs: st.workers(), Workers: workers})
 	if err != nil {
 		f.Close()
 		return nil, stat, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
@@ -475,7 +498,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	stat.PatchSize, stat.Stats = size, stats
 	stat.Used = size < b.Size
 	st.o.Log.Info("patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "patch", size, "used", stat.Used)
-	return st.withFloor(ctx, plans, p, target, b, &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N}, stat)
+	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N}, stat, nil
 }
 
 // buildSidecar turns plans and computed payloads into the sidecar: blobs

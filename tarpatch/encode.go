@@ -16,6 +16,7 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/ctxio"
@@ -36,6 +37,13 @@ type EncodeOptions struct {
 	// matching region of the old file (default 12 MiB); memory is bounded
 	// by a few chunks, not by the layer or file size.
 	MaxChunk int64
+	// Workers, when set, is shared with other encoders running beside
+	// this one (pack computes a layer's other patches at the same time):
+	// a worker holds one unit of it while it compresses, so together they
+	// keep every core busy but never run more compressions (and hold
+	// more encoders' memory) than it has units. The output does not
+	// depend on it.
+	Workers *semaphore.Weighted
 }
 
 // Stats describe an encoding.
@@ -379,7 +387,15 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		go func() {
 			defer wg.Done()
 			for f := range work {
+				if o.Workers != nil {
+					// Background: a unit is always released after one
+					// task, and f must run to finish its task either way.
+					o.Workers.Acquire(context.Background(), 1)
+				}
 				f()
+				if o.Workers != nil {
+					o.Workers.Release(1)
+				}
 			}
 		}()
 	}
