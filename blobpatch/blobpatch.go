@@ -39,9 +39,9 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/membudget"
 	"github.com/diffah/diffah/sidecar"
 )
 
@@ -89,10 +89,11 @@ type EncodeOptions struct {
 	// Jobs is how many chunks are compressed at once (default 1). Each
 	// holds about WorkerMemory; the patch does not depend on it.
 	Jobs int
-	// Workers, when set, is shared with other encoders running beside
-	// this one: a worker holds one unit while it compresses a chunk (see
+	// Workers, when set, is a memory budget shared with other encoders
+	// running beside this one: a worker holds as many bytes of it as its
+	// chunk and dictionary have while it compresses them (see
 	// tarpatch.EncodeOptions.Workers). The patch does not depend on it.
-	Workers *semaphore.Weighted
+	Workers *membudget.Budget
 }
 
 // WorkerMemory is about what one Encode worker holds at its peak: a
@@ -138,14 +139,9 @@ func Encode(ctx context.Context, w io.Writer, blob io.Reader, size int64, src So
 		go func() {
 			defer wg.Done()
 			for t := range work {
-				if o.Workers != nil {
-					o.Workers.Acquire(context.Background(), 1) // released after the chunk, as in tarpatch
-				}
 				func() {
-					if o.Workers != nil {
-						defer o.Workers.Release(1)
-					}
 					defer close(t.done)
+					defer o.Workers.Take(int64(len(t.data) + len(t.dict)))()
 					defer fault.Recover(&t.err)
 					enc, err := newEncoder(t.dict, o.Level)
 					if err != nil {

@@ -9,11 +9,11 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/membudget"
 	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/internal/verify"
 	"github.com/diffah/diffah/plan"
@@ -39,7 +39,7 @@ func checkCodec(p *plan.Plan, b plan.Blob) error {
 // so a patch is never larger than the blob nor than this one.
 //
 // workers, when set, is shared with a tar patch computed at the same time.
-func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *semaphore.Weighted) (*payload, error) {
+func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *membudget.Budget) (*payload, error) {
 	s, src, err := st.floorSource(ctx, plans, p, b)
 	if err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func withFloor(b plan.Blob, tp *payload, stat PatchStat, tarErr error, fl floorR
 // reproduces it).
 func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, PatchStat, error) {
 	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size, Codec: blobpatch.Codec}
-	fl, err := st.floor(ctx, plans, p, target, b, nil)
+	fl, err := st.floor(ctx, plans, p, target, b, st.budget)
 	if err != nil {
 		return nil, stat, err
 	}

@@ -23,13 +23,13 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/ctxio"
+	"github.com/diffah/diffah/internal/membudget"
 	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/internal/verify"
@@ -134,7 +134,7 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 		}
 		names[p.Name] = true
 	}
-	st := &state{o: o, cache: spool.NewCache(o.TempDir), images: map[string]*source{}}
+	st := &state{o: o, cache: spool.NewCache(o.TempDir), images: map[string]*source{}, budget: membudget.NewBudget(EncodeBudget)}
 	defer st.close()
 
 	targets := make([]*imgref.Image, len(plans))
@@ -260,7 +260,18 @@ type state struct {
 	// perPatch is how many workers each patch computed at once gets (set
 	// by patches; at least 1): its encoders split the layer across them.
 	perPatch int
+	// budget bounds what the encoders of every patch hold at once (see
+	// EncodeBudget).
+	budget *membudget.Budget
 }
+
+// EncodeBudget is how many bytes of dictionary and data pack's encoders
+// (tar patches and floors, on every worker) compress at once. An encoder
+// holds several times its input (window, match tables), so this, not
+// --jobs, bounds pack's peak memory: more workers run more small tasks at
+// once, and a large one (a 12 MiB chunk with its 20 MiB dictionary) runs
+// beside little else.
+const EncodeBudget = 40 << 20
 
 // workers is how many workers one patch uses.
 func (st *state) workers() int { return max(1, st.perPatch) }
@@ -429,10 +440,10 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		return st.floorOnly(ctx, plans, p, target, b)
 	}
 	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size}
-	// The floor is computed beside the tar patch, both encoders sharing
-	// this patch's workers: the floor's chunks fill the cores while the
-	// tar patch reads, or waits on its last large file.
-	workers := semaphore.NewWeighted(int64(st.workers()))
+	// The floor is computed beside the tar patch: the floor's chunks fill
+	// the cores while the tar patch reads, or waits on its last large
+	// file. Both take their tasks' memory from st.budget.
+	workers := st.budget
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	floorc := make(chan floorResult, 1)
@@ -450,7 +461,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 }
 
 // tarPayload computes the tar patch of layer b (codec tarpatch).
-func (st *state) tarPayload(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, stat PatchStat, workers *semaphore.Weighted) (*payload, PatchStat, error) {
+func (st *state) tarPayload(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, stat PatchStat, workers *membudget.Budget) (*payload, PatchStat, error) {
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
 		image := s.Image

@@ -70,7 +70,7 @@ func (st *state) tokenPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 		f.Close()
 		return nil, fault.Errorf(fault.Env, "pack: %w", err)
 	}
-	if _, err := blobpatch.Encode(ctx, out, io.NewSectionReader(form, 0, formSize), formSize, oldForm, blobpatch.EncodeOptions{Jobs: st.workers()}); err != nil {
+	if _, err := blobpatch.Encode(ctx, out, io.NewSectionReader(form, 0, formSize), formSize, oldForm, blobpatch.EncodeOptions{Jobs: st.workers(), Workers: st.budget}); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pack: patching the token form of layer %s of %s: %w", b.Digest, p.Name, err)
 	}
@@ -115,7 +115,7 @@ func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Imag
 	defer rc.Close()
 	h := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, h)}
-	if _, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: st.workers()}); err != nil {
+	if _, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: st.workers(), Workers: st.budget}); err != nil {
 		return 0, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
 	}
 	if _, err := io.Copy(io.Discard, dr); err != nil {

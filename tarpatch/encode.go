@@ -16,10 +16,10 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/ctxio"
+	"github.com/diffah/diffah/internal/membudget"
 )
 
 // EncodeOptions tune Encode.
@@ -37,13 +37,14 @@ type EncodeOptions struct {
 	// matching region of the old file (default 12 MiB); memory is bounded
 	// by a few chunks, not by the layer or file size.
 	MaxChunk int64
-	// Workers, when set, is shared with other encoders running beside
-	// this one (pack computes a layer's other patches at the same time):
-	// a worker holds one unit of it while it compresses, so together they
-	// keep every core busy but never run more compressions (and hold
-	// more encoders' memory) than it has units. The output does not
-	// depend on it.
-	Workers *semaphore.Weighted
+	// Workers, when set, is a memory budget shared with other encoders
+	// running beside this one (pack computes a layer's floor at the same
+	// time): while it compresses, a worker holds as many bytes of it as
+	// its dictionary and data have (all of it when that is more), so
+	// together they keep the cores busy without holding more encoders'
+	// memory than the budget allows, whatever Jobs says. The output does
+	// not depend on it.
+	Workers *membudget.Budget
 }
 
 // Stats describe an encoding.
@@ -387,15 +388,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		go func() {
 			defer wg.Done()
 			for f := range work {
-				if o.Workers != nil {
-					// Background: a unit is always released after one
-					// task, and f must run to finish its task either way.
-					o.Workers.Acquire(context.Background(), 1)
-				}
 				f()
-				if o.Workers != nil {
-					o.Workers.Release(1)
-				}
 			}
 		}()
 	}
@@ -647,8 +640,13 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		t := &task{done: make(chan struct{}), kind: statLit, in: n}
 		emit(t)
 		chunk, pre := buf, pre
+		weight := n + int64(len(pre))
+		for _, r := range ranges {
+			weight += r.size
+		}
 		work <- func() {
 			defer close(t.done)
+			defer o.Workers.Take(weight)()
 			defer fault.Recover(&t.err)
 			if len(ranges) == 0 {
 				t.buf.Write(litOp(chunk))
