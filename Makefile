@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 # CI runs a short fuzz pass; `make fuzz` runs each target for FUZZTIME.
 CI_FUZZTIME ?= 5s
 
-.PHONY: help deps build test unit fuzz-short fuzz demo bench corpus fixtures lint clean
+.PHONY: help deps build test unit fuzz-short fuzz demo bench bench-huge corpus fixtures lint clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,9 @@ corpus: deps ## build the benchmark corpus (real software) under .cache/corpus
 
 bench: deps build corpus ## benchmark table vs full image, layer-level delta and zstd --patch-from
 	@scripts/bench.sh
+
+bench-huge: deps build corpus ## optional: export+import of a generated 10 GiB layer pair (HUGE_SIZE=1GiB for less), byte-exact, peak RSS < 512 MiB
+	@scripts/bench-huge.sh
 
 clean:
 	rm -rf bin .cache/bench

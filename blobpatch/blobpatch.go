@@ -36,10 +36,12 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/membudget"
 	"github.com/diffah/diffah/sidecar"
 )
 
@@ -84,67 +86,161 @@ type EncodeOptions struct {
 	// Level is the zstd level (default SpeedBestCompression: the lower
 	// levels of klauspost zstd do not reach far into a large dictionary).
 	Level zstd.EncoderLevel
+	// Jobs is how many chunks are compressed at once (default 1). Each
+	// holds about WorkerMemory; the patch does not depend on it.
+	Jobs int
+	// Workers, when set, is a memory budget shared with other encoders
+	// running beside this one: a worker holds as many bytes of it as its
+	// chunk and dictionary have while it compresses them (see
+	// tarpatch.EncodeOptions.Workers). The patch does not depend on it.
+	Workers *membudget.Budget
+}
+
+// WorkerMemory is about what one Encode worker holds at its peak: a
+// chunk, its dictionary, and its zstd encoder at the best level with its
+// window and match tables (measured by TestBoundedMemory, rounded up).
+const WorkerMemory = 192 << 20
+
+// chunkTask is one chunk: read in order, compressed by a worker, written
+// in order. Its buffers are recycled from task to task (see Encode).
+type chunkTask struct {
+	data, dict []byte
+	dOff       int64
+	done       chan struct{}
+	hdr, enc   []byte
+	err        error
 }
 
 // Encode writes to w a patch that rebuilds blob (size bytes) from src and
-// returns the patch size. Memory is bounded by one chunk and its
-// dictionary.
+// returns the patch size. The blob is read once, in order; chunks are
+// compressed on o.Jobs workers and written in order, so the patch does not depend on o.Jobs and memory is bounded by
+// about o.Jobs × WorkerMemory whatever the blob size.
 func Encode(ctx context.Context, w io.Writer, blob io.Reader, size int64, src Source, o EncodeOptions) (int64, error) {
 	if o.Level == 0 {
 		o.Level = zstd.SpeedBestCompression
 	}
+	o.Jobs = max(o.Jobs, 1)
 	bw := bufio.NewWriterSize(w, 1<<20)
 	bw.WriteString(magic)
 	written := int64(len(magic)) + 1 // and the end marker
-	chunk := make([]byte, ChunkSize)
-	dict := make([]byte, 0, DictSize)
-	var off int64
-	var hdr []byte
-	for {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		n, err := io.ReadFull(blob, chunk)
-		if err == io.EOF {
-			break
-		}
-		if err != nil && err != io.ErrUnexpectedEOF {
-			return 0, fault.Errorf(fault.Env, "blobpatch: reading the blob: %w", err)
-		}
-		dOff, dLen := region(src.Size(), off, int64(n), size)
-		dict = dict[:dLen]
-		if _, err := src.ReadAt(dict, dOff); err != nil && !(err == io.EOF && int64(len(dict)) == dLen) {
-			return 0, fault.Errorf(fault.Env, "blobpatch: reading the source blob: %w", err)
-		}
-		enc, err := compress(dict, chunk[:n], o.Level)
-		if err != nil {
-			return 0, err
-		}
-		// Each chunk's encoder (tables sized to its window) is garbage
-		// now; collecting it here keeps the peak at one encoder instead
-		// of what the collector's pacing lets pile up (measured: 290 MiB
-		// without, see TestBoundedMemory).
-		runtime.GC()
-		hdr = append(hdr[:0], tagChunk)
-		for _, v := range []uint64{0, uint64(dOff), uint64(dLen), uint64(n), uint64(len(enc))} {
-			hdr = binary.AppendUvarint(hdr, v)
-		}
-		bw.Write(hdr)
-		bw.Write(enc)
-		written += int64(len(hdr) + len(enc))
-		off += int64(n)
-		if err == io.ErrUnexpectedEOF {
-			break
-		}
+	// queue holds the tasks in output order. There are o.Jobs+1 tasks,
+	// recycled through free once written: their buffers are all the
+	// chunks and dictionaries in memory, and nothing is left for the
+	// collector to pile up.
+	queue := make(chan *chunkTask, o.Jobs+1)
+	work := make(chan *chunkTask)
+	free := make(chan *chunkTask, o.Jobs+1)
+	for range o.Jobs + 1 {
+		free <- &chunkTask{}
 	}
-	if off != size {
-		return 0, fault.Errorf(fault.Integrity, "blobpatch: the blob has %d bytes, expected %d", off, size)
+	var wg sync.WaitGroup
+	for range o.Jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for t := range work {
+				func() {
+					defer close(t.done)
+					defer o.Workers.Take(int64(len(t.data) + len(t.dict)))()
+					defer fault.Recover(&t.err)
+					enc, err := newEncoder(t.dict, o.Level)
+					if err != nil {
+						t.err = err
+						return
+					}
+					t.enc = enc.EncodeAll(t.data, t.enc[:0])
+					enc.Close()
+					// Each chunk's encoder (tables sized to its window) is
+					// garbage now; collecting it here keeps the peak at one
+					// encoder per worker instead of what the collector's
+					// pacing lets pile up (measured: 290 MiB without, see
+					// TestBoundedMemory). An encoder kept and reset for the
+					// next chunk was measured to hold more.
+					runtime.GC()
+					t.hdr = append(t.hdr[:0], tagChunk)
+					for _, v := range []uint64{0, uint64(t.dOff), uint64(len(t.dict)), uint64(len(t.data)), uint64(len(t.enc))} {
+						t.hdr = binary.AppendUvarint(t.hdr, v)
+					}
+				}()
+			}
+		}()
+	}
+	writeErr := make(chan error, 1)
+	go func() {
+		var werr error
+		for t := range queue {
+			<-t.done
+			if werr == nil {
+				werr = t.err
+			}
+			if werr == nil {
+				bw.Write(t.hdr)
+				bw.Write(t.enc)
+				written += int64(len(t.hdr) + len(t.enc))
+			}
+			free <- t
+		}
+		writeErr <- werr
+	}()
+	readErr := readChunks(ctx, blob, size, src, free, func(t *chunkTask) {
+		queue <- t
+		work <- t
+	})
+	close(work)
+	close(queue)
+	werr := <-writeErr
+	wg.Wait()
+	if readErr != nil {
+		return 0, readErr
+	}
+	if werr != nil {
+		return 0, werr
 	}
 	bw.WriteByte(tagEnd)
 	if err := bw.Flush(); err != nil {
 		return 0, fault.Errorf(fault.Env, "blobpatch: writing the patch: %w", err)
 	}
 	return written, nil
+}
+
+// readChunks cuts the blob into chunks with their dictionaries, each in a
+// task taken from free, and hands each to submit, in order.
+func readChunks(ctx context.Context, blob io.Reader, size int64, src Source, free chan *chunkTask, submit func(*chunkTask)) error {
+	var off int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		t := <-free
+		if t.data == nil {
+			t.data = make([]byte, ChunkSize)
+		}
+		n, err := io.ReadFull(blob, t.data[:ChunkSize])
+		if err == io.EOF {
+			break
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			return fault.Errorf(fault.Env, "blobpatch: reading the blob: %w", err)
+		}
+		dOff, dLen := region(src.Size(), off, int64(n), size)
+		if int64(cap(t.dict)) < dLen {
+			t.dict = make([]byte, dLen)
+		}
+		t.dict = t.dict[:dLen]
+		if _, err := src.ReadAt(t.dict, dOff); err != nil && !(err == io.EOF && int64(len(t.dict)) == dLen) {
+			return fault.Errorf(fault.Env, "blobpatch: reading the source blob: %w", err)
+		}
+		t.data, t.dOff, t.err, t.done = t.data[:n], dOff, nil, make(chan struct{})
+		submit(t)
+		off += int64(n)
+		if err == io.ErrUnexpectedEOF {
+			break
+		}
+	}
+	if off != size {
+		return fault.Errorf(fault.Integrity, "blobpatch: the blob has %d bytes, expected %d", off, size)
+	}
+	return nil
 }
 
 // region picks the dictionary of the chunk at off (n bytes) of a blob of
@@ -161,7 +257,8 @@ func region(srcSize, off, n, newSize int64) (int64, int64) {
 	return lo, hi - lo
 }
 
-func compress(dict, data []byte, level zstd.EncoderLevel) ([]byte, error) {
+// newEncoder returns an encoder for one chunk against dict.
+func newEncoder(dict []byte, level zstd.EncoderLevel) (*zstd.Encoder, error) {
 	opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false),
 		zstd.WithWindowSize(window), zstd.WithSingleSegment(false)}
 	if len(dict) > 0 {
@@ -171,8 +268,7 @@ func compress(dict, data []byte, level zstd.EncoderLevel) ([]byte, error) {
 	if err != nil {
 		return nil, fault.Errorf(fault.Internal, "blobpatch: encoder: %w", err)
 	}
-	defer enc.Close()
-	return enc.EncodeAll(data, make([]byte, 0, len(data)/2)), nil
+	return enc, nil
 }
 
 // DecodeOptions tune Decode.

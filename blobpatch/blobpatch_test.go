@@ -90,6 +90,29 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestEncodeJobsIndependent: the patch is the same bytes whatever the
+// number of workers, on a blob of many chunks (the last one short).
+func TestEncodeJobsIndependent(t *testing.T) {
+	old := noise(7, 3*ChunkSize+12345)
+	blob := edit(noise(7, 3*ChunkSize+12345), 9)
+	var want []byte
+	for _, jobs := range []int{1, 2, 4} {
+		var p bytes.Buffer
+		n, err := Encode(context.Background(), &p, bytes.NewReader(blob), int64(len(blob)), src(old), EncodeOptions{Jobs: jobs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != int64(p.Len()) {
+			t.Fatalf("jobs %d: Encode says %d bytes, wrote %d", jobs, n, p.Len())
+		}
+		if want == nil {
+			want = p.Bytes()
+		} else if !bytes.Equal(p.Bytes(), want) {
+			t.Fatalf("jobs %d: patch differs from jobs 1 (%d vs %d bytes)", jobs, p.Len(), len(want))
+		}
+	}
+}
+
 func TestEncodeSizeMismatch(t *testing.T) {
 	_, err := Encode(context.Background(), &bytes.Buffer{}, bytes.NewReader(make([]byte, 10)), 11, src(nil), EncodeOptions{})
 	if fault.KindOf(err, 0) != fault.Integrity {
@@ -145,10 +168,11 @@ func TestDecodeHostile(t *testing.T) {
 	})
 	t.Run("bomb frame", func(t *testing.T) {
 		// A frame that decodes to more than its chunk length says.
-		frame, err := compress(nil, make([]byte, 1<<20), zstd.SpeedDefault)
+		enc, err := newEncoder(nil, zstd.SpeedDefault)
 		if err != nil {
 			t.Fatal(err)
 		}
+		frame := enc.EncodeAll(make([]byte, 1<<20), nil)
 		p := append(append([]byte(magic), chunkBytes(0, 0, 0, 1000, frame)...), tagEnd)
 		if err := Decode(context.Background(), &bytes.Buffer{}, bytes.NewReader(p), []Source{src(old)}, DecodeOptions{MaxOutput: 1 << 30}); !errors.Is(err, errCorrupt) {
 			t.Fatalf("got %v, want a refusal", err)

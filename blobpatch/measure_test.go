@@ -63,7 +63,8 @@ func TestChildMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Encode(context.Background(), f, blob, size, src, EncodeOptions{}); err != nil {
+	jobs, _ := strconv.Atoi(os.Getenv("DIFFAH_BLOBPATCH_JOBS"))
+	if _, err := Encode(context.Background(), f, blob, size, src, EncodeOptions{Jobs: jobs}); err != nil {
 		t.Fatal(err)
 	}
 	f.Seek(0, 0)
@@ -83,8 +84,9 @@ func (c *countingDiscard) Write(p []byte) (int, error) { c.n += int64(len(p)); r
 // TestBoundedMemory measures the peak RSS of encoding and decoding a patch
 // of a blob several times larger than a chunk and its dictionary: it must
 // stay far under 512 MiB (it is bounded by a chunk, its dictionary and
-// the zstd tables, not by the blob). DIFFAH_BLOBPATCH_MEM_SIZE sets the
-// blob size (default 48 MiB, four dictionaries; the bound holds at any size).
+// the zstd tables per worker, not by the blob), and grow with the workers
+// by at most WorkerMemory each. DIFFAH_BLOBPATCH_MEM_SIZE sets the blob
+// size (default 48 MiB, four dictionaries; the bound holds at any size).
 func TestBoundedMemory(t *testing.T) {
 	size := int64(48 << 20)
 	if s := os.Getenv("DIFFAH_BLOBPATCH_MEM_SIZE"); s != "" {
@@ -93,18 +95,26 @@ func TestBoundedMemory(t *testing.T) {
 	if !peakrss.Available() {
 		t.Skip("GNU time (/usr/bin/time) not installed: run scripts/deps.sh")
 	}
-	child := exec.Command(os.Args[0], "-test.run=^TestChildMemory$", "-test.count=1")
-	child.Env = append(os.Environ(), fmt.Sprintf("DIFFAH_BLOBPATCH_CHILD=%d", size))
-	var outb bytes.Buffer
-	child.Stdout, child.Stderr = &outb, &outb
-	peak, err := peakrss.Run(child)
-	kb, out := peak>>10, outb.Bytes()
-	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
-	}
-	t.Logf("peak RSS %d MiB for a %d MiB blob", kb>>10, size>>20)
-	if kb > 512<<10 {
-		t.Fatalf("peak RSS %d MiB, want < 512 MiB", kb>>10)
+	var one int64
+	for _, jobs := range []int{1, 2} {
+		child := exec.Command(os.Args[0], "-test.run=^TestChildMemory$", "-test.count=1")
+		child.Env = append(os.Environ(), fmt.Sprintf("DIFFAH_BLOBPATCH_CHILD=%d", size), fmt.Sprintf("DIFFAH_BLOBPATCH_JOBS=%d", jobs))
+		var outb bytes.Buffer
+		child.Stdout, child.Stderr = &outb, &outb
+		peak, err := peakrss.Run(child)
+		out := outb.Bytes()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		t.Logf("jobs %d: peak RSS %d MiB for a %d MiB blob", jobs, peak>>20, size>>20)
+		if peak > 512<<20 {
+			t.Fatalf("jobs %d: peak RSS %d MiB, want < 512 MiB", jobs, peak>>20)
+		}
+		if jobs == 1 {
+			one = peak
+		} else if peak > one+int64(jobs-1)*WorkerMemory {
+			t.Fatalf("jobs %d: peak RSS %d MiB, over %d MiB (jobs 1) + %d MiB per added worker", jobs, peak>>20, one>>20, WorkerMemory>>20)
+		}
 	}
 }
 

@@ -237,6 +237,8 @@ func quoteAll(list []string) []string {
 // crossImage's copies, changed in place).
 func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets []*imgref.Image, ps *payloadSet, rep *Report) error {
 	tried := map[digest.Digest]bool{}
+	// One patch at a time here: each gets every worker.
+	st.perPatch = st.o.Jobs
 	for i, p := range plans {
 		for j := 2; j < len(p.Blobs); j++ {
 			b := p.Blobs[j]
@@ -257,7 +259,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 			}
 			alt := b
 			revise(&alt, ownPatchWas(*d, own))
-			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt, st.o.Jobs, nil)
+			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt, nil)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/membudget"
 	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/internal/verify"
 	"github.com/diffah/diffah/plan"
@@ -37,7 +38,9 @@ func checkCodec(p *plan.Plan, b plan.Blob) error {
 // a layer whose compressor diffah cannot replay it is the only patch; for
 // the others it is computed beside the tar patch and the smaller travels,
 // so a patch is never larger than the blob nor than this one.
-func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, error) {
+//
+// workers, when set, is shared with a tar patch computed at the same time.
+func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *membudget.Budget) (*payload, error) {
 	s, src, err := st.floorSource(ctx, plans, p, b)
 	if err != nil {
 		return nil, err
@@ -54,7 +57,7 @@ func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	os.Remove(f.Name())
 	h := sha256.New()
 	blob := rc
-	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{})
+	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{Jobs: st.workers(), Workers: workers})
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pack: patching the compressed bytes of layer %s of %s: %w", b.Digest, p.Name, err)
@@ -86,21 +89,34 @@ func (st *state) floorSource(ctx context.Context, plans []*plan.Plan, p *plan.Pl
 	return s, src, nil
 }
 
-// withFloor computes the floor beside a tar patch already made and keeps
-// the smaller of the two; stat describes the one kept.
-func (st *state) withFloor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, tp *payload, stat PatchStat) (*payload, PatchStat, error) {
-	fl, err := st.floor(ctx, plans, p, target, b)
-	if err != nil {
-		tp.file.Close()
-		return nil, stat, err
+// floorResult is a floor computed beside a tar patch.
+type floorResult struct {
+	pl  *payload
+	err error
+}
+
+// withFloor keeps the smaller of a tar patch (or its error, tarErr) and
+// the floor computed beside it; stat describes the one kept.
+func withFloor(b plan.Blob, tp *payload, stat PatchStat, tarErr error, fl floorResult) (*payload, PatchStat, error) {
+	if tarErr != nil || fl.err != nil {
+		if fl.pl != nil {
+			fl.pl.file.Close()
+		}
+		if tp != nil {
+			tp.file.Close()
+		}
+		if tarErr != nil {
+			return nil, stat, tarErr
+		}
+		return nil, stat, fl.err
 	}
-	stat.FloorSize = fl.size
-	if fl.size < tp.size {
+	stat.FloorSize = fl.pl.size
+	if fl.pl.size < tp.size {
 		tp.file.Close()
-		stat.PatchSize, stat.Codec, stat.Used = fl.size, blobpatch.Codec, fl.size < b.Size
-		return fl, stat, nil
+		stat.PatchSize, stat.Codec, stat.Used = fl.pl.size, blobpatch.Codec, fl.pl.size < b.Size
+		return fl.pl, stat, nil
 	}
-	fl.file.Close()
+	fl.pl.file.Close()
 	return tp, stat, nil
 }
 
@@ -108,7 +124,7 @@ func (st *state) withFloor(ctx context.Context, plans []*plan.Plan, p *plan.Plan
 // reproduces it).
 func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, PatchStat, error) {
 	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size, Codec: blobpatch.Codec}
-	fl, err := st.floor(ctx, plans, p, target, b)
+	fl, err := st.floor(ctx, plans, p, target, b, st.budget)
 	if err != nil {
 		return nil, stat, err
 	}

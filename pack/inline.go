@@ -42,7 +42,7 @@ func (st *state) inlinePatch(ctx context.Context, plans []*plan.Plan, p *plan.Pl
 		return nil, err
 	}
 	h := sha256.New()
-	n, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), io.NewSectionReader(form, 0, size), size, oldForm, blobpatch.EncodeOptions{})
+	n, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), io.NewSectionReader(form, 0, size), size, oldForm, blobpatch.EncodeOptions{Jobs: st.workers(), Workers: st.budget})
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pack: patching the token form of layer %s of %s: %w", b.Digest, p.Name, err)

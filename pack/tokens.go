@@ -70,7 +70,7 @@ func (st *state) tokenPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 		f.Close()
 		return nil, fault.Errorf(fault.Env, "pack: %w", err)
 	}
-	if _, err := blobpatch.Encode(ctx, out, io.NewSectionReader(form, 0, formSize), formSize, oldForm, blobpatch.EncodeOptions{}); err != nil {
+	if _, err := blobpatch.Encode(ctx, out, io.NewSectionReader(form, 0, formSize), formSize, oldForm, blobpatch.EncodeOptions{Jobs: st.workers(), Workers: st.budget}); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pack: patching the token form of layer %s of %s: %w", b.Digest, p.Name, err)
 	}
@@ -116,7 +116,7 @@ func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Imag
 	defer rc.Close()
 	h := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, h)}
-	stats, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: 1, FileCosts: true})
+	stats, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: st.workers(), Workers: st.budget, FileCosts: true})
 	if err != nil {
 		return 0, nil, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
 	}

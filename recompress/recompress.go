@@ -30,7 +30,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	kgzip "github.com/klauspost/compress/gzip"
@@ -502,17 +502,44 @@ func trial(ctx context.Context, open func() (io.ReadCloser, error), format strin
 		defer zr.Close()
 		plain = zr
 	}
-	type run struct {
-		r   Recipe
-		cmp *comparer
-		w   io.WriteCloser
-	}
-	var runs []*run
-	defer func() {
+	// Every candidate compresses on its own goroutine while this one
+	// decompresses ahead into a few recycled buffers: the decompression
+	// overlaps the compressions, and no candidate waits for the slowest
+	// one chunk by chunk. A candidate stops as soon as its output differs
+	// from the blob (its comparer fails the write).
+	var runs []*trialRun
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
 		for _, r := range runs {
+			if !r.closed {
+				close(r.in)
+				r.closed = true
+			}
+		}
+		for _, r := range runs {
+			<-r.done
+		}
+	}
+	defer func() {
+		stop()
+		for _, r := range runs {
+			if !r.wClosed {
+				// Frees what the writer holds (pgzip's goroutines); its
+				// output no longer matters.
+				r.w.Close()
+			}
 			r.cmp.close()
 		}
 	}()
+	const nbuf = 4
+	free := make(chan *trialChunk, nbuf)
+	for range nbuf {
+		free <- &trialChunk{b: make([]byte, 256<<10)}
+	}
 	for _, c := range cands {
 		bl, err := open()
 		if err != nil {
@@ -524,59 +551,53 @@ func trial(ctx context.Context, open func() (io.ReadCloser, error), format strin
 			cmp.close()
 			continue
 		}
-		runs = append(runs, &run{c, cmp, w})
+		r := &trialRun{r: c, cmp: cmp, w: w, in: make(chan *trialChunk, nbuf), done: make(chan struct{})}
+		runs = append(runs, r)
+		go r.loop(free)
 	}
-	buf := make([]byte, 256<<10)
 	var done int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		n, rerr := plain.Read(buf)
+		c := <-free
+		n, rerr := plain.Read(c.b)
 		if n > 0 {
 			done += int64(n)
-			alive := runs[:0]
-			var (
-				wg       sync.WaitGroup
-				mu       sync.Mutex
-				panicked error
-			)
+			var alive []*trialRun
 			for _, r := range runs {
-				wg.Add(1)
-				go func(r *run) {
-					defer wg.Done()
-					var err error
-					defer func() {
-						if err != nil {
-							mu.Lock()
-							panicked = err
-							mu.Unlock()
-						}
-					}()
-					defer fault.Recover(&err)
-					r.w.Write(buf[:n])
-				}(r)
-			}
-			wg.Wait()
-			if panicked != nil {
-				return nil, panicked
-			}
-			for _, r := range runs {
-				if !r.cmp.bad {
-					alive = append(alive, r)
-				} else {
-					r.cmp.close()
+				if r.closed {
+					continue
 				}
+				if r.dead.Load() {
+					close(r.in)
+					r.closed = true
+					continue
+				}
+				alive = append(alive, r)
 			}
-			runs = alive
-			if len(runs) == 0 {
-				return nil, nil
+			if len(alive) == 0 {
+				free <- c
+				return trialPanic(runs)
 			}
+			c.n = n
+			c.refs.Store(int32(len(alive)))
+			for _, r := range alive {
+				r.in <- c
+			}
+		} else {
+			free <- c
 		}
 		if limit >= 0 && done >= limit {
+			stop()
+			if err := trialPanicErr(runs); err != nil {
+				return nil, err
+			}
 			var out []Recipe
 			for _, r := range runs {
-				out = append(out, r.r)
+				if !r.cmp.bad.Load() {
+					out = append(out, r.r)
+				}
 			}
 			return out, nil
 		}
@@ -587,9 +608,17 @@ func trial(ctx context.Context, open func() (io.ReadCloser, error), format strin
 			return nil, fault.Errorf(fault.Integrity, "recompress: decompressing: %w", rerr)
 		}
 	}
+	stop()
+	if err := trialPanicErr(runs); err != nil {
+		return nil, err
+	}
 	var out []Recipe
 	for _, r := range runs {
-		if err := r.w.Close(); err != nil || r.cmp.bad {
+		if r.cmp.bad.Load() {
+			continue
+		}
+		r.wClosed = true
+		if err := r.w.Close(); err != nil || r.cmp.bad.Load() {
 			continue
 		}
 		// The blob must end exactly where the output ends.
@@ -604,27 +633,100 @@ func trial(ctx context.Context, open func() (io.ReadCloser, error), format strin
 	return out, nil
 }
 
+// trialChunk is decompressed data shared by the candidates of a trial;
+// the last one to have compressed it gives it back.
+type trialChunk struct {
+	b    []byte
+	n    int
+	refs atomic.Int32
+}
+
+// trialRun is one candidate of a trial and its goroutine.
+type trialRun struct {
+	r      Recipe
+	cmp    *comparer
+	w      io.WriteCloser
+	in     chan *trialChunk
+	done   chan struct{}
+	dead   atomic.Bool // set by loop: diverged (or panicked)
+	err    error       // a panic, as an error
+	closed bool        // in is closed (the decompressing side's)
+	// wClosed: w was closed at the end of the trial.
+	wClosed bool
+}
+
+func (r *trialRun) loop(free chan<- *trialChunk) {
+	defer close(r.done)
+	for c := range r.in {
+		if !r.dead.Load() {
+			r.write(c.b[:c.n])
+		}
+		if c.refs.Add(-1) == 0 {
+			free <- c
+		}
+	}
+}
+
+func (r *trialRun) write(p []byte) {
+	defer func() {
+		if r.err != nil {
+			r.dead.Store(true)
+		}
+	}()
+	defer fault.Recover(&r.err)
+	r.w.Write(p)
+	if r.cmp.bad.Load() {
+		r.dead.Store(true)
+	}
+}
+
+// trialPanicErr is the first candidate panic of a finished trial.
+func trialPanicErr(runs []*trialRun) error {
+	for _, r := range runs {
+		if r.err != nil {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// trialPanic ends a trial every candidate left: no survivor, or the
+// panic one of them met.
+func trialPanic(runs []*trialRun) ([]Recipe, error) {
+	for _, r := range runs {
+		<-r.done
+	}
+	return nil, trialPanicErr(runs)
+}
+
 // comparer checks compressor output against the blob as it is written.
 type comparer struct {
 	blob   *bufio.Reader
 	closer io.Closer
-	bad    bool
+	bad    atomic.Bool // written by the compressor (pgzip: from its goroutines)
 	buf    []byte
 }
 
 func (c *comparer) Write(p []byte) (int, error) {
-	if c.bad {
-		return len(p), nil
+	if c.bad.Load() {
+		return 0, errDiverged
 	}
 	if cap(c.buf) < len(p) {
 		c.buf = make([]byte, len(p))
 	}
 	b := c.buf[:len(p)]
 	if _, err := io.ReadFull(c.blob, b); err != nil || !bytes.Equal(b, p) {
-		c.bad = true
+		c.bad.Store(true)
+		// Failing the write stops the compressor: the rest of its
+		// input would be compressed for nothing.
+		return 0, errDiverged
 	}
 	return len(p), nil
 }
+
+// errDiverged fails a candidate's writes once its output differs from
+// the blob.
+var errDiverged = errors.New("recompress: output differs from the blob")
 
 func (c *comparer) close() {
 	if c.closer != nil {

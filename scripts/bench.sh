@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the benchmark driver over the corpus (built by scripts/corpus.sh):
+# Runs the benchmark driver over the corpus (built by scripts/corpus.sh;
+# export and import are timed with --jobs 1 and 2 side by side, 4 too on
+# a machine with 4 CPUs or more; BENCH_JOBS=1,2,8 chooses):
 # table on stdout, JSON in bench-out/results.json. Then the Go benchmarks of
 # the codec packages. Exits non-zero when a target (byte-identical rebuild,
 # size at most 0.9x the smaller of the zstd and bsdiff references, 0.8x on
@@ -8,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS_DIR=${CORPUS_DIR:-$PWD/.cache/corpus}
-go run ./scripts/bench -corpus "$CORPUS_DIR" -bin "${BIN:-bin/diffah}" -json bench-out/results.json ${BENCH_ONLY:+-only "$BENCH_ONLY"}
+go run ./scripts/bench -corpus "$CORPUS_DIR" -bin "${BIN:-bin/diffah}" -json bench-out/results.json ${BENCH_ONLY:+-only "$BENCH_ONLY"} ${BENCH_JOBS:+-jobs "$BENCH_JOBS"}
 # diffah diff against GNU diff on the same real images.
 DIFFAH_CORPUS="$CORPUS_DIR" go test -count=1 -run '^TestCorpusDiff$' -v ./cmd/diffah 2>&1 | grep -E '^(---|ok|FAIL|PASS)|files differ' | tee bench-out/corpus-diff.txt
 if [ "${BENCH_GO:-1}" = 1 ]; then

@@ -19,6 +19,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/ctxio"
+	"github.com/diffah/diffah/internal/membudget"
 )
 
 // EncodeOptions tune Encode.
@@ -39,6 +40,14 @@ type EncodeOptions struct {
 	// FileCosts fills Stats.Costs: what each file of the new tar costs
 	// in the patch. It costs a record per file.
 	FileCosts bool
+	// Workers, when set, is a memory budget shared with other encoders
+	// running beside this one (pack computes a layer's floor at the same
+	// time): while it compresses, a worker holds as many bytes of it as
+	// its dictionary and data have (all of it when that is more), so
+	// together they keep the cores busy without holding more encoders'
+	// memory than the budget allows, whatever Jobs says. The output does
+	// not depend on it.
+	Workers *membudget.Budget
 }
 
 // Stats describe an encoding.
@@ -668,8 +677,13 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		t := &task{done: make(chan struct{}), kind: statLit, in: n}
 		emit(t)
 		chunk, pre := buf, pre
+		weight := n + int64(len(pre))
+		for _, r := range ranges {
+			weight += r.size
+		}
 		work <- func() {
 			defer close(t.done)
+			defer o.Workers.Take(weight)()
 			defer fault.Recover(&t.err)
 			if len(ranges) == 0 {
 				t.buf.Write(litOp(chunk))

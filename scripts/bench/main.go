@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -62,6 +63,27 @@ type Result struct {
 	PackRSSMiB    float64 `json:"packPeakRSSMiB"`
 	ResolveRSSMiB float64 `json:"resolvePeakRSSMiB"`
 	ByteIdentical bool    `json:"byteIdentical"`
+	// Runs are export and import timed with each -jobs value, in the same
+	// run (so ratios between them hold on a loaded machine too).
+	Runs []JobsRun `json:"jobsRuns"`
+	// ExportRatio and ImportRatio are the wall time with the second -jobs
+	// value over the first (jobs 2 / jobs 1 by default).
+	ExportRatio float64 `json:"exportJobsRatio"`
+	ImportRatio float64 `json:"importJobsRatio"`
+	// SameAcrossJobs: every -jobs value wrote the same archive bytes.
+	SameAcrossJobs bool `json:"sameArchiveAcrossJobs"`
+}
+
+// JobsRun is one export and one import with --jobs Jobs: wall seconds,
+// CPU seconds (user+sys) and peak RSS.
+type JobsRun struct {
+	Jobs          int     `json:"jobs"`
+	ExportSecs    float64 `json:"exportSeconds"`
+	ExportCPUSecs float64 `json:"exportCPUSeconds"`
+	ExportRSSMiB  float64 `json:"exportPeakRSSMiB"`
+	ImportSecs    float64 `json:"importSeconds"`
+	ImportCPUSecs float64 `json:"importCPUSeconds"`
+	ImportRSSMiB  float64 `json:"importPeakRSSMiB"`
 }
 
 func main() {
@@ -69,6 +91,7 @@ func main() {
 	bin := flag.String("bin", "bin/diffah", "diffah binary")
 	out := flag.String("json", "bench-out/results.json", "where to write JSON results")
 	only := flag.String("only", "", "comma-separated pair names to run (default all)")
+	jobsFlag := flag.String("jobs", "", "comma-separated --jobs values export and import are timed with, side by side (default 1,2, and 4 on a machine with 4 or more CPUs); the last one's figures fill the main table")
 	maxRatio := flag.Float64("max-ratio", 0.90, "target: diffah's changed-layer bytes at most this times the smaller of the zstd and bsdiff references, on every pair")
 	maxRatioBin := flag.Float64("max-ratio-binary", 0.80, "target: the same ratio on the binary-heavy pairs (-binary-pairs)")
 	binPairs := flag.String("binary-pairs", "app-rebuild,large", "comma-separated names of the binary-heavy pairs")
@@ -85,6 +108,10 @@ func main() {
 	if *bsFile != "" {
 		bsRefs.load(*bsFile)
 	}
+	jobsList, err := parseJobs(*jobsFlag)
+	if err != nil {
+		log.Fatal(err)
+	}
 	pairs, err := loadPairs(filepath.Join(*corpus, "pairs.json"))
 	if err != nil {
 		log.Fatal(err)
@@ -95,13 +122,14 @@ func main() {
 			continue
 		}
 		log.Printf("pair %s", p.Name)
-		r, err := measure(*bin, p)
+		r, err := measure(*bin, p, jobsList)
 		if err != nil {
 			log.Fatalf("pair %s: %v", p.Name, err)
 		}
 		results = append(results, r)
 	}
 	printTable(os.Stdout, results)
+	printJobs(os.Stdout, results)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		log.Fatal(err)
 	}
@@ -132,6 +160,7 @@ func checkTargets(w io.Writer, rs []Result, maxRatio, maxRatioBin float64, binPa
 	}
 	for _, r := range rs {
 		verdict(r.Pair, "byte-identical rebuild", r.ByteIdentical, "manifest digest of the rebuilt image")
+		verdict(r.Pair, "same archive for every --jobs", r.SameAcrossJobs, "sha256 of the archive")
 		if r.RatioVsBest > 0 {
 			lim := maxRatio
 			if contains(binPairs, r.Pair) {
@@ -225,7 +254,7 @@ func blob(dir, d string) string {
 	return filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
 }
 
-func measure(bin string, p Pair) (Result, error) {
+func measure(bin string, p Pair, jobsList []int) (Result, error) {
 	r := Result{Pair: p.Name}
 	work, err := os.MkdirTemp("", "diffah-bench-")
 	if err != nil {
@@ -313,10 +342,38 @@ func measure(bin string, p Pair) (Result, error) {
 	}
 	r.LayerDelta = fileSize(layerDelta)
 
+	// Export and import with each --jobs value; the last run's archive
+	// and image are the ones checked and reported in the main table.
 	delta := filepath.Join(work, "diffah.dlt")
-	packStat, err := timed(bin, "export", "--target", "oci:"+p.New, "--baseline", "oci:"+p.Old, "--name", "img", "-o", delta)
-	if err != nil {
-		return r, err
+	out := filepath.Join(work, "out")
+	var packStat, resStat runStat
+	var firstSum string
+	r.SameAcrossJobs = true
+	for _, jobs := range jobsList {
+		os.Remove(delta)
+		os.RemoveAll(out)
+		j := strconv.Itoa(jobs)
+		if packStat, err = timed(bin, "export", "--jobs", j, "--target", "oci:"+p.New, "--baseline", "oci:"+p.Old, "--name", "img", "-o", delta); err != nil {
+			return r, err
+		}
+		sum, err := fileSHA(delta)
+		if err != nil {
+			return r, err
+		}
+		if firstSum == "" {
+			firstSum = sum
+		} else if sum != firstSum {
+			r.SameAcrossJobs = false
+		}
+		if resStat, err = timed(bin, "import", "--jobs", j, "--baseline", "oci:"+p.Old, "-o", "oci:"+out+":img", delta); err != nil {
+			return r, err
+		}
+		r.Runs = append(r.Runs, JobsRun{Jobs: jobs, ExportSecs: packStat.secs, ExportCPUSecs: packStat.cpuSecs, ExportRSSMiB: packStat.rssMiB,
+			ImportSecs: resStat.secs, ImportCPUSecs: resStat.cpuSecs, ImportRSSMiB: resStat.rssMiB})
+	}
+	if len(r.Runs) >= 2 && r.Runs[0].ExportSecs > 0 && r.Runs[0].ImportSecs > 0 {
+		r.ExportRatio = r.Runs[1].ExportSecs / r.Runs[0].ExportSecs
+		r.ImportRatio = r.Runs[1].ImportSecs / r.Runs[0].ImportSecs
 	}
 	r.DiffahDelta = fileSize(delta)
 	r.PackRSSMiB = packStat.rssMiB
@@ -345,11 +402,6 @@ func measure(bin string, p Pair) (Result, error) {
 		}
 	}
 
-	out := filepath.Join(work, "out")
-	resStat, err := timed(bin, "import", "--baseline", "oci:"+p.Old, "-o", "oci:"+out+":img", delta)
-	if err != nil {
-		return r, err
-	}
 	r.ResolveRSSMiB = resStat.rssMiB
 	if resStat.secs > 0 {
 		r.ResolveMBps = float64(r.ChangedUncompressed) / 1e6 / resStat.secs
@@ -496,11 +548,15 @@ func countOutput(name string, args ...string) (int64, error) {
 }
 
 type runStat struct {
-	secs   float64
-	rssMiB float64
+	secs    float64
+	cpuSecs float64 // user + system
+	rssMiB  float64
 }
 
-var rssRE = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
+var (
+	rssRE = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
+	cpuRE = regexp.MustCompile(`(?:User|System) time \(seconds\): ([0-9.]+)`)
+)
 
 // timed runs diffah under /usr/bin/time -v for wall time and peak RSS.
 func timed(bin string, args ...string) (runStat, error) {
@@ -517,7 +573,62 @@ func timed(bin string, args ...string) (runStat, error) {
 		kb, _ := strconv.ParseFloat(m[1], 64)
 		st.rssMiB = kb / 1024
 	}
+	for _, m := range cpuRE.FindAllStringSubmatch(errb.String(), -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		st.cpuSecs += v
+	}
 	return st, nil
+}
+
+// parseJobs reads -jobs: "" is 1,2 (and 4 where the machine has 4 CPUs
+// or more).
+func parseJobs(s string) ([]int, error) {
+	if s == "" {
+		if runtime.NumCPU() >= 4 {
+			return []int{1, 2, 4}, nil
+		}
+		return []int{1, 2}, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-jobs %q: want positive integers separated by commas", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func fileSHA(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// printJobs prints, per pair, export and import at each --jobs side by
+// side: wall seconds, CPU seconds (user+sys; CPU/wall is how many cores
+// were busy), and the wall-time ratio of the second value over the first.
+func printJobs(w io.Writer, rs []Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "pair\tjobs\texport s\texport cpu s\texport RSS MiB\timport s\timport cpu s\timport RSS MiB\t\n")
+	for _, r := range rs {
+		for _, j := range r.Runs {
+			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.0f\t%.2f\t%.2f\t%.0f\t\n", r.Pair, j.Jobs, j.ExportSecs, j.ExportCPUSecs, j.ExportRSSMiB, j.ImportSecs, j.ImportCPUSecs, j.ImportRSSMiB)
+		}
+		if len(r.Runs) >= 2 {
+			fmt.Fprintf(tw, "%s\tjobs %d / jobs %d\t%.2fx\t\t\t%.2fx\t\t\t\n", r.Pair, r.Runs[1].Jobs, r.Runs[0].Jobs, r.ExportRatio, r.ImportRatio)
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "(%d CPUs here; cpu s / s is how many cores were busy; timings compare only within one run)\n", runtime.NumCPU())
 }
 
 func mb(n int64) string { return fmt.Sprintf("%.2f", float64(n)/1e6) }
