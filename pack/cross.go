@@ -45,20 +45,7 @@ type holder struct {
 // crossImage returns copies of plans with the cross-image decisions
 // made; the caller's plans are left as they were.
 func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*imgref.Image) ([]*plan.Plan, error) {
-	out := make([]*plan.Plan, len(plans))
-	for i, p := range plans {
-		cp := *p
-		cp.Blobs = make([]plan.Blob, len(p.Blobs))
-		for j, b := range p.Blobs {
-			if b.Patch != nil {
-				pc := *b.Patch
-				pc.Sources = append([]sidecar.Source(nil), b.Patch.Sources...)
-				b.Patch = &pc
-			}
-			cp.Blobs[j] = b
-		}
-		out[i] = &cp
-	}
+	out := copyPlans(plans)
 	// What each baseline holds; the first image in bundle order wins, so
 	// the result does not depend on map order.
 	held := map[digest.Digest]holder{}
@@ -106,6 +93,25 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 		p.Sum()
 	}
 	return out, nil
+}
+
+// copyPlans copies plans deep enough for pack to change their decisions.
+func copyPlans(plans []*plan.Plan) []*plan.Plan {
+	out := make([]*plan.Plan, len(plans))
+	for i, p := range plans {
+		cp := *p
+		cp.Blobs = make([]plan.Blob, len(p.Blobs))
+		for j, b := range p.Blobs {
+			if b.Patch != nil {
+				pc := *b.Patch
+				pc.Sources = append([]sidecar.Source(nil), b.Patch.Sources...)
+				b.Patch = &pc
+			}
+			cp.Blobs[j] = b
+		}
+		out[i] = &cp
+	}
+	return out
 }
 
 // crossPatch plans a patch for a shipped layer of out[i] from the layers
@@ -171,18 +177,14 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 	if len(chosen) == 0 {
 		return nil
 	}
-	rec, err := recompress.Detect(ctx, l.Compressed, recompress.DetectOptions{})
+	enc, rec, err := detectRecipe(ctx, l)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+		return err
+	}
+	if enc == nil {
 		b.Reason += "; no patch from the other images' baselines: its compressed blob cannot be reproduced"
 		b.ReasonCode = sidecar.ReasonNotReproducible
 		return nil
-	}
-	enc, err := json.Marshal(rec)
-	if err != nil {
-		return fault.Wrap(fault.Internal, err)
 	}
 	b.Action = sidecar.Patch
 	b.Patch = &plan.Patch{Codec: tarpatch.Codec, Sources: chosen, Recipe: enc}
@@ -191,6 +193,21 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 		len(chosen), strings.Join(quoteAll(from), ", "), rec)
 	st.o.Log.Info("cross-image patch planned", "image", p.Name, "layer", b.Digest, "sources", len(chosen), "from", from)
 	return nil
+}
+
+// detectRecipe finds the recipe that reproduces a target layer's blob,
+// for a layer planned to ship that pack patches instead; nil when none
+// does.
+func detectRecipe(ctx context.Context, l v1.Layer) ([]byte, recompress.Recipe, error) {
+	rec, err := recompress.Detect(ctx, l.Compressed, recompress.DetectOptions{})
+	if err != nil {
+		return nil, rec, ctx.Err()
+	}
+	enc, err := json.Marshal(rec)
+	if err != nil {
+		return nil, rec, fault.Wrap(fault.Internal, err)
+	}
+	return enc, rec, nil
 }
 
 // sourceFile spools a baseline layer of the named image of the bundle.
@@ -314,7 +331,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 
 func crossSources(srcs []sidecar.Source) bool {
 	for _, s := range srcs {
-		if s.Image != "" {
+		if s.Image != "" || s.Target != "" {
 			return true
 		}
 	}

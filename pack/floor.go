@@ -26,6 +26,10 @@ func checkCodec(p *plan.Plan, b plan.Blob) error {
 	switch b.Patch.Codec {
 	case tarpatch.Codec, blobpatch.Codec:
 		return nil
+	case tarpatch.CodecBundle:
+		// Only pack itself chooses target-layer sources (fleet.go); a
+		// plan naming this codec was refused by plan.Check before.
+		return nil
 	}
 	return fault.WithHint(fault.Errorf(fault.Usage, "pack: plan %q layer %s asks for patch codec %q; this diffah knows %q and %q",
 		p.Name, b.Digest, b.Patch.Codec, tarpatch.Codec, blobpatch.Codec), fault.Usage, "run `diffah plan` with this diffah, or pack with the diffah that made the plan")
@@ -88,6 +92,11 @@ func (st *state) floorSource(ctx context.Context, plans []*plan.Plan, p *plan.Pl
 // withFloor computes the floor beside a tar patch already made and keeps
 // the smaller of the two; stat describes the one kept.
 func (st *state) withFloor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, tp *payload, stat PatchStat) (*payload, PatchStat, error) {
+	if b.Patch.Sources[0].Target != "" {
+		// No baseline layer to patch the compressed bytes against: the
+		// tar patch travels when it is smaller than the blob.
+		return tp, stat, nil
+	}
 	fl, err := st.floor(ctx, plans, p, target, b)
 	if err != nil {
 		tp.file.Close()

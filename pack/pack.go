@@ -161,6 +161,14 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 			return nil, err
 		}
 	}
+	if !o.Independent {
+		if len(plans) == 1 {
+			plans = copyPlans(plans)
+		}
+		if err := st.targetSources(ctx, plans, targets); err != nil {
+			return nil, err
+		}
+	}
 	rep := &Report{}
 	payloads, err := st.patches(ctx, plans, targets, rep)
 	if err != nil {
@@ -256,6 +264,9 @@ type state struct {
 	cache  *spool.Cache
 	mu     sync.Mutex
 	images map[string]*source
+	// prints holds the tarpatch prints of baseline sources, by diffID
+	// (fleet.go).
+	prints map[digest.Digest]*tarpatch.Print
 }
 
 func (st *state) open(ctx context.Context, ref, platform string) (*imgref.Image, error) {
@@ -428,7 +439,13 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		if image == "" {
 			image = p.Name
 		}
-		f, err := st.sourceFile(ctx, plans, image, s, p.Target.Platform)
+		var f *spool.File
+		var err error
+		if s.Target != "" {
+			f, err = st.targetFile(ctx, plans, s)
+		} else {
+			f, err = st.sourceFile(ctx, plans, image, s, p.Target.Platform)
+		}
 		if err != nil {
 			return nil, stat, err
 		}

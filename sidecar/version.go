@@ -21,7 +21,19 @@ const (
 	// whose uncompressedSize is that form's size). A 1.1 reader refuses such a layer by its codec,
 	// naming it.
 	MinorBlobPatch = 2
+	// MinorFleet (1.3) adds patch sources that are layers of the archive
+	// itself (Source.Target): in a bundle a layer may be patched against a
+	// layer another image (or an earlier layer of the same image) ships or
+	// patches first. Such a patch has codec BundleTarCodec, a diffah-tar/2
+	// payload whose sources may be target layers, so a 1.2 reader refuses
+	// it by its codec, naming it, before writing anything, instead of
+	// looking for those layers in a baseline.
+	MinorFleet = 3
 )
+
+// BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/2 patch some of
+// whose sources are target layers (since 1.3).
+const BundleTarCodec = "diffah-tar-bundle/2"
 
 // BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
 // codecs, so it names it here).
@@ -38,15 +50,19 @@ const (
 const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
-// sidecar: 1.2 when a blob carries what 1.2 added (a reused layer's
-// recipe, a patch codec other than diffah-tar/1), else 1.1, so archives
-// that need nothing new stay readable by older readers.
+// sidecar: 1.3 when a patch reads a target layer, 1.2 when a blob carries
+// what 1.2 added (a reused layer's recipe, a patch codec other than
+// diffah-tar/1), else 1.1, so archives that need nothing new stay
+// readable by older readers.
 func (s *Sidecar) SetVersion() {
 	minor := minorBase
 	for _, im := range s.Images {
 		for _, b := range im.Blobs {
 			if (b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
-				minor = MinorBlobPatch
+				minor = max(minor, MinorBlobPatch)
+			}
+			if b.Patch != nil && b.Patch.Codec == BundleTarCodec {
+				minor = MinorFleet
 			}
 		}
 	}

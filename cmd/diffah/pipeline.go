@@ -150,7 +150,7 @@ type PackCmd struct {
 	Jobs     int      `help:"Parallel workers (default: number of CPUs)." placeholder:"N"`
 	// Independent is for sites that may not hold every baseline of a
 	// bundle at resolve time.
-	Independent bool `help:"In a bundle, keep each image to its own baseline (by default an image reuses and patches from the other images' baselines too, and then needs them at resolve)."`
+	Independent bool `help:"Keep each image to its own baseline (by default an image of a bundle reuses and patches from the other images' baselines too, and a layer may be patched against layers the archive rebuilds before it; the image then needs those baselines and images at resolve)."`
 	RegistryFlags
 	LockFlags
 }
@@ -171,7 +171,14 @@ Examples:
 In a bundle, a blob one image would ship that another image's baseline holds
 is reused from that baseline, and a layer may be patched against the other
 baselines' layers; inspect shows which (the "from" column). Such an image
-then needs those baselines at resolve time; --independent avoids that.` + commonExamples("pack", true)
+then needs those baselines at resolve time; --independent avoids that.
+A layer may also be patched against a layer the archive rebuilds before it
+(another image's new layer, or an earlier one of the same image), so a
+binary that 50 services share travels once; inspect marks such a source
+"new layer of IMAGE", and that image must resolve too. --independent turns
+this off as well: every image then resolves alone, as in:
+  { diffah plan --name a --target oci:./a-v2 --baseline oci:./a-v1
+    diffah plan --name b --target oci:./b-v2 --baseline oci:./b-v1; } | diffah pack --independent -o bundle.dlt` + commonExamples("pack", true)
 }
 
 // Run packs.
