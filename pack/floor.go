@@ -89,12 +89,22 @@ func (st *state) floorSource(ctx context.Context, plans []*plan.Plan, p *plan.Pl
 	return s, src, nil
 }
 
+// floorSkip: a tar patch at most 1/floorSkip of its blob is kept
+// without computing the floor.
+const floorSkip = 256
+
 // withFloor computes the floor beside a tar patch already made and keeps
 // the smaller of the two; stat describes the one kept.
 func (st *state) withFloor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, tp *payload, stat PatchStat) (*payload, PatchStat, error) {
 	if b.Patch.Sources[0].Target != "" {
 		// No baseline layer to patch the compressed bytes against: the
 		// tar patch travels when it is smaller than the blob.
+		return tp, stat, nil
+	}
+	if tp.size <= b.Size/floorSkip {
+		// The floor could save at most this little, and costs a zstd
+		// pass at a high level over the whole blob: in a fleet, where
+		// most patches are a few bytes, it was most of pack's time.
 		return tp, stat, nil
 	}
 	fl, err := st.floor(ctx, plans, p, target, b)
