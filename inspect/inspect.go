@@ -129,8 +129,7 @@ func (t *Totals) finish() {
 // until pack computes it; the full blob size stands in (an upper bound).
 func FromPlans(plans []*plan.Plan) *Doc {
 	d := &Doc{Source: "plan"}
-	shipped := map[digest.Digest]bool{}
-	nonRepro := map[digest.Digest]bool{}
+	var images []imageView
 	for _, p := range plans {
 		d.Version = p.Version
 		im := Image{Name: p.Name, Platform: p.Target.Platform, TargetRef: p.Target.Ref, TargetManifest: p.Target.Manifest.Digest}
@@ -140,38 +139,18 @@ func FromPlans(plans []*plan.Plan) *Doc {
 				im.BaselineRef = p.Baseline.ManifestFile
 			}
 		}
+		v := imageView{head: im}
 		for _, b := range p.Blobs {
-			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID, From: b.From}
-			switch b.Action {
-			case sidecar.Reuse:
-				row.Kind = KindReused
-			case sidecar.Patch:
-				row.Kind, row.ShippedSize, row.Codec = KindPatch, b.Size, b.Patch.Codec
-				row.addSources(b.Patch.Sources)
-			default:
-				row.Kind, row.ShippedSize = KindFull, b.Size
-				if sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible {
-					nonRepro[b.Digest] = true
-				}
+			bv := blobView{Blob: b}
+			if b.Action != sidecar.Reuse {
+				bv.travels, bv.cost = b.Digest.String(), b.Size
 			}
-			if row.Kind != KindReused {
-				if shipped[b.Digest] {
-					row.Shared, row.ShippedSize = true, 0
-				}
-				shipped[b.Digest] = true
-			}
-			if row.TargetSize > 0 {
-				row.Ratio = float64(row.ShippedSize) / float64(row.TargetSize)
-			}
-			im.Blobs = append(im.Blobs, row)
-			im.Totals.add(row)
-			d.Totals.add(row)
+			bv.nonRepro = b.Action == sidecar.Ship && sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible
+			v.blobs = append(v.blobs, bv)
 		}
-		im.Totals.finish()
-		d.Images = append(d.Images, im)
+		images = append(images, v)
 	}
-	d.Totals.finish()
-	d.analyze(nonRepro)
+	d.describe(images)
 	return d
 }
 
@@ -182,34 +161,78 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 	for _, e := range sc.Entries {
 		sizes[e.Name] = e.Size
 	}
-	counted := map[string]bool{}
-	nonRepro := map[digest.Digest]bool{}
+	var images []imageView
 	for _, si := range sc.Images {
 		im := Image{Name: si.Name, Platform: si.Target.Platform, TargetRef: si.Target.Ref, TargetManifest: si.Target.Manifest.Digest}
 		if si.Baseline != nil {
 			im.BaselineRef, im.BaselineManifest = si.Baseline.Ref, si.Baseline.ManifestDigest
 		}
+		v := imageView{head: im}
 		for _, b := range si.Blobs {
-			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID, From: b.From}
-			if sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible {
-				nonRepro[b.Digest] = true
+			var spec *sidecar.PatchSpec
+			bv := blobView{travels: b.Entry}
+			if b.Patch != nil {
+				spec, bv.travels = &b.Patch.PatchSpec, b.Patch.Entry
 			}
-			entry := ""
+			if b.Action == sidecar.Reuse {
+				bv.travels = ""
+			}
+			bv.Blob = plan.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Decision: sidecar.WithPatch(b.Decision, spec)}
+			bv.cost = sizes[bv.travels]
+			bv.nonRepro = sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible
+			v.blobs = append(v.blobs, bv)
+		}
+		images = append(images, v)
+	}
+	d.describe(images)
+	return d
+}
+
+// imageView is an image of a plan or an archive as describe reads it.
+type imageView struct {
+	head  Image
+	blobs []blobView
+}
+
+// blobView is a blob of a plan or an archive: its decision (an archive's
+// patch as a plan names it), what travels for it (a plan's blob digest
+// or an archive's entry; "" for nothing) and what that costs.
+type blobView struct {
+	plan.Blob
+	travels string
+	cost    int64
+	// nonRepro: the blob's compressed bytes cannot be reproduced.
+	nonRepro bool
+}
+
+// describe fills the document from the images of a plan or an archive:
+// the one loop over both.
+func (d *Doc) describe(images []imageView) {
+	counted := map[string]bool{}
+	nonRepro := map[digest.Digest]bool{}
+	for _, v := range images {
+		im := v.head
+		for _, b := range v.blobs {
+			row := Blob{Digest: b.Digest, Role: b.Role, TargetSize: b.Size, Reason: b.Reason, DiffID: b.DiffID, From: b.From}
 			switch b.Action {
 			case sidecar.Reuse:
 				row.Kind = KindReused
 			case sidecar.Patch:
-				row.Kind, entry, row.Codec = KindPatch, b.Patch.Entry, b.Patch.Codec
+				row.Kind, row.Codec = KindPatch, b.Patch.Codec
 				row.addSources(b.Patch.Sources)
 			default:
-				row.Kind, entry = KindFull, b.Entry
+				row.Kind = KindFull
 			}
-			if entry != "" {
-				if counted[entry] {
+			if b.nonRepro {
+				nonRepro[b.Digest] = true
+			}
+			// What travels once is counted in the first image only.
+			if b.travels != "" {
+				if counted[b.travels] {
 					row.Shared = true
 				} else {
-					counted[entry] = true
-					row.ShippedSize = sizes[entry]
+					counted[b.travels] = true
+					row.ShippedSize = b.cost
 				}
 			}
 			if row.TargetSize > 0 {
@@ -224,7 +247,6 @@ func FromSidecar(sc *sidecar.Sidecar, signed bool, keyID string, verified bool) 
 	}
 	d.Totals.finish()
 	d.analyze(nonRepro)
-	return d
 }
 
 // WritePlans prints a short text summary of plans (export --dry-run).

@@ -28,19 +28,19 @@ func bundle() *sidecar.Sidecar {
 	}
 	cfg := func(n string) sidecar.Blob {
 		return sidecar.Blob{Descriptor: sidecar.Descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: dg("c" + n), Size: 300},
-			Role: sidecar.RoleConfig, Action: sidecar.Ship, Entry: sidecar.BlobEntryName(dg("c" + n))}
+			Role: sidecar.RoleConfig, Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}, Entry: sidecar.BlobEntryName(dg("c" + n))}
 	}
 	base := sidecar.Blob{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("base"), Size: 3 << 20}, Role: sidecar.RoleLayer, DiffID: dg("ubase"),
-		Action: sidecar.Ship, Entry: sidecar.BlobEntryName(dg("base"))}
+		Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}, Entry: sidecar.BlobEntryName(dg("base"))}
 	patch := sidecar.Blob{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("app"), Size: 40 << 20}, Role: sidecar.RoleLayer, DiffID: dg("uapp"),
-		Action: sidecar.Patch, Patch: &sidecar.PatchRef{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`), Entry: sidecar.PatchEntryName(dg("p")), UncompressedSize: 90 << 20,
-			Sources: []sidecar.Source{{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("oldapp"), Size: 39 << 20}, DiffID: dg("uold")}}}}
-	reused := sidecar.Blob{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("libs"), Size: 7 << 20}, Role: sidecar.RoleLayer, DiffID: dg("ulibs"), Action: sidecar.Reuse}
+		Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Patch, Patch: &sidecar.PatchRef{PatchSpec: sidecar.PatchSpec{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`),
+			Sources: []sidecar.Source{{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("oldapp"), Size: 39 << 20}, DiffID: dg("uold")}}}, Entry: sidecar.PatchEntryName(dg("p")), UncompressedSize: 90 << 20}}}
+	reused := sidecar.Blob{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("libs"), Size: 7 << 20}, Role: sidecar.RoleLayer, DiffID: dg("ulibs"), Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Reuse}}
 	s := sidecar.New("diffah test")
 	for _, n := range []string{"a", "b"} {
 		im := sidecar.Image{Name: "svc-" + n, Target: sidecar.Target{Ref: "oci:./" + n + "-v2", Platform: "linux/amd64", Manifest: man(n)},
 			Baseline: &sidecar.Baseline{Ref: "oci:./" + n + "-v1", ManifestDigest: dg("bm" + n)},
-			Blobs:    []sidecar.Blob{{Descriptor: man(n), Role: sidecar.RoleManifest, Action: sidecar.Ship, Entry: sidecar.BlobEntryName(man(n).Digest)}, cfg(n), base, reused}}
+			Blobs:    []sidecar.Blob{{Descriptor: man(n), Role: sidecar.RoleManifest, Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}, Entry: sidecar.BlobEntryName(man(n).Digest)}, cfg(n), base, reused}}
 		if n == "a" {
 			im.Blobs = append(im.Blobs, patch)
 		}

@@ -22,15 +22,15 @@ func TestEveryWasteWarning(t *testing.T) {
 	// Image b patches the layer image a ships whole: it travels twice.
 	base := a.Blobs[2]
 	pe := sidecar.PatchEntryName(dg("p-base"))
-	b.Blobs[2] = sidecar.Blob{Descriptor: base.Descriptor, Role: sidecar.RoleLayer, DiffID: base.DiffID, Action: sidecar.Patch,
-		Patch: &sidecar.PatchRef{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`), Entry: pe, UncompressedSize: 9 << 20,
-			Sources: []sidecar.Source{{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("oldbase"), Size: 3 << 20}, DiffID: dg("uoldbase")}}}}
+	b.Blobs[2] = sidecar.Blob{Descriptor: base.Descriptor, Role: sidecar.RoleLayer, DiffID: base.DiffID, Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Patch,
+		Patch: &sidecar.PatchRef{PatchSpec: sidecar.PatchSpec{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`),
+			Sources: []sidecar.Source{{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: dg("oldbase"), Size: 3 << 20}, DiffID: dg("uoldbase")}}}, Entry: pe, UncompressedSize: 9 << 20}}}
 	s.Entries = append(s.Entries, sidecar.Entry{Name: pe, Size: 1 << 20, Digest: dg("p-base")})
 
 	// Image b also ships a zstd copy of a's app layer content (same diffID).
 	zd := dg("app-zstd")
 	b.Blobs = append(b.Blobs, sidecar.Blob{Descriptor: sidecar.Descriptor{MediaType: lt + "+zstd", Digest: zd, Size: 35 << 20}, Role: sidecar.RoleLayer,
-		DiffID: dg("uapp"), Action: sidecar.Ship, Entry: sidecar.BlobEntryName(zd)})
+		DiffID: dg("uapp"), Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}, Entry: sidecar.BlobEntryName(zd)})
 	s.Entries = append(s.Entries, sidecar.Entry{Name: sidecar.BlobEntryName(zd), Size: 35 << 20, Digest: zd})
 
 	// Image c: its only layer cannot be recompressed, and its baseline
@@ -40,9 +40,9 @@ func TestEveryWasteWarning(t *testing.T) {
 	s.Images = append(s.Images, sidecar.Image{Name: "svc-c", Target: sidecar.Target{Ref: "oci:./c-v2", Manifest: cm},
 		Baseline: &sidecar.Baseline{Ref: "oci:./wrong", ManifestDigest: dg("bmc")},
 		Blobs: []sidecar.Blob{
-			{Descriptor: cm, Role: sidecar.RoleManifest, Action: sidecar.Ship, Entry: sidecar.BlobEntryName(cm.Digest)},
-			{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: nd, Size: 512 << 10}, Role: sidecar.RoleLayer, DiffID: dg("ucli"), Action: sidecar.Ship,
-				Entry: sidecar.BlobEntryName(nd), Reason: "not in the baseline; ships whole: its compressed blob cannot be reproduced (no candidate matches)"},
+			{Descriptor: cm, Role: sidecar.RoleManifest, Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}, Entry: sidecar.BlobEntryName(cm.Digest)},
+			{Descriptor: sidecar.Descriptor{MediaType: lt, Digest: nd, Size: 512 << 10}, Role: sidecar.RoleLayer, DiffID: dg("ucli"), Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship,
+				Reason: "not in the baseline; ships whole: its compressed blob cannot be reproduced (no candidate matches)"}, Entry: sidecar.BlobEntryName(nd)},
 		}})
 	s.Entries = append(s.Entries, sidecar.Entry{Name: sidecar.BlobEntryName(cm.Digest), Size: 400, Digest: cm.Digest},
 		sidecar.Entry{Name: sidecar.BlobEntryName(nd), Size: 512 << 10, Digest: nd})

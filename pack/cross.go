@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -67,13 +66,11 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 			b := &p.Blobs[j]
 			// Reuse beats any patch: a planned patch gives way too.
 			if h, ok := held[b.Digest]; ok && b.Action != sidecar.Reuse && h.image != p.Name {
-				patch := b.Patch
-				b.Action, b.From, b.Patch = sidecar.Reuse, h.image, nil
-				b.Reason = fmt.Sprintf("present in the baseline of bundle image %q", h.image)
-				b.ReasonCode = sidecar.ReasonInBundleBaseline
-				if err := crossReuseRecipe(ctx, targets[i], b, patch); err != nil {
+				rec, reproducible, err := crossReuseRecipe(ctx, targets[i], *b)
+				if err != nil {
 					return nil, err
 				}
+				revise(b, reusedFrom(*b, h.image, rec, reproducible))
 			}
 		}
 	}
@@ -86,8 +83,12 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 			if b.Action != sidecar.Ship || b.DiffID == "" || !plan.Patchable(b.MediaType) || sidecar.LegacyReasonCode(b.ReasonCode, b.Reason) == sidecar.ReasonNotReproducible {
 				continue
 			}
-			if err := st.crossPatch(ctx, out, i, targets[i], b); err != nil {
+			d, err := st.crossPatch(ctx, out, i, targets[i], *b)
+			if err != nil {
 				return nil, err
+			}
+			if d != nil {
+				revise(b, *d)
 			}
 		}
 		p.Sum()
@@ -114,9 +115,11 @@ func copyPlans(plans []*plan.Plan) []*plan.Plan {
 	return out
 }
 
-// crossPatch plans a patch for a shipped layer of out[i] from the layers
-// of the other images' baselines that hold most of its files.
-func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target *imgref.Image, b *plan.Blob) error {
+// crossPatch plans a patch for a layer of out[i] from the layers of the
+// other images' baselines that hold most of its files: the decision
+// crossPatched, or notReproducible for a layer no recipe reproduces, or
+// nil when no layer holds enough.
+func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target *imgref.Image, b plan.Blob) (*plan.Decision, error) {
 	p := out[i]
 	var cands []holder
 	seen := map[digest.Digest]bool{}
@@ -133,28 +136,24 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 		}
 	}
 	if len(cands) == 0 {
-		return nil
+		return nil, nil
 	}
 	var srcs []tarpatch.Source
 	for _, c := range cands {
 		f, err := st.sourceFile(ctx, out, c.image, c.src, p.Target.Platform)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		srcs = append(srcs, f)
 	}
-	l, err := imgref.LayerByDigest(target, b.Digest)
+	l, rc, err := targetTar(p, target, b)
 	if err != nil {
-		return fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
-	}
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+		return nil, err
 	}
 	scores, err := tarpatch.Similarity(rc, srcs)
 	rc.Close()
 	if err != nil {
-		return fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
 	}
 	order := make([]int, len(cands))
 	for k := range order {
@@ -175,24 +174,19 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 		}
 	}
 	if len(chosen) == 0 {
-		return nil
+		return nil, nil
 	}
 	enc, rec, err := detectRecipe(ctx, l)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if enc == nil {
-		b.Reason += "; no patch from the other images' baselines: its compressed blob cannot be reproduced"
-		b.ReasonCode = sidecar.ReasonNotReproducible
-		return nil
+		d := notReproducible(b)
+		return &d, nil
 	}
-	b.Action = sidecar.Patch
-	b.Patch = &plan.Patch{Codec: tarpatch.Codec, Sources: chosen, Recipe: enc}
-	b.ReasonCode = sidecar.ReasonPatched
-	b.Reason = fmt.Sprintf("not in the baseline; patch from %d layer(s) of the baseline(s) of bundle image(s) %s, recompressed as %s",
-		len(chosen), strings.Join(quoteAll(from), ", "), rec)
+	d := crossPatched(b, &plan.Patch{Codec: tarpatch.Codec, Sources: chosen, Recipe: enc}, from, rec)
 	st.o.Log.Info("cross-image patch planned", "image", p.Name, "layer", b.Digest, "sources", len(chosen), "from", from)
-	return nil
+	return &d, nil
 }
 
 // detectRecipe finds the recipe that reproduces a target layer's blob,
@@ -271,14 +265,15 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 				continue
 			}
 			tried[b.Digest] = true
-			alt := b
-			alt.Action, alt.Patch = sidecar.Ship, nil
-			if err := st.crossPatch(ctx, plans, i, targets[i], &alt); err != nil {
+			d, err := st.crossPatch(ctx, plans, i, targets[i], b)
+			if err != nil {
 				return err
 			}
-			if alt.Action != sidecar.Patch {
+			if d == nil || d.Action != sidecar.Patch {
 				continue
 			}
+			alt := b
+			revise(&alt, ownPatchWas(*d, own))
 			pl, stat, err := st.patch(ctx, plans, p, targets[i], alt, st.o.Jobs)
 			if err != nil {
 				return err
@@ -289,7 +284,6 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 				continue
 			}
 			if own != nil {
-				alt.Reason = fmt.Sprintf("the patch from its own baseline was %d bytes; ", own.size) + alt.Reason
 				delete(ps.byDigest, own.digest)
 				own.file.Close()
 				for n := range rep.Patches {
@@ -297,8 +291,6 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 						old.Used = false
 					}
 				}
-			} else {
-				alt.Reason = "the patch from its own baseline was not smaller than the blob; " + alt.Reason
 			}
 			// Every image with this layer takes the new patch (payloads
 			// are per layer), each naming the sources from where it
@@ -308,16 +300,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 					if q.Blobs[k].Digest != b.Digest || q.Blobs[k].Action != sidecar.Patch {
 						continue
 					}
-					qa := alt
-					pc := *alt.Patch
-					pc.Sources = append([]sidecar.Source(nil), alt.Patch.Sources...)
-					for n := range pc.Sources {
-						if pc.Sources[n].Image == q.Name {
-							pc.Sources[n].Image = ""
-						}
-					}
-					qa.Patch = &pc
-					q.Blobs[k] = qa
+					revise(&q.Blobs[k], seenBy(alt.Decision, q.Name, q.Name))
 				}
 			}
 			ps.byDigest[pl.digest] = pl

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -199,7 +198,6 @@ func (st *state) chooseTargets(ctx context.Context, plans []*plan.Plan, targets 
 			from = append(from, q.Name)
 		}
 	}
-	what := fmt.Sprintf("patch from %d layer(s) this archive rebuilds first (of bundle image(s) %s)", len(srcs), strings.Join(quoteAll(from), ", "))
 	if b.Action == sidecar.Ship {
 		l, err := imgref.LayerByDigest(targets[nl.pi], b.Digest)
 		if err != nil {
@@ -210,18 +208,12 @@ func (st *state) chooseTargets(ctx context.Context, plans []*plan.Plan, targets 
 			return err
 		}
 		if enc == nil {
-			b.Reason += "; no " + what + ": its compressed blob cannot be reproduced"
-			b.ReasonCode = sidecar.ReasonNotReproducible
+			revise(b, notReproducibleFromTargets(*b, srcs, from))
 			return nil
 		}
-		b.Action, b.ReasonCode = sidecar.Patch, sidecar.ReasonPatched
-		b.Patch = &plan.Patch{Codec: tarpatch.CodecBundle, Sources: srcs, Recipe: enc}
-		b.Reason = fmt.Sprintf("not in the baseline; %s, recompressed as %s", what, rec)
+		revise(b, targetPatched(*b, &plan.Patch{Codec: tarpatch.CodecBundle, Sources: srcs, Recipe: enc}, from, rec))
 	} else {
-		pc := *b.Patch
-		pc.Codec, pc.Sources = tarpatch.CodecBundle, append(append([]sidecar.Source(nil), b.Patch.Sources...), srcs...)
-		b.Patch = &pc
-		b.Reason += "; also " + what
+		revise(b, alsoFromTargets(*b, srcs, from))
 	}
 	st.o.Log.Info("target-layer patch sources chosen", "image", p.Name, "layer", b.Digest, "sources", len(srcs), "from", from)
 	// Every other image with this layer takes the same patch (payloads
@@ -231,31 +223,11 @@ func (st *state) chooseTargets(ctx context.Context, plans []*plan.Plan, targets 
 			if (qi == nl.pi && k == nl.bi) || q.Blobs[k].Digest != b.Digest || q.Blobs[k].Action == sidecar.Reuse {
 				continue
 			}
-			qa := *b
-			pc := *b.Patch
-			pc.Sources = relativeSources(b.Patch.Sources, p.Name, q.Name)
-			qa.Patch = &pc
-			q.Blobs[k] = qa
+			revise(&q.Blobs[k], seenBy(b.Decision, p.Name, q.Name))
 		}
 	}
 	p.Sum()
 	return nil
-}
-
-// relativeSources names baseline sources of owner's patch as image viewer
-// sees them: owner's own baseline by name, viewer's own without one.
-func relativeSources(srcs []sidecar.Source, owner, viewer string) []sidecar.Source {
-	out := append([]sidecar.Source(nil), srcs...)
-	for n := range out {
-		switch {
-		case out[n].Target != "":
-		case out[n].Image == "" && owner != viewer:
-			out[n].Image = owner
-		case out[n].Image == viewer:
-			out[n].Image = ""
-		}
-	}
-	return out
 }
 
 // sourcePrint is the print of a baseline source, spooled once (the patch

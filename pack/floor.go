@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/blobpatch"
@@ -174,6 +175,19 @@ func floorReason(b plan.Blob, codec string) string {
 		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its deflate token form, content inline (rebuilt exactly, whatever the compressor)", 1)
 	}
 	return b.Reason + "; a patch of its compressed bytes was smaller than the tar patch"
+}
+
+// targetTar opens a target layer and its uncompressed tar.
+func targetTar(p *plan.Plan, target *imgref.Image, b plan.Blob) (v1.Layer, io.ReadCloser, error) {
+	l, err := imgref.LayerByDigest(target, b.Digest)
+	if err != nil {
+		return nil, nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return nil, nil, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+	}
+	return l, rc, nil
 }
 
 // targetBlob opens a target layer's compressed bytes, verified against

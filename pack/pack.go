@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -451,13 +450,9 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		}
 		srcs = append(srcs, f)
 	}
-	l, err := imgref.LayerByDigest(target, b.Digest)
+	_, rc, err := targetTar(p, target, b)
 	if err != nil {
-		return nil, stat, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
-	}
-	rc, err := l.Uncompressed()
-	if err != nil {
-		return nil, stat, fault.Errorf(fault.Env, "pack: target %s layer %s: %w", p.Target.Ref, b.Digest, err)
+		return nil, stat, err
 	}
 	defer rc.Close()
 	f, err := atomicdir.Scratch(st.o.TempDir, "pack: patch of layer "+b.Digest.String())
@@ -489,9 +484,9 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	return st.withFloor(ctx, plans, p, target, b, &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: size, newSize: dr.N}, stat)
 }
 
-// buildSidecar turns plans and computed payloads into the sidecar: blobs
-// whose patch was not used ship, and every entry appears once, in the
-// order of first use.
+// buildSidecar turns plans and computed payloads into the sidecar: each
+// planned patch is settled (decision.go), and every entry appears once,
+// in the order of first use.
 func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sidecar, error) {
 	sc := sidecar.New(tool)
 	seen := map[string]bool{}
@@ -512,23 +507,19 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 			im.Baseline = &sidecar.Baseline{Ref: ref, ManifestDigest: p.Baseline.ManifestDigest}
 		}
 		for _, b := range p.Blobs {
-			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Action: b.Action, Reason: clip(b.Reason), ReasonCode: b.ReasonCode, From: b.From, Recipe: b.Recipe}
+			var pl *payload
 			if b.Action == sidecar.Patch {
-				pl, ok := ps.byLayer[b.Digest.String()]
-				if !ok {
-					sb.Action = sidecar.Ship
-					sb.Reason = "not in the baseline; ships whole: " + ps.unused[b.Digest].text
-					sb.ReasonCode = ps.unused[b.Digest].code
-				} else {
-					sb.Patch = &sidecar.PatchRef{Codec: b.Patch.Codec, Sources: b.Patch.Sources,
-						Recipe: json.RawMessage(b.Patch.Recipe), Entry: sidecar.PatchEntryName(pl.digest), UncompressedSize: pl.newSize}
-					if pl.codec != "" {
-						sb.Patch.Codec, sb.Patch.Sources, sb.Patch.Recipe = pl.codec, pl.sources, json.RawMessage(pl.recipe)
-						sb.Reason = clip(floorReason(b, pl.codec))
-					}
-					add(sb.Patch.Entry, pl.digest, pl.size)
-				}
+				var d plan.Decision
+				d, pl = ps.settle(b)
+				revise(&b, d)
 			}
+			var ref *sidecar.PatchRef
+			if pl != nil {
+				ref = &sidecar.PatchRef{PatchSpec: *b.Patch, Entry: sidecar.PatchEntryName(pl.digest), UncompressedSize: pl.newSize}
+				add(ref.Entry, pl.digest, pl.size)
+			}
+			sb := sidecar.Blob{Descriptor: b.Descriptor, Role: b.Role, DiffID: b.DiffID, Decision: sidecar.WithPatch(b.Decision, ref)}
+			sb.Reason = clip(sb.Reason)
 			if sb.Action == sidecar.Ship {
 				sb.Entry = sidecar.BlobEntryName(b.Digest)
 				add(sb.Entry, b.Digest, b.Size)

@@ -115,8 +115,8 @@ func Compute(ctx context.Context, target Input, baseline *BaselineInput, o Optio
 			have[l.Digest] = true
 		}
 	}
-	p.Blobs = append(p.Blobs, Blob{Descriptor: p.Target.Manifest, Role: sidecar.RoleManifest, Action: sidecar.Ship,
-		Reason: "the manifest always travels", ReasonCode: sidecar.ReasonManifest})
+	p.Blobs = append(p.Blobs, Blob{Descriptor: p.Target.Manifest, Role: sidecar.RoleManifest,
+		Decision: Decision{Action: sidecar.Ship, Reason: "the manifest always travels", ReasonCode: sidecar.ReasonManifest}})
 	cfg := Blob{Descriptor: desc(man.Config), Role: sidecar.RoleConfig}
 	decide(&cfg, have)
 	p.Blobs = append(p.Blobs, cfg)

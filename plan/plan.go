@@ -83,31 +83,17 @@ type Blob struct {
 	sidecar.Descriptor
 	Role   string        `json:"role"`
 	DiffID digest.Digest `json:"diffID,omitempty"`
-	Action string        `json:"action"`
-	// Reason says, for people, why this action was chosen.
-	Reason string `json:"reason"`
-	// ReasonCode is the same for programs (since 1.1).
-	ReasonCode sidecar.ReasonCode `json:"reasonCode,omitempty"`
-	Patch      *Patch             `json:"patch,omitempty"`
-	// From names the bundle image whose baseline holds a reused blob when
-	// it is not this image's own. plan never sets it; pack does, when the
-	// images of a bundle draw on each other's baselines.
-	From string `json:"from,omitempty"`
-	// Recipe, on a reused layer, reproduces its compression
-	// (recompress.Recipe; since 1.1), so the consumer can rebuild the
-	// blob from a baseline that holds the layer only uncompressed.
-	Recipe json.RawMessage `json:"recipe,omitempty"`
+	Decision
 }
+
+// Decision is what the plan decided for a blob, and why (the record the
+// sidecar carries too; pack may revise it).
+type Decision = sidecar.Decision[Patch]
 
 // Patch is the plan for rebuilding a layer from baseline layers. pack
 // computes the payload; when the payload is not smaller than the blob, pack
 // ships the blob instead.
-type Patch struct {
-	Codec   string           `json:"codec"`
-	Sources []sidecar.Source `json:"sources"`
-	// Recipe reproduces the blob's compression (recompress.Recipe).
-	Recipe json.RawMessage `json:"recipe"`
-}
+type Patch = sidecar.PatchSpec
 
 // Totals sums the plan for people and for `jq`.
 type Totals struct {

@@ -68,17 +68,17 @@ func fleetImages() *sidecar.Sidecar {
 		return sidecar.Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: digest.FromString(s), Size: 10}
 	}
 	patched := func(name, src, of string) sidecar.Blob {
-		return sidecar.Blob{Descriptor: l(name), Role: sidecar.RoleLayer, DiffID: digest.FromString("u" + name), Action: sidecar.Patch,
-			Patch: &sidecar.PatchRef{Codec: sidecar.BundleTarCodec, Sources: []sidecar.Source{{Descriptor: l(src), DiffID: digest.FromString("u" + src), Target: of}}}}
+		return sidecar.Blob{Descriptor: l(name), Role: sidecar.RoleLayer, DiffID: digest.FromString("u" + name), Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Patch,
+			Patch: &sidecar.PatchRef{PatchSpec: sidecar.PatchSpec{Codec: sidecar.BundleTarCodec, Sources: []sidecar.Source{{Descriptor: l(src), DiffID: digest.FromString("u" + src), Target: of}}}}}}
 	}
 	im := func(name string, layer sidecar.Blob) sidecar.Image {
 		return sidecar.Image{Name: name, Blobs: []sidecar.Blob{{Role: sidecar.RoleManifest}, {Role: sidecar.RoleConfig}, layer}}
 	}
 	return &sidecar.Sidecar{Images: []sidecar.Image{
-		im("a", sidecar.Blob{Descriptor: l("A"), Role: sidecar.RoleLayer, DiffID: digest.FromString("uA"), Action: sidecar.Ship}),
+		im("a", sidecar.Blob{Descriptor: l("A"), Role: sidecar.RoleLayer, DiffID: digest.FromString("uA"), Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}}),
 		im("b", patched("B", "A", "a")),
 		im("c", patched("C", "B", "b")),
-		im("d", sidecar.Blob{Descriptor: l("D"), Role: sidecar.RoleLayer, Action: sidecar.Ship}),
+		im("d", sidecar.Blob{Descriptor: l("D"), Role: sidecar.RoleLayer, Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}}),
 	}}
 }
 
@@ -127,10 +127,10 @@ func TestTargetSpools(t *testing.T) {
 	defer cache.Close()
 	ts := newTargetSpools(cache, dir)
 	src := sidecar.Source{Descriptor: sidecar.Descriptor{Digest: d, Size: int64(len(blob))}, DiffID: digest.FromBytes(content), Target: "a"}
-	reader := sidecar.Blob{Action: sidecar.Patch, Patch: &sidecar.PatchRef{Sources: []sidecar.Source{src}}}
+	reader := sidecar.Blob{Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Patch, Patch: &sidecar.PatchRef{PatchSpec: sidecar.PatchSpec{Sources: []sidecar.Source{src}}}}}
 	ts.count(reader)
 	ts.count(reader)
-	if ts.rank(sidecar.Blob{Descriptor: src.Descriptor, Action: sidecar.Ship}) != 0 {
+	if ts.rank(sidecar.Blob{Descriptor: src.Descriptor, Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}}) != 0 {
 		t.Fatal("a source layer is not ranked first")
 	}
 	ts.done(d)

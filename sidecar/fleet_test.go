@@ -18,11 +18,11 @@ func fleetSidecar() *Sidecar {
 		Name:   "two",
 		Target: Target{Ref: "oci:./two", Manifest: man},
 		Blobs: []Blob{
-			{Descriptor: man, Role: RoleManifest, Action: Ship, Entry: BlobEntryName(man.Digest)},
+			{Descriptor: man, Role: RoleManifest, Decision: Decision[PatchRef]{Action: Ship}, Entry: BlobEntryName(man.Digest)},
 			app.Blobs[1],
-			{Descriptor: Descriptor{MediaType: l1.MediaType, Digest: d("t1"), Size: 60}, Role: RoleLayer, DiffID: d("tu1"), Action: Patch,
-				Patch: &PatchRef{Codec: BundleTarCodec, Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`), Entry: PatchEntryName(patch), UncompressedSize: 900,
-					Sources: []Source{{Descriptor: l1.Descriptor, DiffID: l1.DiffID, Target: "app"}}}},
+			{Descriptor: Descriptor{MediaType: l1.MediaType, Digest: d("t1"), Size: 60}, Role: RoleLayer, DiffID: d("tu1"), Decision: Decision[PatchRef]{Action: Patch,
+				Patch: &PatchRef{PatchSpec: PatchSpec{Codec: BundleTarCodec, Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`),
+					Sources: []Source{{Descriptor: l1.Descriptor, DiffID: l1.DiffID, Target: "app"}}}, Entry: PatchEntryName(patch), UncompressedSize: 900}}},
 		},
 	})
 	s.Entries = append(s.Entries, Entry{Name: BlobEntryName(man.Digest), Size: 100, Digest: man.Digest}, Entry{Name: PatchEntryName(patch), Size: 30, Digest: patch})
@@ -49,9 +49,9 @@ func TestTargetSources(t *testing.T) {
 	// An image's own earlier layer may be a source too.
 	s = fleetSidecar()
 	two := &s.Images[1]
-	two.Blobs = append(two.Blobs, Blob{Descriptor: Descriptor{MediaType: two.Blobs[2].MediaType, Digest: d("t2"), Size: 70}, Role: RoleLayer, DiffID: d("tu2"), Action: Patch,
-		Patch: &PatchRef{Codec: BundleTarCodec, Recipe: two.Blobs[2].Patch.Recipe, Entry: two.Blobs[2].Patch.Entry, UncompressedSize: 900,
-			Sources: []Source{{Descriptor: two.Blobs[2].Descriptor, DiffID: two.Blobs[2].DiffID, Target: "two"}}}})
+	two.Blobs = append(two.Blobs, Blob{Descriptor: Descriptor{MediaType: two.Blobs[2].MediaType, Digest: d("t2"), Size: 70}, Role: RoleLayer, DiffID: d("tu2"), Decision: Decision[PatchRef]{Action: Patch,
+		Patch: &PatchRef{PatchSpec: PatchSpec{Codec: BundleTarCodec, Recipe: two.Blobs[2].Patch.Recipe,
+			Sources: []Source{{Descriptor: two.Blobs[2].Descriptor, DiffID: two.Blobs[2].DiffID, Target: "two"}}}, Entry: two.Blobs[2].Patch.Entry, UncompressedSize: 900}}})
 	if err := s.Validate(); err != nil {
 		t.Fatalf("an earlier layer of the same image as source: %v", err)
 	}

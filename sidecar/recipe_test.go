@@ -16,7 +16,7 @@ var curVersion = fmt.Sprintf(`"%d.%d"`, Major, minorBase)
 func withReusedLayer(s *Sidecar, recipe string) *Sidecar {
 	im := &s.Images[0]
 	im.Blobs = append(im.Blobs, Blob{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("l3"), Size: 70},
-		Role: RoleLayer, DiffID: d("u3"), Action: Reuse, Recipe: json.RawMessage(recipe)})
+		Role: RoleLayer, DiffID: d("u3"), Decision: Decision[PatchRef]{Action: Reuse, Recipe: json.RawMessage(recipe)}})
 	return s
 }
 

@@ -107,36 +107,28 @@ type Blob struct {
 	Descriptor
 	Role   string        `json:"role"`
 	DiffID digest.Digest `json:"diffID,omitempty"`
-	Action string        `json:"action"`
+	Decision[PatchRef]
 	// Entry is the archive entry holding the blob (Action Ship).
 	Entry string `json:"entry,omitempty"`
-	// Patch says how to rebuild the blob (Action Patch).
-	Patch *PatchRef `json:"patch,omitempty"`
-	// Reason says, for people, why the producer chose the action.
-	Reason string `json:"reason,omitempty"`
-	// ReasonCode is the same for programs (since 1.2).
-	ReasonCode ReasonCode `json:"reasonCode,omitempty"`
-	// From names, for a reused blob, the bundle image whose baseline holds
-	// it, when that is not this image's own (since 1.1).
-	From string `json:"from,omitempty"`
-	// Recipe, on a reused layer, reproduces its compression
-	// (recompress.Recipe), so a baseline that holds the layer only
-	// uncompressed (a container engine, a docker save archive) can
-	// rebuild the blob from the layer with the same diffID (since 1.2).
-	// Readers of 1.1 ignore it and need the blob itself.
-	Recipe json.RawMessage `json:"recipe,omitempty"`
 }
 
-// PatchRef describes a patch entry and what it needs.
-type PatchRef struct {
+// PatchSpec is what a patch reads and how its output is recompressed:
+// the patch as a plan names it (plan.Patch), before pack computes it.
+type PatchSpec struct {
 	// Codec names the patch format (tarpatch.Codec).
 	Codec string `json:"codec"`
-	// Sources are the baseline layers whose uncompressed tars the patch
-	// reads, in the order the patch numbers them.
+	// Sources are the layers whose uncompressed tars the patch reads, in
+	// the order the patch numbers them: baseline layers, and (since 1.3)
+	// layers the archive rebuilds earlier (Source.Target).
 	Sources []Source `json:"sources"`
 	// Recipe reproduces the target blob's compression; its fields are
 	// validated by the recompress package.
 	Recipe json.RawMessage `json:"recipe"`
+}
+
+// PatchRef describes a patch entry and what it needs.
+type PatchRef struct {
+	PatchSpec
 	// Entry is the archive entry holding the patch payload, whose size and
 	// digest the Entries list pins.
 	Entry string `json:"entry"`

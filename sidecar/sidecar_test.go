@@ -28,12 +28,12 @@ func valid() *Sidecar {
 		Target:   Target{Ref: "oci:./v2", Manifest: man},
 		Baseline: &Baseline{Ref: "oci:./v1", ManifestDigest: d("base")},
 		Blobs: []Blob{
-			{Descriptor: man, Role: RoleManifest, Action: Ship, Entry: BlobEntryName(man.Digest)},
-			{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: d("c"), Size: 10}, Role: RoleConfig, Action: Reuse},
-			{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("l1"), Size: 50}, Role: RoleLayer, DiffID: d("u1"), Action: Ship, Entry: BlobEntryName(d("l1"))},
-			{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("l2"), Size: 5000}, Role: RoleLayer, DiffID: d("u2"), Action: Patch,
-				Patch: &PatchRef{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`), Entry: PatchEntryName(patch), UncompressedSize: 9000,
-					Sources: []Source{{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("s"), Size: 4000}, DiffID: d("su")}}}},
+			{Descriptor: man, Role: RoleManifest, Decision: Decision[PatchRef]{Action: Ship}, Entry: BlobEntryName(man.Digest)},
+			{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: d("c"), Size: 10}, Role: RoleConfig, Decision: Decision[PatchRef]{Action: Reuse}},
+			{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("l1"), Size: 50}, Role: RoleLayer, DiffID: d("u1"), Decision: Decision[PatchRef]{Action: Ship}, Entry: BlobEntryName(d("l1"))},
+			{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("l2"), Size: 5000}, Role: RoleLayer, DiffID: d("u2"), Decision: Decision[PatchRef]{Action: Patch,
+				Patch: &PatchRef{PatchSpec: PatchSpec{Codec: "diffah-tar/1", Recipe: json.RawMessage(`{"format":"gzip","impl":"go","level":6}`),
+					Sources: []Source{{Descriptor: Descriptor{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: d("s"), Size: 4000}, DiffID: d("su")}}}, Entry: PatchEntryName(patch), UncompressedSize: 9000}}},
 		},
 	}}
 	s.Entries = []Entry{

@@ -28,8 +28,8 @@ func archive(t testing.TB) []byte {
 	sc := sidecar.New("test")
 	mdesc := sidecar.Descriptor{MediaType: "application/vnd.oci.image.manifest.v1+json", Digest: md, Size: int64(len(man))}
 	sc.Images = []sidecar.Image{{Name: "img", Target: sidecar.Target{Ref: "oci:x", Manifest: mdesc}, Blobs: []sidecar.Blob{
-		{Descriptor: mdesc, Role: sidecar.RoleManifest, Action: sidecar.Ship, Entry: sidecar.BlobEntryName(md)},
-		{Descriptor: sidecar.Descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: cd, Size: int64(len(cfg))}, Role: sidecar.RoleConfig, Action: sidecar.Ship, Entry: sidecar.BlobEntryName(cd)},
+		{Descriptor: mdesc, Role: sidecar.RoleManifest, Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}, Entry: sidecar.BlobEntryName(md)},
+		{Descriptor: sidecar.Descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: cd, Size: int64(len(cfg))}, Role: sidecar.RoleConfig, Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Ship}, Entry: sidecar.BlobEntryName(cd)},
 	}}}
 	sc.Entries = []sidecar.Entry{{Name: sidecar.BlobEntryName(md), Size: int64(len(man)), Digest: md}, {Name: sidecar.BlobEntryName(cd), Size: int64(len(cfg)), Digest: cd}}
 	scb, err := sc.Marshal()
