@@ -96,7 +96,13 @@ type huffman struct {
 	symbol []uint16 // symbols ordered by code
 	code   []uint16 // bit-reversed code per symbol (for LSB-first output)
 	length []uint8
+	// fast maps the next fastBits input bits to symbol<<4 | length, for
+	// codes of at most fastBits bits (0: longer, decoded bit by bit).
+	fast [1 << fastBits]uint16
 }
+
+// fastBits is the width of the decoder's lookup table.
+const fastBits = 9
 
 // build makes the code for lengths; it refuses an over-subscribed set.
 // An incomplete set is allowed (deflate permits one for a single
@@ -151,6 +157,14 @@ func (h *huffman) build(lengths []uint8) error {
 			h.code[s] = r
 		}
 	}
+	h.fast = [1 << fastBits]uint16{}
+	for s, l := range lengths {
+		if l != 0 && l <= fastBits {
+			for k := 0; k < 1<<(fastBits-l); k++ {
+				h.fast[int(h.code[s])|k<<l] = uint16(s)<<4 | uint16(l)
+			}
+		}
+	}
 	return nil
 }
 
@@ -184,6 +198,9 @@ type bitReader struct {
 	bits  uint64
 	nbits uint
 	err   error
+	// pos counts the bytes taken from r since the member's deflate data
+	// began (kept by need and by the stored-block reader).
+	pos int64
 }
 
 func (b *bitReader) need(n uint) bool {
@@ -197,6 +214,7 @@ func (b *bitReader) need(n uint) bool {
 		}
 		b.bits |= uint64(c) << b.nbits
 		b.nbits += 8
+		b.pos++
 	}
 	return true
 }
@@ -211,8 +229,46 @@ func (b *bitReader) read(n uint) uint32 {
 	return v
 }
 
-// decode reads one symbol of h, bit by bit (canonical decoding).
+// fill reads whole bytes until n bits are buffered, short of that at
+// the end of the input (no error: the caller falls back to need).
+func (b *bitReader) fill(n uint) bool {
+	for b.nbits < n {
+		c, err := b.r.ReadByte()
+		if err != nil {
+			return false
+		}
+		b.bits |= uint64(c) << b.nbits
+		b.nbits += 8
+		b.pos++
+	}
+	return true
+}
+
+// readFull reads whole bytes once aligned: first the byte the lookahead
+// of decode may hold (at most one after align), then from r.
+func (b *bitReader) readFull(p []byte) error {
+	for len(p) > 0 && b.nbits >= 8 {
+		p[0] = byte(b.bits)
+		b.bits >>= 8
+		b.nbits -= 8
+		p = p[1:]
+	}
+	n, err := io.ReadFull(b.r, p)
+	b.pos += int64(n)
+	return err
+}
+
+// decode reads one symbol of h: from the lookup table when the code is
+// short, else bit by bit (canonical decoding).
 func (b *bitReader) decode(h *huffman) (int, error) {
+	if b.fill(fastBits) {
+		if e := h.fast[b.bits&(1<<fastBits-1)]; e != 0 {
+			l := uint(e & 15)
+			b.bits >>= l
+			b.nbits -= l
+			return int(e >> 4), nil
+		}
+	}
 	code, first, index := 0, 0, 0
 	for l := 1; l < 16; l++ {
 		code |= int(b.read(1))

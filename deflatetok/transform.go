@@ -77,6 +77,12 @@ type decoder struct {
 	lit    huffman
 	dist   huffman
 	cl     huffman
+	// content counts the uncompressed bytes so far; onBlock, when set,
+	// is called at the start of every block (Blocks).
+	content  int64
+	onBlock  func(Block) error
+	onEnd    func()
+	onHeader func(int)
 }
 
 func (d *decoder) member(ctx context.Context) error {
@@ -84,12 +90,20 @@ func (d *decoder) member(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if d.onHeader != nil {
+		d.onHeader(len(hdr))
+	}
 	d.out.WriteByte(tagMember)
 	appendUvarint(d.out, uint64(len(hdr)))
 	d.out.Write(hdr)
 	for final := false; !final; {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if d.onBlock != nil {
+			if err := d.onBlock(Block{Bit: d.in.pos*8 - int64(d.in.nbits), Content: d.content}); err != nil {
+				return err
+			}
 		}
 		h := d.in.read(3)
 		if d.in.err != nil {
@@ -118,9 +132,12 @@ func (d *decoder) member(ctx context.Context) error {
 			return errors.New("reserved block type 3")
 		}
 	}
+	if d.onEnd != nil {
+		d.onEnd()
+	}
 	d.out.WriteByte(d.in.align())
 	var trailer [8]byte
-	if _, err := io.ReadFull(d.in.r, trailer[:]); err != nil {
+	if err := d.in.readFull(trailer[:]); err != nil {
 		return errors.New("truncated gzip trailer")
 	}
 	d.out.Write(trailer[:])
@@ -178,7 +195,7 @@ func gzipHeader(r *bufio.Reader) ([]byte, error) {
 func (d *decoder) stored() error {
 	d.out.WriteByte(d.in.align())
 	var ln [4]byte
-	if _, err := io.ReadFull(d.in.r, ln[:]); err != nil {
+	if err := d.in.readFull(ln[:]); err != nil {
 		return errors.New("truncated stored block")
 	}
 	n := binary.LittleEndian.Uint16(ln[:2])
@@ -186,6 +203,8 @@ func (d *decoder) stored() error {
 		return errors.New("stored block LEN/NLEN mismatch")
 	}
 	appendUvarint(d.out, uint64(n))
+	d.in.pos += int64(n)
+	d.content += int64(n)
 	if d.inline {
 		if _, err := io.CopyN(d.out, d.in.r, int64(n)); err != nil {
 			return errors.New("truncated stored block")
@@ -289,6 +308,7 @@ func (d *decoder) tokens(lit, dist *huffman) error {
 		switch {
 		case sym < 256:
 			d.lits++
+			d.content++
 			if d.inline {
 				d.litBuf = append(d.litBuf, byte(sym))
 			}
@@ -317,6 +337,7 @@ func (d *decoder) tokens(lit, dist *huffman) error {
 		if in.err != nil {
 			return in.err
 		}
+		d.content += int64(lenBase[ls]) + int64(le)
 		d.out.Write([]byte{tokMatch, byte(ls), byte(le), byte(ds), byte(de), byte(de >> 8)})
 	}
 }

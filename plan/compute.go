@@ -266,7 +266,21 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 				return err
 			}
 			found[k].rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
-			return err
+			if err != nil {
+				return err
+			}
+			// Sync points let resolve recompress the layer on every
+			// core; without them it still resolves, serially.
+			rec, serr := recompress.FindSyncPoints(ctx, j.layer.Compressed, found[k].rec, recompress.SyncOptions{Jobs: o.Jobs})
+			switch {
+			case serr == nil:
+				found[k].rec = rec
+			case ctx.Err() != nil:
+				return ctx.Err()
+			default:
+				o.Log.Info("no sync points: the layer will recompress serially", "layer", p.Blobs[j.i].Digest, "err", serr)
+			}
+			return nil
 		})
 	}
 	g.Wait() // each task's error is its slot's

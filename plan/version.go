@@ -16,6 +16,9 @@ const (
 	// ("diffah-blob/1": a patch of a layer's compressed bytes, recipe
 	// {"format":"none"}; "diffah-deflate/1", "diffah-deflate-inline/1").
 	MinorBlobPatch = 1
+	// MinorSync (1.2) adds sync points to a patch's recipe (sidecar
+	// 1.3's "sync"; recompress.SyncPoint).
+	MinorSync = 2
 )
 
 // setVersion sets the plan's version to the oldest that describes it.
@@ -23,7 +26,10 @@ func (p *Plan) setVersion() {
 	minor := minorBase
 	for _, b := range p.Blobs {
 		if (b.Patch != nil && b.Patch.Codec != sidecar.TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
-			minor = MinorBlobPatch
+			minor = max(minor, MinorBlobPatch)
+		}
+		if b.Patch != nil && sidecar.RecipeHasSync(b.Patch.Recipe) {
+			minor = MinorSync
 		}
 	}
 	p.Version = fmt.Sprintf("%d.%d", Major, minor)

@@ -73,6 +73,9 @@ type Recipe struct {
 	// Pgzip block settings.
 	BlockSize int `json:"blockSize,omitempty"`
 	Blocks    int `json:"blocks,omitempty"`
+	// Sync lists where the deflate stream may be cut to compress its
+	// segments in parallel (see sync.go; sidecar 1.3, plan 1.2).
+	Sync []SyncPoint `json:"sync,omitempty"`
 }
 
 // Limits on recipe settings from untrusted media: what the real
@@ -117,6 +120,9 @@ func (r Recipe) String() string {
 func (r Recipe) Validate() error {
 	bad := func(f string, v any) error {
 		return fault.Errorf(fault.Integrity, "recipe %s: %s %v is not supported by this diffah", r.Format, f, v)
+	}
+	if err := r.validateSync(); err != nil {
+		return err
 	}
 	// Settings that belong to another format or implementation are
 	// refused rather than ignored: a sidecar carrying them was not written
@@ -178,6 +184,11 @@ func (r Recipe) Validate() error {
 // ParseRecipe decodes a recipe's JSON strictly: unknown fields and
 // trailing data are refused, then the recipe is validated.
 func ParseRecipe(data []byte) (Recipe, error) {
+	// Refused before decoding, so hostile sync points cost no more
+	// memory than the largest honest recipe.
+	if len(data) > maxRecipeJSON {
+		return Recipe{}, fault.Errorf(fault.Integrity, "recipe JSON: %d bytes, more than a recipe may have (%d)", len(data), maxRecipeJSON)
+	}
 	var r Recipe
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -772,7 +773,10 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	// Decoding and recompressing hold what the patch and recipe decide,
 	// up to their limits: taken from the process-wide budget first, at
 	// once, so the bound holds whatever the number of workers.
-	release, err := membudget.Acquire(ctx, tarpatch.DecodeMemory+w.recipes[b.Digest].WriterMemory())
+	started := time.Now()
+	rec := w.recipes[b.Digest]
+	workers := recompressWorkers(rec, r.o.Jobs)
+	release, err := membudget.Acquire(ctx, tarpatch.DecodeMemory+rec.ParallelMemory(workers))
 	if err != nil {
 		return err
 	}
@@ -803,23 +807,58 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		if err != nil {
 			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
 		}
-		f, err := r.cache.Uncompressed(ctx, l, s.DiffID, "baseline "+base.Ref+" layer "+s.Digest.String())
+		f, err := r.cache.Uncompressed(ctx, fastSource(base, l), s.DiffID, "baseline "+base.Ref+" layer "+s.Digest.String())
 		if err != nil {
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		srcs = append(srcs, f)
 	}
+	r.o.Log.Debug("rebuilding layer", "layer", b.Digest, "recipe", rec.String(), "syncPoints", len(rec.Sync), "workers", workers, "sourcesReady", time.Since(started))
+	err = r.rebuildTar(ctx, out, b, what, srcs, rec, workers)
+	if err != nil && workers > 1 && ctx.Err() == nil && (errors.Is(err, recompress.ErrSyncMismatch) || errors.Is(err, errNotReproduced)) {
+		// The sync points were verified when the plan was made; a
+		// different encoder build here can still disagree. The serial
+		// writer is what the recipe names.
+		r.o.Log.Warn("parallel recompression did not reproduce the layer; recompressing it serially", "layer", b.Digest, "err", err)
+		err = r.rebuildTar(ctx, out, b, what, srcs, rec, 1)
+	}
+	return err
+}
+
+// errNotReproduced marks a rebuilt blob whose digest is not the layer's.
+var errNotReproduced = errors.New("the recipe does not reproduce this blob")
+
+// recompressWorkers is how many segments of a patched layer are
+// recompressed at once: --jobs, fewer when the memory budget could not
+// hold them beside a patch decode. Each costs the recipe's
+// SegmentMemory (about 9 MiB at the default 2 MiB segments), so the
+// budget, not the number of cores, bounds the total.
+func recompressWorkers(rec recompress.Recipe, jobs int) int {
+	n := jobs
+	for n > 1 && tarpatch.DecodeMemory+rec.ParallelMemory(n) > membudget.Total {
+		n--
+	}
+	return n
+}
+
+// rebuildTar decodes a tar patch and recompresses the tar as the recipe
+// says, with workers segments at once, decoding while the segments
+// compress; the blob is named only once its digest is checked.
+func (r *resolver) rebuildTar(ctx context.Context, out string, b sidecar.Blob, what string, srcs []tarpatch.Source, rec recompress.Recipe, workers int) error {
 	payload, tmp, done, err := r.patchFiles(b, out, what)
 	if err != nil {
 		return err
 	}
 	defer done()
 	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
-	cw, err := w.recipes[b.Digest].NewWriter(blob)
+	cw, err := rec.NewParallelWriter(blob, workers)
 	if err != nil {
 		return fault.Errorf(fault.Integrity, "%s: %w", what, err)
 	}
+	// Closed on every path: a parallel writer's goroutines end with it.
+	defer cw.Close()
 	tarSum := &hashWriter{w: cw, h: sha256.New(), limit: b.Patch.UncompressedSize}
+	started := time.Now()
 	if err := tarpatch.Decode(ctx, tarSum, payload, srcs, tarpatch.DecodeOptions{MaxOutput: b.Patch.UncompressedSize}); err != nil {
 		return fmt.Errorf("%s: applying patch: %w", what, err)
 	}
@@ -829,7 +868,10 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	if got := digest.NewDigest(digest.SHA256, tarSum.h); got != b.DiffID {
 		return fault.Errorf(fault.Integrity, "%s: the patch rebuilt a tar with sha256 %s, the layer's diffID is %s: wrong baseline or corrupt patch", what, got, b.DiffID)
 	}
-	if err := cw.Close(); err != nil {
+	decoded := time.Since(started)
+	err = cw.Close()
+	r.o.Log.Debug("layer rebuilt", "layer", b.Digest, "decoded", decoded, "compressed", time.Since(started))
+	if err != nil {
 		if blob.err != nil {
 			// The compressor's last flush hit the disk (full, say).
 			return fmt.Errorf("%s: writing the rebuilt blob: %w", what, blob.err)
@@ -840,7 +882,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		return blob.err
 	}
 	if got := digest.NewDigest(digest.SHA256, blob.h); got != b.Digest || blob.n != b.Size {
-		return fault.Errorf(fault.Integrity, "%s: recompression gave %s (%d bytes), expected %s (%d bytes): the recipe does not reproduce this blob", what, got, blob.n, b.Digest, b.Size)
+		return fault.Errorf(fault.Integrity, "%s: recompression gave %s (%d bytes), expected %s (%d bytes): %w", what, got, blob.n, b.Digest, b.Size, errNotReproduced)
 	}
 	return commitBlob(tmp, out, what)
 }

@@ -32,8 +32,8 @@ func fleetSidecar() *Sidecar {
 
 func TestTargetSources(t *testing.T) {
 	s := fleetSidecar()
-	if s.Version != "1.3" {
-		t.Fatalf("version %s, want 1.3 for a target-layer source", s.Version)
+	if s.Version != "1.4" {
+		t.Fatalf("version %s, want 1.4 for a target-layer source", s.Version)
 	}
 	b, err := s.Marshal()
 	if err != nil {
@@ -80,7 +80,7 @@ func TestTargetSourcesRejected(t *testing.T) {
 		{"both a baseline and a target", `names both a baseline`, func(s *Sidecar) { src(s).Image = "app" }},
 		{"tar codec", `which only codec "diffah-tar-bundle/2" may read`, func(s *Sidecar) { s.Images[1].Blobs[2].Patch.Codec = "diffah-tar/2" }},
 		{"bundle codec without a target", `without a target-layer source`, func(s *Sidecar) { src(s).Target = "" }},
-		{"older version", `needs format 1.3, this sidecar says 1.2`, func(s *Sidecar) { s.Version = "1.2" }},
+		{"older version", `needs format 1.4, this sidecar says 1.3`, func(s *Sidecar) { s.Version = "1.3" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -118,8 +118,8 @@ type PatchSpec struct {
 	// Codec names the patch format (tarpatch.Codec).
 	Codec string `json:"codec"`
 	// Sources are the layers whose uncompressed tars the patch reads, in
-	// the order the patch numbers them: baseline layers, and (since 1.3)
-	// layers the archive rebuilds earlier (Source.Target).
+	// the order the patch numbers them: baseline layers, and
+	// layers the archive rebuilds earlier (Source.Target, since 1.4).
 	Sources []Source `json:"sources"`
 	// Recipe reproduces the target blob's compression; its fields are
 	// validated by the recompress package.
@@ -137,7 +137,7 @@ type PatchRef struct {
 	UncompressedSize int64 `json:"uncompressedSize"`
 }
 
-// Source is a layer a patch reads: a baseline layer, or (since 1.3) a
+// Source is a layer a patch reads: a baseline layer, or (since 1.4) a
 // layer this archive rebuilds earlier.
 type Source struct {
 	Descriptor
@@ -149,7 +149,7 @@ type Source struct {
 	// the target layers of the named image of this archive (the patched
 	// image itself, or another), which the archive ships or patches
 	// earlier in sidecar order: the consumer rebuilds and verifies it
-	// first (since 1.3, codec BundleTarCodec only).
+	// first (since 1.4, codec BundleTarCodec only).
 	Target string `json:"target,omitempty"`
 }
 

@@ -1,6 +1,9 @@
 package sidecar
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+)
 
 // Minor versions of the 1.x format.
 const (
@@ -21,18 +24,23 @@ const (
 	// whose uncompressedSize is that form's size). A 1.1 reader refuses such a layer by its codec,
 	// naming it.
 	MinorBlobPatch = 2
-	// MinorFleet (1.3) adds patch sources that are layers of the archive
+	// MinorSync (1.3) adds sync points to a patch's recompression recipe
+	// ("sync": where the layer's deflate stream may be cut so resolve
+	// compresses its segments in parallel; recompress.SyncPoint). A 1.2
+	// reader refuses such a recipe (an unknown field), naming it.
+	MinorSync = 3
+	// MinorFleet (1.4) adds patch sources that are layers of the archive
 	// itself (Source.Target): in a bundle a layer may be patched against a
 	// layer another image (or an earlier layer of the same image) ships or
 	// patches first. Such a patch has codec BundleTarCodec, a diffah-tar/2
 	// payload whose sources may be target layers, so a 1.2 reader refuses
 	// it by its codec, naming it, before writing anything, instead of
 	// looking for those layers in a baseline.
-	MinorFleet = 3
+	MinorFleet = 4
 )
 
 // BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/2 patch some of
-// whose sources are target layers (since 1.3).
+// whose sources are target layers (since 1.4).
 const BundleTarCodec = "diffah-tar-bundle/2"
 
 // BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
@@ -50,7 +58,8 @@ const (
 const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
-// sidecar: 1.3 when a patch reads a target layer, 1.2 when a blob carries
+// sidecar: 1.4 when a patch reads a target layer, 1.3 when a recipe has
+// sync points, 1.2 when a blob carries
 // what 1.2 added (a reused layer's recipe, a patch codec other than
 // diffah-tar/1), else 1.1, so archives that need nothing new stay
 // readable by older readers.
@@ -61,10 +70,23 @@ func (s *Sidecar) SetVersion() {
 			if (b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
 				minor = max(minor, MinorBlobPatch)
 			}
+			if b.Patch != nil && RecipeHasSync(b.Patch.Recipe) {
+				minor = max(minor, MinorSync)
+			}
 			if b.Patch != nil && b.Patch.Codec == BundleTarCodec {
 				minor = MinorFleet
 			}
 		}
 	}
 	s.Version = fmt.Sprintf("%d.%d", Major, minor)
+}
+
+// RecipeHasSync reports whether a recipe's JSON lists sync points (what
+// 1.3 added). The recipe itself is parsed by recompress.ParseRecipe;
+// this looks only at the one field, for the version.
+func RecipeHasSync(recipe json.RawMessage) bool {
+	var v struct {
+		Sync []json.RawMessage `json:"sync"`
+	}
+	return len(recipe) > 0 && json.Unmarshal(recipe, &v) == nil && len(v.Sync) > 0
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
+	"time"
 )
 
 // Time is GNU time, which reports the peak RSS with -v.
@@ -29,15 +30,36 @@ var rssLine = regexp.MustCompile(`Maximum resident set size \(kbytes\): (\d+)`)
 // in bytes, with cmd.Run's error. cmd's stderr receives the child's own
 // stderr, without time's report.
 func Run(cmd *exec.Cmd) (int64, error) {
+	u, err := RunUsage(cmd)
+	return u.RSS, err
+}
+
+// Usage is what a child used: its peak RSS in bytes, its CPU time (user
+// and system, its own children's included) and the wall time it took.
+type Usage struct {
+	RSS             int64
+	User, Sys, Wall time.Duration
+}
+
+// RunUsage is Run reporting the CPU and wall time too: on a loaded
+// machine, (User+Sys)/Wall shows how much of the time the child ran.
+func RunUsage(cmd *exec.Cmd) (Usage, error) {
 	timed := exec.Command(Time, append([]string{"-v", cmd.Path}, cmd.Args[1:]...)...)
 	timed.Dir, timed.Env, timed.Stdin, timed.Stdout = cmd.Dir, cmd.Env, cmd.Stdin, cmd.Stdout
 	var errb bytes.Buffer
 	timed.Stderr = &errb
+	start := time.Now()
 	runErr := timed.Run()
+	var u Usage
+	u.Wall = time.Since(start)
+	if timed.ProcessState != nil {
+		// wait4 counts the waited-for descendants: the child is time's.
+		u.User, u.Sys = timed.ProcessState.UserTime(), timed.ProcessState.SystemTime()
+	}
 	out := errb.Bytes()
 	m := rssLine.FindSubmatch(out)
 	if m == nil {
-		return 0, errors.Join(runErr, fmt.Errorf("peakrss: no RSS in %s's output:\n%s", Time, out))
+		return u, errors.Join(runErr, fmt.Errorf("peakrss: no RSS in %s's output:\n%s", Time, out))
 	}
 	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
 	if i := bytes.Index(out, []byte("\tCommand being timed")); i >= 0 {
@@ -48,5 +70,6 @@ func Run(cmd *exec.Cmd) (int64, error) {
 	if cmd.Stderr != nil {
 		io.Copy(cmd.Stderr, bytes.NewReader(out))
 	}
-	return kb << 10, runErr
+	u.RSS = kb << 10
+	return u, runErr
 }

@@ -3,9 +3,11 @@ package peakrss
 import (
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary be the child: PEAKRSS_ALLOC=N makes it
@@ -54,5 +56,26 @@ func TestRunMeasures(t *testing.T) {
 	small, _ := run(1)
 	if small >= 100<<20 {
 		t.Fatalf("1 MiB child: peak %d bytes", small)
+	}
+}
+
+// TestRunUsageCountsChildCPU: the CPU time of the child under time is
+// reported (touching 300 MiB takes some), and never more than the wall
+// time times the cores.
+func TestRunUsageCountsChildCPU(t *testing.T) {
+	if !Available() {
+		t.Skip(Time + " not installed (make deps)")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "PEAKRSS_ALLOC=300")
+	u, err := RunUsage(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.User+u.Sys <= 0 || u.Wall <= 0 || u.RSS < 300<<20 {
+		t.Fatalf("usage %+v", u)
+	}
+	if u.User+u.Sys > u.Wall*time.Duration(runtime.NumCPU()+1) {
+		t.Fatalf("CPU %v in %v wall on %d cores", u.User+u.Sys, u.Wall, runtime.NumCPU())
 	}
 }
