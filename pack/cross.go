@@ -314,7 +314,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 
 func crossSources(srcs []sidecar.Source) bool {
 	for _, s := range srcs {
-		if s.Image != "" || s.Target != "" {
+		if s.Image != "" {
 			return true
 		}
 	}
