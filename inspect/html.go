@@ -113,7 +113,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}code{font-size:13px}
 {{range .D.Images}}<h2>Image {{.Name}}{{if .Platform}} ({{.Platform}}){{end}}</h2>
 <p>target <code>{{.TargetRef}}</code> <code>{{.TargetManifest}}</code>{{if .BaselineRef}}<br>baseline <code>{{.BaselineRef}}</code> <code>{{.BaselineManifest}}</code>{{end}}</p>
 <table><tr><th>role</th><th>digest</th><th>kind</th><th>size</th><th>shipped</th><th>ratio</th><th>patch source</th><th>created by</th></tr>
-{{range .Blobs}}{{$b := .}}<tr class="layer"><td>{{.Role}}</td><td><code title="{{.Digest}}">{{short .Digest}}</code></td><td>{{.Kind}}</td><td class="n">{{bytes .TargetSize}}</td><td class="n">{{if .Shared}}(shared){{else}}{{bytes .ShippedSize}}{{end}}</td><td class="n">{{ratio .Ratio}}</td><td>{{if .From}}from {{.From}}{{end}}{{range $i, $s := .Sources}}<code>{{short $s}}</code>{{with index0 $b.SourceImages $i}} (of {{.}}){{end}} {{end}}</td><td><code>{{.CreatedBy}}</code></td></tr>
+{{range .Blobs}}{{$b := .}}<tr class="layer"><td>{{.Role}}</td><td><code title="{{.Digest}}">{{short .Digest}}</code></td><td>{{.Kind}}</td><td class="n">{{bytes .TargetSize}}</td><td class="n">{{if .Shared}}(shared){{else}}{{bytes .ShippedSize}}{{end}}</td><td class="n">{{ratio .Ratio}}</td><td>{{if .From}}from {{.From}}{{end}}{{range $i, $s := .Sources}}<code>{{short $s}}</code>{{with index0 $b.SourceImages $i}} (of {{.}}){{end}}{{with index0 $b.SourceTargets $i}} (new layer of {{.}}){{end}} {{end}}</td><td><code>{{.CreatedBy}}</code></td></tr>
 {{end}}</table>
 <p>{{pct .SavedPercent}} saved: {{bytes .ShippedBytes}} of {{bytes .FullBytes}}.</p>
 {{template "files" .}}

@@ -80,6 +80,11 @@ type Blob struct {
 	// baseline holds it ("" for the image's own baseline); omitted when
 	// every source is the image's own.
 	SourceImages []string `json:"patchSourceImages,omitempty"`
+	// SourceTargets names, per patch source, the bundle image whose
+	// target layer it is — a layer the archive rebuilds before this one
+	// ("" for a baseline layer); omitted when every source is a
+	// baseline's.
+	SourceTargets []string `json:"patchSourceTargets,omitempty"`
 	// From names the bundle image whose baseline a reused blob comes from,
 	// when not the image's own.
 	From   string `json:"from,omitempty"`
@@ -335,6 +340,9 @@ func (d *Doc) WriteText(w io.Writer) error {
 				if i < len(r.SourceImages) && r.SourceImages[i] != "" {
 					src += " (of " + r.SourceImages[i] + ")"
 				}
+				if i < len(r.SourceTargets) && r.SourceTargets[i] != "" {
+					src += " (new layer of " + r.SourceTargets[i] + ")"
+				}
 			}
 			if r.From != "" {
 				src = "from " + r.From
@@ -418,13 +426,18 @@ func bar(n, of int) string {
 // addSources lists a patch's sources, and the bundle images whose
 // baselines hold them when any is not the image's own.
 func (b *Blob) addSources(srcs []sidecar.Source) {
-	cross := false
+	cross, target := false, false
 	for _, s := range srcs {
 		b.Sources = append(b.Sources, s.Digest)
 		b.SourceImages = append(b.SourceImages, s.Image)
+		b.SourceTargets = append(b.SourceTargets, s.Target)
 		cross = cross || s.Image != ""
+		target = target || s.Target != ""
 	}
 	if !cross {
 		b.SourceImages = nil
+	}
+	if !target {
+		b.SourceTargets = nil
 	}
 }

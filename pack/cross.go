@@ -44,20 +44,7 @@ type holder struct {
 // crossImage returns copies of plans with the cross-image decisions
 // made; the caller's plans are left as they were.
 func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*imgref.Image) ([]*plan.Plan, error) {
-	out := make([]*plan.Plan, len(plans))
-	for i, p := range plans {
-		cp := *p
-		cp.Blobs = make([]plan.Blob, len(p.Blobs))
-		for j, b := range p.Blobs {
-			if b.Patch != nil {
-				pc := *b.Patch
-				pc.Sources = append([]sidecar.Source(nil), b.Patch.Sources...)
-				b.Patch = &pc
-			}
-			cp.Blobs[j] = b
-		}
-		out[i] = &cp
-	}
+	out := copyPlans(plans)
 	// What each baseline holds; the first image in bundle order wins, so
 	// the result does not depend on map order.
 	held := map[digest.Digest]holder{}
@@ -107,6 +94,25 @@ func (st *state) crossImage(ctx context.Context, plans []*plan.Plan, targets []*
 		p.Sum()
 	}
 	return out, nil
+}
+
+// copyPlans copies plans deep enough for pack to change their decisions.
+func copyPlans(plans []*plan.Plan) []*plan.Plan {
+	out := make([]*plan.Plan, len(plans))
+	for i, p := range plans {
+		cp := *p
+		cp.Blobs = make([]plan.Blob, len(p.Blobs))
+		for j, b := range p.Blobs {
+			if b.Patch != nil {
+				pc := *b.Patch
+				pc.Sources = append([]sidecar.Source(nil), b.Patch.Sources...)
+				b.Patch = &pc
+			}
+			cp.Blobs[j] = b
+		}
+		out[i] = &cp
+	}
+	return out
 }
 
 // crossPatch plans a patch for a layer of out[i] from the layers of the
@@ -170,21 +176,32 @@ func (st *state) crossPatch(ctx context.Context, out []*plan.Plan, i int, target
 	if len(chosen) == 0 {
 		return nil, nil
 	}
-	rec, err := recompress.Detect(ctx, l.Compressed, recompress.DetectOptions{})
+	enc, rec, err := detectRecipe(ctx, l)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
+		return nil, err
+	}
+	if enc == nil {
 		d := notReproducible(b)
 		return &d, nil
-	}
-	enc, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fault.Wrap(fault.Internal, err)
 	}
 	d := crossPatched(b, &plan.Patch{Codec: tarpatch.Codec, Sources: chosen, Recipe: enc}, from, rec)
 	st.o.Log.Info("cross-image patch planned", "image", p.Name, "layer", b.Digest, "sources", len(chosen), "from", from)
 	return &d, nil
+}
+
+// detectRecipe finds the recipe that reproduces a target layer's blob,
+// for a layer planned to ship that pack patches instead; nil when none
+// does.
+func detectRecipe(ctx context.Context, l v1.Layer) ([]byte, recompress.Recipe, error) {
+	rec, err := recompress.Detect(ctx, l.Compressed, recompress.DetectOptions{})
+	if err != nil {
+		return nil, rec, ctx.Err()
+	}
+	enc, err := json.Marshal(rec)
+	if err != nil {
+		return nil, rec, fault.Wrap(fault.Internal, err)
+	}
+	return enc, rec, nil
 }
 
 // sourceFile spools a baseline layer of the named image of the bundle.
@@ -285,7 +302,7 @@ func (st *state) crossFallback(ctx context.Context, plans []*plan.Plan, targets 
 					if q.Blobs[k].Digest != b.Digest || q.Blobs[k].Action != sidecar.Patch {
 						continue
 					}
-					revise(&q.Blobs[k], seenFrom(alt.Decision, q.Name))
+					revise(&q.Blobs[k], seenBy(alt.Decision, q.Name, q.Name))
 				}
 			}
 			ps.byDigest[pl.digest] = pl

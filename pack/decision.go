@@ -8,6 +8,7 @@ import (
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/tarpatch"
 )
 
 // Pack revises what plans decided (plan.Decision, the record the sidecar
@@ -16,8 +17,11 @@ import (
 //   - reusedFrom: another bundle image's baseline holds the blob (crossImage);
 //   - crossPatched, notReproducible: a layer patched against the other
 //     images' baselines, or why it is not (crossPatch);
-//   - ownPatchWas, seenFrom: a weak patch gives way to a cross-image one,
+//   - ownPatchWas, seenBy: a weak patch gives way to a cross-image one,
 //     which each image of the bundle takes (crossFallback);
+//   - targetPatched, alsoFromTargets, notReproducibleFromTargets, seenBy:
+//     a layer patched against layers the archive rebuilds earlier
+//     (targetSources, fleet.go), as each image with the layer states it;
 //   - settle: once payloads are computed, a patch that did not pay ships
 //     whole, and one kept in another codec names it (buildSidecar).
 
@@ -69,20 +73,6 @@ func ownPatchWas(d plan.Decision, own *payload) plan.Decision {
 	return d
 }
 
-// seenFrom is patch decision d as bundle image name states it: a source
-// in its own baseline names no image.
-func seenFrom(d plan.Decision, name string) plan.Decision {
-	pc := *d.Patch
-	pc.Sources = append([]sidecar.Source(nil), d.Patch.Sources...)
-	for n := range pc.Sources {
-		if pc.Sources[n].Image == name {
-			pc.Sources[n].Image = ""
-		}
-	}
-	d.Patch = &pc
-	return d
-}
-
 // settle is what became of planned patch b once the payloads are
 // computed, and the payload that rebuilds it (nil: it ships whole, for
 // the reason patches recorded). A payload in another codec than planned
@@ -102,4 +92,58 @@ func (ps *payloadSet) settle(b plan.Blob) (plan.Decision, *payload) {
 		d.Reason = floorReason(b, pl.codec)
 	}
 	return d, pl
+}
+
+// fromTargets says, for people, which target layers a patch reads.
+func fromTargets(srcs []sidecar.Source, from []string) string {
+	return fmt.Sprintf("patch from %d layer(s) this archive rebuilds first (of bundle image(s) %s)", len(srcs), strings.Join(quoteAll(from), ", "))
+}
+
+// targetPatched is shipped b patched against target layers of the bundle
+// images from, recompressed as rec.
+func targetPatched(b plan.Blob, patch *plan.Patch, from []string, rec recompress.Recipe) plan.Decision {
+	d := b.Decision
+	d.Action, d.Patch = sidecar.Patch, patch
+	d.ReasonCode = sidecar.ReasonPatched
+	d.Reason = fmt.Sprintf("not in the baseline; %s, recompressed as %s", fromTargets(patch.Sources, from), rec)
+	return d
+}
+
+// alsoFromTargets is patched b reading the target layers srcs after its
+// own sources.
+func alsoFromTargets(b plan.Blob, srcs []sidecar.Source, from []string) plan.Decision {
+	d := b.Decision
+	pc := *d.Patch
+	pc.Codec, pc.Sources = tarpatch.CodecBundle, append(append([]sidecar.Source(nil), d.Patch.Sources...), srcs...)
+	d.Patch = &pc
+	d.Reason += "; also " + fromTargets(srcs, from)
+	return d
+}
+
+// notReproducibleFromTargets is shipped b, which target layers could
+// patch but no recipe rebuilds.
+func notReproducibleFromTargets(b plan.Blob, srcs []sidecar.Source, from []string) plan.Decision {
+	d := b.Decision
+	d.Reason += "; no " + fromTargets(srcs, from) + ": its compressed blob cannot be reproduced"
+	d.ReasonCode = sidecar.ReasonNotReproducible
+	return d
+}
+
+// seenBy is patch decision d of image owner as bundle image viewer
+// states it: owner's own baseline by name, viewer's own without one;
+// target-layer sources name their image whoever reads them.
+func seenBy(d plan.Decision, owner, viewer string) plan.Decision {
+	pc := *d.Patch
+	pc.Sources = append([]sidecar.Source(nil), d.Patch.Sources...)
+	for n := range pc.Sources {
+		switch s := &pc.Sources[n]; {
+		case s.Target != "":
+		case s.Image == "" && owner != viewer:
+			s.Image = owner
+		case s.Image == viewer:
+			s.Image = ""
+		}
+	}
+	d.Patch = &pc
+	return d
 }

@@ -28,6 +28,10 @@ func checkCodec(p *plan.Plan, b plan.Blob) error {
 	switch b.Patch.Codec {
 	case tarpatch.Codec, blobpatch.Codec:
 		return nil
+	case tarpatch.CodecBundle:
+		// Only pack itself chooses target-layer sources (fleet.go); a
+		// plan naming this codec was refused by plan.Check before.
+		return nil
 	}
 	return fault.WithHint(fault.Errorf(fault.Usage, "pack: plan %q layer %s asks for patch codec %q; this diffah knows %q and %q",
 		p.Name, b.Digest, b.Patch.Codec, tarpatch.Codec, blobpatch.Codec), fault.Usage, "run `diffah plan` with this diffah, or pack with the diffah that made the plan")
@@ -88,6 +92,10 @@ func (st *state) floorSource(ctx context.Context, plans []*plan.Plan, p *plan.Pl
 	}
 	return s, src, nil
 }
+
+// floorSkip: a tar patch at most 1/floorSkip of its blob is kept
+// without waiting for the floor.
+const floorSkip = 256
 
 // floorResult is a floor computed beside a tar patch.
 type floorResult struct {

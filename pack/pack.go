@@ -164,6 +164,14 @@ func Write(ctx context.Context, w io.Writer, plans []*plan.Plan, o Options) (*Re
 			return nil, err
 		}
 	}
+	if !o.Independent {
+		if len(plans) == 1 {
+			plans = copyPlans(plans)
+		}
+		if err := st.targetSources(ctx, plans, targets); err != nil {
+			return nil, err
+		}
+	}
 	rep := &Report{}
 	payloads, err := st.patches(ctx, plans, targets, rep)
 	if err != nil {
@@ -265,6 +273,9 @@ type state struct {
 	// budget bounds what the encoders of every patch hold at once (see
 	// EncodeBudget).
 	budget *membudget.Budget
+	// prints holds the tarpatch prints of baseline sources, by diffID
+	// (fleet.go).
+	prints map[digest.Digest]*tarpatch.Print
 }
 
 // EncodeBudget is how many bytes of dictionary and data pack's encoders
@@ -457,6 +468,11 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	// the cores while the tar patch reads, or waits on its last large
 	// file. Both take their tasks' memory from st.budget.
 	workers := st.budget
+	if b.Patch.Sources[0].Target != "" {
+		// No baseline layer to patch the compressed bytes against: the
+		// tar patch travels when it is smaller than the blob.
+		return st.tarPayload(ctx, plans, p, target, b, stat, workers, lb)
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	floorc := make(chan floorResult, 1)
@@ -469,6 +485,15 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	tp, stat, err := st.tarPayload(ctx, plans, p, target, b, stat, workers, lb)
 	if err != nil {
 		cancel()
+	} else if tp.size <= b.Size/floorSkip {
+		// The floor could save at most this little and costs a zstd pass
+		// at a high level over the whole blob: in a fleet, where most
+		// patches are a few bytes, it was most of pack's time.
+		cancel()
+		if fl := <-floorc; fl.pl != nil {
+			fl.pl.file.Close()
+		}
+		return tp, stat, nil
 	}
 	return withFloor(b, tp, stat, err, <-floorc)
 }
@@ -481,7 +506,13 @@ func (st *state) tarPayload(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 		if image == "" {
 			image = p.Name
 		}
-		f, err := st.sourceFile(ctx, plans, image, s, p.Target.Platform)
+		var f *spool.File
+		var err error
+		if s.Target != "" {
+			f, err = st.targetFile(ctx, plans, s)
+		} else {
+			f, err = st.sourceFile(ctx, plans, image, s, p.Target.Platform)
+		}
 		if err != nil {
 			return nil, stat, err
 		}

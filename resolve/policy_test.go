@@ -28,6 +28,8 @@ func TestPolicy(t *testing.T) {
 		{"only a wrong baseline", []verdict{baselineLacks}, false, "f", fault.Integrity},
 		{"broken stops all", []verdict{ready, broken}, false, "of", fault.Integrity},
 		{"broken and wrong", []verdict{broken, baselineLacks, ready}, false, "ffo", fault.Integrity},
+		{"source image skipped", []verdict{noBaseline, sourceSkipped, ready}, false, "sso", 0},
+		{"source image skipped strict", []verdict{noBaseline, sourceSkipped, ready}, true, "sso", fault.Partial},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rep := &Report{}

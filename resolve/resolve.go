@@ -175,6 +175,8 @@ type resolver struct {
 	baselines  map[string]Baseline
 	cache      *spool.Cache
 	bar        *progress.Bar
+	// targets spools the layers later patches read (target.go).
+	targets *targetSpools
 }
 
 type imageWork struct {
@@ -234,6 +236,7 @@ func (r *resolver) run(ctx context.Context) (*Report, error) {
 		}
 		rep.Images = append(rep.Images, ir)
 	}
+	works, problems = r.skipDependents(works, found, rep, problems)
 	for i := range rep.Images {
 		for _, w := range works {
 			if w.im.Name == rep.Images[i].Name {
@@ -275,6 +278,9 @@ const (
 	// broken: the layout is damaged, or the image cannot be resolved by
 	// this diffah.
 	broken
+	// sourceSkipped: a layer is patched against a layer of another image
+	// of the bundle (a target-layer source), and that image is skipped.
+	sourceSkipped
 )
 
 // policy is the one place --strict and partial mode act: it sets each
@@ -289,7 +295,7 @@ func (r *resolver) policy(rep *Report, found []verdict, problems []string) error
 		switch {
 		case v == ready:
 			rep.Images[i].Status = StatusOK
-		case v == noBaseline, v == baselineLacks && !r.o.Strict:
+		case v == noBaseline, v == sourceSkipped, v == baselineLacks && !r.o.Strict:
 			rep.Images[i].Status = StatusSkipped
 		default:
 			rep.Images[i].Status = StatusFailed
@@ -352,7 +358,7 @@ func (r *resolver) preflight(ctx context.Context, w *imageWork) (verdict, error)
 			w.rep.Reused++
 		case sidecar.Patch:
 			for _, src := range b.Patch.Sources {
-				needBase = needBase || src.Image == ""
+				needBase = needBase || src.Image == "" && src.Target == ""
 			}
 			w.rep.Patched++
 			if err := knownCodec(im, b); err != nil {
@@ -528,6 +534,9 @@ func (r *resolver) missingFromBaseline(ctx context.Context, w *imageWork) []Miss
 			}
 		case sidecar.Patch:
 			for _, s := range b.Patch.Sources {
+				if s.Target != "" {
+					continue // rebuilt by this archive first (see targetSources)
+				}
 				if ok, why := lookup(s.Image, s.Digest, s.Size); !ok {
 					if ok, how := r.matchDiffID(w, s.Image, true, s.DiffID, nil, false); ok {
 						continue
@@ -587,9 +596,25 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 		}
 	}
 	// Patches are the slow part: run them first so the workers overlap.
+	// A layer that later patches read (a target-layer source) goes
+	// before them; then every task follows the ones it reads.
+	srcs := newTargetSpools(r.cache, tmp.Path)
+	r.targets = srcs
+	for _, t := range tasks {
+		srcs.count(t.b)
+	}
 	sort.SliceStable(tasks, func(i, j int) bool {
-		return tasks[i].b.Action == sidecar.Patch && tasks[j].b.Action != sidecar.Patch
+		return srcs.rank(tasks[i].b) < srcs.rank(tasks[j].b)
 	})
+	order, err := dependencyOrder(len(tasks), func(i int) digest.Digest { return tasks[i].b.Digest }, func(i int) []digest.Digest { return targetDigests(tasks[i].b) })
+	if err != nil {
+		return err
+	}
+	sorted := make([]task, len(tasks))
+	for k, i := range order {
+		sorted[k] = tasks[i]
+	}
+	tasks = sorted
 	if r.o.Progress != nil {
 		var total int64
 		for _, t := range tasks {
@@ -609,7 +634,15 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 		g.Go(func() (err error) {
 			defer fault.Recover(&err)
 			defer r.bar.Add(t.b.Size)
-			return r.blob(gctx, tmp.Path, t.w, t.b)
+			defer srcs.release(t.b)
+			if err := srcs.wait(gctx, t.b); err != nil {
+				return err
+			}
+			if err := r.blob(gctx, tmp.Path, t.w, t.b); err != nil {
+				return err
+			}
+			srcs.done(t.b.Digest)
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -758,6 +791,14 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	}
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
+		if s.Target != "" {
+			f, err := r.targets.open(ctx, s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+			srcs = append(srcs, f)
+			continue
+		}
 		base := r.baseOf(w, s.Image)
 		if base == nil {
 			return fault.Errorf(fault.Integrity, "%s: patch source %s: no baseline for image %q", what, s.Digest, s.Image)

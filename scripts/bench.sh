@@ -11,6 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CORPUS_DIR=${CORPUS_DIR:-$PWD/.cache/corpus}
 go run ./scripts/bench -corpus "$CORPUS_DIR" -bin "${BIN:-bin/diffah}" -json bench-out/results.json ${BENCH_ONLY:+-only "$BENCH_ONLY"} ${BENCH_JOBS:+-jobs "$BENCH_JOBS"}
+# The fleet pair (scripts/fleet.sh): 10, 50 and 200 services moved to one
+# new release, as one bundle (BENCH_FLEET=0 skips it; FLEET_SIZES picks).
+if [ "${BENCH_FLEET:-1}" = 1 ]; then
+	CORPUS_DIR="$CORPUS_DIR" BIN="${BIN:-bin/diffah}" scripts/fleetbench.sh | tee bench-out/fleet.txt
+fi
 # diffah diff against GNU diff on the same real images.
 DIFFAH_CORPUS="$CORPUS_DIR" go test -count=1 -run '^TestCorpusDiff$' -v ./cmd/diffah 2>&1 | grep -E '^(---|ok|FAIL|PASS)|files differ' | tee bench-out/corpus-diff.txt
 if [ "${BENCH_GO:-1}" = 1 ]; then

@@ -36,7 +36,7 @@ const (
 	// refuses another major version and tolerates unknown fields only from a
 	// newer minor version.
 	Major = 1
-	Minor = MinorFileCosts
+	Minor = MinorFleet
 	// MaxSize bounds the sidecar entry: sidecars come from untrusted media.
 	MaxSize = 16 << 20
 	// MaxImages and MaxBlobs bound what one archive may describe.
@@ -120,8 +120,9 @@ type Blob struct {
 type PatchSpec struct {
 	// Codec names the patch format (tarpatch.Codec).
 	Codec string `json:"codec"`
-	// Sources are the baseline layers whose uncompressed tars the patch
-	// reads, in the order the patch numbers them.
+	// Sources are the layers whose uncompressed tars the patch reads, in
+	// the order the patch numbers them: baseline layers, and
+	// layers the archive rebuilds earlier (Source.Target, since 1.5).
 	Sources []Source `json:"sources"`
 	// Recipe reproduces the target blob's compression; its fields are
 	// validated by the recompress package.
@@ -139,13 +140,20 @@ type PatchRef struct {
 	UncompressedSize int64 `json:"uncompressedSize"`
 }
 
-// Source is a baseline layer a patch reads.
+// Source is a layer a patch reads: a baseline layer, or (since 1.5) a
+// layer this archive rebuilds earlier.
 type Source struct {
 	Descriptor
 	DiffID digest.Digest `json:"diffID"`
 	// Image names the bundle image whose baseline holds the layer, when
 	// that is not the patched image's own (since 1.1).
 	Image string `json:"image,omitempty"`
+	// Target, when set, says the layer is not a baseline's but one of
+	// the target layers of the named image of this archive (the patched
+	// image itself, or another), which the archive ships or patches
+	// earlier in sidecar order: the consumer rebuilds and verifies it
+	// first (since 1.5, codec BundleTarCodec only).
+	Target string `json:"target,omitempty"`
 }
 
 // Entry is one archive entry after the sidecar.
@@ -339,9 +347,61 @@ func (s *Sidecar) validate() error {
 			return fmt.Errorf("more than %d blobs", MaxBlobs)
 		}
 	}
+	if err := s.checkTargetSources(); err != nil {
+		return err
+	}
 	for _, e := range s.Entries {
 		if !used[e.Name] {
 			return fmt.Errorf("entry %q is not used by any blob", e.Name)
+		}
+	}
+	return nil
+}
+
+// checkTargetSources makes sure every target-layer source is a layer the
+// archive ships or patches, of the image it names, and comes before the
+// layer it rebuilds (first occurrences, in sidecar order): the consumer
+// can rebuild layers in that order, and no layer can depend on itself.
+func (s *Sidecar) checkTargetSources() error {
+	type at struct{ image, blob int }
+	first := map[digest.Digest]at{}
+	for i, im := range s.Images {
+		for j, b := range im.Blobs {
+			if _, ok := first[b.Digest]; !ok && b.Role == RoleLayer {
+				first[b.Digest] = at{i, j}
+			}
+		}
+	}
+	before := func(a, b at) bool { return a.image < b.image || a.image == b.image && a.blob < b.blob }
+	for _, im := range s.Images {
+		for _, b := range im.Blobs {
+			if b.Patch == nil {
+				continue
+			}
+			for _, src := range b.Patch.Sources {
+				if src.Target == "" {
+					continue
+				}
+				if _, minor, _ := ParseVersion(s.Version); minor < MinorFleet {
+					return fmt.Errorf("image %q: layer %s: a target-layer patch source needs format 1.%d, this sidecar says %s", im.Name, b.Digest, MinorFleet, s.Version)
+				}
+				t, ok := s.Image(src.Target)
+				if !ok {
+					return fmt.Errorf("image %q: layer %s: patch source %s is a layer of image %q, which is not in this archive", im.Name, b.Digest, src.Digest, src.Target)
+				}
+				found := false
+				for _, tb := range t.Blobs {
+					if tb.Role == RoleLayer && tb.Digest == src.Digest && tb.DiffID == src.DiffID && tb.Size == src.Size && (tb.Action == Ship || tb.Action == Patch) {
+						found = true
+					}
+				}
+				if !found {
+					return fmt.Errorf("image %q: layer %s: patch source %s is not a shipped or patched layer of image %q with that diffID and size", im.Name, b.Digest, src.Digest, src.Target)
+				}
+				if !before(first[src.Digest], first[b.Digest]) {
+					return fmt.Errorf("image %q: layer %s: patch source %s (a layer of image %q) does not come before it in the archive", im.Name, b.Digest, src.Digest, src.Target)
+				}
+			}
 		}
 	}
 	return nil
@@ -459,13 +519,26 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 		if len(p.Sources) == 0 || len(p.Sources) > 64 {
 			return fmt.Errorf("patch has %d sources (1 to 64 allowed)", len(p.Sources))
 		}
+		targets := 0
 		for _, src := range p.Sources {
 			if err := src.Descriptor.check("patch source"); err != nil {
 				return err
 			}
+			if src.Target != "" {
+				targets++
+				if src.Image != "" {
+					return fmt.Errorf("patch source %s names both a baseline (image %q) and a target layer (of image %q)", src.Digest, src.Image, src.Target)
+				}
+				if p.Codec != BundleTarCodec {
+					return fmt.Errorf("patch source %s is a target layer of image %q, which only codec %q may read (this patch is %q)", src.Digest, src.Target, BundleTarCodec, p.Codec)
+				}
+			}
 			if err := layout.CheckDigest(src.DiffID, "patch source "+src.Digest.String()+" diffID"); err != nil {
 				return err
 			}
+		}
+		if p.Codec == BundleTarCodec && targets == 0 {
+			return fmt.Errorf("codec %q without a target-layer source", BundleTarCodec)
 		}
 		if err := layout.CheckSize(p.UncompressedSize, "patch uncompressedSize"); err != nil {
 			return err

@@ -29,7 +29,19 @@ const (
 	// compresses its segments in parallel; recompress.SyncPoint). A 1.2
 	// reader refuses such a recipe (an unknown field), naming it.
 	MinorSync = 3
+	// MinorFleet (1.5) adds patch sources that are layers of the archive
+	// itself (Source.Target): in a bundle a layer may be patched against a
+	// layer another image (or an earlier layer of the same image) ships or
+	// patches first. Such a patch has codec BundleTarCodec, a diffah-tar/2
+	// payload whose sources may be target layers, so a 1.2 reader refuses
+	// it by its codec, naming it, before writing anything, instead of
+	// looking for those layers in a baseline.
+	MinorFleet = 5
 )
+
+// BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/2 patch some of
+// whose sources are target layers (since 1.4).
+const BundleTarCodec = "diffah-tar-bundle/2"
 
 // BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
 // codecs, so it names it here).
@@ -46,7 +58,8 @@ const (
 const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
-// sidecar: 1.4 when a patched layer carries fileCosts, 1.3 when a recipe
+// sidecar: 1.5 when a patch reads a target layer, 1.4 when a patched
+// layer carries fileCosts, 1.3 when a recipe
 // has sync points, 1.2 when a blob carries what 1.2 added (a reused
 // layer's recipe, a patch codec other than diffah-tar/1), else 1.1, so
 // archives that need nothing new stay readable by older readers (a
@@ -64,6 +77,9 @@ func (s *Sidecar) SetVersion() {
 			}
 			if b.FileCosts != nil {
 				minor = max(minor, MinorFileCosts)
+			}
+			if b.Patch != nil && b.Patch.Codec == BundleTarCodec {
+				minor = max(minor, MinorFleet)
 			}
 		}
 	}

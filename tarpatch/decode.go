@@ -22,8 +22,15 @@ const Codec = "diffah-tar/2"
 // without the ADIFF op.
 const CodecV1 = "diffah-tar/1"
 
+// CodecBundle names, in a sidecar, a patch in the Codec format some of
+// whose sources are layers the same archive rebuilds first rather than
+// baseline layers (a bundle's images drawing on each other's new
+// layers). The payload is the same; the name makes readers that cannot
+// find such sources refuse the patch by its codec.
+const CodecBundle = "diffah-tar-bundle/2"
+
 // Decodes reports whether Decode reads patches of the named codec.
-func Decodes(codec string) bool { return codec == Codec || codec == CodecV1 }
+func Decodes(codec string) bool { return codec == Codec || codec == CodecV1 || codec == CodecBundle }
 
 var (
 	magic   = []byte("DFHTAR2\n")

@@ -88,6 +88,9 @@ type index struct {
 	byPath  map[string]loc
 	byNorm  map[string][]loc
 	byDir   map[string][]loc
+	// bySize lists the source files larger than one chunk by size: a new
+	// file of that size may be one of them (copied chunk by chunk).
+	bySize map[int64][]loc
 	// hdrByPath is, per regular file, the raw bytes before its data (the
 	// previous entry's padding and the headers since), for COPY of
 	// unchanged headers.
@@ -104,7 +107,7 @@ func cleanName(name string) string { return strings.TrimPrefix(path.Clean("/"+na
 
 // buildIndex reads every source tar once, hashing regular files.
 func buildIndex(ctx context.Context, sources []Source) (*index, error) {
-	ix := &index{sources: sources, byHash: map[[32]byte]loc{}, byPath: map[string]loc{}, byNorm: map[string][]loc{}, byDir: map[string][]loc{}, hdrByPath: map[string]loc{}}
+	ix := &index{sources: sources, byHash: map[[32]byte]loc{}, byPath: map[string]loc{}, byNorm: map[string][]loc{}, byDir: map[string][]loc{}, bySize: map[int64][]loc{}, hdrByPath: map[string]loc{}}
 	for si, s := range sources {
 		cr := &countingReader{r: io.NewSectionReader(s, 0, s.Size())}
 		tr := tar.NewReader(cr)
@@ -145,6 +148,9 @@ func buildIndex(ctx context.Context, sources []Source) (*index, error) {
 			}
 			if _, ok := ix.byPath[l.name]; !ok {
 				ix.byPath[l.name] = l
+			}
+			if l.size > minChunkCopy && len(ix.bySize[l.size]) < 4 {
+				ix.bySize[l.size] = append(ix.bySize[l.size], l)
 			}
 			n := normalize(l.name)
 			ix.byNorm[n] = append(ix.byNorm[n], l)
@@ -634,17 +640,57 @@ func (r *recentFiles) pick(ext string, size, abs, room int64, k int) []*recentFi
 	return out
 }
 
+// minChunkCopy is the least size of a source file bySize lists.
+const minChunkCopy = 1 << 20
+
+// sameChunk finds, among same (source files of the new file's size), one
+// whose bytes at off equal buf.
+func sameChunk(ix *index, same []loc, off int64, buf []byte, scratch *[]byte) (loc, bool, error) {
+	for _, l := range same {
+		if cap(*scratch) < len(buf) {
+			*scratch = make([]byte, len(buf))
+		}
+		b := (*scratch)[:len(buf)]
+		if _, err := ix.sources[l.src].ReadAt(b, l.off+off); err != nil && err != io.EOF {
+			return loc{}, false, fault.Errorf(fault.Env, "tarpatch: reading source %d: %w", l.src, err)
+		}
+		if bytes.Equal(b, buf) {
+			return l, true, nil
+		}
+	}
+	return loc{}, false, nil
+}
+
 // encodeFile reads one regular file's content (starting at output offset
 // abs) and queues its ops.
 func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, ix *index, o EncodeOptions, encs *encoders, recent *recentFiles, emit func(*task), work chan func()) error {
 	old, hasOld := ix.match(name, size)
 	ext := path.Ext(name)
 	histSrc := len(ix.sources)
+	// A file larger than one chunk cannot be found by its hash before it
+	// is read; a source file of its size (its old version first) may hold
+	// it, and each chunk equal to the same region there is copied.
+	var same []loc
+	if size > o.MaxChunk {
+		if hasOld && old.size == size {
+			same = append(same, old)
+		}
+		same = append(same, ix.bySize[size]...)
+	}
+	var scratch []byte
 	for off := int64(0); off < size; off += o.MaxChunk {
 		n := min(o.MaxChunk, size-off)
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return fault.Errorf(fault.Integrity, "tarpatch: reading %s from the new tar: %w", name, err)
+		}
+		if l, ok, err := sameChunk(ix, same, off, buf, &scratch); err != nil {
+			return err
+		} else if ok {
+			t := &task{done: make(chan struct{}), kind: statCopy, copy: &loc{src: l.src, off: l.off + off, size: n}}
+			close(t.done)
+			emit(t)
+			continue
 		}
 		if n == size {
 			if l, ok := ix.byHash[sha256.Sum256(buf)]; ok && l.size == size {

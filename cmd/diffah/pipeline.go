@@ -58,7 +58,7 @@ type PackCmd struct {
 	Jobs     int      `help:"Parallel workers (default: number of CPUs)." placeholder:"N"`
 	// Independent is for sites that may not hold every baseline of a
 	// bundle at resolve time.
-	Independent bool `help:"In a bundle, keep each image to its own baseline (by default an image reuses and patches from the other images' baselines too, and then needs them at resolve)."`
+	Independent bool `help:"Keep each image to its own baseline (by default an image of a bundle reuses and patches from the other images' baselines too, and a layer may be patched against layers the archive rebuilds before it; the image then needs those baselines and images at resolve)."`
 	RegistryFlags
 	LockFlags
 	ForceFlags

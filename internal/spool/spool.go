@@ -149,3 +149,34 @@ func closeEntries(m map[digest.Digest]*entry) {
 
 // String names a spooled file for logs.
 func (s *File) String() string { return fmt.Sprintf("spool(%d bytes)", s.size) }
+
+// Content returns what open yields, spooled once under key and checked
+// against want (its sha256): content that is not a baseline layer, such
+// as a layer resolve has just rebuilt, which Drop releases once no one
+// needs it. Keys live apart from the diffIDs Uncompressed spools under.
+func (c *Cache) Content(ctx context.Context, key string, open func() (io.ReadCloser, error), want digest.Digest, what string) (*File, error) {
+	return c.once(digest.Digest("content+"+key), func() (*File, error) {
+		f, err := c.spool(ctx, open, want, what)
+		if errors.Is(err, errContent) {
+			return nil, fault.Errorf(fault.Integrity, "%s is corrupt: %w", what, errors.Unwrap(err))
+		}
+		if errors.Is(err, errDigest) {
+			return nil, fault.Errorf(fault.Integrity, "%s: content is %s, expected %s", what, errors.Unwrap(err), want)
+		}
+		return f, err
+	})
+}
+
+// Drop closes and forgets what Content spooled under key; the caller
+// makes sure no one reads it any more.
+func (c *Cache) Drop(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := digest.Digest("content+" + key)
+	if e, ok := c.files[k]; ok {
+		if e.file != nil {
+			e.file.f.Close()
+		}
+		delete(c.files, k)
+	}
+}

@@ -8,6 +8,7 @@
 //
 //	go run ./scripts/corpus -o OUT DIR [DIR...]      one image, a layer per DIR
 //	go run ./scripts/corpus -pairs CORPUS NAME...    CORPUS/pairs.json for CORPUS/NAME/{old,new}
+//	go run ./scripts/corpus -o OUT -tag T DIR...     add image T to the layout OUT (fleets: blobs shared)
 package main
 
 import (
@@ -51,16 +52,19 @@ func run(args []string, stderr io.Writer) error {
 	fl.SetOutput(stderr)
 	out := fl.String("o", "", "OCI layout to create from the directories given (one layer each)")
 	pairs := fl.String("pairs", "", "corpus directory: write its pairs.json for the pair names given")
+	tag := fl.String("tag", "", "with -o: add the image under this tag to the layout OUT, created when missing (a fleet's images share their blobs)")
 	if err := fl.Parse(args); err != nil {
 		return err
 	}
 	switch {
+	case *out != "" && *tag != "" && *pairs == "" && fl.NArg() > 0:
+		return addTagged(*out, *tag, fl.Args())
 	case *out != "" && *pairs == "" && fl.NArg() > 0:
 		return build(*out, fl.Args())
 	case *pairs != "" && *out == "" && fl.NArg() > 0:
 		return writePairs(*pairs, fl.Args(), stderr)
 	}
-	return errors.New("usage: corpus -o OUT DIR [DIR...] | corpus -pairs CORPUS_DIR NAME [NAME...]")
+	return errors.New("usage: corpus -o OUT [-tag T] DIR [DIR...] | corpus -pairs CORPUS_DIR NAME [NAME...]")
 }
 
 // build writes an image whose layers are dirs, in order, to the OCI layout
@@ -78,34 +82,8 @@ func build(out string, dirs []string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	var layers []v1.Layer
-	for i, dir := range dirs {
-		blob := filepath.Join(tmp, fmt.Sprintf("layer%d.tar.gz", i))
-		if err := pack(dir, blob); err != nil {
-			return fmt.Errorf("packing %s: %w", dir, err)
-		}
-		l, err := tarball.LayerFromFile(blob, tarball.WithMediaType(types.OCILayer))
-		if err != nil {
-			return fmt.Errorf("layer of %s: %w", dir, err)
-		}
-		layers = append(layers, l)
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.AppendLayers(img, layers...)
+	img, err := image(tmp, dirs)
 	if err != nil {
-		return err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	cf = cf.DeepCopy()
-	cf.Architecture, cf.OS, cf.Created = "amd64", "linux", v1.Time{Time: mtime}
-	for i := range cf.History {
-		cf.History[i].Created = v1.Time{Time: mtime}
-	}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
 	}
 	dst := filepath.Join(tmp, "layout")
@@ -117,6 +95,74 @@ func build(out string, dirs []string) error {
 		return fmt.Errorf("writing %s: %w", out, err)
 	}
 	return os.Rename(dst, out)
+}
+
+// addTagged adds the image made of dirs to the layout out under tag,
+// creating the layout when missing; blobs already there are kept, so a
+// fleet's shared base is stored once. A tag already present is an error.
+func addTagged(out, tag string, dirs []string) error {
+	p, err := layout.FromPath(out)
+	if err != nil {
+		if p, err = layout.Write(out, empty.Index); err != nil {
+			return err
+		}
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return err
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, d := range im.Manifests {
+		if d.Annotations["org.opencontainers.image.ref.name"] == tag {
+			return fmt.Errorf("%s already holds %s; delete the layout to rebuild", out, tag)
+		}
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(out)), ".corpus-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	img, err := image(tmp, dirs)
+	if err != nil {
+		return err
+	}
+	return p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag}))
+}
+
+// image packs dirs, a layer each, under tmp into an image with a fixed
+// config.
+func image(tmp string, dirs []string) (v1.Image, error) {
+	var layers []v1.Layer
+	for i, dir := range dirs {
+		blob := filepath.Join(tmp, fmt.Sprintf("layer%d.tar.gz", i))
+		if err := pack(dir, blob); err != nil {
+			return nil, fmt.Errorf("packing %s: %w", dir, err)
+		}
+		l, err := tarball.LayerFromFile(blob, tarball.WithMediaType(types.OCILayer))
+		if err != nil {
+			return nil, fmt.Errorf("layer of %s: %w", dir, err)
+		}
+		layers = append(layers, l)
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(img, layers...)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS, cf.Created = "amd64", "linux", v1.Time{Time: mtime}
+	for i := range cf.History {
+		cf.History[i].Created = v1.Time{Time: mtime}
+	}
+	return mutate.ConfigFile(img, cf)
 }
 
 // pack writes dir as a gzip'd tar at blob, streaming file contents.

@@ -379,6 +379,50 @@ func writeIndex(dir string, imgs map[string]v1.Image) error {
 	return nil
 }
 
+// fleetServices are the services of the fleet fixture.
+var fleetServices = []string{"amber", "brisk", "calm"}
+
+// fleet writes dir/v1 and dir/v2, one OCI layout each holding one image
+// per service (tagged with its name): the base layer of the bundle
+// images, then an app layer with the same pseudo-binary under the
+// service's own name and its own config; v2 edits the binary the same
+// way for every service (a release rolled out to the fleet).
+func fleet(dir string) error {
+	for _, v := range []int{1, 2} {
+		bin := binary(60, fleetAppSize)
+		if v == 2 {
+			bin = edit(bin, 61, 200) // a new release: changes throughout
+		}
+		base, err := layer(baseFiles("amd64"), oci.layer)
+		if err != nil {
+			return err
+		}
+		p, err := layout.Write(filepath.Join(dir, fmt.Sprintf("v%d", v)), empty.Index)
+		if err != nil {
+			return err
+		}
+		for i, svc := range fleetServices {
+			app, err := layer([]file{{name: "srv/", dir: true}, {name: "srv/" + svc, body: bin, mode: 0o755},
+				{name: "srv/" + svc + ".json", body: []byte(fmt.Sprintf("{\"service\": %q, \"port\": %d, \"release\": %d}\n", svc, 8080+i, v))}}, oci.layer)
+			if err != nil {
+				return err
+			}
+			img, err := imageOf(oci, "amd64", fmt.Sprintf("APP_VERSION=%d", v), base, app)
+			if err == nil {
+				err = p.AppendImage(img, layout.WithAnnotations(map[string]string{refName: svc}))
+			}
+			if err != nil {
+				return fmt.Errorf("writing fleet %s v%d: %w", svc, v, err)
+			}
+		}
+	}
+	return nil
+}
+
+// fleetAppSize is the fleet fixture's binary: small, as three copies of
+// each version are committed.
+const fleetAppSize = 32 << 10
+
 func generate(out string) error {
 	for _, v := range []int{1, 2} {
 		env := fmt.Sprintf("APP_VERSION=%d", v)
@@ -425,6 +469,9 @@ func generate(out string) error {
 			}
 		}
 	}
+	if err := fleet(filepath.Join(out, "fleet")); err != nil {
+		return err
+	}
 	unrel, err := image(oci, "amd64", "UNRELATED=1", []file{{name: "data/blob", body: binary(99, 40<<10)}})
 	if err := write(filepath.Join(out, "unrelated"), unrel, err); err != nil {
 		return err
@@ -454,6 +501,7 @@ Every directory is an OCI image layout whose one entry is tagged ` + "`latest`" 
 | multi-v1, multi-v2 | an OCI image index with linux/amd64 and linux/arm64 images: per-arch base layers, one app layer shared by both |
 | bundle/svc-{a,b,c}-v{1,2} | three services sharing one base layer (the same as v1's), each with its own 96 KiB app that changes from v1 to v2 |
 | unrelated | an image sharing no layer with the others (wrong-baseline tests) |
+| fleet/v1, fleet/v2 | one layout each with three images tagged ` + "`amber`, `brisk`, `calm`" + ` (not ` + "`latest`" + `): the bundle base layer, then an app layer holding the same 32 KiB pseudo-binary under the service's name (` + "`srv/NAME`" + `) and the service's config; v2 edits the binary throughout (200 edits), the same way for all three |
 
 Gzip layers are written by Go's compress/gzip at level 6, so that their
 compression can be reproduced.
