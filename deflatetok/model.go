@@ -55,8 +55,8 @@ const (
 type token uint32
 
 func matchTok(length, dist int) token { return token(length<<16 | (dist - 1)) }
-func (t token) length() int         { return int(t >> 16) }
-func (t token) dist() int           { return int(t&0xffff) + 1 }
+func (t token) length() int           { return int(t >> 16) }
+func (t token) dist() int             { return int(t&0xffff) + 1 }
 
 // span is how many content bytes t covers.
 func (t token) span() int {

@@ -52,6 +52,8 @@ const (
 	// maxBlockContent bounds the content of one block (and so the tokens
 	// held at once): zlib's blocks cover at most 16383*258 bytes.
 	maxBlockContent = 8 << 20
+	// maxChain bounds the chain parameter (zlib's level 9 uses 4096).
+	maxChain = 4096
 )
 
 // ModelStats says what a model form holds.
@@ -300,7 +302,7 @@ func EncodeModel(ctx context.Context, w io.Writer, form, content io.Reader, p Pa
 	}
 	cw := &capWriter{w: zw, left: maxBody}
 	bw := bufio.NewWriterSize(cw, 1<<16)
-	if err := encodeModel(ctx, bw, bufio.NewReaderSize(form, 1<<20), content, p, &st); err != nil {
+	if err := encodeModel(ctx, bw, bufio.NewReaderSize(form, 1<<20), content, p, &st, -1); err != nil {
 		zw.Close()
 		if cw.over {
 			return st, fmt.Errorf("%w: corrections over %d bytes", ErrNoModel, maxBody)
@@ -340,7 +342,44 @@ func putUvarint(w *bufio.Writer, v uint64) {
 	w.Write(b[:binary.PutUvarint(b[:], v)])
 }
 
-func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats) error {
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// errStop ends a trial run of encodeModel at its content limit.
+var errStop = errors.New("stop")
+
+// FitParams finds the zlib/gzip level whose matcher best predicts the
+// stream whose token form is form, trying each on the stream's first
+// blocks (prefix: the first bytes of its content, a MiB or so). It
+// returns the level and the share of tokens it mispredicted there; an
+// error wraps ErrNoModel when the stream does not fit the model form at
+// all.
+func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []byte) (int, float64, error) {
+	stop := int64(len(prefix)) - 2*maxMatch
+	best, bestScore, bestRate := 0, int64(-1), 1.0
+	for lvl := 1; lvl <= 9; lvl++ {
+		var st ModelStats
+		w := bufio.NewWriter(io.Discard)
+		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix), Levels[lvl], &st, max(stop, 0))
+		if err != nil && err != errStop {
+			return 0, 0, err
+		}
+		score := st.Corrections + 8*st.Headers
+		// Ties (content whose matches every level finds alike) go to
+		// the level nearest the family's default, 6.
+		if bestScore < 0 || score < bestScore || score == bestScore && abs(lvl-6) < abs(best-6) {
+			best, bestScore = lvl, score
+			bestRate = float64(score) / float64(max(st.Tokens, 1))
+		}
+	}
+	return best, bestRate, nil
+}
+
+func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64) error {
 	head := make([]byte, len(magic))
 	if _, err := io.ReadFull(fr, head); err != nil || string(head) != magic {
 		return corrupt("bad magic")
@@ -364,6 +403,9 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 			flags |= flagInputEnds
 		}
 		if b.h>>1 == 0 {
+			if stopAt >= 0 && run.pos+b.n > stopAt {
+				return errStop
+			}
 			w.WriteByte(flags)
 			putUvarint(w, uint64(b.n))
 			w.WriteByte(b.pad)
@@ -377,6 +419,9 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 		ncorr, gap := 0, 0
 		q := run.pos
 		for _, t := range b.toks {
+			if stopAt >= 0 && q+int64(t.span()) > stopAt {
+				return errStop // a trial's end, within a block
+			}
 			pred := run.m.predict(q)
 			if !run.contentOK(q + int64(t.span()) - 1) {
 				return corrupt("content shorter than the stream")
@@ -416,6 +461,9 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 		putUvarint(w, uint64(ncorr))
 		w.Write(corr)
 		run.endBlock(b.n, b.inEnds, final)
+		if stopAt >= 0 && run.pos >= stopAt {
+			return errStop
+		}
 		return nil
 	}
 	var cur, next *mblock
@@ -569,8 +617,10 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 		return corrupt("bad parameters")
 	}
 	p := Params{Lazy: lazy == 1}
-	for _, f := range []*int{&p.Good, &p.MaxLazy, &p.Nice, &p.Chain} {
-		v, err := readUv(r, 1<<16)
+	// Parameters are bounded as the family's are (a longer chain would
+	// only make hostile input slow).
+	for i, f := range []*int{&p.Good, &p.MaxLazy, &p.Nice, &p.Chain} {
+		v, err := readUv(r, []uint64{maxMatch, maxMatch, maxMatch, maxChain}[i])
 		if err != nil {
 			return err
 		}

@@ -98,6 +98,11 @@ type payload struct {
 	codec   string
 	sources []sidecar.Source
 	recipe  []byte
+	// note says more about the patch kept, for the reason (the
+	// compressor family a model patch found and what it costs).
+	note string
+	// modelData is the size of a model patch's reconstruction data.
+	modelData int64
 }
 
 type source struct {
@@ -507,7 +512,11 @@ func buildSidecar(plans []*plan.Plan, ps *payloadSet, tool string) (*sidecar.Sid
 						Recipe: json.RawMessage(b.Patch.Recipe), Entry: sidecar.PatchEntryName(pl.digest), UncompressedSize: pl.newSize}
 					if pl.codec != "" {
 						sb.Patch.Codec, sb.Patch.Sources, sb.Patch.Recipe = pl.codec, pl.sources, json.RawMessage(pl.recipe)
-						sb.Reason = clip(floorReason(b, pl.codec))
+						sb.Reason = floorReason(b, pl.codec)
+						if pl.note != "" {
+							sb.Reason += "; " + pl.note
+						}
+						sb.Reason = clip(sb.Reason)
 					}
 					add(sb.Patch.Entry, pl.digest, pl.size)
 				}

@@ -21,6 +21,12 @@ const (
 	// whose uncompressedSize is that form's size). A 1.1 reader refuses such a layer by its codec,
 	// naming it.
 	MinorBlobPatch = 2
+	// MinorModel (1.3) adds the patch codec "diffah-deflate-model/1": a
+	// tar patch plus the layer's deflate model form (package deflatetok:
+	// the zlib/gzip-family matcher's parameters and its corrections),
+	// whose uncompressedSize is the tar's size and whose recipe is
+	// {"format":"none"}. A 1.2 reader refuses such a layer by its codec.
+	MinorModel = 3
 )
 
 // BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
@@ -32,6 +38,8 @@ const BlobPatchCodec = "diffah-blob/1"
 const (
 	DeflatePatchCodec  = "diffah-deflate/1"
 	DeflateInlineCodec = "diffah-deflate-inline/1"
+	// DeflateModelCodec names the tar-plus-model-form patch (1.3).
+	DeflateModelCodec = "diffah-deflate-model/1"
 )
 
 // TarPatchCodecV1 is the tar patch codec 1.1 readers know.
@@ -45,7 +53,9 @@ func (s *Sidecar) SetVersion() {
 	minor := minorBase
 	for _, im := range s.Images {
 		for _, b := range im.Blobs {
-			if (b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
+			if b.Patch != nil && b.Patch.Codec == DeflateModelCodec {
+				minor = MinorModel
+			} else if ((b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "") && minor < MinorBlobPatch {
 				minor = MinorBlobPatch
 			}
 		}
