@@ -290,7 +290,8 @@ func TestForeignRatios(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if form.Len() > 0 {
+			rebuilt := form.Len() > 0
+			if rebuilt {
 				if err := deflatetok.Encode(ctx, &blob, &form, &tarOut, deflatetok.EncodeOptions{MaxOutput: int64(len(b))}); err != nil {
 					t.Fatal(err)
 				}
@@ -299,7 +300,7 @@ func TestForeignRatios(t *testing.T) {
 				}
 			}
 			speed := "-"
-			if form.Len() > 0 {
+			if rebuilt {
 				speed = fmt.Sprintf("%6.0f MB/s", float64(len(pr.new))/1e6/(cpuTime()-cpu0).Seconds())
 			}
 			t.Logf("  %-15s %10d %10d %7.2fx %10d %10s %10d %10s %10s %-28s %11s", c.name, len(b), ours, float64(ours)/float64(ref.Len()), ref.Len(), zref, fl.Len(), num(modelSize), num(tokens), fit, speed)
