@@ -17,6 +17,12 @@ import (
 // formSize bounds the token form the second part may produce.
 const patchMagic = "DFHDEFL1"
 
+// A patch of codec diffah-deflate-model/1 has the same layout with the
+// magic "DFHDMOD1", and the layer's model form (EncodeModel) in place of
+// the token-form patch: it needs no baseline blob, only the tar's
+// baselines.
+const modelPatchMagic = "DFHDMOD1"
+
 // PatchHeader is the head of a diffah-deflate/1 patch.
 type PatchHeader struct {
 	FormSize int64
@@ -24,8 +30,20 @@ type PatchHeader struct {
 }
 
 // WritePatchHeader writes the head of a patch.
-func WritePatchHeader(w io.Writer, h PatchHeader) error {
-	b := append([]byte(patchMagic), binary.AppendUvarint(nil, uint64(h.FormSize))...)
+func WritePatchHeader(w io.Writer, h PatchHeader) error { return writePatchHeader(w, h, patchMagic) }
+
+// WriteModelPatchHeader writes the head of a diffah-deflate-model/1 patch.
+func WriteModelPatchHeader(w io.Writer, h PatchHeader) error {
+	return writePatchHeader(w, h, modelPatchMagic)
+}
+
+// ReadModelPatchHeader is ReadPatchHeader for diffah-deflate-model/1.
+func ReadModelPatchHeader(r *bufio.Reader, payloadSize, blobSize int64) (PatchHeader, error) {
+	return readPatchHeader(r, payloadSize, blobSize, modelPatchMagic)
+}
+
+func writePatchHeader(w io.Writer, h PatchHeader, magic string) error {
+	b := append([]byte(magic), binary.AppendUvarint(nil, uint64(h.FormSize))...)
 	b = binary.AppendUvarint(b, uint64(h.TarLen))
 	_, err := w.Write(b)
 	return err
@@ -36,9 +54,13 @@ func WritePatchHeader(w io.Writer, h PatchHeader) error {
 // patch must fit in the payload, and the token form may be at most
 // MaxFormRatio times the blob (each token costs at least one bit of it).
 func ReadPatchHeader(r *bufio.Reader, payloadSize, blobSize int64) (PatchHeader, error) {
-	m := make([]byte, len(patchMagic))
-	if _, err := io.ReadFull(r, m); err != nil || string(m) != patchMagic {
-		return PatchHeader{}, corrupt("not a diffah-deflate/1 patch (bad magic)")
+	return readPatchHeader(r, payloadSize, blobSize, patchMagic)
+}
+
+func readPatchHeader(r *bufio.Reader, payloadSize, blobSize int64, magic string) (PatchHeader, error) {
+	m := make([]byte, len(magic))
+	if _, err := io.ReadFull(r, m); err != nil || string(m) != magic {
+		return PatchHeader{}, corrupt("not a %s patch (bad magic)", map[string]string{patchMagic: "diffah-deflate/1", modelPatchMagic: "diffah-deflate-model/1"}[magic])
 	}
 	fs, err := binary.ReadUvarint(r)
 	if err != nil {

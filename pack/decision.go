@@ -90,6 +90,9 @@ func (ps *payloadSet) settle(b plan.Blob) (plan.Decision, *payload) {
 	if pl.codec != "" {
 		d.Patch = &plan.Patch{Codec: pl.codec, Sources: pl.sources, Recipe: json.RawMessage(pl.recipe)}
 		d.Reason = floorReason(b, pl.codec)
+		if pl.note != "" {
+			d.Reason += "; " + pl.note
+		}
 	}
 	return d, pl
 }

@@ -137,10 +137,16 @@ func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan
 		return nil, stat, err
 	}
 	stat.PatchSize, stat.FloorSize, stat.Used = fl.size, fl.size, fl.size < b.Size
-	// A gzip layer also gets a patch of its token form, which follows
-	// the content; the smaller travels.
+	// A gzip layer also gets a patch of its content plus a model of its
+	// compressor, and patches of its token form, which follow the
+	// content; the smallest travels. When the model fits closely (its
+	// reconstruction data under 1% of the patch), the token forms cannot
+	// beat it by much and are not computed.
 	best := fl
-	for _, patchOf := range []func(context.Context, []*plan.Plan, *plan.Plan, *imgref.Image, plan.Blob) (*payload, error){st.tokenPatch, st.inlinePatch} {
+	for i, patchOf := range []func(context.Context, []*plan.Plan, *plan.Plan, *imgref.Image, plan.Blob) (*payload, error){st.modelPatch, st.tokenPatch, st.inlinePatch} {
+		if i > 0 && best.codec == sidecar.DeflateModelCodec && best.modelData*100 < best.size {
+			break
+		}
 		tp, err := patchOf(ctx, plans, p, target, b)
 		if err != nil {
 			best.file.Close()
@@ -176,6 +182,8 @@ func floorReason(b plan.Blob, codec string) string {
 		return b.Reason
 	case codec == sidecar.DeflatePatchCodec:
 		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its tar and of its deflate token form (rebuilt exactly, whatever the compressor)", 1)
+	case codec == sidecar.DeflateModelCodec:
+		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its tar plus a model of its compressor (rebuilt exactly)", 1)
 	case codec == sidecar.DeflateInlineCodec:
 		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its deflate token form, content inline (rebuilt exactly, whatever the compressor)", 1)
 	}

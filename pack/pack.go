@@ -101,6 +101,11 @@ type payload struct {
 	// costs, for a tar patch (and diffah-deflate/1, whose tar patch it
 	// holds), says what each file of the layer costs (filecosts.go).
 	costs *tarpatch.Costs
+	// note says more about the patch kept, for the reason (the
+	// compressor family a model patch found and what it costs).
+	note string
+	// modelData is the size of a model patch's reconstruction data.
+	modelData int64
 }
 
 type source struct {

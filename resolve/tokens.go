@@ -24,26 +24,19 @@ import (
 // against the layer's diffID), its deflate parse (deflatetok's token form)
 // from the parse patch against the baseline blob's parse, and from the two
 // the blob, bit for bit, which gets its name only when its digest and
-// size are the sidecar's.
+// size are the sidecar's. A diffah-deflate-model/1 patch is the same but
+// for its second part, the layer's model form, which rebuilds the token
+// form from the tar alone (deflatetok.DecodeModel).
 func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
 	blobs, err := r.blobSources(ctx, w, b, what)
 	if err != nil {
 		return err
 	}
+	model := b.Patch.Codec == sidecar.DeflateModelCodec
 	var forms []blobpatch.Source
 	var tars []tarpatch.Source
 	for i, src := range blobs {
 		s := b.Patch.Sources[i]
-		f, err := r.cache.Derived(ctx, "tokens "+s.Digest.String(), "the token form of baseline layer "+s.Digest.String(), func(w io.Writer) error {
-			return deflatetok.Decode(ctx, w, io.NewSectionReader(src, 0, src.Size()))
-		})
-		if errors.Is(err, deflatetok.ErrNotGzip) {
-			return fault.Errorf(fault.Integrity, "%s: patch source %s is not a gzip stream diffah can rewrite (%v): not the baseline the patch was made against", what, s.Digest, err)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		forms = append(forms, f)
 		base := r.baseOf(w, s.Image)
 		h, _ := v1.NewHash(s.Digest.String())
 		l, err := base.Image.LayerByDigest(h)
@@ -55,6 +48,19 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		tars = append(tars, t)
+		if model {
+			continue
+		}
+		f, err := r.cache.Derived(ctx, "tokens "+s.Digest.String(), "the token form of baseline layer "+s.Digest.String(), func(w io.Writer) error {
+			return deflatetok.Decode(ctx, w, io.NewSectionReader(src, 0, src.Size()))
+		})
+		if errors.Is(err, deflatetok.ErrNotGzip) {
+			return fault.Errorf(fault.Integrity, "%s: patch source %s is not a gzip stream diffah can rewrite (%v): not the baseline the patch was made against", what, s.Digest, err)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		forms = append(forms, f)
 	}
 	payload, tmp, done, err := r.patchFiles(b, out, what)
 	if err != nil {
@@ -63,7 +69,11 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 	defer done()
 	e, _ := r.sc.EntryByName(b.Patch.Entry)
 	pr := bufio.NewReaderSize(payload, 1<<20)
-	hdr, err := deflatetok.ReadPatchHeader(pr, e.Size, b.Size)
+	readHeader := deflatetok.ReadPatchHeader
+	if model {
+		readHeader = deflatetok.ReadModelPatchHeader
+	}
+	hdr, err := readHeader(pr, e.Size, b.Size)
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -94,7 +104,12 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 	}
 	defer form.Close()
 	fw := &hashWriter{w: form, h: sha256.New(), limit: hdr.FormSize}
-	if err := blobpatch.Decode(ctx, fw, pr, forms, blobpatch.DecodeOptions{MaxOutput: hdr.FormSize}); err != nil {
+	if model {
+		err = deflatetok.DecodeModel(ctx, fw, pr, io.NewSectionReader(tar, 0, tarSum.n), hdr.FormSize)
+	} else {
+		err = blobpatch.Decode(ctx, fw, pr, forms, blobpatch.DecodeOptions{MaxOutput: hdr.FormSize})
+	}
+	if err != nil {
 		if fw.err != nil {
 			return fmt.Errorf("%s: writing the token form: %w", what, fw.err)
 		}

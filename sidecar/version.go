@@ -37,6 +37,12 @@ const (
 	// it by its codec, naming it, before writing anything, instead of
 	// looking for those layers in a baseline.
 	MinorFleet = 5
+	// MinorModel (1.4, with fileCosts) adds the patch codec "diffah-deflate-model/1": a
+	// tar patch plus the layer's deflate model form (package deflatetok:
+	// the zlib/gzip-family matcher's parameters and its corrections),
+	// whose uncompressedSize is the tar's size and whose recipe is
+	// {"format":"none"}. A 1.3 or older reader refuses such a layer by its codec.
+	MinorModel = 4
 )
 
 // BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/2 patch some of
@@ -52,6 +58,8 @@ const BlobPatchCodec = "diffah-blob/1"
 const (
 	DeflatePatchCodec  = "diffah-deflate/1"
 	DeflateInlineCodec = "diffah-deflate-inline/1"
+	// DeflateModelCodec names the tar-plus-model-form patch (1.3).
+	DeflateModelCodec = "diffah-deflate-model/1"
 )
 
 // TarPatchCodecV1 is the tar patch codec 1.1 readers know.
@@ -59,7 +67,7 @@ const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
 // sidecar: 1.5 when a patch reads a target layer, 1.4 when a patched
-// layer carries fileCosts, 1.3 when a recipe
+// layer carries fileCosts or has the codec diffah-deflate-model/1, 1.3 when a recipe
 // has sync points, 1.2 when a blob carries what 1.2 added (a reused
 // layer's recipe, a patch codec other than diffah-tar/1), else 1.1, so
 // archives that need nothing new stay readable by older readers (a
@@ -80,6 +88,9 @@ func (s *Sidecar) SetVersion() {
 			}
 			if b.Patch != nil && b.Patch.Codec == BundleTarCodec {
 				minor = max(minor, MinorFleet)
+			}
+			if b.Patch != nil && b.Patch.Codec == DeflateModelCodec {
+				minor = max(minor, MinorModel)
 			}
 		}
 	}

@@ -94,9 +94,9 @@ func exportForeign(t *testing.T, mt types.MediaType, argv ...string) (dir, delta
 
 // TestForeignLayerPatched: a changed layer whose compressor diffah cannot
 // replay no longer ships whole: a gzip one (GNU gzip, pigz) travels as a
-// patch of its deflate token form (codec diffah-deflate/1), about the size
-// of the content change; a zstd-CLI one as a patch of its compressed
-// bytes (diffah-blob/1), smaller than the blob; the sidecar says 1.2 and
+// model of its compressor (codec diffah-deflate-model/1, sidecar 1.3),
+// about the size of the content change; a zstd-CLI one as a patch of its
+// compressed bytes (diffah-blob/1, sidecar 1.2), smaller than the blob; and
 // import rebuilds the image exactly.
 func TestForeignLayerPatched(t *testing.T) {
 	for _, c := range []struct {
@@ -107,8 +107,8 @@ func TestForeignLayerPatched(t *testing.T) {
 		codec    string
 		maxRatio float64
 	}{
-		{"gzip-9", types.OCILayer, []string{"gzip", "-9", "-n", "-c"}, "patch of its", "diffah-deflate", 0.02},
-		{"pigz-6", types.OCILayer, []string{"pigz", "-6", "-c"}, "patch of its", "diffah-deflate", 0.02},
+		{"gzip-9", types.OCILayer, []string{"gzip", "-9", "-n", "-c"}, "zlib/gzip family, level 9", "diffah-deflate-model/1", 0.02},
+		{"pigz-6", types.OCILayer, []string{"pigz", "-6", "-c"}, "zlib/gzip family, level 6", "diffah-deflate-model/1", 0.02},
 		{"zstd-cli", types.OCILayerZStd, []string{"zstd", "-q", "-19", "-c"}, "patch of its compressed bytes", "diffah-blob/1", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,14 +134,15 @@ func TestForeignLayerPatched(t *testing.T) {
 			if layer.ShippedSize*10 > layer.TargetSize*7 {
 				t.Fatalf("patch is %d bytes for a %d-byte blob: the baseline blob was not used", layer.ShippedSize, layer.TargetSize)
 			}
-			// 1.2 for the blobpatch codecs; 1.4 when the layer's tar patch
-			// (diffah-deflate/1) records what its files cost.
+			// 1.2 for the blobpatch codecs; 1.4 for the model codec, or
+			// when the layer's tar patch (diffah-deflate/1) records what
+			// its files cost.
 			want := "1.2"
-			if layer.Files != nil && layer.Files.Encoded {
+			if c.codec == "diffah-deflate-model/1" || (layer.Files != nil && layer.Files.Encoded) {
 				want = "1.4"
 			}
 			if doc.Version != want {
-				t.Fatalf("sidecar version %q, want %s (the blobpatch codec; file costs)", doc.Version, want)
+				t.Fatalf("sidecar version %q, want %s (codec %s; file costs)", doc.Version, want, c.codec)
 			}
 			res := filepath.Join(dir, "out")
 			if code, e := diffahRun(t, nil, "import", "--baseline", "oci:"+dir+"/v1", "-o", "oci:"+res, delta); code != 0 {

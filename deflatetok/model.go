@@ -1,0 +1,308 @@
+package deflatetok
+
+import (
+	"io"
+)
+
+// A model of the zlib/gzip deflate family (built from RFC 1951 and the
+// published description of its matcher: 3-byte hash chains over a 32 KiB
+// window, greedy matching for the fast levels and lazy matching for the
+// others, with the per-level good/lazy/nice/chain parameters). It
+// predicts each token of a stream from the content and the tokens before
+// it; the model form (modelcodec.go) records only where the real stream
+// differs. It is driven by the real tokens, so one wrong prediction costs
+// one correction and the model stays in step afterwards.
+
+// Params are the matcher's parameters.
+type Params struct {
+	// Lazy selects lazy matching (zlib and gzip levels 4–9); else greedy.
+	Lazy bool
+	// Good: at a previous match this long the chain is searched a
+	// quarter as far. MaxLazy: a match this long is not bettered (lazy),
+	// or is the longest whose strings are hashed (greedy). Nice: a match
+	// this long ends the search. Chain: how many chain entries are tried.
+	Good, MaxLazy, Nice, Chain int
+}
+
+// Levels are the zlib/GNU gzip parameters of levels 1–9 (index = level).
+var Levels = [10]Params{
+	{},
+	{false, 4, 4, 8, 4},
+	{false, 4, 5, 16, 8},
+	{false, 4, 6, 32, 32},
+	{true, 4, 4, 16, 16},
+	{true, 8, 16, 32, 32},
+	{true, 8, 16, 128, 128},
+	{true, 8, 32, 128, 256},
+	{true, 32, 128, 258, 1024},
+	{true, 32, 258, 258, 4096},
+}
+
+const (
+	wSize    = 1 << 15
+	wMask    = wSize - 1
+	hBits    = 15
+	hMask    = 1<<hBits - 1
+	minMatch = 3
+	maxMatch = 258
+	// maxDist is the farthest a match reaches (the window less the
+	// lookahead the matcher keeps).
+	maxDist = wSize - 262
+	tooFar  = 4096
+)
+
+// token is a literal (0) or a match: length<<16 | distance-1.
+type token uint32
+
+func matchTok(length, dist int) token { return token(length<<16 | (dist - 1)) }
+func (t token) length() int           { return int(t >> 16) }
+func (t token) dist() int             { return int(t&0xffff) + 1 }
+
+// span is how many content bytes t covers.
+func (t token) span() int {
+	if t == 0 {
+		return 1
+	}
+	return t.length()
+}
+
+// window holds the content around the model's position: at least the
+// 32 KiB before it and what the matcher looks ahead.
+type window struct {
+	r    io.Reader
+	buf  []byte
+	base int64 // content offset of buf[0]
+	eof  bool
+	err  error
+}
+
+const windowCap = 1 << 20
+
+// fill makes the content up to end available (or all there is).
+func (w *window) fill(end, keep int64) {
+	for !w.eof && w.base+int64(len(w.buf)) < end {
+		if len(w.buf) == cap(w.buf) {
+			// Drop what is older than keep.
+			drop := keep - w.base
+			if drop <= 0 {
+				nb := make([]byte, len(w.buf), 2*cap(w.buf))
+				copy(nb, w.buf)
+				w.buf = nb
+			} else {
+				n := copy(w.buf, w.buf[drop:])
+				w.buf = w.buf[:n]
+				w.base += drop
+			}
+		}
+		n, err := w.r.Read(w.buf[len(w.buf):cap(w.buf)])
+		w.buf = w.buf[:len(w.buf)+n]
+		if err == io.EOF {
+			w.eof = true
+		} else if err != nil {
+			w.eof, w.err = true, err
+		}
+	}
+}
+
+// end is the content offset just past what the window holds.
+func (w *window) end() int64 { return w.base + int64(len(w.buf)) }
+
+// model is the matcher's state over one stream.
+type model struct {
+	p   Params
+	win *window
+	// head and prev are the hash chains, as content offset+1 (0: none).
+	head [1 << hBits]int64
+	prev [wSize]int64
+	// start is the offset where the stream's window begins (never a
+	// match source); ins is the next offset to hash (lazy mode).
+	start, ins int64
+	// end is where the compressor's input ended (or the content's end).
+	end int64
+	// pending: the match at the next position is already searched.
+	pending  bool
+	pendLen  int
+	pendDist int
+	// nextLen, nextDist: the match at q+1 that predict searched.
+	nextLen, nextDist int
+}
+
+func newModel(p Params, w *window) *model {
+	return &model{p: p, win: w}
+}
+
+// reset starts a stream at offset pos whose window is primed with the
+// content from dict on (a preset dictionary, as pigz primes each chunk).
+func (m *model) reset(dict, pos int64) {
+	clear(m.head[:])
+	clear(m.prev[:])
+	m.start, m.ins = dict, dict
+	m.pending = false
+	m.end = noEnd
+	if dict < pos {
+		m.win.fill(pos+maxMatch+2, dict)
+		m.insertTo(pos-1, m.win.end())
+	}
+}
+
+// noEnd is the end of a stream whose input goes on past the block.
+const noEnd = int64(1) << 62
+
+func hash3(b []byte) int {
+	return (int(b[0])<<10 ^ int(b[1])<<5 ^ int(b[2])) & hMask
+}
+
+// insert hashes the string at p (which has three bytes of input).
+func (m *model) insert(p int64) {
+	b := m.win.buf[p-m.win.base:]
+	h := hash3(b)
+	m.prev[p&wMask] = m.head[h]
+	m.head[h] = p + 1
+}
+
+// insertTo hashes every offset up to last not hashed yet that has three
+// bytes of input before limit.
+func (m *model) insertTo(last, limit int64) {
+	if e := m.win.end(); e < limit {
+		limit = e
+	}
+	if last > limit-minMatch {
+		last = limit - minMatch
+	}
+	for ; m.ins <= last; m.ins++ {
+		m.insert(m.ins)
+	}
+}
+
+// search finds the longest match at p longer than prevLen (the
+// matcher's longest_match), returning length and distance; a length of
+// at most prevLen means none better was found.
+func (m *model) search(p int64, prevLen int) (int, int) {
+	if p+minMatch > m.end || p+minMatch > m.win.end() {
+		return minMatch - 1, 0 // not hashed: no search
+	}
+	cand := m.prev[p&wMask] - 1 // the chain head when p was hashed
+	if cand <= m.start || p-cand > maxDist {
+		return minMatch - 1, 0
+	}
+	chain := m.p.Chain
+	if prevLen >= m.p.Good {
+		chain >>= 2
+	}
+	look := m.end - p
+	if e := m.win.end() - p; e < look {
+		look = e
+	}
+	nice := int64(m.p.Nice)
+	if nice > look {
+		nice = look
+	}
+	max := int64(maxMatch)
+	if max > look {
+		max = look
+	}
+	limit := p - maxDist
+	if limit < m.start {
+		limit = m.start
+	}
+	best, bestDist := prevLen, 0
+	buf, base := m.win.buf, m.win.base
+	scan := buf[p-base : p-base+max]
+	for {
+		mt := buf[cand-base:]
+		if best < len(scan) && mt[best] == scan[best] && mt[0] == scan[0] && mt[1] == scan[1] {
+			n := 2
+			for n < len(scan) && mt[n] == scan[n] {
+				n++
+			}
+			if n > best {
+				best, bestDist = n, int(p-cand)
+				if int64(n) >= nice {
+					break
+				}
+			}
+		}
+		chain--
+		next := m.prev[cand&wMask] - 1
+		if next <= limit || chain == 0 {
+			break
+		}
+		cand = next
+	}
+	return best, bestDist
+}
+
+// predict is the token the compressor would write at q.
+func (m *model) predict(q int64) token {
+	m.win.fill(q+maxMatch+2, q-wSize-1)
+	if !m.p.Lazy {
+		m.insertTo(q, m.end)
+		l, d := m.search(q, minMatch-1)
+		if l >= minMatch {
+			return matchTok(l, d)
+		}
+		return 0
+	}
+	// Lazy: the match at q (already searched when the token before was a
+	// literal decided by it), then whether the match at q+1 is longer.
+	if !m.pending {
+		m.insertTo(q, m.end)
+		m.pendLen, m.pendDist = m.lazySearch(q, minMatch-1)
+	}
+	l, d := m.pendLen, m.pendDist
+	if q+1 >= m.end || q+1 >= m.win.end() {
+		m.nextLen, m.nextDist = minMatch-1, 0
+		if l >= minMatch {
+			return matchTok(l, d)
+		}
+		return 0
+	}
+	m.insertTo(q+1, m.end)
+	nl, nd := minMatch-1, 0
+	if l < m.p.MaxLazy {
+		nl, nd = m.lazySearch(q+1, l)
+	}
+	m.nextLen, m.nextDist = nl, nd
+	if l >= minMatch && nl <= l {
+		return matchTok(l, d)
+	}
+	return 0
+}
+
+// lazySearch is search with lazy matching's rule against far 3-byte
+// matches.
+func (m *model) lazySearch(p int64, prevLen int) (int, int) {
+	l, d := m.search(p, prevLen)
+	if l <= prevLen {
+		return minMatch - 1, 0
+	}
+	if l == minMatch && d > tooFar {
+		return minMatch - 1, 0
+	}
+	return l, d
+}
+
+// advance moves the model past the real token t at q (the one predict
+// was asked about).
+func (m *model) advance(q int64, t token) {
+	if !m.p.Lazy {
+		if t != 0 {
+			l := t.length()
+			if l <= m.p.MaxLazy && m.end-(q+int64(l)) >= minMatch {
+				for p := q + 1; p < q+int64(l); p++ {
+					m.insert(p)
+				}
+			}
+			m.ins = q + int64(l)
+		} else {
+			m.ins = q + 1
+		}
+		return
+	}
+	if t != 0 {
+		m.pending = false
+		return
+	}
+	m.pending = true
+	m.pendLen, m.pendDist = m.nextLen, m.nextDist
+}

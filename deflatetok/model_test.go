@@ -1,0 +1,235 @@
+package deflatetok
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/diffah/diffah/fault"
+)
+
+// modelRoundTrip encodes blob's model form with p, decodes it, rebuilds
+// the blob and checks it is the same; it returns the form's size.
+func modelRoundTrip(t *testing.T, blob, content []byte, p Params) (int, ModelStats) {
+	t.Helper()
+	ctx := context.Background()
+	var form bytes.Buffer
+	if err := Decode(ctx, &form, bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	var mf bytes.Buffer
+	st, err := EncodeModel(ctx, &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), p, int64(len(blob)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var form2 bytes.Buffer
+	if err := DecodeModel(ctx, &form2, bytes.NewReader(mf.Bytes()), bytes.NewReader(content), int64(form.Len())); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Encode(ctx, &out, bytes.NewReader(form2.Bytes()), bytes.NewReader(content), EncodeOptions{MaxOutput: int64(len(blob))}); err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(out.Bytes()) != sha256.Sum256(blob) {
+		t.Fatalf("model form rebuilds a different blob (%d bytes, want %d)", out.Len(), len(blob))
+	}
+	return mf.Len(), st
+}
+
+func TestModelCorpus(t *testing.T) {
+	path := os.Getenv("DIFFAH_MODEL_TAR")
+	if path == "" {
+		t.Skip("DIFFAH_MODEL_TAR")
+	}
+	content, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		argv []string
+		lvl  int
+	}{{[]string{"gzip", "-6", "-n"}, 6}, {[]string{"gzip", "-9", "-n"}, 9}, {[]string{"gzip", "-1", "-n"}, 1},
+		{[]string{"python3", "-c", "import sys,zlib;sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read(),6,wbits=31))"}, 6},
+		{[]string{"pigz", "-6", "-n"}, 6}, {[]string{"gzip", "-6", "-n"}, 6}, {[]string{"gzip", "-9", "-n"}, 9}, {[]string{"gzip", "-1", "-n"}, 1}} {
+		if os.Getenv("DIFFAH_MODEL_ONLY") != "" && os.Getenv("DIFFAH_MODEL_ONLY") != c.argv[0] {
+			continue
+		}
+		cmd := exec.Command(c.argv[0], c.argv[1:]...)
+		cmd.Stdin = bytes.NewReader(content)
+		blob, err := cmd.Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var form bytes.Buffer
+		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+		lvl, _, err := FitParams(context.Background(), bytes.NewReader(form.Bytes()), int64(form.Len()), content[:min(len(content), 1<<20)])
+		if err != nil {
+			t.Fatalf("%v: %v", c.argv[:2], err)
+		}
+		if lvl != c.lvl {
+			t.Errorf("%v: level %d found", c.argv[:2], lvl)
+		}
+		n, st := modelRoundTrip(t, blob, content, Levels[lvl])
+		t.Logf("%v: blob %d, model form %d (%.3f%%), tokens %d, corrections %d, blocks %d, headers %d", c.argv[:2], len(blob), n, 100*float64(n)/float64(len(blob)), st.Tokens, st.Corrections, st.Blocks, st.Headers)
+	}
+}
+
+// modelCompressors are the zlib/gzip-family tools the model must fit
+// closely; each is skipped when its tool is missing.
+var modelCompressors = [][]string{
+	{"gzip", "-1", "-c"}, {"gzip", "-6", "-c"}, {"gzip", "-9", "-c"},
+	{"pigz", "-6", "-c"}, {"pigz", "-p", "1", "-9", "-c"}, {"pigz", "-p", "3", "-6", "-b", "32", "-c"},
+	{"python3", "-c", "import zlib,sys;c=zlib.compressobj(6,zlib.DEFLATED,31);d=sys.stdin.buffer.read();sys.stdout.buffer.write(c.compress(d)+c.flush())"},
+	{"python3", "-c", "import zlib,sys;c=zlib.compressobj(1,zlib.DEFLATED,31);d=sys.stdin.buffer.read();sys.stdout.buffer.write(c.compress(d)+c.flush())"},
+	{"python3", "-c", "import gzip,sys;d=sys.stdin.buffer.read();sys.stdout.buffer.write(gzip.compress(d[:5000],1)+gzip.compress(d[5000:],9)+bytes(7))"},
+}
+
+// modelSample is content with long and short repeats, far matches and an
+// incompressible stretch (stored blocks).
+func modelSample() []byte {
+	b := append([]byte(nil), sample()...)
+	r := uint32(1)
+	for range 70000 {
+		r = r*1664525 + 1013904223
+		b = append(b, byte(r>>24))
+	}
+	return append(b, sample()[:200000]...)
+}
+
+// TestModelFits: the model form of each zlib/gzip-family stream rebuilds
+// it exactly, finds its level, and costs well under 1% of the blob.
+func TestModelFits(t *testing.T) {
+	content := modelSample()
+	for _, argv := range modelCompressors {
+		t.Run(strings.Join(argv[:2], " "), func(t *testing.T) {
+			blob := compressWith(t, argv, content)
+			var form bytes.Buffer
+			if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+				t.Fatal(err)
+			}
+			lvl, rate, err := FitParams(context.Background(), bytes.NewReader(form.Bytes()), int64(form.Len()), content[:1<<20])
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, st := modelRoundTrip(t, blob, content, Levels[lvl])
+			t.Logf("level %d (%.3f%% off on the prefix): model form %d bytes for a %d-byte blob, %d corrections of %d tokens, %d of %d headers", lvl, 100*rate, n, len(blob), st.Corrections, st.Tokens, st.Headers, st.Blocks)
+			if n*200 > len(blob) {
+				t.Errorf("model form %d bytes is over 0.5%% of the %d-byte blob", n, len(blob))
+			}
+		})
+	}
+}
+
+// TestModelOthers: streams of other encoders still round-trip (or are
+// refused with ErrNoModel), never rebuilt wrong.
+func TestModelOthers(t *testing.T) {
+	content := modelSample()[:300000]
+	var blobs [][]byte
+	for _, lvl := range []int{gzip.NoCompression, gzip.BestSpeed, gzip.DefaultCompression, gzip.BestCompression} {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, lvl)
+		zw.Write(content)
+		zw.Close()
+		blobs = append(blobs, b.Bytes())
+	}
+	if _, err := exec.LookPath("libdeflate-gzip"); err == nil {
+		blobs = append(blobs, compressWith(t, []string{"libdeflate-gzip", "-6", "-c"}, content))
+	}
+	for i, blob := range blobs {
+		var form bytes.Buffer
+		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+		var mf bytes.Buffer
+		st, err := EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[6], int64(len(blob)))
+		if errors.Is(err, ErrNoModel) {
+			t.Logf("blob %d: %v", i, err)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := modelRoundTrip(t, blob, content, Levels[6])
+		t.Logf("blob %d: model form %d bytes of %d, %d corrections of %d tokens", i, n, len(blob), st.Corrections, st.Tokens)
+	}
+}
+
+// TestDecodeModelHostile: every truncation and many byte flips of a
+// valid model form are refused as integrity errors or rebuild something
+// else (which the digest check then refuses), within the output bound.
+func TestDecodeModelHostile(t *testing.T) {
+	content := sample()[:50000]
+	blob := compressWith(t, []string{"gzip", "-6", "-c"}, content)
+	var form bytes.Buffer
+	if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	var mf bytes.Buffer
+	if _, err := EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[6], int64(len(blob))); err != nil {
+		t.Fatal(err)
+	}
+	good := mf.Bytes()
+	try := func(p []byte) {
+		var out bytes.Buffer
+		max := int64(form.Len())
+		err := DecodeModel(context.Background(), &out, bytes.NewReader(p), bytes.NewReader(content), max)
+		if int64(out.Len()) > max {
+			t.Fatalf("wrote %d bytes past %d", out.Len(), max)
+		}
+		if err != nil && fault.KindOf(err, 0) != fault.Integrity {
+			t.Fatalf("non-integrity error: %v", err)
+		}
+	}
+	for i := range good {
+		try(good[:i])
+	}
+	for i := range good {
+		p := append([]byte(nil), good...)
+		p[i] ^= 0x5a
+		try(p)
+	}
+	// A body that is valid zstd but not a model form.
+	var bad bytes.Buffer
+	bad.WriteString(modelMagic)
+	zw, _ := zstd.NewWriter(&bad)
+	zw.Write(bytes.Repeat([]byte{0x01, 0x00}, 1<<20))
+	zw.Close()
+	try(bad.Bytes())
+}
+
+// FuzzDecodeModel: hostile model forms never panic, never write past the
+// bound, and every refusal is an integrity error.
+func FuzzDecodeModel(f *testing.F) {
+	content := sample()[:3000]
+	for _, lvl := range []int{1, 6} {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, lvl)
+		zw.Write(content)
+		zw.Close()
+		var form, mf bytes.Buffer
+		Decode(context.Background(), &form, bytes.NewReader(b.Bytes()))
+		EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[lvl], 1<<20)
+		f.Add(mf.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var out bytes.Buffer
+		const max = 1 << 16
+		err := DecodeModel(context.Background(), &out, bytes.NewReader(p), bytes.NewReader(content), max)
+		if out.Len() > max {
+			t.Fatalf("wrote %d bytes past %d", out.Len(), max)
+		}
+		if err != nil && fault.KindOf(err, 0) != fault.Integrity {
+			t.Fatalf("non-integrity error: %v", err)
+		}
+	})
+}

@@ -1,0 +1,808 @@
+package deflatetok
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/diffah/diffah/fault"
+)
+
+// The model form of a gzip blob (codec diffah-deflate-model/1): what,
+// with the blob's content, rebuilds its token form — and so the blob —
+// when the blob was made by a compressor of the zlib/gzip family. The
+// matcher model (model.go) predicts every token, the header model
+// (trees.go) every dynamic header; the form holds the parameters, the
+// block structure, and only the tokens and headers the models got wrong.
+//
+//	modelForm = magic "DFHMODL1" zstd-frame(body)
+//	body    = byte(lazy) uvarint(good) uvarint(maxLazy) uvarint(nice) uvarint(chain)
+//	          { 0x01 member } 0x00 uvarint(n) n*byte(tail)
+//	member  = uvarint(hlen) hlen*byte(gzip header) { block } byte(pad) 8*byte(trailer)
+//	block   = byte(bfinal | btype<<1 | inputEnds<<3 | header<<4) uvarint(len)
+//	          stored:        byte(pad)                    (len ≤ 65535)
+//	          fixed/dynamic: [dynamic header as in the token form, when header=1]
+//	                         uvarint(count) count*correction
+//	correction = uvarint(gap) uvarint(length) [uvarint(distance) when length > 0]
+//
+// len is the content bytes the block covers. inputEnds says the
+// compressor's input ended with the block (a member's last data, or a
+// flush: the next data block starts a stream primed with the 32 KiB
+// before it, as pigz writes). A correction replaces the gap+1-th token
+// predicted after the previous one (length 0: a literal). A stored block's
+// tokens are predicted and not corrected (they only move the model on).
+var debugModel = os.Getenv("DIFFAH_MODEL_DEBUG") != ""
+
+const modelMagic = "DFHMODL1"
+
+// ErrNoModel says the blob's tokens do not fit the model (another
+// encoder made it, or a structure the model form cannot hold).
+var ErrNoModel = errors.New("the deflate model does not fit this stream")
+
+const (
+	flagInputEnds = 1 << 3
+	flagHeader    = 1 << 4
+	// maxBlockContent bounds the content of one block (and so the tokens
+	// held at once): zlib's blocks cover at most 16383*258 bytes.
+	maxBlockContent = 8 << 20
+	// maxChain bounds the chain parameter (zlib's level 9 uses 4096).
+	maxChain = 4096
+)
+
+// ModelStats says what a model form holds.
+type ModelStats struct {
+	Tokens, Corrections int64
+	Blocks, Headers     int64 // blocks; dynamic headers recorded whole
+}
+
+// mblock is one block of the real stream, as the encoder holds it.
+type mblock struct {
+	h      byte
+	start  int64
+	n      int64
+	pad    byte
+	hdr    []byte
+	toks   []token
+	inEnds bool
+}
+
+// formTokens reads a block's tokens from the token form up to its end of
+// block, appending them to toks; false when a match is not coded as the
+// zlib family codes it (lengths and distances by their one canonical
+// symbol).
+func formTokens(r *bufio.Reader, toks []token) ([]token, int64, error) {
+	var n int64
+	for {
+		t, err := r.ReadByte()
+		if err != nil {
+			return toks, n, corrupt("truncated")
+		}
+		switch t {
+		case tokEOB:
+			return toks, n, nil
+		case tokLits:
+			c, err := binary.ReadUvarint(r)
+			if err != nil || c > maxLitRun {
+				return toks, n, corrupt("bad literal run")
+			}
+			n += int64(c)
+			for ; c > 0; c-- {
+				toks = append(toks, 0)
+			}
+		case tokMatch:
+			var m [5]byte
+			if _, err := io.ReadFull(r, m[:]); err != nil {
+				return toks, n, corrupt("truncated match")
+			}
+			ls, ds := int(m[0]), int(m[2])
+			if ls > 28 || ds > 29 {
+				return toks, n, corrupt("bad match")
+			}
+			l := int(lenBase[ls]) + int(m[1])
+			d := int(distBase[ds]) + (int(m[3]) | int(m[4])<<8)
+			if l > maxMatch || d > wSize || lenSym(l) != ls || distSym(d) != ds {
+				return toks, n, ErrNoModel
+			}
+			toks = append(toks, matchTok(l, d))
+			n += int64(l)
+		default:
+			return toks, n, corrupt("unknown token 0x%02x", t)
+		}
+		if n > maxBlockContent {
+			return toks, n, ErrNoModel
+		}
+	}
+}
+
+// lenSym and distSym are the symbols (less 257 for lengths) of a match
+// length and distance.
+func lenSym(l int) int { return int(lenSymTab[l]) }
+
+func distSym(d int) int { return int(distSymTab[d]) }
+
+var (
+	lenSymTab  [maxMatch + 1]uint8
+	distSymTab [wSize + 1]uint8
+)
+
+func init() {
+	for l := minMatch; l <= maxMatch; l++ {
+		s := 0
+		for s < 27 && int(lenBase[s+1]) <= l {
+			s++
+		}
+		if l == maxMatch {
+			s = 28
+		}
+		lenSymTab[l] = uint8(s)
+	}
+	for d := 1; d <= wSize; d++ {
+		s := 0
+		for s < 29 && int(distBase[s+1]) <= d {
+			s++
+		}
+		distSymTab[d] = uint8(s)
+	}
+}
+
+// readDynHeader reads a dynamic header in the token form's layout,
+// checking it as Encode does, and returns its bytes.
+func readDynHeader(r *bufio.Reader) ([]byte, error) {
+	var h [3]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, corrupt("truncated dynamic header")
+	}
+	hlit, hdist, hclen := int(h[0])+257, int(h[1])+1, int(h[2])+4
+	if hlit > 286 || hdist > 30 || hclen > 19 {
+		return nil, corrupt("dynamic header counts %d/%d/%d", hlit, hdist, hclen)
+	}
+	out := append([]byte(nil), h[:]...)
+	var cll [19]uint8
+	for i := 0; i < hclen; i++ {
+		c, err := r.ReadByte()
+		if err != nil || c > 7 {
+			return nil, corrupt("bad code length code length")
+		}
+		cll[clOrder[i]] = c
+		out = append(out, c)
+	}
+	var cl huffman
+	if err := cl.build(cll[:]); err != nil {
+		return nil, corrupt("%v", err)
+	}
+	total := hlit + hdist
+	for i := 0; i < total; {
+		sym, err := r.ReadByte()
+		if err != nil || sym > 18 || cl.length[sym] == 0 {
+			return nil, corrupt("bad code length symbol")
+		}
+		out = append(out, sym)
+		if sym < 16 {
+			i++
+			continue
+		}
+		rep, err := r.ReadByte()
+		if err != nil {
+			return nil, corrupt("truncated")
+		}
+		lo, hi := 3, 6
+		switch {
+		case sym == 16 && i == 0:
+			return nil, corrupt("bad repeat")
+		case sym == 17:
+			hi = 10
+		case sym == 18:
+			lo, hi = 11, 138
+		}
+		if int(rep) < lo || int(rep) > hi || i+int(rep) > total {
+			return nil, corrupt("bad repeat")
+		}
+		out = append(out, rep)
+		i += int(rep)
+	}
+	return out, nil
+}
+
+// modelRun is the state both directions share: the model, the content
+// window and where the stream is.
+type modelRun struct {
+	m           *model
+	win         *window
+	tb          treeBuilder
+	memberStart int64
+	pos         int64
+	restart     bool
+	litFreq     [lCodes]int
+	distFreq    [dCodes]int
+}
+
+func newModelRun(p Params, content io.Reader) *modelRun {
+	w := &window{r: content, buf: make([]byte, 0, windowCap)}
+	return &modelRun{m: newModel(p, w), win: w}
+}
+
+func (r *modelRun) startMember() {
+	r.memberStart = r.pos
+	r.m.reset(r.pos, r.pos)
+	r.restart = false
+}
+
+// startBlock prepares the model for a block of n content bytes.
+func (r *modelRun) startBlock(n int64, inputEnds bool) {
+	if r.restart && n > 0 {
+		dict := r.pos - wSize
+		if dict < r.memberStart {
+			dict = r.memberStart
+		}
+		r.m.reset(dict, r.pos)
+		r.restart = false
+	}
+	r.m.end = noEnd
+	if inputEnds {
+		r.m.end = r.pos + n
+	}
+	clear(r.litFreq[:])
+	clear(r.distFreq[:])
+	r.litFreq[256] = 1
+}
+
+// endBlock moves past the block.
+func (r *modelRun) endBlock(n int64, inputEnds, final bool) {
+	r.pos += n
+	if inputEnds && !final {
+		r.restart = true
+	}
+}
+
+// count adds token t at q to the block's frequencies.
+func (r *modelRun) count(q int64, t token) {
+	if t == 0 {
+		r.litFreq[r.win.buf[q-r.win.base]]++
+		return
+	}
+	r.litFreq[257+lenSym(t.length())]++
+	r.distFreq[distSym(t.dist())]++
+}
+
+// skip moves the model over a stored block's content.
+func (r *modelRun) skip(n int64) {
+	end := r.pos + n
+	for q := r.pos; q < end; {
+		t := r.m.predict(q)
+		if int64(t.span()) > end-q {
+			t = 0
+		}
+		r.m.advance(q, t)
+		q += int64(t.span())
+	}
+}
+
+// contentOK reports whether the window holds the content at q.
+func (r *modelRun) contentOK(q int64) bool { return q < r.win.end() }
+
+// EncodeModel writes the model form of a gzip blob, from its token form
+// (Decode's output) and its content, with matcher parameters p. It
+// returns ErrNoModel (wrapped) when the stream does not fit the model
+// form, or when the form would exceed maxBody bytes before compression.
+func EncodeModel(ctx context.Context, w io.Writer, form, content io.Reader, p Params, maxBody int64) (ModelStats, error) {
+	var st ModelStats
+	if _, err := io.WriteString(w, modelMagic); err != nil {
+		return st, fault.Wrap(fault.Env, err)
+	}
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
+	if err != nil {
+		return st, fault.Wrap(fault.Internal, err)
+	}
+	cw := &capWriter{w: zw, left: maxBody}
+	bw := bufio.NewWriterSize(cw, 1<<16)
+	if err := encodeModel(ctx, bw, bufio.NewReaderSize(form, 1<<20), content, p, &st, -1); err != nil {
+		zw.Close()
+		if cw.over {
+			return st, fmt.Errorf("%w: corrections over %d bytes", ErrNoModel, maxBody)
+		}
+		return st, err
+	}
+	if err := bw.Flush(); err != nil {
+		zw.Close()
+		if cw.over {
+			return st, fmt.Errorf("%w: corrections over %d bytes", ErrNoModel, maxBody)
+		}
+		return st, fault.Wrap(fault.Env, err)
+	}
+	if err := zw.Close(); err != nil {
+		return st, fault.Wrap(fault.Env, err)
+	}
+	return st, nil
+}
+
+type capWriter struct {
+	w    io.Writer
+	left int64
+	over bool
+}
+
+func (c *capWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > c.left {
+		c.over = true
+		return 0, ErrNoModel
+	}
+	c.left -= int64(len(p))
+	return c.w.Write(p)
+}
+
+func putUvarint(w *bufio.Writer, v uint64) {
+	var b [binary.MaxVarintLen64]byte
+	w.Write(b[:binary.PutUvarint(b[:], v)])
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// errStop ends a trial run of encodeModel at its content limit.
+var errStop = errors.New("stop")
+
+// FitParams finds the zlib/gzip level whose matcher best predicts the
+// stream whose token form is form, trying each on the stream's first
+// blocks (prefix: the first bytes of its content, a MiB or so). It
+// returns the level and the share of tokens it mispredicted there; an
+// error wraps ErrNoModel when the stream does not fit the model form at
+// all.
+func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []byte) (int, float64, error) {
+	stop := int64(len(prefix)) - 2*maxMatch
+	best, bestScore, bestRate := 0, int64(-1), 1.0
+	for lvl := 1; lvl <= 9; lvl++ {
+		var st ModelStats
+		w := bufio.NewWriter(io.Discard)
+		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix), Levels[lvl], &st, max(stop, 0))
+		if err != nil && err != errStop {
+			return 0, 0, err
+		}
+		score := st.Corrections + 8*st.Headers
+		// Ties (content whose matches every level finds alike) go to
+		// the level nearest the family's default, 6.
+		if bestScore < 0 || score < bestScore || score == bestScore && abs(lvl-6) < abs(best-6) {
+			best, bestScore = lvl, score
+			bestRate = float64(score) / float64(max(st.Tokens, 1))
+		}
+	}
+	return best, bestRate, nil
+}
+
+func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64) error {
+	head := make([]byte, len(magic))
+	if _, err := io.ReadFull(fr, head); err != nil || string(head) != magic {
+		return corrupt("bad magic")
+	}
+	lazy := byte(0)
+	if p.Lazy {
+		lazy = 1
+	}
+	w.WriteByte(lazy)
+	for _, v := range []int{p.Good, p.MaxLazy, p.Nice, p.Chain} {
+		putUvarint(w, uint64(v))
+	}
+	run := newModelRun(p, content)
+	var hdrBuf []byte
+	var corr []byte
+	emit := func(b *mblock, final bool) error {
+		st.Blocks++
+		run.startBlock(b.n, b.inEnds)
+		flags := b.h
+		if b.inEnds {
+			flags |= flagInputEnds
+		}
+		if b.h>>1 == 0 {
+			if stopAt >= 0 && run.pos+b.n > stopAt {
+				return errStop
+			}
+			w.WriteByte(flags)
+			putUvarint(w, uint64(b.n))
+			w.WriteByte(b.pad)
+			run.win.fill(run.pos+b.n+maxMatch+2, run.pos-wSize-1)
+			run.skip(b.n)
+			run.endBlock(b.n, b.inEnds, final)
+			return nil
+		}
+		// Predict every token; keep the corrections.
+		corr = corr[:0]
+		ncorr, gap := 0, 0
+		q := run.pos
+		for _, t := range b.toks {
+			if stopAt >= 0 && q+int64(t.span()) > stopAt {
+				return errStop // a trial's end, within a block
+			}
+			pred := run.m.predict(q)
+			if !run.contentOK(q + int64(t.span()) - 1) {
+				return corrupt("content shorter than the stream")
+			}
+			run.count(q, t)
+			if pred != t {
+				if debugModel && st.Corrections+int64(ncorr) < 30 {
+					fmt.Printf("q=%d pred=%d/%d real=%d/%d\n", q, pred.length(), pred.dist(), t.length(), t.dist())
+				}
+				corr = binary.AppendUvarint(corr, uint64(gap))
+				corr = binary.AppendUvarint(corr, uint64(t.length()))
+				if t != 0 {
+					corr = binary.AppendUvarint(corr, uint64(t.dist()))
+				}
+				ncorr++
+				gap = 0
+			} else {
+				gap++
+			}
+			run.m.advance(q, t)
+			q += int64(t.span())
+		}
+		st.Tokens += int64(len(b.toks))
+		st.Corrections += int64(ncorr)
+		if b.h>>1 == 2 {
+			hdrBuf = predictHeader(hdrBuf[:0], &run.tb, &run.litFreq, &run.distFreq)
+			if !bytes.Equal(hdrBuf, b.hdr) {
+				flags |= flagHeader
+				st.Headers++
+			}
+		}
+		w.WriteByte(flags)
+		putUvarint(w, uint64(b.n))
+		if flags&flagHeader != 0 {
+			w.Write(b.hdr)
+		}
+		putUvarint(w, uint64(ncorr))
+		w.Write(corr)
+		run.endBlock(b.n, b.inEnds, final)
+		if stopAt >= 0 && run.pos >= stopAt {
+			return errStop
+		}
+		return nil
+	}
+	var cur, next *mblock
+	cur, next = &mblock{}, &mblock{}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tag, err := fr.ReadByte()
+		if err != nil {
+			return corrupt("truncated: no end marker")
+		}
+		if tag == tagEnd {
+			break
+		}
+		if tag != tagMember {
+			return corrupt("unknown tag 0x%02x", tag)
+		}
+		hl, err := binary.ReadUvarint(fr)
+		if err != nil || hl > maxHeader {
+			return corrupt("bad header length")
+		}
+		hdr := make([]byte, hl)
+		if _, err := io.ReadFull(fr, hdr); err != nil {
+			return corrupt("truncated")
+		}
+		w.WriteByte(tagMember)
+		putUvarint(w, hl)
+		w.Write(hdr)
+		run.startMember()
+		have := false
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			h, err := fr.ReadByte()
+			if err != nil || h > 5 {
+				return corrupt("bad block header")
+			}
+			b := next
+			*b = mblock{h: h, toks: b.toks[:0], hdr: b.hdr[:0]}
+			switch h >> 1 {
+			case 0:
+				pad, err := fr.ReadByte()
+				if err != nil {
+					return corrupt("truncated")
+				}
+				n, err := binary.ReadUvarint(fr)
+				if err != nil || n > 0xffff {
+					return corrupt("bad stored length")
+				}
+				b.pad, b.n = pad, int64(n)
+			case 1, 2:
+				if h>>1 == 2 {
+					hd, err := readDynHeader(fr)
+					if err != nil {
+						return err
+					}
+					b.hdr = append(b.hdr, hd...)
+				}
+				b.toks, b.n, err = formTokens(fr, b.toks)
+				if err != nil {
+					return err
+				}
+			}
+			if have {
+				cur.inEnds = b.n == 0
+				if err := emit(cur, false); err != nil {
+					return err
+				}
+			}
+			cur, next = b, cur
+			have = true
+			if h&1 == 1 {
+				cur.inEnds = true
+				if err := emit(cur, true); err != nil {
+					return err
+				}
+				break
+			}
+		}
+		pad, err := fr.ReadByte()
+		if err != nil {
+			return corrupt("truncated")
+		}
+		var tr [8]byte
+		if _, err := io.ReadFull(fr, tr[:]); err != nil {
+			return corrupt("truncated")
+		}
+		w.WriteByte(pad)
+		w.Write(tr[:])
+	}
+	n, err := binary.ReadUvarint(fr)
+	if err != nil || n > maxTail {
+		return corrupt("bad tail")
+	}
+	tail := make([]byte, n)
+	if _, err := io.ReadFull(fr, tail); err != nil {
+		return corrupt("truncated tail")
+	}
+	w.WriteByte(tagEnd)
+	putUvarint(w, n)
+	w.Write(tail)
+	if run.win.err != nil {
+		return fault.Errorf(fault.Env, "deflatetok: reading the content: %w", run.win.err)
+	}
+	return nil
+}
+
+// DecodeModel writes the token form that the model form r and the
+// blob's content rebuild (Encode then rebuilds the blob from that form
+// and the content). The form written is at most maxForm bytes; anything
+// malformed is an integrity error.
+func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, maxForm int64) error {
+	br := bufio.NewReader(r)
+	head := make([]byte, len(modelMagic))
+	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic {
+		return corrupt("not a model form (bad magic)")
+	}
+	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
+	if err != nil {
+		return fault.Wrap(fault.Internal, err)
+	}
+	defer zr.Close()
+	lw := &limitWriter{w: w, left: maxForm}
+	bw := bufio.NewWriterSize(lw, 1<<16)
+	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if lw.err != nil {
+		return lw.err
+	}
+	return err
+}
+
+func readUv(r *bufio.Reader, max uint64) (uint64, error) {
+	v, err := binary.ReadUvarint(r)
+	if err != nil {
+		return 0, corrupt("bad number: %v", err)
+	}
+	if v > max {
+		return 0, corrupt("number %d over %d", v, max)
+	}
+	return v, nil
+}
+
+func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader) error {
+	lazy, err := r.ReadByte()
+	if err != nil || lazy > 1 {
+		return corrupt("bad parameters")
+	}
+	p := Params{Lazy: lazy == 1}
+	// Parameters are bounded as the family's are (a longer chain would
+	// only make hostile input slow).
+	for i, f := range []*int{&p.Good, &p.MaxLazy, &p.Nice, &p.Chain} {
+		v, err := readUv(r, []uint64{maxMatch, maxMatch, maxMatch, maxChain}[i])
+		if err != nil {
+			return err
+		}
+		*f = int(v)
+	}
+	if p.Chain == 0 {
+		return corrupt("chain length 0")
+	}
+	w.WriteString(magic)
+	run := newModelRun(p, content)
+	var toks []token
+	var hdr []byte
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tag, err := r.ReadByte()
+		if err != nil {
+			return corrupt("truncated: no end marker")
+		}
+		if tag == tagEnd {
+			break
+		}
+		if tag != tagMember {
+			return corrupt("unknown tag 0x%02x", tag)
+		}
+		hl, err := readUv(r, maxHeader)
+		if err != nil {
+			return err
+		}
+		w.WriteByte(tagMember)
+		putUvarint(w, hl)
+		if _, err := io.CopyN(w, r, int64(hl)); err != nil {
+			return corrupt("truncated header")
+		}
+		run.startMember()
+		for final := false; !final; {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			flags, err := r.ReadByte()
+			if err != nil || flags&7 > 5 || flags>>5 != 0 || flags&flagHeader != 0 && flags>>1&3 != 2 {
+				return corrupt("bad block flags")
+			}
+			h, inEnds := flags&7, flags&flagInputEnds != 0
+			final = h&1 == 1
+			n, err := readUv(r, maxBlockContent)
+			if err != nil {
+				return err
+			}
+			run.startBlock(int64(n), inEnds)
+			w.WriteByte(h)
+			if h>>1 == 0 {
+				pad, err := r.ReadByte()
+				if err != nil || n > 0xffff {
+					return corrupt("bad stored block")
+				}
+				w.WriteByte(pad)
+				putUvarint(w, n)
+				run.win.fill(run.pos+int64(n)+maxMatch+2, run.pos-wSize-1)
+				if run.win.end() < run.pos+int64(n) {
+					return corrupt("content shorter than the stream")
+				}
+				run.skip(int64(n))
+				run.endBlock(int64(n), inEnds, final)
+				continue
+			}
+			if flags&flagHeader != 0 {
+				if hdr, err = readDynHeader(r); err != nil {
+					return err
+				}
+			}
+			ncorr, err := readUv(r, n+1)
+			if err != nil {
+				return err
+			}
+			gap := uint64(0)
+			if ncorr > 0 {
+				if gap, err = readUv(r, n); err != nil {
+					return err
+				}
+			}
+			toks = toks[:0]
+			end := run.pos + int64(n)
+			for q := run.pos; q < end; {
+				t := run.m.predict(q)
+				if ncorr > 0 && gap == 0 {
+					l, err := readUv(r, maxMatch)
+					if err != nil {
+						return err
+					}
+					t = 0
+					if l > 0 {
+						d, err := readUv(r, wSize)
+						if err != nil {
+							return err
+						}
+						if l < minMatch || d == 0 {
+							return corrupt("bad correction")
+						}
+						t = matchTok(int(l), int(d))
+					}
+					ncorr--
+					if ncorr > 0 {
+						if gap, err = readUv(r, n); err != nil {
+							return err
+						}
+					}
+				} else {
+					gap--
+				}
+				if int64(t.span()) > end-q {
+					return corrupt("token past the end of its block")
+				}
+				if !run.contentOK(q + int64(t.span()) - 1) {
+					return corrupt("content shorter than the stream")
+				}
+				run.count(q, t)
+				run.m.advance(q, t)
+				toks = append(toks, t)
+				q += int64(t.span())
+			}
+			if ncorr > 0 {
+				return corrupt("corrections past the end of the block")
+			}
+			if h>>1 == 2 {
+				if flags&flagHeader == 0 {
+					hdr = predictHeader(hdr[:0], &run.tb, &run.litFreq, &run.distFreq)
+				}
+				w.Write(hdr)
+			}
+			writeFormTokens(w, toks)
+			run.endBlock(int64(n), inEnds, final)
+		}
+		var pt [9]byte
+		if _, err := io.ReadFull(r, pt[:]); err != nil {
+			return corrupt("truncated trailer")
+		}
+		w.Write(pt[:])
+	}
+	n, err := readUv(r, maxTail)
+	if err != nil {
+		return err
+	}
+	w.WriteByte(tagEnd)
+	putUvarint(w, n)
+	if _, err := io.CopyN(w, r, int64(n)); err != nil {
+		return corrupt("truncated tail")
+	}
+	if _, err := r.ReadByte(); err != io.EOF {
+		return corrupt("data after the end")
+	}
+	if run.win.err != nil {
+		return fault.Errorf(fault.Env, "deflatetok: reading the content: %w", run.win.err)
+	}
+	return nil
+}
+
+// writeFormTokens writes a block's tokens and its end in the token form.
+func writeFormTokens(w *bufio.Writer, toks []token) {
+	lits := 0
+	flush := func() {
+		if lits > 0 {
+			w.WriteByte(tokLits)
+			putUvarint(w, uint64(lits))
+			lits = 0
+		}
+	}
+	for _, t := range toks {
+		if t == 0 {
+			lits++
+			if lits == maxLitRun {
+				flush()
+			}
+			continue
+		}
+		flush()
+		l, d := t.length(), t.dist()
+		ls, ds := lenSym(l), distSym(d)
+		le, de := l-int(lenBase[ls]), d-int(distBase[ds])
+		w.Write([]byte{tokMatch, byte(ls), byte(le), byte(ds), byte(de), byte(de >> 8)})
+	}
+	flush()
+	w.WriteByte(tokEOB)
+}

@@ -1,0 +1,179 @@
+package pack
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/diffah/diffah/deflatetok"
+	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/units"
+	"github.com/diffah/diffah/plan"
+	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/tarpatch"
+)
+
+// modelPrefix is how much of a layer's content the level search reads.
+const modelPrefix = 1 << 20
+
+// modelPatch is the patch of a gzip layer made by a compressor of the
+// zlib/gzip family (codec diffah-deflate-model/1): its tar as a tar
+// patch, and its model form (deflatetok.EncodeModel: the matcher's
+// parameters and only the tokens and headers the model mispredicts),
+// which needs no baseline blob. nil, nil when the blob is not gzip or
+// does not fit the model (another encoder made it): the corrections
+// would be more than an eighth of the blob.
+func (st *state) modelPatch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, error) {
+	rc, err := targetBlob(p, target, b)
+	if err != nil {
+		return nil, err
+	}
+	form, err := st.temp()
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	defer form.Close()
+	err = deflatetok.Decode(ctx, form, rc)
+	if err == nil {
+		_, err = io.Copy(io.Discard, rc)
+	}
+	rc.Close()
+	if errors.Is(err, deflatetok.ErrNotGzip) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	formSize, err := form.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	// The level: the one whose matcher predicts the first blocks best.
+	var prefix bytes.Buffer
+	if err := st.inflated(p, target, b, func(r io.Reader) error {
+		_, err := io.CopyN(&prefix, r, modelPrefix)
+		if err == io.EOF {
+			err = nil
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	level, rate, err := deflatetok.FitParams(ctx, form, formSize, prefix.Bytes())
+	if errors.Is(err, deflatetok.ErrNoModel) {
+		st.o.Log.Info("no deflate model", "layer", b.Digest, "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	mf, err := st.temp()
+	if err != nil {
+		return nil, err
+	}
+	defer mf.Close()
+	var stats deflatetok.ModelStats
+	err = st.inflated(p, target, b, func(r io.Reader) error {
+		var err error
+		stats, err = deflatetok.EncodeModel(ctx, mf, io.NewSectionReader(form, 0, formSize), r, deflatetok.Levels[level], b.Size/8)
+		return err
+	})
+	if errors.Is(err, deflatetok.ErrNoModel) {
+		st.o.Log.Info("no deflate model", "layer", b.Digest, "level", level, "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+	}
+	mfSize, err := mf.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	// The model form and the content rebuild the blob: checked, since a
+	// patch resolve could not turn back into the blob is worse than none.
+	if err := st.checkModel(ctx, p, target, b, mf, mfSize, formSize); err != nil {
+		return nil, err
+	}
+	s := b.Patch.Sources[0]
+	oldTar, err := st.sourceFile(ctx, plans, sourceImage(p, s), s, p.Target.Platform)
+	if err != nil {
+		return nil, err
+	}
+	tp, err := st.temp()
+	if err != nil {
+		return nil, err
+	}
+	defer tp.Close()
+	tarSize, costs, err := st.tarPatch(ctx, p, target, b, tp, []tarpatch.Source{oldTar})
+	if err != nil {
+		return nil, err
+	}
+	tpLen, _ := tp.Seek(0, io.SeekCurrent)
+	f, err := st.temp()
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	out := io.MultiWriter(f, h)
+	err = deflatetok.WriteModelPatchHeader(out, deflatetok.PatchHeader{FormSize: formSize, TarLen: tpLen})
+	if err == nil {
+		_, err = io.Copy(out, io.NewSectionReader(tp, 0, tpLen))
+	}
+	if err == nil {
+		_, err = io.Copy(out, io.NewSectionReader(mf, 0, mfSize))
+	}
+	var n int64
+	if err == nil {
+		n, err = f.Seek(0, io.SeekCurrent)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	note := fmt.Sprintf("zlib/gzip family, level %d (%.2f%% of tokens mispredicted on its first blocks); reconstruction data %s: %d corrections of %d tokens, %d of %d headers",
+		level, 100*rate, units.Bytes(mfSize), stats.Corrections, stats.Tokens, stats.Headers, stats.Blocks)
+	st.o.Log.Info("model patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "tarPatch", tpLen, "modelForm", mfSize, "patch", n, "level", level, "corrections", stats.Corrections)
+	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: n, newSize: tarSize,
+		codec: sidecar.DeflateModelCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe, note: note, modelData: mfSize, costs: costs}, nil
+}
+
+// inflated runs use on the content of the target blob b, inflated as it
+// is read.
+func (st *state) inflated(p *plan.Plan, target *imgref.Image, b plan.Blob, use func(io.Reader) error) error {
+	rc, err := targetBlob(p, target, b)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	cr, cw := io.Pipe()
+	go func() { cw.CloseWithError(deflatetok.Inflate(cw, rc)) }()
+	defer cr.Close()
+	return use(cr)
+}
+
+// checkModel rebuilds the blob from its model form and its content and
+// compares it with the blob digest.
+func (st *state) checkModel(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, mf io.ReaderAt, mfSize, formSize int64) error {
+	form, err := st.temp()
+	if err != nil {
+		return err
+	}
+	defer form.Close()
+	if err := st.inflated(p, target, b, func(r io.Reader) error {
+		return deflatetok.DecodeModel(ctx, form, io.NewSectionReader(mf, 0, mfSize), r, formSize)
+	}); err != nil {
+		return fault.Errorf(fault.Internal, "pack: layer %s: its model form does not rebuild it: %w", b.Digest, err)
+	}
+	n, err := form.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fault.Errorf(fault.Env, "pack: %w", err)
+	}
+	return st.checkRebuild(ctx, p, target, b, form, n)
+}
