@@ -9,9 +9,11 @@
 //
 //   - COPY: an identical file exists in a source; only its position travels.
 //   - MATCH: the file is diffed against its old version (same path, or the
-//     same path once version numbers are ignored): copies from the old
-//     file plus literals, in separately compressed streams (see match.go).
-//     Best on text.
+//     same path once version numbers are ignored, or — when another source
+//     file shares clearly more of its content, as for a moved file or a
+//     path that now holds another program — that file; see pairing.go):
+//     copies from the old file plus literals, in separately compressed
+//     streams (see match.go). Best on text.
 //   - DELTA: the file is compressed with zstd using its old version as a
 //     raw dictionary. Best on machine code. The encoder keeps the smaller
 //     of MATCH and DELTA, per chunk. Files larger than the chunk size are

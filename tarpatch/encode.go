@@ -77,6 +77,8 @@ type index struct {
 	// previous entry's padding and the headers since), for COPY of
 	// unchanged headers.
 	hdrByPath map[string]loc
+	// sketches pair files by content (see pairing.go).
+	sketches *sketchIndex
 }
 
 var versionRE = regexp.MustCompile(`[0-9]+`)
@@ -89,7 +91,8 @@ func cleanName(name string) string { return strings.TrimPrefix(path.Clean("/"+na
 
 // buildIndex reads every source tar once, hashing regular files.
 func buildIndex(ctx context.Context, sources []Source) (*index, error) {
-	ix := &index{sources: sources, byHash: map[[32]byte]loc{}, byPath: map[string]loc{}, byNorm: map[string][]loc{}, byDir: map[string][]loc{}, hdrByPath: map[string]loc{}}
+	ix := &index{sources: sources, byHash: map[[32]byte]loc{}, byPath: map[string]loc{}, byNorm: map[string][]loc{}, byDir: map[string][]loc{}, hdrByPath: map[string]loc{}, sketches: &sketchIndex{}}
+	defer ix.sketches.finish()
 	for si, s := range sources {
 		cr := &countingReader{r: io.NewSectionReader(s, 0, s.Size())}
 		tr := tar.NewReader(cr)
@@ -120,13 +123,22 @@ func buildIndex(ctx context.Context, sources []Source) (*index, error) {
 				ix.hdrByPath[l.name] = loc{src: si, off: regionStart, size: dataStart - regionStart}
 			}
 			h := sha256.New()
-			if _, err := io.Copy(h, tr); err != nil {
+			var sk *sketcher
+			var dst io.Writer = h
+			if hdr.Size >= sketchMin {
+				sk = &sketcher{}
+				dst = io.MultiWriter(h, sk)
+			}
+			if _, err := io.Copy(dst, tr); err != nil {
 				return nil, fault.Errorf(fault.Env, "tarpatch: reading source %d: %w", si, err)
 			}
 			var sum [32]byte
 			copy(sum[:], h.Sum(nil))
 			if _, ok := ix.byHash[sum]; !ok {
 				ix.byHash[sum] = l
+				if sk != nil {
+					ix.sketches.add(l, sk.sketch())
+				}
 			}
 			if _, ok := ix.byPath[l.name]; !ok {
 				ix.byPath[l.name] = l
@@ -225,7 +237,12 @@ type task struct {
 	copy *loc
 	// adiff is set when the op is an ADIFF.
 	adiff bool
+	// name is the file the task encodes (for traceTask).
+	name string
 }
+
+// traceTask, when set (by measurements), sees every task as it is written.
+var traceTask func(name string, kind int, in int64, out int, adiff bool)
 
 // Encode writes a patch that rebuilds the tar read from newTar out of
 // sources. It reads newTar once, as a stream.
@@ -403,6 +420,9 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		}
 		for t := range queue {
 			<-t.done
+			if traceTask != nil {
+				traceTask(t.name, t.kind, t.in, t.buf.Len(), t.adiff)
+			}
 			if werr == nil && t.err != nil {
 				werr = t.err
 			}
@@ -591,7 +611,8 @@ func (r *recentFiles) pick(ext string, size, abs, room int64, k int) []*recentFi
 // encodeFile reads one regular file's content (starting at output offset
 // abs) and queues its ops.
 func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, ix *index, o EncodeOptions, encs *encoders, recent *recentFiles, emit func(*task), work chan func()) error {
-	old, hasOld := ix.match(name, size)
+	var old loc
+	var hasOld bool
 	ext := path.Ext(name)
 	histSrc := len(ix.sources)
 	for off := int64(0); off < size; off += o.MaxChunk {
@@ -611,6 +632,9 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 				return nil
 			}
 		}
+		if off == 0 {
+			old, hasOld = ix.pick(name, size, buf)
+		}
 		var ranges []loc
 		var pre []byte // history bytes leading the dictionary
 		if hasOld {
@@ -628,7 +652,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		} else if n <= 4<<20 {
 			ranges = ix.neighbours(name, dictWindow-(4<<20))
 		}
-		t := &task{done: make(chan struct{}), kind: statLit, in: n}
+		t := &task{done: make(chan struct{}), kind: statLit, in: n, name: name}
 		emit(t)
 		chunk, pre := buf, pre
 		work <- func() {
