@@ -16,14 +16,18 @@ const (
 	// ("diffah-blob/1": a patch of a layer's compressed bytes, recipe
 	// {"format":"none"}; "diffah-deflate/1", "diffah-deflate-inline/1").
 	MinorBlobPatch = 1
+	// MinorTarV3 (1.2) adds the codec "diffah-tar/3".
+	MinorTarV3 = 2
 )
 
 // setVersion sets the plan's version to the oldest that describes it.
 func (p *Plan) setVersion() {
 	minor := minorBase
 	for _, b := range p.Blobs {
-		if (b.Patch != nil && b.Patch.Codec != sidecar.TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
-			minor = MinorBlobPatch
+		if b.Patch != nil && b.Patch.Codec == sidecar.TarPatchCodecV3 {
+			minor = MinorTarV3
+		} else if (b.Patch != nil && b.Patch.Codec != sidecar.TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
+			minor = max(minor, MinorBlobPatch)
 		}
 	}
 	p.Version = fmt.Sprintf("%d.%d", Major, minor)

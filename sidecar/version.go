@@ -21,7 +21,14 @@ const (
 	// whose uncompressedSize is that form's size). A 1.1 reader refuses such a layer by its codec,
 	// naming it.
 	MinorBlobPatch = 2
+	// MinorTarV3 (1.3) adds the codec "diffah-tar/3" (tarpatch's
+	// re-indented dictionary ranges); a 1.2 reader refuses such a layer
+	// by its codec, naming it.
+	MinorTarV3 = 3
 )
+
+// TarPatchCodecV3 is the tar patch codec sidecar 1.3 adds.
+const TarPatchCodecV3 = "diffah-tar/3"
 
 // BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
 // codecs, so it names it here).
@@ -39,14 +46,16 @@ const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
 // sidecar: 1.2 when a blob carries what 1.2 added (a reused layer's
-// recipe, a patch codec other than diffah-tar/1), else 1.1, so archives
+// recipe, a patch codec other than diffah-tar/1; 1.3 for diffah-tar/3), else 1.1, so archives
 // that need nothing new stay readable by older readers.
 func (s *Sidecar) SetVersion() {
 	minor := minorBase
 	for _, im := range s.Images {
 		for _, b := range im.Blobs {
-			if (b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
-				minor = MinorBlobPatch
+			if b.Patch != nil && b.Patch.Codec == TarPatchCodecV3 {
+				minor = MinorTarV3
+			} else if (b.Patch != nil && b.Patch.Codec != TarPatchCodecV1) || len(b.Recipe) > 0 || b.ReasonCode != "" {
+				minor = max(minor, MinorBlobPatch)
 			}
 		}
 	}

@@ -64,6 +64,8 @@ type loc struct {
 	off  int64
 	size int64
 	name string
+	// shift re-indents a dictionary range (format 3; see reindent.go).
+	shift int
 }
 
 // index maps what the sources hold.
@@ -644,8 +646,19 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 			if n == size {
 				room := int64(dictWindow) - n - oldR.size
 				for _, p := range recent.pick(ext, size, abs, room, 1) {
-					ranges = append(ranges, loc{src: histSrc, off: p.abs, size: int64(len(p.data))})
-					pre = append(pre, p.data...)
+					r := loc{src: histSrc, off: p.abs, size: int64(len(p.data))}
+					data := p.data
+					// Bundles of the same code at another depth: the
+					// recent file re-indented to match.
+					if size >= reindentMin {
+						if sh := indentShift(p.data, buf); sh != 0 {
+							if shifted := reindented(p.data, sh); int64(len(shifted)) <= room {
+								r.shift, data = sh, shifted
+							}
+						}
+					}
+					ranges = append(ranges, r)
+					pre = append(pre, data...)
 				}
 			}
 			ranges = append(ranges, oldR)
@@ -756,9 +769,14 @@ func appendRanges(b []byte, ranges []loc) []byte {
 		b = binary.AppendUvarint(b, uint64(r.src))
 		b = binary.AppendUvarint(b, uint64(r.off))
 		b = binary.AppendUvarint(b, uint64(r.size))
+		b = binary.AppendVarint(b, int64(r.shift))
 	}
 	return b
 }
+
+// reindentMin is the smallest file for which a re-indented recent file is
+// looked for.
+const reindentMin = 16 << 10
 
 // readRanges assembles a dictionary from source ranges.
 func readRanges(ix *index, ranges []loc) ([]byte, error) {
