@@ -115,7 +115,7 @@ func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Imag
 	defer rc.Close()
 	h := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, h)}
-	if _, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: 1}); err != nil {
+	if _, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: 1, Format: 2}); err != nil {
 		return 0, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
 	}
 	if _, err := io.Copy(io.Discard, dr); err != nil {

@@ -36,6 +36,10 @@ type EncodeOptions struct {
 	// matching region of the old file (default 12 MiB); memory is bounded
 	// by a few chunks, not by the layer or file size.
 	MaxChunk int64
+	// Format is the format written: 0 or 3 for Codec, 2 for CodecV2
+	// (no re-indented ranges), for a patch embedded where the codec name
+	// cannot say which (diffah-deflate/1), so older readers decode it.
+	Format int
 }
 
 // Stats describe an encoding.
@@ -371,8 +375,16 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	if err != nil {
 		return st, fault.Wrap(fault.Internal, err)
 	}
+	head := magic
+	switch o.Format {
+	case 0, 3:
+	case 2:
+		head, encs.v2 = magicV2, true
+	default:
+		return st, fault.Errorf(fault.Internal, "tarpatch: no format %d (Encode writes 2 or 3)", o.Format)
+	}
 	cw := &ctxio.CountingWriter{W: w}
-	if _, err := cw.Write(magic); err != nil {
+	if _, err := cw.Write(head); err != nil {
 		return st, fault.Wrap(fault.Env, err)
 	}
 	zopts := []zstd.EOption{zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(streamWindow)}
@@ -650,7 +662,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 					data := p.data
 					// Bundles of the same code at another depth: the
 					// recent file re-indented to match.
-					if size >= reindentMin {
+					if size >= reindentMin && !encs.v2 {
 						if sh := indentShift(p.data, buf); sh != 0 {
 							if shifted := reindented(p.data, sh); int64(len(shifted)) <= room {
 								r.shift, data = sh, shifted
@@ -763,13 +775,23 @@ func chunkDict(old loc, off, n, newSize, maxChunk int64) loc {
 	return loc{src: old.src, off: old.off + lo, size: hi - lo, name: old.name}
 }
 
-func appendRanges(b []byte, ranges []loc) []byte {
+// appendRanges appends a range list in the current format.
+func appendRanges(b []byte, ranges []loc) []byte { return appendRangesIn(b, ranges, true) }
+
+// appendRanges appends a range list in the format the encoding writes.
+func (e *encoders) appendRanges(b []byte, ranges []loc) []byte {
+	return appendRangesIn(b, ranges, !e.v2)
+}
+
+func appendRangesIn(b []byte, ranges []loc, shifts bool) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ranges)))
 	for _, r := range ranges {
 		b = binary.AppendUvarint(b, uint64(r.src))
 		b = binary.AppendUvarint(b, uint64(r.off))
 		b = binary.AppendUvarint(b, uint64(r.size))
-		b = binary.AppendVarint(b, int64(r.shift))
+		if shifts {
+			b = binary.AppendVarint(b, int64(r.shift))
+		}
 	}
 	return b
 }
@@ -797,6 +819,8 @@ func readRanges(ix *index, ranges []loc) ([]byte, error) {
 type encoders struct {
 	level zstd.EncoderLevel
 	plain *zstd.Encoder
+	// v2 writes format diffah-tar/2 (EncodeOptions.Format).
+	v2 bool
 }
 
 // smallDict is the dictionary + data size below which the cheaper zstd
@@ -854,7 +878,7 @@ func deltaOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := appendRanges([]byte{opDelta}, ranges)
+	b := enc.appendRanges([]byte{opDelta}, ranges)
 	b = binary.AppendUvarint(b, uint64(len(data)))
 	b = binary.AppendUvarint(b, uint64(len(payload)))
 	return append(b, payload...), nil

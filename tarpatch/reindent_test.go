@@ -120,3 +120,25 @@ func zstdPatch(t *testing.T, ops []byte) []byte {
 	}
 	return append(append([]byte{}, magic...), enc.plain.EncodeAll(ops, nil)...)
 }
+
+// Format 2 (for patches embedded in diffah-deflate/1) writes what a
+// diffah-tar/2 reader decodes: its magic, no shifts.
+func TestEncodeFormat2(t *testing.T) {
+	old, _ := fuzzSource(t)
+	c := seedCases(t)["reindent"]
+	newTar := mktar(t, c.ents, nil)
+	o := c.o
+	o.Format = 2
+	_, p2 := roundTrip(t, newTar, [][]byte{old}, o)
+	_, p3 := roundTrip(t, newTar, [][]byte{old}, c.o)
+	if !bytes.HasPrefix(p2, magicV2) || !bytes.HasPrefix(p3, magic) {
+		t.Fatalf("magics %q, %q", p2[:8], p3[:8])
+	}
+	if len(p3) >= len(p2) {
+		t.Fatalf("format 3 %d bytes, format 2 %d: the shifted range did not help", len(p3), len(p2))
+	}
+	o.Format = 4
+	if _, err := Encode(context.Background(), &bytes.Buffer{}, bytes.NewReader(newTar), []Source{src(old)}, o); err == nil {
+		t.Fatal("format 4 accepted")
+	}
+}
