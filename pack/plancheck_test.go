@@ -275,7 +275,8 @@ func TestPackAcceptsHonestEdits(t *testing.T) {
 // plans pack to. The sums are those of the archives the code at 5dcf63e
 // (before pack checked plans) wrote for the same plans; a deliberate
 // change of the archive format updates them (the test logs the new ones;
-// the cases with patches changed with format diffah-tar/2).
+// the cases with patches changed with format diffah-tar/2, and again
+// with diffah-tar/3: new magic, a shift per dictionary range, sidecar 1.3).
 func TestHonestPlansPackAsBefore(t *testing.T) {
 	// Archives name their refs and the baseline manifest file: run in a
 	// directory where those names do not depend on the checkout.

@@ -116,7 +116,7 @@ func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Imag
 	defer rc.Close()
 	h := sha256.New()
 	dr := &ctxio.CountingReader{R: io.TeeReader(rc, h)}
-	stats, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: st.workers(), Workers: st.budget, FileCosts: true})
+	stats, err := tarpatch.Encode(ctx, w, dr, srcs, tarpatch.EncodeOptions{Jobs: st.workers(), Workers: st.budget, FileCosts: true, Format: 2})
 	if err != nil {
 		return 0, nil, fmt.Errorf("pack: patching layer %s of %s: %w", b.Digest, p.Name, err)
 	}

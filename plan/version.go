@@ -17,8 +17,10 @@ const (
 	// {"format":"none"}; "diffah-deflate/1", "diffah-deflate-inline/1").
 	MinorBlobPatch = 1
 	// MinorSync (1.2) adds sync points to a patch's recipe (sidecar
-	// 1.3's "sync"; recompress.SyncPoint).
+	// 1.3's "sync"; recompress.SyncPoint) and the codec "diffah-tar/3".
 	MinorSync = 2
+	// MinorTarV3 is MinorSync: both came in 1.2.
+	MinorTarV3 = MinorSync
 )
 
 // setVersion sets the plan's version to the oldest that describes it.
@@ -29,7 +31,10 @@ func (p *Plan) setVersion() {
 			minor = max(minor, MinorBlobPatch)
 		}
 		if b.Patch != nil && sidecar.RecipeHasSync(b.Patch.Recipe) {
-			minor = MinorSync
+			minor = max(minor, MinorSync)
+		}
+		if b.Patch != nil && b.Patch.Codec == sidecar.TarPatchCodecV3 {
+			minor = max(minor, MinorTarV3)
 		}
 	}
 	p.Version = fmt.Sprintf("%d.%d", Major, minor)

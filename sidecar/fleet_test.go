@@ -78,7 +78,7 @@ func TestTargetSourcesRejected(t *testing.T) {
 			s.Images[0], s.Images[1] = s.Images[1], s.Images[0]
 		}},
 		{"both a baseline and a target", `names both a baseline`, func(s *Sidecar) { src(s).Image = "app" }},
-		{"tar codec", `which only codec "diffah-tar-bundle/2" may read`, func(s *Sidecar) { s.Images[1].Blobs[2].Patch.Codec = "diffah-tar/2" }},
+		{"tar codec", `which only codec "diffah-tar-bundle/3" may read`, func(s *Sidecar) { s.Images[1].Blobs[2].Patch.Codec = "diffah-tar/2" }},
 		{"bundle codec without a target", `without a target-layer source`, func(s *Sidecar) { src(s).Target = "" }},
 		{"older version", `needs format 1.5, this sidecar says 1.4`, func(s *Sidecar) { s.Version = "1.4" }},
 	}

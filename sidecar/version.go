@@ -33,7 +33,7 @@ const (
 	// itself (Source.Target): in a bundle a layer may be patched against a
 	// layer another image (or an earlier layer of the same image) ships or
 	// patches first. Such a patch has codec BundleTarCodec, a diffah-tar/2
-	// payload whose sources may be target layers, so a 1.2 reader refuses
+	// payload (diffah-tar/3) whose sources may be target layers, so a 1.2 reader refuses
 	// it by its codec, naming it, before writing anything, instead of
 	// looking for those layers in a baseline.
 	MinorFleet = 5
@@ -43,11 +43,18 @@ const (
 	// whose uncompressedSize is the tar's size and whose recipe is
 	// {"format":"none"}. A 1.3 or older reader refuses such a layer by its codec.
 	MinorModel = 4
+	// MinorTarV3 (1.4, with fileCosts) adds the codec "diffah-tar/3"
+	// (tarpatch's re-indented dictionary ranges); a 1.3 or older reader
+	// refuses such a layer by its codec, naming it.
+	MinorTarV3 = 4
 )
 
-// BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/2 patch some of
-// whose sources are target layers (since 1.4).
-const BundleTarCodec = "diffah-tar-bundle/2"
+// BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/3 patch some of
+// whose sources are target layers (since 1.5).
+const BundleTarCodec = "diffah-tar-bundle/3"
+
+// TarPatchCodecV3 is the tar patch codec sidecar 1.4 adds.
+const TarPatchCodecV3 = "diffah-tar/3"
 
 // BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
 // codecs, so it names it here).
@@ -67,7 +74,8 @@ const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
 // sidecar: 1.5 when a patch reads a target layer, 1.4 when a patched
-// layer carries fileCosts or has the codec diffah-deflate-model/1, 1.3 when a recipe
+// layer carries fileCosts or has the codec diffah-deflate-model/1
+// or diffah-tar/3, 1.3 when a recipe
 // has sync points, 1.2 when a blob carries what 1.2 added (a reused
 // layer's recipe, a patch codec other than diffah-tar/1), else 1.1, so
 // archives that need nothing new stay readable by older readers (a
@@ -91,6 +99,9 @@ func (s *Sidecar) SetVersion() {
 			}
 			if b.Patch != nil && b.Patch.Codec == DeflateModelCodec {
 				minor = max(minor, MinorModel)
+			}
+			if b.Patch != nil && b.Patch.Codec == TarPatchCodecV3 {
+				minor = max(minor, MinorTarV3)
 			}
 		}
 	}

@@ -240,7 +240,7 @@ func applyADiff(old, ctrl, diff, extra []byte) ([]byte, bool) {
 // adiffOp encodes data against the dictionary as ADIFF.
 func adiffOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, error) {
 	ctrl, diff, extra := adiffStreams(dict, data)
-	b := appendRanges([]byte{opADiff}, ranges)
+	b := enc.appendRanges([]byte{opADiff}, ranges)
 	b = binary.AppendUvarint(b, uint64(len(data)))
 	for _, sec := range [][]byte{ctrl, diff} {
 		z := enc.plain.EncodeAll(sec, nil)

@@ -16,24 +16,31 @@ import (
 )
 
 // Codec names the format Encode writes, in plans and sidecars.
-const Codec = "diffah-tar/2"
+const Codec = "diffah-tar/3"
 
-// CodecV1 is the previous format, which Decode still reads: diffah-tar/2
-// without the ADIFF op.
-const CodecV1 = "diffah-tar/1"
+// CodecV2 and CodecV1 are the previous formats, which Decode still reads:
+// diffah-tar/2 is diffah-tar/3 without re-indented dictionary ranges,
+// diffah-tar/1 diffah-tar/2 without the ADIFF and XADIFF ops.
+const (
+	CodecV2 = "diffah-tar/2"
+	CodecV1 = "diffah-tar/1"
+)
 
 // CodecBundle names, in a sidecar, a patch in the Codec format some of
 // whose sources are layers the same archive rebuilds first rather than
 // baseline layers (a bundle's images drawing on each other's new
 // layers). The payload is the same; the name makes readers that cannot
 // find such sources refuse the patch by its codec.
-const CodecBundle = "diffah-tar-bundle/2"
+const CodecBundle = "diffah-tar-bundle/3"
 
 // Decodes reports whether Decode reads patches of the named codec.
-func Decodes(codec string) bool { return codec == Codec || codec == CodecV1 || codec == CodecBundle }
+func Decodes(codec string) bool {
+	return codec == Codec || codec == CodecV2 || codec == CodecV1 || codec == CodecBundle
+}
 
 var (
-	magic   = []byte("DFHTAR2\n")
+	magic   = []byte("DFHTAR3\n")
+	magicV2 = []byte("DFHTAR2\n")
 	magicV1 = []byte("DFHTAR1\n")
 )
 
@@ -112,7 +119,7 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 	}
 	br := bufio.NewReader(patch)
 	head := make([]byte, len(magic))
-	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) && !bytes.Equal(head, magicV1) && !bytes.Equal(head, wholeMagic) {
+	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) && !bytes.Equal(head, magicV2) && !bytes.Equal(head, magicV1) && !bytes.Equal(head, wholeMagic) {
 		return fault.Errorf(fault.Integrity, "tarpatch: not a %s patch (bad magic)", Codec)
 	}
 	if bytes.Equal(head, wholeMagic) {
@@ -140,7 +147,10 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 	defer zr.Close()
 	ops := bufio.NewReaderSize(zr, 1<<20)
 	d := &decoder{w: w, sources: sources, max: o.MaxOutput, ops: ops, version: 1}
-	if bytes.Equal(head, magic) {
+	switch {
+	case bytes.Equal(head, magic):
+		d.version = 3
+	case bytes.Equal(head, magicV2):
 		d.version = 2
 	}
 	for n := 0; ; n++ {
@@ -278,7 +288,7 @@ type decoder struct {
 	enc     []byte
 	secs    [4][]byte
 	dec     *zstd.Decoder
-	version int // of the format: 1 or 2 (which adds ADIFF)
+	version int // of the format: 1, 2 (which adds ADIFF) or 3 (shifted ranges)
 }
 
 // reuse returns b resliced to n bytes, reallocated only when too small.
@@ -394,8 +404,10 @@ func (d *decoder) dictRanges() ([]byte, error) {
 	// The ranges are read and summed first, so the dictionary is
 	// allocated once, at its final size, and only when within MaxDict.
 	type span struct {
-		s      Source
-		off, n int64
+		s       Source
+		off, n  int64
+		shift   int
+		shifted int64 // length after the shift
 	}
 	spans := make([]span, 0, nr)
 	var total int64
@@ -404,21 +416,70 @@ func (d *decoder) dictRanges() ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if total += n; total > MaxDict {
+		sp := span{s: s, off: off, n: n, shifted: n}
+		if d.version >= 3 {
+			sh, err := binary.ReadVarint(d.ops)
+			if err != nil {
+				return nil, fmt.Errorf("reading range shift: %w", err)
+			}
+			if sh < -maxShift || sh > maxShift {
+				return nil, fmt.Errorf("range shift %d outside ±%d", sh, maxShift)
+			}
+			sp.shift = int(sh)
+			if sp.shift != 0 {
+				// A first pass measures the shifted range, so the
+				// dictionary is still allocated once, within MaxDict.
+				if sp.shifted, err = d.shiftRange(nil, sp.s, sp.off, sp.n, sp.shift, MaxDict-total); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if total += sp.shifted; total > MaxDict {
 			return nil, fmt.Errorf("dictionary larger than %d bytes", MaxDict)
 		}
-		spans = append(spans, span{s, off, n})
+		spans = append(spans, sp)
 	}
 	d.dict = reuse(d.dict, uint64(total))
 	dict := d.dict
 	at := int64(0)
 	for _, sp := range spans {
-		if _, err := sp.s.ReadAt(dict[at:at+sp.n], sp.off); err != nil {
+		if sp.shift != 0 {
+			if _, err := d.shiftRange(dict[at:at+sp.shifted], sp.s, sp.off, sp.n, sp.shift, sp.shifted); err != nil {
+				return nil, err
+			}
+		} else if _, err := sp.s.ReadAt(dict[at:at+sp.n], sp.off); err != nil {
 			return nil, fmt.Errorf("reading dictionary: %w", err)
 		}
-		at += sp.n
+		at += sp.shifted
 	}
 	return dict, nil
+}
+
+// shiftRange re-indents n bytes of s at off (see reindent.go) piece by
+// piece, into dst when it is not nil (then exactly len(dst) bytes), and
+// returns the shifted length, refusing more than max bytes.
+func (d *decoder) shiftRange(dst []byte, s Source, off, n int64, shift int, max int64) (int64, error) {
+	d.enc = reuse(d.enc, 64<<10)
+	piece := d.enc
+	var out []byte
+	st := lineStart
+	var total int64
+	for done := int64(0); done < n; {
+		k := min(int64(len(piece)), n-done)
+		if _, err := s.ReadAt(piece[:k], off+done); err != nil {
+			return 0, fmt.Errorf("reading dictionary: %w", err)
+		}
+		done += k
+		out, st = reindent(out[:0], piece[:k], shift, st)
+		if total+int64(len(out)) > max {
+			return 0, fmt.Errorf("shifted dictionary range larger than %d bytes", max)
+		}
+		if dst != nil {
+			copy(dst[total:], out)
+		}
+		total += int64(len(out))
+	}
+	return total, nil
 }
 
 func (d *decoder) delta() error {

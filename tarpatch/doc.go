@@ -9,9 +9,11 @@
 //
 //   - COPY: an identical file exists in a source; only its position travels.
 //   - MATCH: the file is diffed against its old version (same path, or the
-//     same path once version numbers are ignored): copies from the old
-//     file plus literals, in separately compressed streams (see match.go).
-//     Best on text.
+//     same path once version numbers are ignored, or — when another source
+//     file shares clearly more of its content, as for a moved file or a
+//     path that now holds another program — that file; see pairing.go):
+//     copies from the old file plus literals, in separately compressed
+//     streams (see match.go). Best on text.
 //   - DELTA: the file is compressed with zstd using its old version as a
 //     raw dictionary. Best on machine code. The encoder keeps the smaller
 //     of MATCH and DELTA, per chunk. Files larger than the chunk size are
@@ -19,7 +21,9 @@
 //     its dictionary, which keeps memory bounded. A file's dictionary may
 //     also begin with an earlier file of the same layer and kind (the
 //     decoder keeps the last HistSize bytes of its output), so an edit
-//     repeated across files — bundled JavaScript, say — is paid once.
+//     repeated across files — bundled JavaScript, say — is paid once,
+//     even when the earlier file holds the code at another indentation
+//     (format 3: the range re-indented, see reindent.go).
 //   - ADIFF (format 2): bsdiff's approximate copies — the bytewise
 //     difference from the old file, mostly zero where a rebuild only moved
 //     addresses, plus extra bytes — in three separately compressed streams
@@ -52,10 +56,11 @@
 // Similarity gives a caller with many baseline layers a cheap score (paths
 // only, no hashing) of how much of a new layer each could help patch.
 //
-// # Format (Codec "diffah-tar/2"; Decode also reads "diffah-tar/1")
+// # Format (Codec "diffah-tar/3"; Decode also reads "diffah-tar/2" and "diffah-tar/1")
 //
-//	patch  = magic "DFHTAR2\n" zstd(ops)
-//	       | magic "DFHTAR1\n" zstd(ops)     (diffah-tar/1: no ADIFF op)
+//	patch  = magic "DFHTAR3\n" zstd(ops)
+//	       | magic "DFHTAR2\n" zstd(ops)     (diffah-tar/2: ranges without shift)
+//	       | magic "DFHTAR1\n" zstd(ops)     (diffah-tar/1: no ADIFF op either)
 //	       | magic "DFHTAR1W" zstd(tar)   (whole form; small sources only)
 //	ops    = { op } END
 //	op     = LIT  uvarint(n) n*byte
@@ -65,7 +70,8 @@
 //	       | MATCHIN ranges uvarint(outLen) bare bare bare bare
 //	       | ADIFF ranges uvarint(outLen) section section section
 //	       | XADIFF ranges uvarint(outLen) zlibs uvarint(expLen) section section section
-//	ranges = uvarint(nranges) { uvarint(src) uvarint(off) uvarint(len) }
+//	ranges = uvarint(nranges) { uvarint(src) uvarint(off) uvarint(len) varint(shift) }
+//	         (shift in format 3 only; see reindent.go)
 //	section = uvarint(n) n*byte (one zstd frame)   bare = uvarint(n) n*byte
 //	END    = 0x00  LIT = 0x01  COPY = 0x02  DELTA = 0x03  MATCH = 0x04
 //	MATCHIN = 0x05 (MATCH with its streams bare, compressed only by the
@@ -75,6 +81,11 @@
 //
 // A range's src indexes the sources; src == len(sources) means the output
 // itself, at an absolute offset within the last HistSize bytes written.
+// A nonzero shift (format 3, at most 16 either way) re-indents the range's
+// lines by that many spaces before it joins the dictionary (reindent.go):
+// bundled code repeated at another depth, as TypeScript's typescript.js
+// repeats tsserver.js two spaces deeper, is then paid once. MaxDict bounds
+// the dictionary after shifting, checked as the range is measured.
 //
 // COPY and DELTA offsets address the sources' uncompressed bytes. A DELTA's
 // dictionary is the concatenation of its ranges; its payload is one zstd

@@ -232,7 +232,7 @@ func xadiffOp(ranges []loc, dict, data []byte, oldAt int, enc *encoders) ([]byte
 	if len(extra) > dictWindow-xdictMax {
 		return nil, nil
 	}
-	b := appendXADiffHead(appendRanges([]byte{opXADiff}, ranges), uint64(len(data)), dp, np, uint64(len(expData)))
+	b := appendXADiffHead(enc.appendRanges([]byte{opXADiff}, ranges), uint64(len(data)), dp, np, uint64(len(expData)))
 	for _, sec := range [][]byte{ctrl, diff} {
 		z := enc.plain.EncodeAll(sec, nil)
 		b = binary.AppendUvarint(b, uint64(len(z)))

@@ -48,6 +48,10 @@ type EncodeOptions struct {
 	// memory than the budget allows, whatever Jobs says. The output does
 	// not depend on it.
 	Workers *membudget.Budget
+	// Format is the format written: 0 or 3 for Codec, 2 for CodecV2
+	// (no re-indented ranges), for a patch embedded where the codec name
+	// cannot say which (diffah-deflate/1), so older readers decode it.
+	Format int
 }
 
 // Stats describe an encoding.
@@ -79,6 +83,8 @@ type loc struct {
 	off  int64
 	size int64
 	name string
+	// shift re-indents a dictionary range (format 3; see reindent.go).
+	shift int
 }
 
 // index maps what the sources hold.
@@ -95,6 +101,8 @@ type index struct {
 	// previous entry's padding and the headers since), for COPY of
 	// unchanged headers.
 	hdrByPath map[string]loc
+	// sketches pair files by content (see pairing.go).
+	sketches *sketchIndex
 }
 
 var versionRE = regexp.MustCompile(`[0-9]+`)
@@ -107,7 +115,8 @@ func cleanName(name string) string { return strings.TrimPrefix(path.Clean("/"+na
 
 // buildIndex reads every source tar once, hashing regular files.
 func buildIndex(ctx context.Context, sources []Source) (*index, error) {
-	ix := &index{sources: sources, byHash: map[[32]byte]loc{}, byPath: map[string]loc{}, byNorm: map[string][]loc{}, byDir: map[string][]loc{}, bySize: map[int64][]loc{}, hdrByPath: map[string]loc{}}
+	ix := &index{sources: sources, byHash: map[[32]byte]loc{}, byPath: map[string]loc{}, byNorm: map[string][]loc{}, byDir: map[string][]loc{}, bySize: map[int64][]loc{}, hdrByPath: map[string]loc{}, sketches: &sketchIndex{}}
+	defer ix.sketches.finish()
 	for si, s := range sources {
 		cr := &countingReader{r: io.NewSectionReader(s, 0, s.Size())}
 		tr := tar.NewReader(cr)
@@ -138,13 +147,22 @@ func buildIndex(ctx context.Context, sources []Source) (*index, error) {
 				ix.hdrByPath[l.name] = loc{src: si, off: regionStart, size: dataStart - regionStart}
 			}
 			h := sha256.New()
-			if _, err := io.Copy(h, tr); err != nil {
+			var sk *sketcher
+			var dst io.Writer = h
+			if hdr.Size >= sketchMin {
+				sk = &sketcher{}
+				dst = io.MultiWriter(h, sk)
+			}
+			if _, err := io.Copy(dst, tr); err != nil {
 				return nil, fault.Errorf(fault.Env, "tarpatch: reading source %d: %w", si, err)
 			}
 			var sum [32]byte
 			copy(sum[:], h.Sum(nil))
 			if _, ok := ix.byHash[sum]; !ok {
 				ix.byHash[sum] = l
+				if sk != nil {
+					ix.sketches.add(l, sk.sketch())
+				}
 			}
 			if _, ok := ix.byPath[l.name]; !ok {
 				ix.byPath[l.name] = l
@@ -249,7 +267,12 @@ type task struct {
 	// file is the file whose content the task carries (nil: headers and
 	// the rest), for Stats.Costs.
 	file *fileAcc
+	// name is the file the task encodes (for traceTask).
+	name string
 }
+
+// traceTask, when set (by measurements), sees every task as it is written.
+var traceTask func(name string, kind int, in int64, out int, adiff bool)
 
 // Encode writes a patch that rebuilds the tar read from newTar out of
 // sources. It reads newTar once, as a stream.
@@ -380,8 +403,16 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	if err != nil {
 		return st, fault.Wrap(fault.Internal, err)
 	}
+	head := magic
+	switch o.Format {
+	case 0, 3:
+	case 2:
+		head, encs.v2 = magicV2, true
+	default:
+		return st, fault.Errorf(fault.Internal, "tarpatch: no format %d (Encode writes 2 or 3)", o.Format)
+	}
 	cw := &ctxio.CountingWriter{W: w}
-	if _, err := cw.Write(magic); err != nil {
+	if _, err := cw.Write(head); err != nil {
 		return st, fault.Wrap(fault.Env, err)
 	}
 	zopts := []zstd.EOption{zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(streamWindow)}
@@ -437,6 +468,9 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		}
 		for t := range queue {
 			<-t.done
+			if traceTask != nil {
+				traceTask(t.name, t.kind, t.in, t.buf.Len(), t.adiff)
+			}
 			if werr == nil && t.err != nil {
 				werr = t.err
 			}
@@ -664,25 +698,29 @@ func sameChunk(ix *index, same []loc, off int64, buf []byte, scratch *[]byte) (l
 // encodeFile reads one regular file's content (starting at output offset
 // abs) and queues its ops.
 func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, ix *index, o EncodeOptions, encs *encoders, recent *recentFiles, emit func(*task), work chan func()) error {
-	old, hasOld := ix.match(name, size)
+	var old loc
+	var hasOld bool
 	ext := path.Ext(name)
 	histSrc := len(ix.sources)
 	// A file larger than one chunk cannot be found by its hash before it
 	// is read; a source file of its size (its old version first) may hold
 	// it, and each chunk equal to the same region there is copied.
 	var same []loc
-	if size > o.MaxChunk {
-		if hasOld && old.size == size {
-			same = append(same, old)
-		}
-		same = append(same, ix.bySize[size]...)
-	}
 	var scratch []byte
 	for off := int64(0); off < size; off += o.MaxChunk {
 		n := min(o.MaxChunk, size-off)
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return fault.Errorf(fault.Integrity, "tarpatch: reading %s from the new tar: %w", name, err)
+		}
+		if off == 0 && size > o.MaxChunk {
+			// The old version is picked on the first chunk (by path, or
+			// by content); a multi-chunk file is looked for there first.
+			old, hasOld = ix.pick(name, size, buf)
+			if hasOld && old.size == size {
+				same = append(same, old)
+			}
+			same = append(same, ix.bySize[size]...)
 		}
 		if l, ok, err := sameChunk(ix, same, off, buf, &scratch); err != nil {
 			return err
@@ -703,6 +741,9 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 				return nil
 			}
 		}
+		if off == 0 && size <= o.MaxChunk {
+			old, hasOld = ix.pick(name, size, buf)
+		}
 		var ranges []loc
 		var pre []byte // history bytes leading the dictionary
 		if hasOld {
@@ -712,15 +753,26 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 			if n == size {
 				room := int64(dictWindow) - n - oldR.size
 				for _, p := range recent.pick(ext, size, abs, room, 1) {
-					ranges = append(ranges, loc{src: histSrc, off: p.abs, size: int64(len(p.data))})
-					pre = append(pre, p.data...)
+					r := loc{src: histSrc, off: p.abs, size: int64(len(p.data))}
+					data := p.data
+					// Bundles of the same code at another depth: the
+					// recent file re-indented to match.
+					if size >= reindentMin && !encs.v2 {
+						if sh := indentShift(p.data, buf); sh != 0 {
+							if shifted := reindented(p.data, sh); int64(len(shifted)) <= room {
+								r.shift, data = sh, shifted
+							}
+						}
+					}
+					ranges = append(ranges, r)
+					pre = append(pre, data...)
 				}
 			}
 			ranges = append(ranges, oldR)
 		} else if n <= 4<<20 {
 			ranges = ix.neighbours(name, dictWindow-(4<<20))
 		}
-		t := &task{done: make(chan struct{}), kind: statLit, in: n}
+		t := &task{done: make(chan struct{}), kind: statLit, in: n, name: name}
 		emit(t)
 		chunk, pre := buf, pre
 		weight := n + int64(len(pre))
@@ -823,15 +875,30 @@ func chunkDict(old loc, off, n, newSize, maxChunk int64) loc {
 	return loc{src: old.src, off: old.off + lo, size: hi - lo, name: old.name}
 }
 
-func appendRanges(b []byte, ranges []loc) []byte {
+// appendRanges appends a range list in the current format.
+func appendRanges(b []byte, ranges []loc) []byte { return appendRangesIn(b, ranges, true) }
+
+// appendRanges appends a range list in the format the encoding writes.
+func (e *encoders) appendRanges(b []byte, ranges []loc) []byte {
+	return appendRangesIn(b, ranges, !e.v2)
+}
+
+func appendRangesIn(b []byte, ranges []loc, shifts bool) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ranges)))
 	for _, r := range ranges {
 		b = binary.AppendUvarint(b, uint64(r.src))
 		b = binary.AppendUvarint(b, uint64(r.off))
 		b = binary.AppendUvarint(b, uint64(r.size))
+		if shifts {
+			b = binary.AppendVarint(b, int64(r.shift))
+		}
 	}
 	return b
 }
+
+// reindentMin is the smallest file for which a re-indented recent file is
+// looked for.
+const reindentMin = 16 << 10
 
 // readRanges assembles a dictionary from source ranges.
 func readRanges(ix *index, ranges []loc) ([]byte, error) {
@@ -852,6 +919,8 @@ func readRanges(ix *index, ranges []loc) ([]byte, error) {
 type encoders struct {
 	level zstd.EncoderLevel
 	plain *zstd.Encoder
+	// v2 writes format diffah-tar/2 (EncodeOptions.Format).
+	v2 bool
 }
 
 // smallDict is the dictionary + data size below which the cheaper zstd
@@ -909,7 +978,7 @@ func deltaOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := appendRanges([]byte{opDelta}, ranges)
+	b := enc.appendRanges([]byte{opDelta}, ranges)
 	b = binary.AppendUvarint(b, uint64(len(data)))
 	b = binary.AppendUvarint(b, uint64(len(payload)))
 	return append(b, payload...), nil

@@ -113,7 +113,7 @@ func matchOp(ranges []loc, dict, data []byte, enc *encoders) ([]byte, int, error
 		// the dictionary would cost as much as DELTA itself.
 		return nil, 0, nil
 	}
-	head := appendRanges(nil, ranges)
+	head := enc.appendRanges(nil, ranges)
 	head = binary.AppendUvarint(head, uint64(len(data)))
 
 	framed := append([]byte{opMatch}, head...)

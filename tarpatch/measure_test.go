@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"testing"
 	"time"
@@ -34,7 +35,11 @@ func (f fileSource) Size() int64 {
 // Patches go to a temporary directory; sizes and speeds are logged (-v).
 // For comparisons in one run: DIFFAH_TARPATCH_NOREF=1 skips the zstd
 // references, DIFFAH_TARPATCH_NOADIFF=1 switches ADIFF and XADIFF off
-// (the diffah-tar/1 encodings), DIFFAH_TARPATCH_NOXADIFF=1 XADIFF only.
+// (the diffah-tar/1 encodings), DIFFAH_TARPATCH_NOXADIFF=1 XADIFF only,
+// DIFFAH_TARPATCH_NOPAIR=1 pairing by content (pairing.go).
+// DIFFAH_TARPATCH_TOP=N logs the N costliest ops of each patch (file,
+// bytes in, bytes out before the shared stream, encoding): where a
+// patch's bytes go.
 func TestMeasureCorpus(t *testing.T) {
 	manifest := os.Getenv("DIFFAH_TARPATCH_CORPUS")
 	if manifest == "" || testing.Short() {
@@ -73,6 +78,21 @@ func TestMeasureCorpus(t *testing.T) {
 		xadiffEnabled = false
 		defer func() { xadiffEnabled = true }()
 	}
+	if os.Getenv("DIFFAH_TARPATCH_NOPAIR") != "" {
+		pairEnabled = false
+		defer func() { pairEnabled = true }()
+	}
+	top := 0
+	var ops []tracedOp
+	if v := os.Getenv("DIFFAH_TARPATCH_TOP"); v != "" {
+		if top, err = strconv.Atoi(v); err != nil {
+			t.Fatalf("DIFFAH_TARPATCH_TOP=%q: %v", v, err)
+		}
+		traceTask = func(name string, kind int, in int64, out int, adiff bool) {
+			ops = append(ops, tracedOp{name, kind, in, out, adiff})
+		}
+		defer func() { traceTask = nil }()
+	}
 	if os.Getenv("DIFFAH_TARPATCH_NOADIFF") != "" {
 		adiffEnabled = false
 		defer func() { adiffEnabled = true }()
@@ -94,8 +114,36 @@ func TestMeasureCorpus(t *testing.T) {
 				zp = zstdSize(t, "-19", "--long=31", "--patch-from="+oldPath, newPath)
 			}
 			t.Logf("%-16s %12d %12d %12d %12d %8.3f %10.1f %10.1f", name, c.NewTarBytes, zs, zp, ours, float64(ours)/float64(zp), enc, dec)
+			sort.SliceStable(ops, func(i, j int) bool { return ops[i].out > ops[j].out })
+			for _, op := range ops[:min(top, len(ops))] {
+				t.Logf("  %9d <- %10d %-6s %s", op.out, op.in, op.kindName(), op.name)
+			}
+			ops = ops[:0]
 		}
 	}
+}
+
+// tracedOp is one op as traceTask saw it.
+type tracedOp struct {
+	name  string
+	kind  int
+	in    int64
+	out   int
+	adiff bool
+}
+
+func (o tracedOp) kindName() string {
+	switch {
+	case o.kind == statDelta && o.adiff:
+		return "adiff"
+	case o.kind == statDelta:
+		return "delta"
+	case o.kind == statLit:
+		return "lit"
+	case o.kind == statCopy:
+		return "copy"
+	}
+	return "header"
 }
 
 // measureOurs encodes and decodes one pair, checks the round trip and

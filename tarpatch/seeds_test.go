@@ -43,6 +43,7 @@ func seedCases(t testing.TB) map[string]seedCase {
 	for i := 0; i < len(relinked); i += 16 {
 		relinked[i]++
 	}
+	code := bundle(11, 20<<10)
 	return map[string]seedCase{
 		"copy":    {[]entry{{name: "a.js", body: js}}, EncodeOptions{FileByFile: true}},
 		"literal": {[]entry{{name: "new.bin", body: bin}, {name: "junk"}}, EncodeOptions{FileByFile: true}},
@@ -51,6 +52,8 @@ func seedCases(t testing.TB) map[string]seedCase {
 		"empty":   {nil, EncodeOptions{FileByFile: true}},
 		"whole":   {[]entry{{name: "a.js", body: mutate(js, 2, 1)}, {name: "c", body: []byte("new")}}, EncodeOptions{}},
 		"adiff":   {[]entry{{name: "a.js", body: relinked}}, EncodeOptions{FileByFile: true}},
+		// A dictionary range re-indented (format 3).
+		"reindent": {[]entry{{name: "lib/b.js", body: code}, {name: "a.js", body: reindented(code, 2)}}, EncodeOptions{FileByFile: true}},
 	}
 }
 
@@ -81,41 +84,47 @@ func TestFuzzSeeds(t *testing.T) {
 	}
 }
 
-// TestDecodesV1: patches of the previous format (diffah-tar/1, kept as
-// the v1-* seeds, written by the encoder before ADIFF existed) still
-// decode to their layers.
-func TestDecodesV1(t *testing.T) {
+// TestDecodesOldFormats: patches of the previous formats still decode to
+// their layers: diffah-tar/1 (the v1-* seeds, written by the encoder
+// before ADIFF existed) and diffah-tar/2 (the v2-* seeds, written before
+// re-indented ranges).
+func TestDecodesOldFormats(t *testing.T) {
 	old, _ := fuzzSource(t)
-	n := 0
-	for name, c := range seedCases(t) {
-		p, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzDecode", "v1-"+name))
-		if os.IsNotExist(err) {
-			continue // a case added after diffah-tar/1
+	for _, v := range []struct {
+		prefix string
+		magic  []byte
+	}{{"v1-", magicV1}, {"v2-", magicV2}} {
+		n := 0
+		for name, c := range seedCases(t) {
+			p, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzDecode", v.prefix+name))
+			if os.IsNotExist(err) {
+				continue // a case added after that format
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var raw []byte
+			if _, err := fmt.Sscanf(strings.TrimPrefix(string(p), "go test fuzz v1\n[]byte("), "%q", &raw); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if !bytes.HasPrefix(raw, v.magic) && !bytes.HasPrefix(raw, wholeMagic) {
+				t.Fatalf("%s%s is not a patch of that format", v.prefix, name)
+			}
+			want := mktar(t, c.ents, nil)
+			var out bytes.Buffer
+			if err := Decode(context.Background(), &out, bytes.NewReader(raw), []Source{src(old)}, DecodeOptions{MaxOutput: int64(len(want))}); err != nil {
+				t.Fatalf("%s%s: %v", v.prefix, name, err)
+			}
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Fatalf("%s%s decodes to other bytes", v.prefix, name)
+			}
+			n++
 		}
-		if err != nil {
-			t.Fatal(err)
+		if n < 5 {
+			t.Fatalf("only %d %s seeds decoded", n, v.prefix)
 		}
-		var raw []byte
-		if _, err := fmt.Sscanf(strings.TrimPrefix(string(p), "go test fuzz v1\n[]byte("), "%q", &raw); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if !bytes.HasPrefix(raw, magicV1) && !bytes.HasPrefix(raw, wholeMagic) {
-			t.Fatalf("v1-%s is not a diffah-tar/1 patch", name)
-		}
-		want := mktar(t, c.ents, nil)
-		var out bytes.Buffer
-		if err := Decode(context.Background(), &out, bytes.NewReader(raw), []Source{src(old)}, DecodeOptions{MaxOutput: int64(len(want))}); err != nil {
-			t.Fatalf("v1-%s: %v", name, err)
-		}
-		if !bytes.Equal(out.Bytes(), want) {
-			t.Fatalf("v1-%s decodes to other bytes", name)
-		}
-		n++
 	}
-	if n < 5 {
-		t.Fatalf("only %d v1 seeds decoded", n)
-	}
-	if !Decodes(CodecV1) || !Decodes(Codec) || Decodes("diffah-tar/3") {
+	if !Decodes(CodecV1) || !Decodes(CodecV2) || !Decodes(Codec) || Decodes("diffah-tar/4") {
 		t.Fatal("Decodes")
 	}
 }
