@@ -316,17 +316,17 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 		o     pack.Options
 		want  string
 	}{
-		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "7824013b6631b35f6ce4e40c62cb3929bb70a1daaf6a9a6500d38b75aac8ffe9"},
-		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "8d93bd9b8f77dd48acd0095789191d880b40e7522200a5698668c181221a1414"},
+		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "4d84d8b1bbef117754dc2233712093e90ce047c8bb40c87755dcb4b8f18d3e18"},
+		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "43d145b37690263086158d34f02cea1668e23346bcfe36b3e97c8fca44df9fa8"},
 		{"intra-layer off", one("v2", "v2", "oci:fx/v1", "", plan.IntraOff), pack.Options{}, "3f95e4f50039ddc4d2e123cfc027c001e96bec6eaa0fd9af5735a488febe66dc"},
 		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "802710889ede99ec94b28c7af3c8f8f60e25f4c63c53ecf19ede7a343fe8eea9"},
 		{"baseline manifest", one("v2", "v2", "manifest:v1-manifest.json", "", plan.IntraAuto), pack.Options{}, "2df273c89816fc7e69f5caa554e8a330b7ac34599e0f4bc711546a9ebf9e4f81"},
-		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "c79e02651b63d5dd26291ad55d119abbd0b98e558af52b8caf7bf23ff6d2d82f"},
-		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "198b79283e9d8fa3cf0046fb127254f28c134f0b4950756977e3a22bcd5b4ace"},
-		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "59a6fb87a7ac006b5ddbe0e80dd629e7c21c2c9aaf4cf6eff2202f4d50e04c5c"},
-		{"bundle", bundle(true), pack.Options{}, "0533304791da51cc1c378267f6306821f4a66a344654092f4e5d728cd5998641"},
-		{"bundle independent", bundle(true), pack.Options{Independent: true}, "0533304791da51cc1c378267f6306821f4a66a344654092f4e5d728cd5998641"},
-		{"bundle with images new to the site", bundle(false), pack.Options{}, "ba0853f27c1d0b1a3aa6de44721df09e62371ef6069ece0c1f5d758df0ea56c6"},
+		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "5b82a0ff6cd91950c10515d29df370bd40798063fb3b6b247fdc12e9130c0f55"},
+		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "739e68ba5be8b96de9d1fe1a1c47ae2c5a641919f7e4bedb48de159b5b9929b3"},
+		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "f9c2a642c8b016f6604d7f729b47bd4d746af39927504242023616637e4b9186"},
+		{"bundle", bundle(true), pack.Options{}, "84b629573cc15713730d7c27fac0e9fcbbfd658d063d6257329ff9f700c3410b"},
+		{"bundle independent", bundle(true), pack.Options{Independent: true}, "84b629573cc15713730d7c27fac0e9fcbbfd658d063d6257329ff9f700c3410b"},
+		{"bundle with images new to the site", bundle(false), pack.Options{}, "b3deb2e52247aa7fa48da1a36c46d817ebf29c62291c3b9feca037e4452d5a60"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
