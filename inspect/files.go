@@ -50,7 +50,7 @@ func layerFiles(row Blob, archived bool, costs *sidecar.FileCosts) *LayerFiles {
 	case row.Codec == sidecar.DeflateInlineCodec:
 		return &LayerFiles{Note: "a patch of its deflate token form, content inline (" + row.Codec + "): not file-encoded"}
 	case !archived:
-		return &LayerFiles{Note: "patch not computed (a plan): `diffah inspect --files` on the plan computes the patches"}
+		return &LayerFiles{Note: "patch not computed (a plan whose images are not at hand: inspect computes a plan's patches when it can open its target and baselines)"}
 	case costs == nil:
 		return &LayerFiles{Note: "no per-file costs recorded (an archive written before sidecar format 1.4)"}
 	}
