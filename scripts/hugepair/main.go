@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/diffah/diffah/internal/ctxio"
 	"hash/fnv"
 	"io"
 	"log"
@@ -182,7 +183,7 @@ func writeImage(dir string, p *pool, size int64, edited bool) error {
 	}
 	defer os.Remove(tmp.Name())
 	blobHash, diffHash := sha256.New(), sha256.New()
-	cw := &countWriter{w: io.MultiWriter(tmp, blobHash)}
+	cw := &ctxio.CountingWriter{W: io.MultiWriter(tmp, blobHash)}
 	zw, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
 	if err != nil {
 		return err
@@ -235,7 +236,7 @@ func writeImage(dir string, p *pool, size int64, edited bool) error {
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
 		"config":        cfgDesc,
-		"layers":        []desc{{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: layerDigest, Size: cw.n}},
+		"layers":        []desc{{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: layerDigest, Size: cw.N}},
 	})
 	mDesc, err := writeBlob(blobs, "application/vnd.oci.image.manifest.v1+json", manifest)
 	if err != nil {
@@ -298,15 +299,4 @@ func writeBlob(dir, mediaType string, b []byte) (desc, error) {
 	s := sha256.Sum256(b)
 	d := hex.EncodeToString(s[:])
 	return desc{MediaType: mediaType, Digest: "sha256:" + d, Size: int64(len(b))}, os.WriteFile(filepath.Join(dir, d), b, 0o644)
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(b []byte) (int, error) {
-	n, err := c.w.Write(b)
-	c.n += int64(n)
-	return n, err
 }
