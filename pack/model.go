@@ -16,7 +16,6 @@ import (
 	"github.com/diffah/diffah/internal/units"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
-	"github.com/diffah/diffah/tarpatch"
 )
 
 // modelPrefix is how much of a layer's content the level search reads.
@@ -102,20 +101,11 @@ func (st *state) modelPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 		return nil, err
 	}
 	s := b.Patch.Sources[0]
-	oldTar, err := st.sourceFile(ctx, plans, sourceImage(p, s), s, p.Target.Platform)
-	if err != nil {
-		return nil, err
-	}
-	tp, err := st.temp()
+	tp, tpLen, tarSize, costs, err := st.sourceTarPatch(ctx, plans, p, target, b, s)
 	if err != nil {
 		return nil, err
 	}
 	defer tp.Close()
-	tarSize, costs, err := st.tarPatch(ctx, p, target, b, tp, []tarpatch.Source{oldTar})
-	if err != nil {
-		return nil, err
-	}
-	tpLen, _ := tp.Seek(0, io.SeekCurrent)
 	f, err := st.temp()
 	if err != nil {
 		return nil, err

@@ -36,20 +36,11 @@ func (st *state) tokenPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 	defer fs.form.Close()
 	s, oldForm, form, formSize := fs.src, fs.old, fs.form, fs.size
 	// The tar patch, against the source's tar, as for any layer.
-	oldTar, err := st.sourceFile(ctx, plans, sourceImage(p, s), s, p.Target.Platform)
-	if err != nil {
-		return nil, err
-	}
-	tp, err := st.temp()
+	tp, tpLen, tarSize, costs, err := st.sourceTarPatch(ctx, plans, p, target, b, s)
 	if err != nil {
 		return nil, err
 	}
 	defer tp.Close()
-	tarSize, costs, err := st.tarPatch(ctx, p, target, b, tp, []tarpatch.Source{oldTar})
-	if err != nil {
-		return nil, err
-	}
-	tpLen, _ := tp.Seek(0, io.SeekCurrent)
 	// The form and the tar rebuild the blob by construction; checked
 	// anyway, since a patch resolve could not turn back into the blob is
 	// worse than none.
@@ -92,6 +83,25 @@ func sourceImage(p *plan.Plan, s sidecar.Source) string {
 }
 
 // temp is an unlinked temporary file.
+// sourceTarPatch writes, to a temporary file, the tar patch of layer b
+// against the tar of its source s, as for any layer; the caller closes
+// the file (tpLen bytes), and tarSize is the layer's tar size.
+func (st *state) sourceTarPatch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, s sidecar.Source) (tp *os.File, tpLen, tarSize int64, costs *tarpatch.Costs, err error) {
+	oldTar, err := st.sourceFile(ctx, plans, sourceImage(p, s), s, p.Target.Platform)
+	if err != nil {
+		return nil, 0, 0, nil, err
+	}
+	if tp, err = st.temp(); err != nil {
+		return nil, 0, 0, nil, err
+	}
+	if tarSize, costs, err = st.tarPatch(ctx, p, target, b, tp, []tarpatch.Source{oldTar}); err != nil {
+		tp.Close()
+		return nil, 0, 0, nil, err
+	}
+	tpLen, _ = tp.Seek(0, io.SeekCurrent)
+	return tp, tpLen, tarSize, costs, nil
+}
+
 func (st *state) temp() (*os.File, error) {
 	f, err := os.CreateTemp(st.o.TempDir, "diffah-patch-*")
 	if err != nil {
