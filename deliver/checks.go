@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
@@ -74,7 +73,11 @@ func CheckOutputsFor(sc *sidecar.Sidecar, outs map[string]imgref.Ref, allowConve
 		if ref.Transport != imgref.DockerArchive {
 			continue
 		}
-		if err := imgref.CheckWritable(ref, descriptor(im.Target.Manifest), blobDescriptor(im, sidecar.RoleConfig), layers(im), allowConvert); err != nil {
+		manifest, config, layers, err := descriptors(im)
+		if err != nil {
+			return err
+		}
+		if err := imgref.CheckWritable(ref, manifest, config, layers, allowConvert); err != nil {
 			return err
 		}
 		if ref.Tag == "" {
@@ -111,28 +114,28 @@ func targetNameTag(im *sidecar.Image) string {
 	return n + ":" + tag
 }
 
-func descriptor(d sidecar.Descriptor) v1.Descriptor {
-	h, _ := v1.NewHash(d.Digest.String())
-	return v1.Descriptor{MediaType: types.MediaType(d.MediaType), Size: d.Size, Digest: h}
-}
-
-func blobDescriptor(im *sidecar.Image, role string) v1.Descriptor {
-	for _, b := range im.Blobs {
-		if b.Role == role {
-			return descriptor(b.Descriptor)
-		}
+// descriptors are the manifest, config and layer descriptors of im as
+// imgref.CheckWritable takes them.
+func descriptors(im *sidecar.Image) (manifest, config v1.Descriptor, layers []v1.Descriptor, err error) {
+	d := im.Target.Manifest
+	if manifest, err = imgref.Descriptor(d.MediaType, d.Digest, d.Size, "image "+im.Name+" manifest"); err != nil {
+		return
 	}
-	return v1.Descriptor{}
-}
-
-func layers(im *sidecar.Image) []v1.Descriptor {
-	var out []v1.Descriptor
 	for _, b := range im.Blobs {
+		if b.Role != sidecar.RoleConfig && b.Role != sidecar.RoleLayer {
+			continue
+		}
+		var desc v1.Descriptor
+		if desc, err = imgref.Descriptor(b.MediaType, b.Digest, b.Size, "image "+im.Name+" blob"); err != nil {
+			return
+		}
 		if b.Role == sidecar.RoleLayer {
-			out = append(out, descriptor(b.Descriptor))
+			layers = append(layers, desc)
+		} else if config.Digest.Hex == "" {
+			config = desc
 		}
 	}
-	return out
+	return
 }
 
 // CheckPlatform refuses --platform when ref names a single image of

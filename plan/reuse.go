@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
 )
@@ -127,11 +128,7 @@ func isRegistry(ref string) bool { return strings.HasPrefix(ref, "docker://") }
 // targetLayer opens the layer b of plan p from img (the target, or a
 // baseline holding the same blob).
 func targetLayer(img v1.Image, p *Plan, b *Blob) (v1.Layer, error) {
-	h, err := v1.NewHash(b.Digest.String())
-	if err != nil {
-		return nil, fault.Errorf(fault.Integrity, "plan: layer %s: %w", b.Digest, err)
-	}
-	l, err := img.LayerByDigest(h)
+	l, err := imgref.LayerByDigest(img, b.Digest) // a malformed digest: Integrity
 	if err != nil {
 		return nil, fault.Errorf(fault.Env, "plan: opening layer %s of %s: %w", b.Digest, p.Target.Ref, err)
 	}

@@ -8,11 +8,11 @@ import (
 	"os"
 	"path/filepath"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/internal/verify"
@@ -115,8 +115,7 @@ func (r *resolver) blobSources(ctx context.Context, w *imageWork, b sidecar.Blob
 		if base == nil {
 			return nil, fault.Errorf(fault.Integrity, "%s: patch source %s: no baseline for image %q", what, s.Digest, s.Image)
 		}
-		h, _ := v1.NewHash(s.Digest.String())
-		l, err := base.Image.LayerByDigest(h)
+		l, err := imgref.LayerByDigest(base.Image, s.Digest)
 		if err != nil {
 			return nil, fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
 		}

@@ -34,7 +34,7 @@ func diffIDs(base *Baseline) (map[digest.Digest]bool, error) {
 	}
 	out := make(map[digest.Digest]bool, len(cf.RootFS.DiffIDs))
 	for _, d := range cf.RootFS.DiffIDs {
-		out[digest.Digest(d.String())] = true
+		out[imgref.Digest(d)] = true
 	}
 	return out, nil
 }
@@ -54,15 +54,14 @@ func byDiffID(base *Baseline, diffID digest.Digest, recipe json.RawMessage, reus
 	if !have[diffID] {
 		return false, "nor a layer with its diffID " + diffID.String()
 	}
-	// The config names the layer; the store must hold it too.
-	if h, err := v1.NewHash(diffID.String()); err == nil {
-		if l, err := base.Image.LayerByDiffID(h); err == nil {
-			ld, derr := l.Digest()
-			n, serr := l.Size()
-			if derr == nil && serr == nil {
-				if err := imgref.CheckBlob(context.Background(), base.Image, ld, n); err != nil {
-					return false, fmt.Sprintf("its layer with the same diffID %s (%s) is not usable either: %v", diffID, ld, err)
-				}
+	// The config names the layer; the store must hold it too. (A layer
+	// the store cannot find by diffID is reported when it is opened.)
+	if l, err := imgref.LayerByDiffID(base.Image, diffID); err == nil {
+		ld, derr := l.Digest()
+		n, serr := l.Size()
+		if derr == nil && serr == nil {
+			if err := imgref.CheckBlob(context.Background(), base.Image, ld, n); err != nil {
+				return false, fmt.Sprintf("its layer with the same diffID %s (%s) is not usable either: %v", diffID, ld, err)
 			}
 		}
 	}
@@ -82,17 +81,12 @@ func byDiffID(base *Baseline, diffID digest.Digest, recipe json.RawMessage, reus
 // baselineLayer is the baseline layer a patch source names: by digest,
 // else the layer with its diffID (the spool checks the diffID).
 func baselineLayer(base *Baseline, s sidecar.Source) (v1.Layer, error) {
-	h, err := v1.NewHash(s.Digest.String())
-	if err != nil {
-		return nil, err
-	}
-	l, err := base.Image.LayerByDigest(h)
+	l, err := imgref.LayerByDigest(base.Image, s.Digest)
 	if err == nil {
 		return l, nil
 	}
 	if ok, _ := byDiffID(base, s.DiffID, nil, false); ok {
-		d, _ := v1.NewHash(s.DiffID.String())
-		if l, derr := base.Image.LayerByDiffID(d); derr == nil {
+		if l, derr := imgref.LayerByDiffID(base.Image, s.DiffID); derr == nil {
 			return l, nil
 		}
 	}
@@ -126,11 +120,7 @@ func openByDiffID(ctx context.Context, base *Baseline, b sidecar.Blob) (io.ReadC
 	if err != nil {
 		return nil, err
 	}
-	h, err := v1.NewHash(b.DiffID.String())
-	if err != nil {
-		return nil, fault.Errorf(fault.Integrity, "diffID: %w", err)
-	}
-	l, err := base.Image.LayerByDiffID(h)
+	l, err := imgref.LayerByDiffID(base.Image, b.DiffID)
 	if err != nil {
 		return nil, fault.Errorf(fault.Integrity, "baseline %s has no layer with diffID %s: %w", base.Ref, b.DiffID, err)
 	}

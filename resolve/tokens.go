@@ -9,12 +9,12 @@ import (
 	"io"
 	"os"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/deflatetok"
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
 )
@@ -38,8 +38,7 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 	for i, src := range blobs {
 		s := b.Patch.Sources[i]
 		base := r.baseOf(w, s.Image)
-		h, _ := v1.NewHash(s.Digest.String())
-		l, err := base.Image.LayerByDigest(h)
+		l, err := imgref.LayerByDigest(base.Image, s.Digest)
 		if err != nil {
 			return fault.Errorf(fault.Integrity, "%s: patch source %s not in baseline %s: %w", what, s.Digest, base.Ref, err)
 		}
