@@ -36,9 +36,9 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/membudget"
@@ -128,43 +128,36 @@ func Encode(ctx context.Context, w io.Writer, blob io.Reader, size int64, src So
 	// chunks and dictionaries in memory, and nothing is left for the
 	// collector to pile up.
 	queue := make(chan *chunkTask, o.Jobs+1)
-	work := make(chan *chunkTask)
 	free := make(chan *chunkTask, o.Jobs+1)
 	for range o.Jobs + 1 {
 		free <- &chunkTask{}
 	}
-	var wg sync.WaitGroup
-	for range o.Jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for t := range work {
-				func() {
-					defer close(t.done)
-					defer o.Workers.Take(int64(len(t.data) + len(t.dict)))()
-					defer fault.Recover(&t.err)
-					enc, err := newEncoder(t.dict, o.Level)
-					if err != nil {
-						t.err = err
-						return
-					}
-					t.enc = enc.EncodeAll(t.data, t.enc[:0])
-					enc.Close()
-					// Each chunk's encoder (tables sized to its window) is
-					// garbage now; collecting it here keeps the peak at one
-					// encoder per worker instead of what the collector's
-					// pacing lets pile up (measured: 290 MiB without, see
-					// TestBoundedMemory). An encoder kept and reset for the
-					// next chunk was measured to hold more.
-					runtime.GC()
-					t.hdr = append(t.hdr[:0], tagChunk)
-					for _, v := range []uint64{0, uint64(t.dOff), uint64(len(t.dict)), uint64(len(t.data)), uint64(len(t.enc))} {
-						t.hdr = binary.AppendUvarint(t.hdr, v)
-					}
-				}()
-			}
-		}()
+	// encode compresses one chunk against its dictionary, on a worker.
+	encode := func(t *chunkTask) {
+		defer close(t.done)
+		defer o.Workers.Take(int64(len(t.data) + len(t.dict)))()
+		defer fault.Recover(&t.err)
+		enc, err := newEncoder(t.dict, o.Level)
+		if err != nil {
+			t.err = err
+			return
+		}
+		t.enc = enc.EncodeAll(t.data, t.enc[:0])
+		enc.Close()
+		// Each chunk's encoder (tables sized to its window) is
+		// garbage now; collecting it here keeps the peak at one
+		// encoder per worker instead of what the collector's
+		// pacing lets pile up (measured: 290 MiB without, see
+		// TestBoundedMemory). An encoder kept and reset for the
+		// next chunk was measured to hold more.
+		runtime.GC()
+		t.hdr = append(t.hdr[:0], tagChunk)
+		for _, v := range []uint64{0, uint64(t.dOff), uint64(len(t.dict)), uint64(len(t.data)), uint64(len(t.enc))} {
+			t.hdr = binary.AppendUvarint(t.hdr, v)
+		}
 	}
+	var g errgroup.Group
+	g.SetLimit(o.Jobs)
 	writeErr := make(chan error, 1)
 	go func() {
 		var werr error
@@ -184,12 +177,11 @@ func Encode(ctx context.Context, w io.Writer, blob io.Reader, size int64, src So
 	}()
 	readErr := readChunks(ctx, blob, size, src, free, func(t *chunkTask) {
 		queue <- t
-		work <- t
+		g.Go(func() error { encode(t); return nil })
 	})
-	close(work)
 	close(queue)
 	werr := <-writeErr
-	wg.Wait()
+	g.Wait()
 	if readErr != nil {
 		return 0, readErr
 	}

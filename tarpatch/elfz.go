@@ -7,9 +7,9 @@ import (
 	"io"
 	"runtime"
 	"sort"
-	"sync"
 
 	kzlib "github.com/klauspost/compress/zlib"
+	"golang.org/x/sync/errgroup"
 )
 
 // The XADIFF encoding (format diffah-tar/2) is ADIFF on expanded ELF
@@ -113,22 +113,12 @@ func inflate(z []byte, max int64) ([]byte, bool) {
 
 // each runs f(0..n-1) on up to GOMAXPROCS goroutines.
 func each(n int, f func(i int)) {
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(n, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				f(i)
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0))
 	for i := range n {
-		next <- i
+		g.Go(func() error { f(i); return nil })
 	}
-	close(next)
-	wg.Wait()
+	g.Wait()
 }
 
 // deflate compresses b as compress/zlib does at level (0: default).

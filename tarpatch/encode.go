@@ -13,9 +13,9 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/ctxio"
@@ -435,17 +435,8 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	// Tasks are queued in output order and computed by workers; a writer
 	// drains them in order. The queue length bounds memory.
 	queue := make(chan *task, 2*o.Jobs)
-	work := make(chan func(), o.Jobs)
-	var wg sync.WaitGroup
-	for range o.Jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for f := range work {
-				f()
-			}
-		}()
-	}
+	var work errgroup.Group
+	work.SetLimit(o.Jobs)
 	writeErr := make(chan error, 1)
 	go func() {
 		var werr error
@@ -575,7 +566,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 			cur = costs.file(name, hdr.Size, old, hasOld)
 		}
 		cr.keep = false
-		encErr = encodeFile(ctx, tr, hdr.Size, cr.n, name, ix, o, encs, recent, emit, work)
+		encErr = encodeFile(ctx, tr, hdr.Size, cr.n, name, ix, o, encs, recent, emit, &work)
 		cr.keep = true
 		cur = nil
 		if cr.kept.Len() > 1<<20 {
@@ -595,8 +586,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	}
 	close(queue)
 	werr := <-writeErr
-	close(work)
-	wg.Wait()
+	work.Wait()
 	if encErr == nil {
 		encErr = werr
 	}
@@ -697,7 +687,7 @@ func sameChunk(ix *index, same []loc, off int64, buf []byte, scratch *[]byte) (l
 
 // encodeFile reads one regular file's content (starting at output offset
 // abs) and queues its ops.
-func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, ix *index, o EncodeOptions, encs *encoders, recent *recentFiles, emit func(*task), work chan func()) error {
+func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, ix *index, o EncodeOptions, encs *encoders, recent *recentFiles, emit func(*task), work *errgroup.Group) error {
 	var old loc
 	var hasOld bool
 	ext := path.Ext(name)
@@ -779,7 +769,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		for _, r := range ranges {
 			weight += r.size
 		}
-		work <- func() {
+		run := func() {
 			defer close(t.done)
 			defer o.Workers.Take(weight)()
 			defer fault.Recover(&t.err)
@@ -850,6 +840,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 			t.kind = statDelta
 			t.buf.Write(enc)
 		}
+		work.Go(func() error { run(); return nil }) // t carries its own error
 		if n == size && size >= 4<<10 {
 			recent.add(ext, abs, buf)
 		}
