@@ -103,6 +103,21 @@ func LoadPublicKey(path string) (*ecdsa.PublicKey, error) {
 	return ec, nil
 }
 
+// KeyFlag loads the key a flag names (--sign-key: LoadPrivateKey,
+// --verify-key: LoadPublicKey): none when path is empty; an error is
+// prefixed with the flag.
+func KeyFlag[K any](flag, path string, load func(string) (K, error)) (K, error) {
+	var none K
+	if path == "" {
+		return none, nil
+	}
+	k, err := load(path)
+	if err != nil {
+		return none, fmt.Errorf("%s: %w", flag, err)
+	}
+	return k, nil
+}
+
 // readPEM returns the first PEM block of path that is not "EC
 // PARAMETERS": `openssl ecparam -genkey` writes the curve parameters ahead
 // of the key, and the curve is checked on the key itself anyway.

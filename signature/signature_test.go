@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -289,6 +290,26 @@ func TestKeyErrors(t *testing.T) {
 		if tt.file == "enc.pem" && fault.HintOf(err) == "" {
 			t.Error("encrypted key error has no hint")
 		}
+	}
+}
+
+// TestKeyFlag: no path is no key; a key that does not load names the flag
+// and keeps its kind.
+func TestKeyFlag(t *testing.T) {
+	if k, err := KeyFlag("--verify-key", "", LoadPublicKey); k != nil || err != nil {
+		t.Fatalf("empty path: %v, %v", k, err)
+	}
+	_, err := KeyFlag("--sign-key", filepath.Join(t.TempDir(), "missing.pem"), LoadPrivateKey)
+	if !strings.HasPrefix(fmt.Sprint(err), "--sign-key: ") || fault.KindOf(err, 0) != fault.Env {
+		t.Fatalf("missing key: %v", err)
+	}
+	dir := t.TempDir()
+	k, p := filepath.Join(dir, "k.pem"), filepath.Join(dir, "p.pem")
+	if err := GenerateKey(k, p); err != nil {
+		t.Fatal(err)
+	}
+	if key, err := KeyFlag("--sign-key", k, LoadPrivateKey); key == nil || err != nil {
+		t.Fatalf("sign key: %v", err)
 	}
 }
 

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/diffah/diffah/deliver"
 	"github.com/diffah/diffah/fault"
@@ -32,7 +28,7 @@ func (UnpackCmd) Help() string { return helpText("unpack") + commonExamples("unp
 // Run unpacks.
 func (c *UnpackCmd) Run(g *Globals, s stdio) (err error) {
 	defer func() { err = deliver.NameInput(c.Delta, err) }()
-	key, err := loadVerifyKey(c.VerifyKey)
+	key, err := signature.KeyFlag("--verify-key", c.VerifyKey, signature.LoadPublicKey)
 	if err != nil {
 		return err
 	}
@@ -52,17 +48,6 @@ func (c *UnpackCmd) Run(g *Globals, s stdio) (err error) {
 	}
 	g.log.Info("unpacked", "dir", c.Output, "images", len(res.Sidecar.Images), "signed", res.Signed)
 	return nil
-}
-
-func loadVerifyKey(path string) (*ecdsa.PublicKey, error) {
-	if path == "" {
-		return nil, nil
-	}
-	k, err := signature.LoadPublicKey(path)
-	if err != nil {
-		return nil, fmt.Errorf("--verify-key: %w", err)
-	}
-	return k, nil
 }
 
 // openInputFrom opens an archive from a file, stdin, or a registry
@@ -147,48 +132,18 @@ func (r RegistryFlags) pushOptions(g *Globals, s stdio) imgref.Options {
 	return o
 }
 
+// printReport prints resolve's per-image report: JSON on stdout with
+// --json, else on stderr (one log record per image with --log-format json).
 func printReport(s stdio, g *Globals, rep *resolve.Report, asJSON bool) {
-	if asJSON {
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		s.out.Write(append(b, '\n'))
-		return
+	switch {
+	case asJSON:
+		rep.WriteJSON(s.out)
+	case g.Quiet:
+	case g.jsonLog:
+		rep.LogJSON(s.err)
+	default:
+		rep.WriteText(s.err)
 	}
-	if g.Quiet {
-		return
-	}
-	if g.jsonLog {
-		// One record per image, whatever --log-level: the report is the
-		// outcome, not a log line.
-		rl := slog.New(slog.NewJSONHandler(s.err, nil))
-		for _, im := range rep.Images {
-			level := slog.LevelInfo
-			switch im.Status {
-			case resolve.StatusSkipped:
-				level = slog.LevelWarn
-			case resolve.StatusFailed:
-				level = slog.LevelError
-			}
-			rl.Log(context.Background(), level, "image "+im.Status, "image", im.Name, "status", im.Status, "manifest", im.ManifestDigest.String(),
-				"shipped", im.Shipped, "reused", im.Reused, "patched", im.Patched, "reason", im.Reason)
-		}
-		return
-	}
-	for _, im := range rep.Images {
-		line := fmt.Sprintf("%-8s %s %s", strings.ToUpper(im.Status), im.Name, im.ManifestDigest)
-		if im.Status == resolve.StatusOK && im.Reason != "" {
-			line += " (" + im.Reason + ")"
-		} else if im.Status == resolve.StatusOK {
-			line += fmt.Sprintf(" (%d shipped, %d reused, %d patched)", im.Shipped, im.Reused, im.Patched)
-		} else if im.Reason != "" {
-			line += ": " + firstLine(im.Reason)
-		}
-		fmt.Fprintln(s.err, line)
-	}
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }
 
 // ImportCmd is `diffah import`.
@@ -221,7 +176,7 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 	if err := deliver.CheckOutputs(g.ctx, outs); err != nil {
 		return err
 	}
-	key, err := loadVerifyKey(c.VerifyKey)
+	key, err := signature.KeyFlag("--verify-key", c.VerifyKey, signature.LoadPublicKey)
 	if err != nil {
 		return err
 	}

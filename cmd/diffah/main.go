@@ -142,7 +142,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 		if r := recover(); r != nil {
 			err := fault.Panic(r, debug.Stack())
 			cleanup.Run()
-			code = report(stderr, err, cli.LogFormat == "json", cli.LogLevel == "debug")
+			code = fault.Report(stderr, err, cli.LogFormat == "json", cli.LogLevel == "debug")
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -201,7 +201,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	if err == nil {
 		return 0
 	}
-	return report(stderr, err, cli.LogFormat == "json", cli.LogLevel == "debug")
+	return fault.Report(stderr, err, cli.LogFormat == "json", cli.LogLevel == "debug")
 }
 
 // onSignal cancels the command on SIGINT/SIGTERM and gives it
@@ -223,7 +223,7 @@ func onSignal(sigs <-chan os.Signal, done <-chan struct{}, cancel func(), stderr
 	case <-t.C:
 	}
 	cleanup.Run()
-	report(stderr, context.Canceled, jsonLog.Load(), false)
+	fault.Report(stderr, context.Canceled, jsonLog.Load(), false)
 	os.Exit(130)
 }
 
@@ -233,56 +233,6 @@ func commandPath(c *kong.Context) string {
 	}
 	return strings.TrimPrefix(c.Command(), "diffah ")
 }
-
-// report renders an error once, with its hint, and returns its exit code.
-// With jsonLog (--log-format json) it is one JSON record, like the logs,
-// so that every line on stderr parses. A panic turned into an error
-// (fault.Panic) is exit 70, its stack shown only with debugLog.
-func report(stderr io.Writer, err error, jsonLog, debugLog bool) int {
-	var d differ
-	if errors.As(err, &d) {
-		return int(fault.Different)
-	}
-	kind := fault.KindOf(err, fault.Env)
-	msg, code := err.Error(), int(kind)
-	if errors.Is(err, context.Canceled) {
-		msg, code = "interrupted; nothing was left half-written", 130
-	}
-	hint := fault.HintOf(err)
-	var stack []byte
-	var pe *fault.PanicError
-	if errors.As(err, &pe) {
-		code = int(fault.Internal)
-		if debugLog {
-			stack, hint = pe.Stack, ""
-		}
-	}
-	if jsonLog {
-		attrs := []any{"error", msg, "exit", code}
-		if hint != "" && code != 130 {
-			attrs = append(attrs, "hint", hint)
-		}
-		if stack != nil {
-			attrs = append(attrs, "stack", string(stack))
-		}
-		slog.New(slog.NewJSONHandler(stderr, nil)).Error("diffah failed", attrs...)
-		return code
-	}
-	fmt.Fprintf(stderr, "diffah: %s\n", msg)
-	if hint != "" && code != 130 {
-		fmt.Fprintf(stderr, "hint: %s\n", hint)
-	}
-	if stack != nil {
-		stderr.Write(stack)
-	}
-	return code
-}
-
-// differ is returned by diff when the images differ: not an error to
-// print, only an exit code.
-type differ struct{}
-
-func (differ) Error() string { return "images differ" }
 
 type stdio struct {
 	in       io.Reader

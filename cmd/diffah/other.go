@@ -51,7 +51,7 @@ func (c *ExportCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	key, err := loadSignKey(c.SignKey)
+	key, err := signature.KeyFlag("--sign-key", c.SignKey, signature.LoadPrivateKey)
 	if err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func (c *InspectCmd) Run(g *Globals, s stdio) (err error) {
 		return err
 	}
 	defer closeIn()
-	key, err := loadVerifyKey(c.VerifyKey)
+	key, err := signature.KeyFlag("--verify-key", c.VerifyKey, signature.LoadPublicKey)
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (c *DiffCmd) Run(g *Globals, s stdio) error {
 		return err
 	}
 	if !res.Equal {
-		return differ{}
+		return fault.Errorf(fault.Different, "images differ") // exit 1, not printed
 	}
 	return nil
 }

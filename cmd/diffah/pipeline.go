@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
 	"fmt"
 	"io"
 	"os"
@@ -78,7 +77,7 @@ func (c *PackCmd) Run(g *Globals, s stdio) error {
 	if err != nil {
 		return err
 	}
-	key, err := loadSignKey(c.SignKey)
+	key, err := signature.KeyFlag("--sign-key", c.SignKey, signature.LoadPrivateKey)
 	if err != nil {
 		return err
 	}
@@ -91,17 +90,6 @@ func (c *PackCmd) Run(g *Globals, s stdio) error {
 	err = writeArchive(g, s, c.RegistryFlags, c.Output, write)
 	g.summarize(s, c.Output, rep, err)
 	return err
-}
-
-func loadSignKey(path string) (*ecdsa.PrivateKey, error) {
-	if path == "" {
-		return nil, nil
-	}
-	k, err := signature.LoadPrivateKey(path)
-	if err != nil {
-		return nil, fmt.Errorf("--sign-key: %w", err)
-	}
-	return k, nil
 }
 
 func readPlans(files []string, stdin io.Reader) ([]*plan.Plan, error) {
