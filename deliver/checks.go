@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/lock"
 	"github.com/diffah/diffah/sidecar"
 )
 
@@ -33,6 +35,24 @@ func CheckNewFile(flag, path string, force bool) error {
 	}
 	return fault.WithHint(fault.Errorf(fault.Usage, "%s %s: already exists; nothing was written", flag, path), fault.Usage,
 		"pass --force to replace it (atomically: the old one stays until the new one is complete), or choose a new name")
+}
+
+// ClaimFile takes the lock of the output file path and refuses it when it
+// exists, unless force (CheckNewFile): both before any work. Stdout (""
+// or "-") and a registry (docker://) need neither.
+func ClaimFile(ctx context.Context, flag, path string, force bool, o lock.Options) (release func(), err error) {
+	if _, remote, _ := imgref.ParseRegistry(path); remote || path == "" || path == "-" {
+		return func() {}, nil
+	}
+	locks, err := lock.AcquireAll(ctx, []string{path}, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckNewFile(flag, path, force); err != nil {
+		locks.Release()
+		return nil, err
+	}
+	return locks.Release, nil
 }
 
 // CheckNewOutputs applies CheckNewFile to each image output that is

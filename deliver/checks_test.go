@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/lock"
 	"github.com/diffah/diffah/sidecar"
 )
 
@@ -37,6 +39,42 @@ func TestCheckNewFile(t *testing.T) {
 		if err := CheckNewOutputs(map[string]imgref.Ref{"": {Transport: tr, Path: p}}, false); fault.KindOf(err, 0) != fault.Usage {
 			t.Errorf("%s: %v", tr, err)
 		}
+	}
+}
+
+// TestClaimFile: an output file is locked and refused when it exists
+// (unless force); stdout and a registry are neither.
+func TestClaimFile(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "x")
+	release, err := ClaimFile(ctx, "-o", p, false, lock.Options{})
+	if err != nil {
+		t.Fatalf("absent: %v", err)
+	}
+	if _, err := lock.Acquire(ctx, p, lock.Options{}); fault.KindOf(err, 0) != fault.Env {
+		t.Fatalf("claimed output not locked: %v", err)
+	}
+	release()
+	os.WriteFile(p, []byte("old"), 0o644)
+	if _, err := ClaimFile(ctx, "-o", p, false, lock.Options{}); fault.KindOf(err, 0) != fault.Usage {
+		t.Fatalf("existing: %v", err)
+	}
+	if l, err := lock.Acquire(ctx, p, lock.Options{}); err != nil {
+		t.Fatalf("a refused claim stayed locked: %v", err)
+	} else {
+		l.Release()
+	}
+	release, err = ClaimFile(ctx, "-o", p, true, lock.Options{})
+	if err != nil {
+		t.Fatalf("--force: %v", err)
+	}
+	release()
+	for _, out := range []string{"", "-", "docker://localhost:5000/x:1"} {
+		release, err := ClaimFile(ctx, "-o", out, false, lock.Options{})
+		if err != nil {
+			t.Fatalf("%q: %v", out, err)
+		}
+		release()
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgdiff"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/pack"
 	"github.com/diffah/diffah/plan"
@@ -155,5 +156,21 @@ func TestOpenArchiveMissing(t *testing.T) {
 	}
 	if _, _, err := OpenArchive(context.Background(), "docker://", nil, imgref.Options{}); fault.KindOf(err, 0) != fault.Usage {
 		t.Fatalf("malformed docker:// ref: %v", err)
+	}
+}
+
+// TestDiff: an image equals itself and differs from its next version; a
+// reference that cannot be opened is named by its place (REF0, REF1).
+func TestDiff(t *testing.T) {
+	ctx := context.Background()
+	v1, v2 := "oci:"+fixture("v1"), "oci:"+fixture("v2")
+	if res, err := Diff(ctx, [2]string{v1, v1}, imgref.Options{}, imgdiff.Options{}); err != nil || !res.Equal {
+		t.Fatalf("v1 against itself: %+v, %v", res, err)
+	}
+	if res, err := Diff(ctx, [2]string{v1, v2}, imgref.Options{}, imgdiff.Options{}); err != nil || res.Equal {
+		t.Fatalf("v1 against v2: %+v, %v", res, err)
+	}
+	if _, err := Diff(ctx, [2]string{v1, "oci:" + fixture("absent")}, imgref.Options{}, imgdiff.Options{}); err == nil || !strings.HasPrefix(err.Error(), "REF1: ") {
+		t.Fatalf("absent REF1: %v", err)
 	}
 }

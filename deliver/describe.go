@@ -31,16 +31,15 @@ func Describe(ctx context.Context, r io.Reader, path string, verifyKey *ecdsa.Pu
 		if err != nil {
 			return nil, err
 		}
-		rep, err := DryRun(ctx, plans, o)
+		o.SignKey = nil
+		doc, err := DryRun(ctx, plans, o)
 		if err != nil {
 			if o.Log != nil {
 				o.Log.Info("patch sizes not computed", "err", err)
 			}
 			return inspect.FromPlans(plans), nil
 		}
-		doc := inspect.FromSidecar(rep.Sidecar, false, "", false)
-		doc.Source, doc.Version, doc.Tool, doc.ArchiveBytes, doc.ArchiveExact = "plan", plans[0].Version, "", rep.Bytes, true
-		AddHistory(ctx, doc, plans, o.Image)
+		doc.Source, doc.Version, doc.Tool = "plan", plans[0].Version, ""
 		return doc, nil
 	}
 	h, err := unpack.Head(r, unpack.Options{VerifyKey: verifyKey})

@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/imgdiff"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/resolve"
 	"github.com/diffah/diffah/sidecar"
@@ -261,4 +262,23 @@ func findImage(rep *resolve.Report, name string) *resolve.ImageReport {
 		}
 	}
 	return nil
+}
+
+// Diff opens the images refs (named REF0 and REF1 in errors) and compares
+// them file by file.
+func Diff(ctx context.Context, refs [2]string, o imgref.Options, do imgdiff.Options) (*imgdiff.Result, error) {
+	var imgs [2]*imgref.Image
+	for i, ref := range refs {
+		r, err := imgref.Parse(ref)
+		if err != nil {
+			return nil, fmt.Errorf("REF%d: %w", i, err)
+		}
+		img, err := imgref.Open(ctx, r, o)
+		if err != nil {
+			return nil, fmt.Errorf("REF%d: %w", i, err)
+		}
+		defer img.Close()
+		imgs[i] = img
+	}
+	return imgdiff.Compare(ctx, imgs[0], imgs[1], do)
 }

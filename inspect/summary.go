@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/diffah/diffah/internal/units"
 	"github.com/diffah/diffah/sidecar"
@@ -34,6 +35,18 @@ func Summary(where string, sc *sidecar.Sidecar, archiveBytes int64) string {
 	}
 	return fmt.Sprintf("wrote %s: %s (%.0f%% of %s saved): %s patched, %d reused, %d shipped whole",
 		where, units.Bytes(archiveBytes), saved, units.Bytes(d.Totals.FullBytes), plural(patched, "layer"), reused, whole)
+}
+
+// WarnWhole warns, on log, of each changed layer that still ships whole
+// (one that has a baseline to be patched or reused against), with why.
+func WarnWhole(log *slog.Logger, sc *sidecar.Sidecar) {
+	for _, im := range sc.Images {
+		for _, b := range im.Blobs {
+			if im.Baseline != nil && b.Role == sidecar.RoleLayer && b.Action == sidecar.Ship {
+				log.Warn("layer ships whole", "image", im.Name, "layer", b.Digest, "size", units.Bytes(b.Size), "why", b.Reason)
+			}
+		}
+	}
 }
 
 func plural(n int, what string) string {

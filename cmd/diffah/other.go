@@ -9,8 +9,6 @@ import (
 	"github.com/diffah/diffah/deliver"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgdiff"
-	"github.com/diffah/diffah/imgref"
-	"github.com/diffah/diffah/inspect"
 	"github.com/diffah/diffah/pack"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/signature"
@@ -57,13 +55,10 @@ func (c *ExportCmd) Run(g *Globals, s stdio) error {
 	}
 	opts := pack.Options{Compress: c.Compress, Jobs: c.Jobs, SignKey: key, Image: c.options(""), Tool: toolName(), Log: g.log, Progress: g.progressTo(s.err)}
 	if c.DryRun {
-		rep, err := deliver.DryRun(g.ctx, []*plan.Plan{p}, opts)
+		doc, err := deliver.DryRun(g.ctx, []*plan.Plan{p}, opts)
 		if err != nil {
 			return err
 		}
-		doc := inspect.FromSidecar(rep.Sidecar, key != nil, "", false)
-		doc.Source, doc.ArchiveBytes, doc.ArchiveExact = "dry run", rep.Bytes, true
-		deliver.AddHistory(g.ctx, doc, []*plan.Plan{p}, c.options(""))
 		if c.JSON {
 			return doc.WriteJSON(s.out)
 		}
@@ -141,27 +136,12 @@ func (DiffCmd) Help() string { return helpText("diff") + commonExamples("diff", 
 
 // Run diffs.
 func (c *DiffCmd) Run(g *Globals, s stdio) error {
-	var imgs [2]*imgref.Image
-	for i, ref := range []string{c.Ref0, c.Ref1} {
-		r, err := imgref.Parse(ref)
-		if err != nil {
-			return fmt.Errorf("REF%d: %w", i, err)
-		}
-		img, err := imgref.Open(g.ctx, r, c.options(c.Platform))
-		if err != nil {
-			return fmt.Errorf("REF%d: %w", i, err)
-		}
-		defer img.Close()
-		imgs[i] = img
+	locks, err := c.lock(g, c.ReportDir)
+	if err != nil {
+		return err
 	}
-	if c.ReportDir != "" {
-		locks, err := c.lock(g, c.ReportDir)
-		if err != nil {
-			return err
-		}
-		defer locks.Release()
-	}
-	res, err := imgdiff.Compare(g.ctx, imgs[0], imgs[1], imgdiff.Options{Semantic: c.Semantic, ReportDir: c.ReportDir})
+	defer locks.Release()
+	res, err := deliver.Diff(g.ctx, [2]string{c.Ref0, c.Ref1}, c.options(c.Platform), imgdiff.Options{Semantic: c.Semantic, ReportDir: c.ReportDir})
 	if err != nil {
 		return err
 	}

@@ -5,12 +5,9 @@ import (
 	"io"
 
 	"github.com/diffah/diffah/deliver"
-	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/inspect"
 	"github.com/diffah/diffah/internal/lock"
-	"github.com/diffah/diffah/internal/units"
 	"github.com/diffah/diffah/pack"
-	"github.com/diffah/diffah/sidecar"
 )
 
 // LockFlags are taken by every command that writes a file or directory:
@@ -28,31 +25,13 @@ type ForceFlags struct {
 // lock takes the output locks of paths (empty ones skipped) before
 // anything is read or written.
 func (l LockFlags) lock(g *Globals, paths ...string) (lock.Set, error) {
-	var ps []string
-	for _, p := range paths {
-		if p != "" {
-			ps = append(ps, p)
-		}
-	}
-	return lock.AcquireAll(g.ctx, ps, lock.Options{Wait: l.Wait, Log: g.log})
+	return lock.AcquireAll(g.ctx, paths, lock.Options{Wait: l.Wait, Log: g.log})
 }
 
 // claim takes the lock of the output file path and refuses it when it
-// exists, unless force: both before any work. Stdout ("" or "-") and a
-// registry (docker://) need neither.
+// exists, unless --force (deliver.ClaimFile).
 func (l LockFlags) claim(g *Globals, f ForceFlags, flag, path string) (release func(), err error) {
-	if _, remote, _ := imgref.ParseRegistry(path); remote || path == "" || path == "-" {
-		return func() {}, nil
-	}
-	locks, err := l.lock(g, path)
-	if err != nil {
-		return nil, err
-	}
-	if err := deliver.CheckNewFile(flag, path, f.Force); err != nil {
-		locks.Release()
-		return nil, err
-	}
-	return locks.Release, nil
+	return deliver.ClaimFile(g.ctx, flag, path, f.Force, lock.Options{Wait: l.Wait, Log: g.log})
 }
 
 // writeOutput runs write against FILE (claimed first, written through a
@@ -90,13 +69,7 @@ func (g *Globals) summarize(s stdio, out string, rep *pack.Report, err error) {
 	if rep == nil || rep.Sidecar == nil {
 		return
 	}
-	for _, im := range rep.Sidecar.Images {
-		for _, b := range im.Blobs {
-			if im.Baseline != nil && b.Role == sidecar.RoleLayer && b.Action == sidecar.Ship {
-				g.log.Warn("layer ships whole", "image", im.Name, "layer", b.Digest, "size", units.Bytes(b.Size), "why", b.Reason)
-			}
-		}
-	}
+	inspect.WarnWhole(g.log, rep.Sidecar)
 	if err != nil {
 		return
 	}

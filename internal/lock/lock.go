@@ -242,13 +242,16 @@ func (l *Lock) Release() {
 // Set is the locks of one command's outputs.
 type Set []*Lock
 
-// AcquireAll locks every target (duplicates, however spelled, once), in
-// a fixed order so that two waiting runs cannot deadlock. On failure
-// nothing stays locked.
+// AcquireAll locks every target (duplicates, however spelled, once;
+// empty ones skipped), in a fixed order so that two waiting runs cannot
+// deadlock. On failure nothing stays locked.
 func AcquireAll(ctx context.Context, targets []string, o Options) (Set, error) {
 	seen := map[string]string{}
 	var keys []string
 	for _, t := range targets {
+		if t == "" {
+			continue
+		}
 		abs, err := filepath.Abs(t)
 		if err != nil {
 			return nil, fault.Errorf(fault.Env, "locking %s: %w", t, err)

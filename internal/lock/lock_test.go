@@ -47,7 +47,7 @@ func TestSecondHolderRefused(t *testing.T) {
 func TestSpellings(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
-	s, err := AcquireAll(context.Background(), []string{"out", "./out/", filepath.Join(dir, "out")}, Options{})
+	s, err := AcquireAll(context.Background(), []string{"out", "", "./out/", filepath.Join(dir, "out")}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
