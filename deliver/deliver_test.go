@@ -17,6 +17,7 @@ import (
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/resolve"
 	"github.com/diffah/diffah/sidecar"
+	"github.com/diffah/diffah/unpack"
 )
 
 func fixture(name string) string { return filepath.Join("..", "testdata", "images", name) }
@@ -172,5 +173,41 @@ func TestDiff(t *testing.T) {
 	}
 	if _, err := Diff(ctx, [2]string{v1, "oci:" + fixture("absent")}, imgref.Options{}, imgdiff.Options{}); err == nil || !strings.HasPrefix(err.Error(), "REF1: ") {
 		t.Fatalf("absent REF1: %v", err)
+	}
+}
+
+// TestResolve: a layout unpacked from an archive resolves against its
+// baseline and is written to its output, the report naming the target.
+func TestResolve(t *testing.T) {
+	ctx := context.Background()
+	p, err := Plan(ctx, PlanRequest{Target: "oci:" + fixture("v2"), Baseline: "oci:" + fixture("v1"), IntraLayer: "auto"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var archive bytes.Buffer
+	if _, err := pack.Write(ctx, &archive, []*plan.Plan{p}, pack.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	if _, err := unpack.Read(ctx, &archive, dir, unpack.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	outs, _ := ParseOutputs([]string{"oci:" + out})
+	var rep *resolve.Report
+	var written []Written
+	err = Resolve(ctx, dir, ImportRequest{BaselineArgs: []string{"oci:" + fixture("v1")}, Outputs: outs,
+		OnReport: func(r *resolve.Report) { rep = r }, OnWritten: func(w Written) { written = append(written, w) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep == nil || len(rep.Images) != 1 || rep.Images[0].ManifestDigest != p.Target.Manifest.Digest || len(written) != 1 {
+		t.Fatalf("report %+v, written %+v", rep, written)
+	}
+	if idx, err := os.ReadFile(filepath.Join(out, "index.json")); err != nil || !bytes.Contains(idx, []byte(p.Target.Manifest.Digest.String())) {
+		t.Fatalf("output index.json: %v %s", err, idx)
+	}
+	if err := Resolve(ctx, dir, ImportRequest{BaselineArgs: []string{"oci:" + fixture("absent")}}); err == nil {
+		t.Fatal("an absent baseline resolved")
 	}
 }

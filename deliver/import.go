@@ -130,9 +130,32 @@ func Import(ctx context.Context, c ImportRequest) error {
 	if _, err := unpack.Read(ctx, c.Archive, dir, unpack.Options{VerifyKey: c.VerifyKey, Log: c.Log, Progress: c.Progress, Preflight: preflight}); err != nil {
 		return err
 	}
-	rep, err := resolve.Complete(ctx, dir, bases, resolve.Options{Strict: c.Strict, Jobs: c.Jobs, TempDir: work, Log: c.Log, Progress: c.Progress,
-		LeaveReused: MountableReuse(bases, c.Outputs, c.Write.Insecure)})
-	if rep != nil {
+	return complete(ctx, dir, bases, c, resolve.Options{TempDir: work, LeaveReused: MountableReuse(bases, c.Outputs, c.Write.Insecure)})
+}
+
+// Resolve completes the layout dir that unpack wrote against the
+// baselines c.BaselineArgs and writes each resolved image to its output
+// (resolve -o): import without its archive, so c's Archive, VerifyKey,
+// DryRun and TempDir are not used. The error is that of the first
+// failure, or Worst(report).
+func Resolve(ctx context.Context, dir string, c ImportRequest) error {
+	bases, closeBases, err := OpenBaselines(ctx, c.BaselineArgs, c.Open)
+	if err != nil {
+		return err
+	}
+	defer closeBases()
+	return complete(ctx, dir, bases, c, resolve.Options{})
+}
+
+// complete resolves dir (with o, to which c adds its options), reports,
+// and writes the outputs: the end import and resolve share.
+func complete(ctx context.Context, dir string, bases map[string]resolve.Baseline, c ImportRequest, o resolve.Options) error {
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	o.Strict, o.Jobs, o.Log, o.Progress = c.Strict, c.Jobs, c.Log, c.Progress
+	rep, err := resolve.Complete(ctx, dir, bases, o)
+	if rep != nil && c.OnReport != nil {
 		c.OnReport(rep)
 	}
 	if err != nil {

@@ -70,10 +70,6 @@ type BaselineFlags struct {
 	RegistryFlags
 }
 
-func (b *BaselineFlags) open(g *Globals) (map[string]resolve.Baseline, func(), error) {
-	return deliver.OpenBaselines(g.ctx, b.Baseline, b.options(b.Platform))
-}
-
 // ResolveCmd is `diffah resolve`.
 type ResolveCmd struct {
 	Dir    string   `arg:"" help:"Layout written by unpack." placeholder:"DIR"`
@@ -104,24 +100,10 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 	if err := deliver.CheckNewOutputs(outs, c.Force); err != nil {
 		return err
 	}
-	bases, closeBases, err := c.open(g)
-	if err != nil {
-		return err
-	}
-	defer closeBases()
-	rep, err := resolve.Complete(g.ctx, c.Dir, bases, resolve.Options{Strict: c.Strict, Jobs: c.Jobs, Log: g.log, Progress: g.progressTo(s.err)})
-	if rep != nil {
-		printReport(s, g, rep, c.JSON)
-	}
-	if err != nil {
-		return err
-	}
 	o := c.pushOptions(g, s)
 	o.AllowConvert = c.AllowConvert
-	if err := deliver.WriteImages(g.ctx, g.log, c.Dir, rep, outs, bases, o, g.written(s)); err != nil {
-		return err
-	}
-	return deliver.Worst(rep)
+	return deliver.Resolve(g.ctx, c.Dir, deliver.ImportRequest{BaselineArgs: c.Baseline, Open: c.options(c.Platform), Outputs: outs, Strict: c.Strict, Jobs: c.Jobs,
+		Write: o, Log: g.log, Progress: g.progressTo(s.err), OnReport: func(r *resolve.Report) { printReport(s, g, r, c.JSON) }, OnWritten: g.written(s)})
 }
 
 // pushOptions are the options for writing outputs: progress of a push is
