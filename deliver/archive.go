@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/diffah/diffah/artifact"
@@ -93,12 +92,10 @@ func pushArchive(ctx context.Context, ref imgref.Ref, o imgref.Options, write fu
 	go func() {
 		var err error
 		defer func() {
-			if r := recover(); r != nil {
-				err = fault.Panic(r, debug.Stack())
-			}
 			pw.CloseWithError(err)
 			done <- err
 		}()
+		defer fault.Recover(&err)
 		err = write(pw)
 	}()
 	pushed, perr := artifact.Push(ctx, ref, pr, o)

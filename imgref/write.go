@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"time"
@@ -207,14 +206,10 @@ func (t *tarStream) Read(p []byte) (int, error) {
 		t.pr = pr
 		go func() {
 			var err error
-			defer func() {
-				// A bug here must not kill the process with the
-				// temporary output in place: it reaches the top as exit 70.
-				if r := recover(); r != nil {
-					err = fault.Panic(r, debug.Stack())
-				}
-				pw.CloseWithError(err)
-			}()
+			defer func() { pw.CloseWithError(err) }()
+			// A bug here must not kill the process with the temporary
+			// output in place: it reaches the top as exit 70.
+			defer fault.Recover(&err)
 			err = t.write(pw)
 		}()
 	}

@@ -3,7 +3,6 @@ package resolve
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 
@@ -27,15 +26,9 @@ func (r *resolver) applyInlinePatch(ctx context.Context, out string, w *imageWor
 	}
 	var forms []blobpatch.Source
 	for i, src := range blobs {
-		s := b.Patch.Sources[i]
-		f, err := r.cache.Derived(ctx, "inline "+s.Digest.String(), "the inline token form of baseline layer "+s.Digest.String(), func(w io.Writer) error {
-			return deflatetok.DecodeInline(ctx, w, io.NewSectionReader(src, 0, src.Size()))
-		})
-		if errors.Is(err, deflatetok.ErrNotGzip) {
-			return fault.Errorf(fault.Integrity, "%s: patch source %s is not a gzip stream diffah can rewrite (%v): not the baseline the patch was made against", what, s.Digest, err)
-		}
+		f, err := r.sourceForm(ctx, "inline", "inline token form", deflatetok.DecodeInline, b.Patch.Sources[i], src, what)
 		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return err
 		}
 		forms = append(forms, f)
 	}

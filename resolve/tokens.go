@@ -50,14 +50,9 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 		if model {
 			continue
 		}
-		f, err := r.cache.Derived(ctx, "tokens "+s.Digest.String(), "the token form of baseline layer "+s.Digest.String(), func(w io.Writer) error {
-			return deflatetok.Decode(ctx, w, io.NewSectionReader(src, 0, src.Size()))
-		})
-		if errors.Is(err, deflatetok.ErrNotGzip) {
-			return fault.Errorf(fault.Integrity, "%s: patch source %s is not a gzip stream diffah can rewrite (%v): not the baseline the patch was made against", what, s.Digest, err)
-		}
+		f, err := r.sourceForm(ctx, "tokens", "token form", deflatetok.Decode, s, src, what)
 		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return err
 		}
 		forms = append(forms, f)
 	}
@@ -138,5 +133,22 @@ func (r *resolver) tempFile(what string) (*os.File, error) {
 		return nil, fault.Errorf(fault.Env, "%s: %w", what, err)
 	}
 	os.Remove(f.Name())
+	return f, nil
+}
+
+// sourceForm is a form (decode: the token form, or the inline one) of the
+// blob src of patch source s, derived once per resolve (key names it in
+// the spool, name for people). A blob that is not a gzip stream diffah can
+// rewrite is not the baseline the patch was made against.
+func (r *resolver) sourceForm(ctx context.Context, key, name string, decode func(context.Context, io.Writer, io.Reader) error, s sidecar.Source, src blobpatch.Source, what string) (blobpatch.Source, error) {
+	f, err := r.cache.Derived(ctx, key+" "+s.Digest.String(), "the "+name+" of baseline layer "+s.Digest.String(), func(w io.Writer) error {
+		return decode(ctx, w, io.NewSectionReader(src, 0, src.Size()))
+	})
+	if errors.Is(err, deflatetok.ErrNotGzip) {
+		return nil, fault.Errorf(fault.Integrity, "%s: patch source %s is not a gzip stream diffah can rewrite (%v): not the baseline the patch was made against", what, s.Digest, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
 	return f, nil
 }
