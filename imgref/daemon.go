@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/ctxio"
 	"github.com/diffah/diffah/internal/progress"
 )
@@ -253,13 +254,12 @@ func openDaemon(ctx context.Context, ref Ref) (*storeImage, *tarFiles, error) {
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	f, err := os.CreateTemp("", "diffah-daemon-*.tar")
-	if err != nil {
-		return nil, nil, fault.WithHint(fault.Errorf(fault.Env, "%s: spooling the saved image: %w", where, err), fault.Env, "set TMPDIR to a directory with room for the uncompressed image")
-	}
 	// Unlinked at once: the descriptor keeps the data, and nothing is left
 	// behind when the process dies.
-	os.Remove(f.Name())
+	f, err := atomicdir.Scratch("", where+": spooling the saved image")
+	if err != nil {
+		return nil, nil, fault.WithHint(err, fault.Env, "set TMPDIR to a directory with room for the uncompressed image")
+	}
 	if _, err := io.Copy(f, ctxio.Reader{Ctx: ctx, R: resp.Body}); err != nil {
 		f.Close()
 		if ctx.Err() != nil {

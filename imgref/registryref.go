@@ -13,3 +13,10 @@ func ParseRegistry(s string) (r Ref, ok bool, err error) {
 	r, err = Parse(s)
 	return r, err == nil, err
 }
+
+// IsRegistry says whether ref names an image in a registry (docker://),
+// read over the network, rather than a local one.
+func IsRegistry(ref string) bool {
+	_, ok, _ := ParseRegistry(ref)
+	return ok
+}

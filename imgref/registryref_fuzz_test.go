@@ -13,6 +13,9 @@ func FuzzParseRegistry(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		r, ok, err := ParseRegistry(s)
+		if IsRegistry(s) != ok {
+			t.Fatalf("%q: IsRegistry %v, ParseRegistry ok=%v", s, IsRegistry(s), ok)
+		}
 		if !strings.HasPrefix(s, "docker://") {
 			if ok || err != nil {
 				t.Fatalf("%q: not a registry reference, got ok=%v err=%v", s, ok, err)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -54,11 +53,10 @@ func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		return nil, err
 	}
 	defer rc.Close()
-	f, err := os.CreateTemp(st.o.TempDir, "diffah-patch-*")
+	f, err := st.temp()
 	if err != nil {
-		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+		return nil, err
 	}
-	os.Remove(f.Name())
 	h := sha256.New()
 	blob := rc
 	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{Jobs: st.workers(), Workers: workers})

@@ -14,6 +14,7 @@ import (
 	"github.com/diffah/diffah/deflatetok"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/ctxio"
 	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/plan"
@@ -103,12 +104,7 @@ func (st *state) sourceTarPatch(ctx context.Context, plans []*plan.Plan, p *plan
 }
 
 func (st *state) temp() (*os.File, error) {
-	f, err := os.CreateTemp(st.o.TempDir, "diffah-patch-*")
-	if err != nil {
-		return nil, fault.Errorf(fault.Env, "pack: %w", err)
-	}
-	os.Remove(f.Name())
-	return f, nil
+	return atomicdir.Scratch(st.o.TempDir, "pack: a patch being computed")
 }
 
 // tarPatch writes the tar patch of layer b against srcs to w, checking the

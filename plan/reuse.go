@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -42,7 +41,7 @@ func reuseRecipes(ctx context.Context, p *Plan, target Input, baseline *Baseline
 	// A blob reused by digest is the same bytes on both sides: read it
 	// where it is cheap, from a local baseline rather than a registry.
 	from := target.Image
-	if baseline != nil && baseline.Image != nil && isRegistry(target.Ref) && !isRegistry(baseline.Ref) {
+	if baseline != nil && baseline.Image != nil && imgref.IsRegistry(target.Ref) && !imgref.IsRegistry(baseline.Ref) {
 		from = baseline.Image
 	}
 	baseDiffIDs := map[digest.Digest]bool{}
@@ -120,10 +119,6 @@ func reuseRecipes(ctx context.Context, p *Plan, target Input, baseline *Baseline
 	}
 	return nil
 }
-
-// isRegistry tells a registry reference (read over the network) from a
-// local one by its transport prefix.
-func isRegistry(ref string) bool { return strings.HasPrefix(ref, "docker://") }
 
 // targetLayer opens the layer b of plan p from img (the target, or a
 // baseline holding the same blob).

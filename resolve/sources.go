@@ -3,11 +3,11 @@ package resolve
 import (
 	"bufio"
 	"io"
-	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	kgzip "github.com/klauspost/compress/gzip"
 
+	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/recompress"
 )
 
@@ -22,7 +22,7 @@ import (
 type inflated struct{ v1.Layer }
 
 func fastSource(base *Baseline, l v1.Layer) v1.Layer {
-	if strings.HasPrefix(base.Ref, "oci:") || strings.HasPrefix(base.Ref, "docker://") {
+	if r, err := imgref.Parse(base.Ref); err == nil && (r.Transport == imgref.OCI || r.Transport == imgref.Docker) {
 		return inflated{l}
 	}
 	return l

@@ -15,6 +15,7 @@ import (
 	"github.com/diffah/diffah/deflatetok"
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
 )
@@ -128,12 +129,7 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 
 // tempFile is an unlinked temporary file for what is rebuilt.
 func (r *resolver) tempFile(what string) (*os.File, error) {
-	f, err := os.CreateTemp(r.o.TempDir, "diffah-rebuild-*")
-	if err != nil {
-		return nil, fault.Errorf(fault.Env, "%s: %w", what, err)
-	}
-	os.Remove(f.Name())
-	return f, nil
+	return atomicdir.Scratch(r.o.TempDir, what)
 }
 
 // sourceForm is a form (decode: the token form, or the inline one) of the

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/atomicdir"
 )
 
 // Derived returns content computed from other content (a blob's token
@@ -17,11 +17,10 @@ import (
 // verified spool); the result is not checked again.
 func (c *Cache) Derived(ctx context.Context, key, what string, derive func(w io.Writer) error) (*File, error) {
 	return c.once(digest.Digest("derived+"+key), func() (*File, error) {
-		f, err := os.CreateTemp(c.dir, "diffah-spool-*")
+		f, err := atomicdir.Scratch(c.dir, "spooling "+what)
 		if err != nil {
-			return nil, fault.Errorf(fault.Env, "spooling %s: %w", what, err)
+			return nil, err
 		}
-		os.Remove(f.Name())
 		if err := derive(f); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("spooling %s: %w", what, err)
