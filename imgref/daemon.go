@@ -356,7 +356,7 @@ func LoadDaemon(ctx context.Context, ref Ref, img v1.Image, o Options) (string, 
 	produced := make(chan error, 1)
 	go func() {
 		ts := &tarStream{ctx: ctx, entries: entries}
-		err := ts.write(countingWriter{pw, bar})
+		err := ts.write(bar.Writer(pw))
 		pw.CloseWithError(err)
 		produced <- err
 	}()
@@ -446,17 +446,6 @@ func loadEntries(src *source, tag string) ([]tarEntry, int64) {
 	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
 	return entries, total
-}
-
-type countingWriter struct {
-	w   io.Writer
-	bar *progress.Bar
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.bar.Add(int64(n))
-	return n, err
 }
 
 // maxLoadMessages bounds the messages kept from a load's reply.

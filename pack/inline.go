@@ -10,7 +10,6 @@ import (
 
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/deflatetok"
-	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
@@ -30,12 +29,10 @@ func (st *state) inlinePatch(ctx context.Context, plans []*plan.Plan, p *plan.Pl
 	}
 	defer fs.form.Close()
 	s, oldForm, form, size := fs.src, fs.old, fs.form, fs.size
-	rh := sha256.New()
-	if err := deflatetok.EncodeInline(ctx, rh, io.NewSectionReader(form, 0, size), deflatetok.EncodeOptions{MaxOutput: b.Size}); err != nil {
-		return nil, fault.Errorf(fault.Internal, "pack: layer %s: its token form does not rebuild it: %w", b.Digest, err)
-	}
-	if got := digest.NewDigest(digest.SHA256, rh); got != b.Digest {
-		return nil, fault.Errorf(fault.Internal, "pack: layer %s: its token form rebuilds %s", b.Digest, got)
+	if err := checkRebuilt(b, "token form", func(w io.Writer) error {
+		return deflatetok.EncodeInline(ctx, w, io.NewSectionReader(form, 0, size), deflatetok.EncodeOptions{MaxOutput: b.Size})
+	}); err != nil {
+		return nil, err
 	}
 	f, err := st.temp()
 	if err != nil {

@@ -138,21 +138,23 @@ func (st *state) tarPatch(ctx context.Context, p *plan.Plan, target *imgref.Imag
 // checkRebuild rebuilds the blob from its token form and its tar and
 // compares it with the blob digest.
 func (st *state) checkRebuild(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, form io.ReaderAt, formSize int64) error {
-	rc, err := targetBlob(p, target, b)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
 	// The content, inflated from the blob as the rebuild reads it.
-	cr, cw := io.Pipe()
-	go func() { cw.CloseWithError(deflatetok.Inflate(cw, rc)) }()
-	defer cr.Close()
+	return st.inflated(p, target, b, func(content io.Reader) error {
+		return checkRebuilt(b, "token form", func(w io.Writer) error {
+			return deflatetok.Encode(ctx, w, io.NewSectionReader(form, 0, formSize), content, deflatetok.EncodeOptions{MaxOutput: b.Size})
+		})
+	})
+}
+
+// checkRebuilt checks that encode, which rebuilds b from its form (what
+// names it), writes b's bytes; a failure is a bug (exit 70).
+func checkRebuilt(b plan.Blob, what string, encode func(io.Writer) error) error {
 	h := sha256.New()
-	if err := deflatetok.Encode(ctx, h, io.NewSectionReader(form, 0, formSize), cr, deflatetok.EncodeOptions{MaxOutput: b.Size}); err != nil {
-		return fault.Errorf(fault.Internal, "pack: layer %s: its token form does not rebuild it: %w", b.Digest, err)
+	if err := encode(h); err != nil {
+		return fault.Errorf(fault.Internal, "pack: layer %s: its %s does not rebuild it: %w", b.Digest, what, err)
 	}
 	if got := digest.NewDigest(digest.SHA256, h); got != b.Digest {
-		return fault.Errorf(fault.Internal, "pack: layer %s: its token form rebuilds %s", b.Digest, got)
+		return fault.Errorf(fault.Internal, "pack: layer %s: its %s rebuilds %s", b.Digest, what, got)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package sidecar
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/diffah/diffah/recompress"
 )
 
 // Minor versions of the 1.x format.
@@ -108,12 +110,10 @@ func (s *Sidecar) SetVersion() {
 	s.Version = fmt.Sprintf("%d.%d", Major, minor)
 }
 
-// RecipeHasSync reports whether a recipe's JSON lists sync points (what
-// 1.3 added). The recipe itself is parsed by recompress.ParseRecipe;
-// this looks only at the one field, for the version.
+// RecipeHasSync reports whether a recipe lists sync points (what 1.3
+// added), for the version; a recipe recompress.ParseRecipe refuses has
+// none.
 func RecipeHasSync(recipe json.RawMessage) bool {
-	var v struct {
-		Sync []json.RawMessage `json:"sync"`
-	}
-	return len(recipe) > 0 && json.Unmarshal(recipe, &v) == nil && len(v.Sync) > 0
+	rec, err := recompress.ParseRecipe(recipe)
+	return err == nil && len(rec.Sync) > 0
 }
