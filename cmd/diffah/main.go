@@ -1,7 +1,8 @@
 // Command diffah ships container images as deltas: only what the receiving
 // site lacks travels, and the site rebuilds the new image byte for byte.
-// This file wires flags and stdio; the work is done by the plan, pack,
-// unpack and resolve packages.
+// This package holds flags, stdio and printing only; the work is done by
+// deliver (the commands' orchestration) and the plan, pack, unpack and
+// resolve packages.
 package main
 
 import (
