@@ -16,6 +16,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/ctxio"
@@ -340,18 +341,15 @@ func readLayer(ctx context.Context, s *side, i int, id v1.Hash, budget *metaBudg
 // (decompression and hashing), so two streams use two cores. The first error
 // cancels the other side.
 func both(ctx context.Context, s0, s1 *side, f func(ctx context.Context, s *side) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
 	var errs [2]error
-	var wg sync.WaitGroup
 	for k, s := range []*side{s0, s1} {
-		wg.Go(func() {
-			if errs[k] = f(ctx, s); errs[k] != nil {
-				cancel()
-			}
+		g.Go(func() error {
+			errs[k] = f(ctx, s)
+			return errs[k]
 		})
 	}
-	wg.Wait()
+	g.Wait()
 	// Prefer the error that caused the cancellation over the one it caused.
 	for _, err := range errs {
 		if err != nil && !errors.Is(err, context.Canceled) {
