@@ -18,6 +18,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"truncate": cmdTruncate,
 	"flipbit":  cmdFlipbit,
 	"tarx":     cmdTarx,
+	"pty":      cmdPty,
 }
 
 // truncate FILE N: keep the first N bytes (N < 0: drop -N bytes from the end).
