@@ -63,9 +63,8 @@ const maxTrailer = 1 << 20
 // Read unpacks the archive from r into dir, atomically: dir appears only
 // when every entry has verified.
 func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, error) {
-	if !o.Replace && layout.Exists(dir) {
-		return nil, fault.WithHint(fault.Errorf(fault.Usage, "unpack: %s already exists", dir), fault.Usage,
-			"remove it, or unpack into a new directory")
+	if err := CheckOutput(dir, o.Replace); err != nil {
+		return nil, err
 	}
 	var res *Result
 	var tmp *atomicdir.Dir
@@ -90,6 +89,34 @@ func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, err
 		return nil, fmt.Errorf("unpack: %w", err)
 	}
 	return res, nil
+}
+
+// CheckOutput says, before anything is read, whether dir can take the
+// layout: it must not exist, unless replace, and then only an OCI
+// layout (one unpacked before, say) or an empty directory is replaced,
+// never a directory of something else or a file.
+func CheckOutput(dir string, replace bool) error {
+	if !layout.Exists(dir) {
+		return nil
+	}
+	if !replace {
+		return fault.WithHint(fault.Errorf(fault.Usage, "unpack: %s: already exists; nothing was written", dir), fault.Usage,
+			"pass --force to replace it (atomically: the old one stays until the new one is complete), or unpack into a new directory")
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return fault.Errorf(fault.Env, "unpack: %w", err)
+	}
+	if st.IsDir() {
+		if _, err := os.Lstat(filepath.Join(dir, "oci-layout")); err == nil {
+			return nil
+		}
+		if ents, err := os.ReadDir(dir); err == nil && len(ents) == 0 {
+			return nil
+		}
+	}
+	return fault.WithHint(fault.Errorf(fault.Usage, "unpack: %s: exists and is neither an OCI layout nor an empty directory; refusing to replace it, even with --force", dir), fault.Usage,
+		"unpack into a new directory")
 }
 
 // hintDamaged gives an integrity error that carries no hint of its own

@@ -24,6 +24,7 @@ type UnpackCmd struct {
 	VerifyKey string `help:"Require a signature by this public key (PKIX PEM) and check it before writing." type:"existingfile" placeholder:"PUB.pem"`
 	RegistryFlags
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
@@ -41,12 +42,15 @@ func (c *UnpackCmd) Run(g *Globals, s stdio) (err error) {
 		return err
 	}
 	defer locks.Release()
+	if err := unpack.CheckOutput(c.Output, c.Force); err != nil {
+		return err
+	}
 	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Delta, s.in)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	res, err := unpack.Read(g.ctx, in, c.Output, unpack.Options{VerifyKey: key, Log: g.log, Progress: g.progressTo(s.err)})
+	res, err := unpack.Read(g.ctx, in, c.Output, unpack.Options{VerifyKey: key, Log: g.log, Progress: g.progressTo(s.err), Replace: c.Force})
 	if err != nil {
 		return err
 	}
