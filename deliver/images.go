@@ -45,6 +45,24 @@ func OpenBaselinesFor(ctx context.Context, sc *sidecar.Sidecar, args []string, p
 	return openBaselines(ctx, args, platform, of, o)
 }
 
+// OpenBaselinesForLayout opens the baselines for resolving the partial
+// layout dir as OpenBaselinesFor does (its sidecar read from dir; a
+// --platform its images are not for refused first); a layout already
+// complete needs none of that.
+func OpenBaselinesForLayout(ctx context.Context, dir string, args []string, platform string, o imgref.Options) (map[string]resolve.Baseline, func(), error) {
+	sc, err := resolve.ReadSidecar(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sc == nil {
+		return OpenBaselines(ctx, args, o)
+	}
+	if err := CheckDeltaPlatform(sc, platform); err != nil {
+		return nil, nil, err
+	}
+	return OpenBaselinesFor(ctx, sc, args, platform, o)
+}
+
 func openBaselines(ctx context.Context, args []string, flag string, platformOf func(string) string, o imgref.Options) (map[string]resolve.Baseline, func(), error) {
 	out := map[string]resolve.Baseline{}
 	var closers []func() error

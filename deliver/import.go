@@ -67,6 +67,9 @@ func Import(ctx context.Context, c ImportRequest) error {
 		if err := CheckOutputsFor(sc, c.Outputs, c.Write.AllowConvert, c.Log); err != nil {
 			return err
 		}
+		if err := CheckDeltaPlatform(sc, c.Platform); err != nil {
+			return err
+		}
 		if err := checkBaselineGiven(sc, c.BaselineArgs); err != nil {
 			return err
 		}

@@ -131,11 +131,26 @@ func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o 
 	// A run killed after swapping the layout in leaves the old one in a
 	// temporary sibling; it is garbage now (a live run's is kept).
 	atomicdir.Sweep(filepath.Dir(filepath.Clean(dir)))
+	sc, err := ReadSidecar(dir)
+	if err != nil {
+		return nil, err
+	}
+	if sc == nil {
+		return verifyComplete(dir, o)
+	}
+	r := &resolver{dir: dir, haveLayout: true, sc: sc, o: o, baselines: baselines}
+	return r.run(ctx)
+}
+
+// ReadSidecar reads the sidecar of the partial layout dir (written by
+// unpack); nil, nil for a layout already complete (no sidecar, an
+// index.json).
+func ReadSidecar(dir string) (*sidecar.Sidecar, error) {
 	scPath := filepath.Join(dir, layout.SidecarFile)
 	f, err := os.Open(scPath)
 	if errors.Is(err, os.ErrNotExist) {
 		if layout.Exists(filepath.Join(dir, "index.json")) {
-			return verifyComplete(dir, o)
+			return nil, nil
 		}
 		return nil, fault.WithHint(fault.Errorf(fault.Env, "resolve: %s is not a layout written by `diffah unpack` (no %s)", dir, layout.SidecarFile),
 			fault.Env, "run `diffah unpack -o DIR` first, or use `diffah import`")
@@ -143,13 +158,12 @@ func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o 
 	if err != nil {
 		return nil, fault.Errorf(fault.Env, "resolve: %w", err)
 	}
+	defer f.Close()
 	sc, err := sidecar.Parse(f)
-	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("resolve: %s: %w", scPath, err)
 	}
-	r := &resolver{dir: dir, haveLayout: true, sc: sc, o: o, baselines: baselines}
-	return r.run(ctx)
+	return sc, nil
 }
 
 // Check runs only the preflight of Complete against a sidecar (read from

@@ -89,10 +89,6 @@ type BaselineFlags struct {
 	RegistryFlags
 }
 
-func (b *BaselineFlags) open(g *Globals) (map[string]resolve.Baseline, func(), error) {
-	return deliver.OpenBaselines(g.ctx, b.Baseline, b.options(b.Platform))
-}
-
 // ResolveCmd is `diffah resolve`.
 type ResolveCmd struct {
 	Dir    string   `arg:"" help:"Layout written by unpack." placeholder:"DIR"`
@@ -123,7 +119,7 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 	if err := deliver.CheckNewOutputs(outs, c.Force); err != nil {
 		return err
 	}
-	bases, closeBases, err := c.open(g)
+	bases, closeBases, err := deliver.OpenBaselinesForLayout(g.ctx, c.Dir, c.Baseline, c.Platform, c.options(c.Platform))
 	if err != nil {
 		return err
 	}
