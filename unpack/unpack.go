@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/atomicdir"
@@ -137,6 +138,56 @@ func Head(r io.Reader, o Options) (*Result, error) {
 		return nil, hintDamaged(err)
 	}
 	return h.res, nil
+}
+
+// maxConfig bounds a config HeadConfigs reads (the sidecar's own limit
+// bounds the blob sizes it states; this bounds what inspect holds).
+const maxConfig = 4 << 20
+
+// HeadConfigs is Head, then reads on while the entries are the shipped
+// manifests and configs of the sidecar's images (pack writes them first:
+// they are small), each checked against its digest, and stops at the
+// first other entry. It returns the configs by digest: what made each
+// layer (the config history) is in them, for inspect.
+func HeadConfigs(r io.Reader, o Options) (*Result, map[digest.Digest][]byte, error) {
+	h, err := head(r, o)
+	if err != nil {
+		return nil, nil, hintDamaged(err)
+	}
+	defer h.close()
+	sc := h.res.Sidecar
+	role := map[digest.Digest]string{}
+	for _, im := range sc.Images {
+		for _, b := range im.Blobs {
+			if b.Action == sidecar.Ship && (b.Role == sidecar.RoleManifest || b.Role == sidecar.RoleConfig) {
+				role[b.Digest] = b.Role
+			}
+		}
+	}
+	configs := map[digest.Digest][]byte{}
+	hdr := h.hdr
+	for i, e := range sc.Entries {
+		if i > 0 {
+			if hdr, err = next(h.tr); err != nil && !errors.Is(err, io.EOF) {
+				return nil, nil, hintDamaged(err)
+			}
+		}
+		rl, ok := role[e.Digest]
+		if hdr == nil || !ok || hdr.Name != e.Name || e.Name != sidecar.BlobEntryName(e.Digest) || hdr.Size != e.Size || e.Size > maxConfig {
+			break
+		}
+		b, err := readSmall(h.tr, hdr, maxConfig)
+		if err != nil {
+			return nil, nil, hintDamaged(err)
+		}
+		if digest.FromBytes(b) != e.Digest {
+			return nil, nil, hintDamaged(fault.Errorf(fault.Integrity, "unpack: entry %q does not match its digest", e.Name))
+		}
+		if rl == sidecar.RoleConfig {
+			configs[e.Digest] = b
+		}
+	}
+	return h.res, configs, nil
 }
 
 type headState struct {

@@ -15,10 +15,11 @@ import (
 // scriptCmds are test-only commands for crafting broken and hostile
 // archives in scripts.
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"truncate": cmdTruncate,
-	"flipbit":  cmdFlipbit,
-	"tarx":     cmdTarx,
-	"pty":      cmdPty,
+	"truncate":   cmdTruncate,
+	"flipbit":    cmdFlipbit,
+	"tarx":       cmdTarx,
+	"pty":        cmdPty,
+	"sethistory": cmdSetHistory,
 }
 
 // truncate FILE N: keep the first N bytes (N < 0: drop -N bytes from the end).
