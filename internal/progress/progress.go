@@ -42,6 +42,9 @@ type sample struct {
 // rateWindow is how far back the rate looks once that much has passed.
 const rateWindow = 5 * time.Second
 
+// etaAfter is how long a bar runs before it shows an ETA.
+const etaAfter = 2 * time.Second
+
 // Interval is the least time between two draws of a bar (a test that
 // follows every step of a bar sets it to 0).
 var Interval = 200 * time.Millisecond
@@ -93,7 +96,9 @@ func (b *Bar) Line(t time.Time) string {
 		s += fmt.Sprintf(" / %s (%d%%)", units.Bytes(b.total), 100*b.done/b.total)
 	}
 	s += fmt.Sprintf("  %s/s", units.Bytes(int64(rate)))
-	if b.total > 0 && rate > 0 && b.done < b.total {
+	// An ETA from the first instants (a reader's first buffer, a slow
+	// start) is noise: it waits for etaAfter and 1% of the total.
+	if b.total > 0 && rate > 0 && b.done < b.total && t.Sub(b.start) >= etaAfter && b.done*100 >= b.total {
 		eta := time.Duration(float64(b.total-b.done) / rate * float64(time.Second))
 		s += "  ETA " + max(eta.Round(time.Second), time.Second).String()
 	}

@@ -9,13 +9,22 @@ import (
 )
 
 func TestLine(t *testing.T) {
-	b := New(nil, "pack", 4<<20)
-	b.Add(1 << 20)
-	got := b.Line(b.start.Add(time.Second))
-	for _, want := range []string{"pack", "1.0 MiB / 4.0 MiB (25%)", "1.0 MiB/s", "ETA 3s"} {
+	b := New(nil, "pack", 8<<20)
+	b.Add(2 << 20)
+	got := b.Line(b.start.Add(2 * time.Second))
+	for _, want := range []string{"pack", "2.0 MiB / 8.0 MiB (25%)", "1.0 MiB/s", "ETA 6s"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%q lacks %q", got, want)
 		}
+	}
+	// No ETA in the first instants, nor before 1% is done.
+	if l := b.Line(b.start.Add(time.Second)); strings.Contains(l, "ETA") {
+		t.Errorf("an ETA after one second: %q", l)
+	}
+	s := New(nil, "pack", 1<<30)
+	s.Add(1 << 20)
+	if l := s.Line(s.start.Add(10 * time.Second)); strings.Contains(l, "ETA") {
+		t.Errorf("an ETA at 0.1%%: %q", l)
 	}
 	u := New(nil, "unpack", 0)
 	u.Add(10)
@@ -64,7 +73,7 @@ func TestPart(t *testing.T) {
 		t.Fatalf("part a counted %d bytes, want 100", got)
 	}
 	io.Copy(b.Writer(io.Discard), strings.NewReader(strings.Repeat("x", 50)))
-	if l := bar.Line(time.Now().Add(time.Second)); !strings.Contains(l, "150 B / 300 B (50%)") || !strings.Contains(l, "ETA") {
+	if l := bar.Line(time.Now().Add(3 * time.Second)); !strings.Contains(l, "150 B / 300 B (50%)") || !strings.Contains(l, "ETA") {
 		t.Fatalf("midway: %q", l)
 	}
 	b.Done()
