@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strconv"
+
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -35,4 +37,18 @@ func cmdSetHistory(ts *testscript.TestScript, neg bool, args []string) {
 	p, err := layout.Write(ts.MkAbs(args[1]), empty.Index)
 	ts.Check(err)
 	ts.Check(p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "latest"})))
+}
+
+// gzipimage DIR SEED: write to DIR a one-layer OCI image whose layer (a
+// file of noise from SEED) the gzip command compressed: a layer no
+// recipe reproduces, for scripts about layers that ship whole.
+func cmdGzipImage(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: gzipimage DIR SEED")
+	}
+	seed, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	l, err := gzipCLILayerOf(seed)
+	ts.Check(err)
+	ts.Check(writeLayoutOf(ts.MkAbs(args[0]), l))
 }

@@ -20,6 +20,7 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"tarx":       cmdTarx,
 	"pty":        cmdPty,
 	"sethistory": cmdSetHistory,
+	"gzipimage":  cmdGzipImage,
 }
 
 // truncate FILE N: keep the first N bytes (N < 0: drop -N bytes from the end).
