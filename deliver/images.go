@@ -181,6 +181,9 @@ type Written struct {
 	Output   imgref.Ref
 	Manifest digest.Digest
 	ID       string
+	// Converted is the manifest digest the output holds when it is not
+	// Manifest: a docker-archive written with --allow-convert.
+	Converted digest.Digest
 }
 
 // WriteImages copies resolved images from the layout dir to their
@@ -216,6 +219,12 @@ func WriteImages(ctx context.Context, log *slog.Logger, dir string, rep *resolve
 			img = mountable(img, b, ref, o.Insecure)
 		}
 		var id string
+		var converted digest.Digest
+		if ref.Transport == imgref.DockerArchive {
+			if h, herr := imgref.DockerArchiveDigest(img); herr == nil && h.String() != im.ManifestDigest.String() {
+				converted = digest.Digest(h.String())
+			}
+		}
 		if ref.Transport == imgref.DockerDaemon {
 			id, err = imgref.LoadDaemon(ctx, ref, img, o)
 		} else {
@@ -227,7 +236,7 @@ func WriteImages(ctx context.Context, log *slog.Logger, dir string, rep *resolve
 		}
 		log.Info("image written", "image", im.Name, "output", ref.String(), "manifest", im.ManifestDigest)
 		if written != nil {
-			written(Written{Image: im.Name, Output: ref, Manifest: im.ManifestDigest, ID: id})
+			written(Written{Image: im.Name, Output: ref, Manifest: im.ManifestDigest, ID: id, Converted: converted})
 		}
 	}
 	return nil

@@ -258,6 +258,8 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 func (g *Globals) written(s stdio) func(deliver.Written) {
 	return func(w deliver.Written) {
 		switch {
+		case w.ID == "" && w.Converted != "":
+			g.say(s, fmt.Sprintf("wrote %s: image %s converted to Docker media types, %s (the target is %s; config and layers verified against their digests)", w.Output, w.Image, w.Converted, w.Manifest))
 		case w.ID == "":
 			g.say(s, fmt.Sprintf("wrote %s: image %s %s (verified: every blob against its digest, the manifest against the target's)", w.Output, w.Image, w.Manifest))
 		case g.Quiet:
