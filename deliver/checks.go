@@ -168,6 +168,23 @@ func CheckPlatform(flag, want string, ref string, img *imgref.Image) error {
 		fault.Usage, fmt.Sprintf("the platforms it has: %s; drop %s or name an image of that platform", img.Platform, flag))
 }
 
+// CheckDeltaPlatform refuses an import's --platform that is not the
+// platform the sidecar records for an image of the delta: the baseline
+// would be read for a platform the delta cannot rebuild. Without
+// --platform the sidecar's platform is used, so there is nothing to check.
+func CheckDeltaPlatform(sc *sidecar.Sidecar, want string) error {
+	if want == "" {
+		return nil
+	}
+	for _, im := range sc.Images {
+		if p := im.Target.Platform; p != "" && !platformMatches(want, p) {
+			return fault.WithHint(fault.Errorf(fault.Usage, "--platform %s: the delta's image %q is for %s", want, im.Name, p),
+				fault.Usage, fmt.Sprintf("drop --platform (a baseline that is an index is then read for %s, the platform the delta records)", p))
+		}
+	}
+	return nil
+}
+
 // platformMatches compares os/arch[/variant]; an unset variant in want
 // matches any.
 func platformMatches(want, have string) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/diffah/diffah/inspect"
 	"github.com/diffah/diffah/pack"
 	"github.com/diffah/diffah/plan"
+	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/unpack"
 )
 
@@ -42,11 +43,20 @@ func Describe(ctx context.Context, r io.Reader, path string, verifyKey *ecdsa.Pu
 		doc.Source, doc.Version, doc.Tool = "plan", plans[0].Version, ""
 		return doc, nil
 	}
-	h, err := unpack.Head(r, unpack.Options{VerifyKey: verifyKey})
+	h, configs, err := unpack.HeadConfigs(r, unpack.Options{VerifyKey: verifyKey})
 	if err != nil {
 		return nil, err
 	}
 	doc := inspect.FromSidecar(h.Sidecar, h.Signed, h.KeyID, verifyKey != nil)
+	// What made each layer: the history of the configs the archive ships
+	// (a config reused from the baseline is not in it).
+	for _, im := range h.Sidecar.Images {
+		for _, b := range im.Blobs {
+			if raw, ok := configs[b.Digest]; ok && b.Role == sidecar.RoleConfig {
+				doc.AddHistory(im.Name, raw)
+			}
+		}
+	}
 	if st, err := os.Stat(path); path != "" && err == nil && st.Mode().IsRegular() {
 		doc.ArchiveBytes, doc.ArchiveExact = st.Size(), true
 	}

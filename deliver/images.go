@@ -46,6 +46,24 @@ func OpenBaselinesFor(ctx context.Context, sc *sidecar.Sidecar, args []string, p
 	return openBaselines(ctx, args, platform, of, o)
 }
 
+// OpenBaselinesForLayout opens the baselines for resolving the partial
+// layout dir as OpenBaselinesFor does (its sidecar read from dir; a
+// --platform its images are not for refused first); a layout already
+// complete needs none of that.
+func OpenBaselinesForLayout(ctx context.Context, dir string, args []string, platform string, o imgref.Options) (map[string]resolve.Baseline, func(), error) {
+	sc, err := resolve.ReadSidecar(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sc == nil {
+		return OpenBaselines(ctx, args, o)
+	}
+	if err := CheckDeltaPlatform(sc, platform); err != nil {
+		return nil, nil, err
+	}
+	return OpenBaselinesFor(ctx, sc, args, platform, o)
+}
+
 func openBaselines(ctx context.Context, args []string, flag string, platformOf func(string) string, o imgref.Options) (map[string]resolve.Baseline, func(), error) {
 	out := map[string]resolve.Baseline{}
 	var closers []func() error
@@ -164,6 +182,9 @@ type Written struct {
 	Output   imgref.Ref
 	Manifest digest.Digest
 	ID       string
+	// Converted is the manifest digest the output holds when it is not
+	// Manifest: a docker-archive written with --allow-convert.
+	Converted digest.Digest
 }
 
 // WriteImages copies resolved images from the layout dir to their
@@ -199,6 +220,12 @@ func WriteImages(ctx context.Context, log *slog.Logger, dir string, rep *resolve
 			img = mountable(img, b, ref, o.Insecure)
 		}
 		var id string
+		var converted digest.Digest
+		if ref.Transport == imgref.DockerArchive {
+			if h, herr := imgref.DockerArchiveDigest(img); herr == nil && h.String() != im.ManifestDigest.String() {
+				converted = digest.Digest(h.String())
+			}
+		}
 		if ref.Transport == imgref.DockerDaemon {
 			id, err = imgref.LoadDaemon(ctx, ref, img, o)
 		} else {
@@ -210,7 +237,7 @@ func WriteImages(ctx context.Context, log *slog.Logger, dir string, rep *resolve
 		}
 		log.Info("image written", "image", im.Name, "output", ref.String(), "manifest", im.ManifestDigest)
 		if written != nil {
-			written(Written{Image: im.Name, Output: ref, Manifest: im.ManifestDigest, ID: id})
+			written(Written{Image: im.Name, Output: ref, Manifest: im.ManifestDigest, ID: id, Converted: converted})
 		}
 	}
 	return nil

@@ -67,6 +67,9 @@ func Import(ctx context.Context, c ImportRequest) error {
 		if err := CheckOutputsFor(sc, c.Outputs, c.Write.AllowConvert, c.Log); err != nil {
 			return err
 		}
+		if err := CheckDeltaPlatform(sc, c.Platform); err != nil {
+			return err
+		}
 		if err := checkBaselineGiven(sc, c.BaselineArgs); err != nil {
 			return err
 		}
@@ -125,7 +128,7 @@ func Import(ctx context.Context, c ImportRequest) error {
 		if err != nil && rep != nil {
 			c.OnReport(rep)
 		}
-		return err
+		return platformHint(err, sc, bases)
 	}
 	if _, err := unpack.Read(ctx, c.Archive, dir, unpack.Options{VerifyKey: c.VerifyKey, Log: c.Log, Progress: c.Progress, Preflight: preflight}); err != nil {
 		return err
@@ -139,7 +142,7 @@ func Import(ctx context.Context, c ImportRequest) error {
 // DryRun and TempDir are not used. The error is that of the first
 // failure, or Worst(report).
 func Resolve(ctx context.Context, dir string, c ImportRequest) error {
-	bases, closeBases, err := OpenBaselines(ctx, c.BaselineArgs, c.Open)
+	bases, closeBases, err := OpenBaselinesForLayout(ctx, dir, c.BaselineArgs, c.Platform, c.Open)
 	if err != nil {
 		return err
 	}
@@ -165,6 +168,28 @@ func complete(ctx context.Context, dir string, bases map[string]resolve.Baseline
 		return err
 	}
 	return Worst(rep)
+}
+
+// platformHint names, on a preflight refusal, its likeliest cause when
+// there is one: a baseline that is a single image for another platform
+// than the delta's image (an amd64 image given for an arm64 delta).
+func platformHint(err error, sc *sidecar.Sidecar, bases map[string]resolve.Baseline) error {
+	if err == nil {
+		return nil
+	}
+	for _, im := range sc.Images {
+		b, ok := bases[im.Name]
+		if !ok {
+			b, ok = bases[""]
+		}
+		img, isImg := b.Image.(*imgref.Image)
+		if !ok || !isImg || img.IndexDigest != "" || img.Platform == "" || im.Target.Platform == "" || platformMatches(im.Target.Platform, img.Platform) {
+			continue
+		}
+		return fault.WithHint(err, fault.KindOf(err, fault.Integrity), fmt.Sprintf("--baseline %s is an image for %s, the delta's image %q is for %s: give the baseline for %s, or the index that holds it",
+			b.Ref, img.Platform, im.Name, im.Target.Platform, im.Target.Platform))
+	}
+	return err
 }
 
 // checkBaselineGiven refuses (exit 2) a single-image delta made against

@@ -92,7 +92,7 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 		// a second copy of every layer on disk.
 		tf, terr := openTarFiles(ctx, ref.Path, ref.String(), false)
 		if terr != nil {
-			return nil, terr
+			return nil, wrongTransport(ref, terr)
 		}
 		out.Close = tf.Close
 		var si *storeImage
@@ -104,7 +104,7 @@ func Open(ctx context.Context, ref Ref, o Options) (*Image, error) {
 		// docker save writes symlinks for repeated legacy layers.
 		tf, terr := openTarFiles(ctx, ref.Path, ref.String(), true)
 		if terr != nil {
-			return nil, terr
+			return nil, wrongTransport(ref, terr)
 		}
 		out.Close = tf.Close
 		var si *storeImage

@@ -24,9 +24,9 @@ func CheckWritable(ref Ref, manifest v1.Descriptor, config v1.Descriptor, layers
 	return checkDockerArchive(ref.String(), manifest.Digest, manifest.MediaType, nil, config, layers, false, nil)
 }
 
-// checkDockerArchive compares the manifest (its raw bytes when known,
-// else its digest) with the one a docker-archive would synthesize.
-func checkDockerArchive(where string, dg v1.Hash, mt types.MediaType, raw *[]byte, config v1.Descriptor, ls []v1.Descriptor, allowConvert bool, log *slog.Logger) error {
+// synthFor is the one manifest a docker-archive implies for an image of
+// config and layers, with what in them is not Docker-typed.
+func synthFor(config v1.Descriptor, ls []v1.Descriptor) ([]byte, []string) {
 	cfg := synthDescriptor{MediaType: dockerConfigType, Size: config.Size, Digest: config.Digest}
 	var layers []synthDescriptor
 	var reasons []string
@@ -38,7 +38,26 @@ func checkDockerArchive(where string, dg v1.Hash, mt types.MediaType, raw *[]byt
 		}
 		layers = append(layers, synthDescriptor{MediaType: lmt, Size: l.Size, Digest: l.Digest})
 	}
-	synth := marshalSynth(cfg, layers)
+	return marshalSynth(cfg, layers), reasons
+}
+
+// DockerArchiveDigest is the manifest digest of img once written to a
+// docker-archive, whose one manifest is the canonical Docker form of its
+// config and layers: the image's own digest when it is in that form
+// already, else the digest of what --allow-convert makes of it.
+func DockerArchiveDigest(img v1.Image) (v1.Hash, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return v1.Hash{}, err
+	}
+	synth, _ := synthFor(m.Config, m.Layers)
+	return sha256Hash(synth), nil
+}
+
+// checkDockerArchive compares the manifest (its raw bytes when known,
+// else its digest) with the one a docker-archive would synthesize.
+func checkDockerArchive(where string, dg v1.Hash, mt types.MediaType, raw *[]byte, config v1.Descriptor, ls []v1.Descriptor, allowConvert bool, log *slog.Logger) error {
+	synth, reasons := synthFor(config, ls)
 	same := sha256Hash(synth) == dg
 	if raw != nil {
 		same = bytes.Equal(synth, *raw)

@@ -126,7 +126,8 @@ func editDistance(a, b string) int {
 // withTransport writes path as a reference of transport tr.
 func withTransport(tr, path string) string {
 	if tr == Docker {
-		return "docker://" + path
+		// dockr://HOST/REPO: the rest already carries the slashes.
+		return "docker://" + strings.TrimLeft(path, "/")
 	}
 	return tr + ":" + path
 }

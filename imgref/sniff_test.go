@@ -61,6 +61,8 @@ func TestHintsLookAtTheInput(t *testing.T) {
 		{"oci-archiv:app.tar", "did you mean oci-archive:app.tar?"},
 		{"dockerarchive:app.tar", "did you mean docker-archive:app.tar?"},
 		{"dri:./d", "did you mean dir:./d?"},
+		{"dockr://reg.local/app:2", "did you mean docker://reg.local/app:2?"},
+		{"docker-deamon:app:2", "did you mean docker-daemon:app:2?"},
 		{"qwertyuiop:x", "did you mean oci:./qwertyuiop:x?"},
 		{paths[OCI], "did you mean oci:" + paths[OCI] + "?"},
 		{paths[OCIArchive], "did you mean oci-archive:" + paths[OCIArchive] + "?"},
@@ -92,6 +94,9 @@ func TestOpenNamesWhatThePathIs(t *testing.T) {
 		{"docker-archive:" + paths[OCIArchive], "is an OCI archive (oci-archive:): use oci-archive:" + paths[OCIArchive]},
 		{"oci-archive:" + paths[DockerArchive], "is a docker save archive (docker-archive:): use docker-archive:" + paths[DockerArchive]},
 		{"oci:" + paths[OCIArchive], "is an OCI archive (oci-archive:): use oci-archive:" + paths[OCIArchive]},
+		// an archive transport on a directory: what the directory is
+		{"oci-archive:" + paths[Dir], "is a dir: image: use dir:" + paths[Dir]},
+		{"docker-archive:" + paths[OCI], "is an OCI layout (oci:): use oci:" + paths[OCI]},
 	}
 	for _, tc := range cases {
 		img, err := Open(context.Background(), mustParse(t, tc.ref), Options{})

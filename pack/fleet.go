@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/internal/spool"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
@@ -115,6 +117,20 @@ func (st *state) newLayers(ctx context.Context, plans []*plan.Plan, targets []*i
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(st.o.Jobs)
+	// Reading every new layer takes a while on large images: say so.
+	var todo int
+	for k := range out {
+		if b := plans[out[k].pi].Blobs[out[k].bi]; b.DiffID != "" && plan.Patchable(b.MediaType) {
+			todo++
+		}
+	}
+	ph := progress.NewPhase(st.o.Progress)
+	defer ph.Done()
+	var mu sync.Mutex
+	done := 0
+	if todo > 0 {
+		ph.Set("pack: reading the new layers for content they share (0/%d)", todo)
+	}
 	for k := range out {
 		p, b := plans[out[k].pi], plans[out[k].pi].Blobs[out[k].bi]
 		out[k].mixed = len(actions[b.Digest]) > 1
@@ -124,6 +140,10 @@ func (st *state) newLayers(ctx context.Context, plans []*plan.Plan, targets []*i
 		g.Go(func() (err error) {
 			defer fault.Recover(&err)
 			out[k].print, err = st.targetPrint(gctx, p, targets[out[k].pi], b)
+			mu.Lock()
+			done++
+			ph.Set("pack: reading the new layers for content they share (%d/%d)", done, todo)
+			mu.Unlock()
 			return err
 		})
 	}

@@ -417,8 +417,8 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			lb := &layerBar{bar: bar, size: j.blob.Size}
-			defer lb.done()
+			lb := bar.Part(j.blob.Size)
+			defer lb.Done()
 			results[k].pl, results[k].stat, err = st.patch(ctx, plans, plans[j.pi], targets[j.pi], j.blob, lb)
 			return err
 		})
@@ -461,7 +461,7 @@ func (st *state) patches(ctx context.Context, plans []*plan.Plan, targets []*img
 
 // patch computes the patch of layer b; lb (nil: none) counts the
 // layer's compressed bytes as the tar patch reads them.
-func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, lb *layerBar) (*payload, PatchStat, error) {
+func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, lb *progress.Part) (*payload, PatchStat, error) {
 	if err := checkCodec(p, b); err != nil {
 		return nil, PatchStat{}, err
 	}
@@ -504,7 +504,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 }
 
 // tarPayload computes the tar patch of layer b (codec tarpatch).
-func (st *state) tarPayload(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, stat PatchStat, workers *membudget.Budget, lb *layerBar) (*payload, PatchStat, error) {
+func (st *state) tarPayload(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, stat PatchStat, workers *membudget.Budget, lb *progress.Part) (*payload, PatchStat, error) {
 	var srcs []tarpatch.Source
 	for _, s := range b.Patch.Sources {
 		image := s.Image
@@ -523,7 +523,7 @@ func (st *state) tarPayload(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 		}
 		srcs = append(srcs, f)
 	}
-	_, rc, err := targetTar(p, target, b, lb.reader)
+	_, rc, err := targetTar(p, target, b, lb.Reader)
 	if err != nil {
 		return nil, stat, err
 	}

@@ -56,7 +56,7 @@ func (r *resolver) applyBlobPatch(ctx context.Context, out string, w *imageWork,
 		return err
 	}
 	defer done()
-	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
+	blob := r.blobWriter(tmp, b)
 	if err := blobpatch.Decode(ctx, blob, payload, srcs, blobpatch.DecodeOptions{MaxOutput: b.Size}); err != nil {
 		if blob.err != nil {
 			return fmt.Errorf("%s: writing the rebuilt blob: %w", what, blob.err)
@@ -95,6 +95,13 @@ func (r *resolver) patchFiles(b sidecar.Blob, out, what string) (io.Reader, *ato
 		pf.Close()
 	}
 	return verify.NewReader(pf, e.Digest, e.Size, what+" patch payload"), tmp, done, nil
+}
+
+// blobWriter writes a rebuilt blob to tmp: hashed, refused past the
+// blob's size, and counted into the resolve bar as it is written (the
+// bar moves through a patch's decode and recompression, which stream).
+func (r *resolver) blobWriter(tmp io.Writer, b sidecar.Blob) *hashWriter {
+	return &hashWriter{w: r.parts[b.Digest].Writer(tmp), h: sha256.New(), limit: b.Size}
 }
 
 // commitBlob gives a rebuilt, verified blob its name (out, which tmp was

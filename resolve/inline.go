@@ -52,7 +52,7 @@ func (r *resolver) applyInlinePatch(ctx context.Context, out string, w *imageWor
 	if _, err := io.Copy(io.Discard, payload); err != nil {
 		return err
 	}
-	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
+	blob := r.blobWriter(tmp, b)
 	if err := deflatetok.EncodeInline(ctx, blob, io.NewSectionReader(form, 0, fw.n), deflatetok.EncodeOptions{MaxOutput: b.Size}); err != nil {
 		if blob.err != nil {
 			return fmt.Errorf("%s: writing the rebuilt blob: %w", what, blob.err)

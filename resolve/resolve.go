@@ -131,11 +131,26 @@ func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o 
 	// A run killed after swapping the layout in leaves the old one in a
 	// temporary sibling; it is garbage now (a live run's is kept).
 	atomicdir.Sweep(filepath.Dir(filepath.Clean(dir)))
+	sc, err := ReadSidecar(dir)
+	if err != nil {
+		return nil, err
+	}
+	if sc == nil {
+		return verifyComplete(dir, o)
+	}
+	r := &resolver{dir: dir, haveLayout: true, sc: sc, o: o, baselines: baselines}
+	return r.run(ctx)
+}
+
+// ReadSidecar reads the sidecar of the partial layout dir (written by
+// unpack); nil, nil for a layout already complete (no sidecar, an
+// index.json).
+func ReadSidecar(dir string) (*sidecar.Sidecar, error) {
 	scPath := filepath.Join(dir, layout.SidecarFile)
 	f, err := os.Open(scPath)
 	if errors.Is(err, os.ErrNotExist) {
 		if layout.Exists(filepath.Join(dir, "index.json")) {
-			return verifyComplete(dir, o)
+			return nil, nil
 		}
 		return nil, fault.WithHint(fault.Errorf(fault.Env, "resolve: %s is not a layout written by `diffah unpack` (no %s)", dir, layout.SidecarFile),
 			fault.Env, "run `diffah unpack -o DIR` first, or use `diffah import`")
@@ -143,13 +158,12 @@ func Complete(ctx context.Context, dir string, baselines map[string]Baseline, o 
 	if err != nil {
 		return nil, fault.Errorf(fault.Env, "resolve: %w", err)
 	}
+	defer f.Close()
 	sc, err := sidecar.Parse(f)
-	f.Close()
 	if err != nil {
 		return nil, fmt.Errorf("resolve: %s: %w", scPath, err)
 	}
-	r := &resolver{dir: dir, haveLayout: true, sc: sc, o: o, baselines: baselines}
-	return r.run(ctx)
+	return sc, nil
 }
 
 // Check runs only the preflight of Complete against a sidecar (read from
@@ -175,6 +189,9 @@ type resolver struct {
 	baselines  map[string]Baseline
 	cache      *spool.Cache
 	bar        *progress.Bar
+	// parts holds each task's share of bar, by blob digest (written
+	// before the workers start, read by them).
+	parts map[digest.Digest]*progress.Part
 	// targets spools the layers later patches read (target.go).
 	targets *targetSpools
 }
@@ -622,6 +639,10 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 		}
 		r.bar = progress.New(r.o.Progress, "resolve", total)
 		defer r.bar.Done()
+		r.parts = map[digest.Digest]*progress.Part{}
+		for _, t := range tasks {
+			r.parts[t.b.Digest] = r.bar.Part(t.b.Size)
+		}
 	}
 	// The first failure stops the rest (gctx); each blob has its own file,
 	// so what is written does not depend on the number of workers.
@@ -633,7 +654,7 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 		}
 		g.Go(func() (err error) {
 			defer fault.Recover(&err)
-			defer r.bar.Add(t.b.Size)
+			defer r.parts[t.b.Digest].Done()
 			defer srcs.release(t.b)
 			if err := srcs.wait(gctx, t.b); err != nil {
 				return err
@@ -737,7 +758,7 @@ func (r *resolver) blob(ctx context.Context, dst string, w *imageWork, b sidecar
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		defer rc.Close()
-		return layout.WriteVerified(out, rc, b.Digest, b.Size, what+" (from baseline "+base.Ref+")")
+		return layout.WriteVerified(out, r.parts[b.Digest].Reader(rc), b.Digest, b.Size, what+" (from baseline "+base.Ref+")")
 	case sidecar.Patch:
 		return r.applyPatch(ctx, out, w, b, what)
 	}
@@ -857,7 +878,10 @@ func (r *resolver) rebuildTar(ctx context.Context, out string, b sidecar.Blob, w
 	}
 	// Closed on every path: a parallel writer's goroutines end with it.
 	defer cw.Close()
-	tarSum := &hashWriter{w: cw, h: sha256.New(), limit: b.Patch.UncompressedSize}
+	// The resolve bar follows the tar as it is decoded: the recompression
+	// runs beside it, at most the parallel writer's segments behind,
+	// while the compressed output comes in bursts of a segment.
+	tarSum := &hashWriter{w: r.parts[b.Digest].Scaled(cw, b.Patch.UncompressedSize, b.Size), h: sha256.New(), limit: b.Patch.UncompressedSize}
 	started := time.Now()
 	if err := tarpatch.Decode(ctx, tarSum, payload, srcs, tarpatch.DecodeOptions{MaxOutput: b.Patch.UncompressedSize}); err != nil {
 		return fmt.Errorf("%s: applying patch: %w", what, err)

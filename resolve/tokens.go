@@ -78,7 +78,11 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 		return err
 	}
 	defer tar.Close()
-	tarSum := &hashWriter{w: tar, h: sha256.New(), limit: b.Patch.UncompressedSize}
+	// The tar is decoded before a byte of the blob is written: it counts
+	// for the first half of the layer's progress, the blob the second.
+	part := r.parts[b.Digest]
+	half := b.Size / 2
+	tarSum := &hashWriter{w: part.Scaled(tar, b.Patch.UncompressedSize, half), h: sha256.New(), limit: b.Patch.UncompressedSize}
 	section := &io.LimitedReader{R: pr, N: hdr.TarLen}
 	if err := tarpatch.Decode(ctx, tarSum, section, tars, tarpatch.DecodeOptions{MaxOutput: b.Patch.UncompressedSize}); err != nil {
 		if tarSum.err != nil {
@@ -114,7 +118,7 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 		return err
 	}
 	// 3. The blob, from the two.
-	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
+	blob := &hashWriter{w: part.Scaled(tmp, b.Size, b.Size-half), h: sha256.New(), limit: b.Size}
 	if err := deflatetok.Encode(ctx, blob, io.NewSectionReader(form, 0, fw.n), io.NewSectionReader(tar, 0, tarSum.n), deflatetok.EncodeOptions{MaxOutput: b.Size}); err != nil {
 		if blob.err != nil {
 			return fmt.Errorf("%s: writing the rebuilt blob: %w", what, blob.err)

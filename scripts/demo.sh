@@ -25,7 +25,9 @@ say "producer: pack the plan into a delta archive"
 "$bin" inspect "$work/app.dlt"
 full=$(jq '.totals.targetBytes' "$work/plan.json")
 delta=$(stat -c %s "$work/app.dlt")
-awk -v f="$full" -v d="$delta" 'BEGIN { printf "full image: %d bytes, delta archive: %d bytes (%.1f%% of full)\n", f, d, 100*d/f }'
+# The same figure as inspect's "archive:" line: the whole archive, sidecar
+# and tar headers included, against the full image.
+awk -v f="$full" -v d="$delta" 'BEGIN { printf "full image: %d bytes, delta archive: %d bytes: %.1f%% saved\n", f, d, 100*(f-d)/f }'
 
 say "transport: split for small media, then cat back"
 split -b 4k "$work/app.dlt" "$work/app.dlt.part."

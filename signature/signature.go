@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/strictjson"
@@ -223,10 +224,21 @@ func Verify(sidecar, envelope []byte, pub *ecdsa.PublicKey) error {
 
 // GenerateKey writes a new P-256 key pair: PKCS#8 PEM private key (mode
 // 0600) and PKIX PEM public key (0644). It refuses to overwrite files.
-func GenerateKey(privPath, pubPath string) error {
+func GenerateKey(privPath, pubPath string) error { return GenerateKeyTo(privPath, pubPath, false) }
+
+// GenerateKeyTo is GenerateKey; with replace, existing files are
+// replaced: both keys are written beside their paths and renamed over
+// them only once both are complete, so a failure leaves the old pair.
+func GenerateKeyTo(privPath, pubPath string, replace bool) error {
 	for _, p := range []string{privPath, pubPath} {
-		if _, err := os.Lstat(p); err == nil {
-			return fault.WithHint(fault.Errorf(fault.Usage, "keygen: %s already exists", p), fault.Usage, "choose new file names, or remove the old key first")
+		st, err := os.Lstat(p)
+		switch {
+		case err != nil:
+		case !replace:
+			return fault.WithHint(fault.Errorf(fault.Usage, "keygen: %s already exists", p), fault.Usage,
+				"pass --force to replace the pair (atomically: the old files stay until the new ones are complete), or choose new file names")
+		case !st.Mode().IsRegular():
+			return fault.Errorf(fault.Usage, "keygen: %s exists and is not a regular file; refusing to replace it", p)
 		}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -241,13 +253,60 @@ func GenerateKey(privPath, pubPath string) error {
 	if err != nil {
 		return fault.Errorf(fault.Internal, "keygen: %w", err)
 	}
-	if err := writeNew(privPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	privPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
+	if replace {
+		return replacePair(privPath, privPEM, pubPath, pubPEM)
+	}
+	if err := writeNew(privPath, privPEM, 0o600); err != nil {
 		return err
 	}
-	if err := writeNew(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o644); err != nil {
+	if err := writeNew(pubPath, pubPEM, 0o644); err != nil {
 		os.Remove(privPath)
 		return err
 	}
+	return nil
+}
+
+// replacePair writes both keys to temporary files beside their paths and
+// renames them into place once both are written.
+func replacePair(privPath string, priv []byte, pubPath string, pub []byte) error {
+	var tmps []string
+	defer func() {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}()
+	for _, f := range []struct {
+		path string
+		data []byte
+		mode os.FileMode
+	}{{privPath, priv, 0o600}, {pubPath, pub, 0o644}} {
+		t, err := os.CreateTemp(filepath.Dir(f.path), "."+filepath.Base(f.path)+".keygen-*") // mode 0600
+		if err != nil {
+			return fault.Errorf(fault.Env, "keygen: %w", err)
+		}
+		tmps = append(tmps, t.Name())
+		_, err = t.Write(f.data)
+		if err == nil {
+			err = t.Chmod(f.mode)
+		}
+		if err == nil {
+			err = t.Sync()
+		}
+		if cerr := t.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fault.Errorf(fault.Env, "keygen: %s: %w", f.path, err)
+		}
+	}
+	for i, p := range []string{privPath, pubPath} {
+		if err := os.Rename(tmps[i], p); err != nil {
+			return fault.Errorf(fault.Env, "keygen: %w", err)
+		}
+	}
+	tmps = nil
 	return nil
 }
 

@@ -369,3 +369,43 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestGenerateKeyReplace: with replace, an existing pair is replaced by
+// a new matching one (private key still 0600), nothing is left beside
+// it, and a directory in the way is refused untouched.
+func TestGenerateKeyReplace(t *testing.T) {
+	dir := t.TempDir()
+	k, p := filepath.Join(dir, "k.pem"), filepath.Join(dir, "p.pem")
+	if err := GenerateKey(k, p); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := os.ReadFile(k)
+	if err := GenerateKeyTo(k, p, true); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := os.ReadFile(k); bytes.Equal(now, old) {
+		t.Fatal("the private key was not replaced")
+	}
+	if st, _ := os.Stat(k); st.Mode().Perm() != 0o600 {
+		t.Fatalf("replaced private key mode %v", st.Mode())
+	}
+	key, err := LoadPrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, err := LoadPublicKey(p); err != nil || Fingerprint(pub) != Fingerprint(&key.PublicKey) {
+		t.Fatalf("replaced pair does not match: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Fatalf("%d files in the directory, want the 2 keys", len(ents))
+	}
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	before, _ := os.ReadFile(k)
+	if err := GenerateKeyTo(k, sub, true); fault.KindOf(err, 0) != fault.Usage {
+		t.Fatalf("replaced a directory: %v", err)
+	}
+	if now, _ := os.ReadFile(k); !bytes.Equal(now, before) {
+		t.Fatal("refusing touched the key")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/atomicdir"
@@ -63,9 +64,8 @@ const maxTrailer = 1 << 20
 // Read unpacks the archive from r into dir, atomically: dir appears only
 // when every entry has verified.
 func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, error) {
-	if !o.Replace && layout.Exists(dir) {
-		return nil, fault.WithHint(fault.Errorf(fault.Usage, "unpack: %s already exists", dir), fault.Usage,
-			"remove it, or unpack into a new directory")
+	if err := CheckOutput(dir, o.Replace); err != nil {
+		return nil, err
 	}
 	var res *Result
 	var tmp *atomicdir.Dir
@@ -92,6 +92,34 @@ func Read(ctx context.Context, r io.Reader, dir string, o Options) (*Result, err
 	return res, nil
 }
 
+// CheckOutput says, before anything is read, whether dir can take the
+// layout: it must not exist, unless replace, and then only an OCI
+// layout (one unpacked before, say) or an empty directory is replaced,
+// never a directory of something else or a file.
+func CheckOutput(dir string, replace bool) error {
+	if !layout.Exists(dir) {
+		return nil
+	}
+	if !replace {
+		return fault.WithHint(fault.Errorf(fault.Usage, "unpack: %s: already exists; nothing was written", dir), fault.Usage,
+			"pass --force to replace it (atomically: the old one stays until the new one is complete), or unpack into a new directory")
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return fault.Errorf(fault.Env, "unpack: %w", err)
+	}
+	if st.IsDir() {
+		if _, err := os.Lstat(filepath.Join(dir, "oci-layout")); err == nil {
+			return nil
+		}
+		if ents, err := os.ReadDir(dir); err == nil && len(ents) == 0 {
+			return nil
+		}
+	}
+	return fault.WithHint(fault.Errorf(fault.Usage, "unpack: %s: exists and is neither an OCI layout nor an empty directory; refusing to replace it, even with --force", dir), fault.Usage,
+		"unpack into a new directory")
+}
+
 // hintDamaged gives an integrity error that carries no hint of its own
 // the next step a user can take: the archive itself is bad.
 func hintDamaged(err error) error {
@@ -110,6 +138,56 @@ func Head(r io.Reader, o Options) (*Result, error) {
 		return nil, hintDamaged(err)
 	}
 	return h.res, nil
+}
+
+// maxConfig bounds a config HeadConfigs reads (the sidecar's own limit
+// bounds the blob sizes it states; this bounds what inspect holds).
+const maxConfig = 4 << 20
+
+// HeadConfigs is Head, then reads on while the entries are the shipped
+// manifests and configs of the sidecar's images (pack writes them first:
+// they are small), each checked against its digest, and stops at the
+// first other entry. It returns the configs by digest: what made each
+// layer (the config history) is in them, for inspect.
+func HeadConfigs(r io.Reader, o Options) (*Result, map[digest.Digest][]byte, error) {
+	h, err := head(r, o)
+	if err != nil {
+		return nil, nil, hintDamaged(err)
+	}
+	defer h.close()
+	sc := h.res.Sidecar
+	role := map[digest.Digest]string{}
+	for _, im := range sc.Images {
+		for _, b := range im.Blobs {
+			if b.Action == sidecar.Ship && (b.Role == sidecar.RoleManifest || b.Role == sidecar.RoleConfig) {
+				role[b.Digest] = b.Role
+			}
+		}
+	}
+	configs := map[digest.Digest][]byte{}
+	hdr := h.hdr
+	for i, e := range sc.Entries {
+		if i > 0 {
+			if hdr, err = next(h.tr); err != nil && !errors.Is(err, io.EOF) {
+				return nil, nil, hintDamaged(err)
+			}
+		}
+		rl, ok := role[e.Digest]
+		if hdr == nil || !ok || hdr.Name != e.Name || e.Name != sidecar.BlobEntryName(e.Digest) || hdr.Size != e.Size || e.Size > maxConfig {
+			break
+		}
+		b, err := readSmall(h.tr, hdr, maxConfig)
+		if err != nil {
+			return nil, nil, hintDamaged(err)
+		}
+		if digest.FromBytes(b) != e.Digest {
+			return nil, nil, hintDamaged(fault.Errorf(fault.Integrity, "unpack: entry %q does not match its digest", e.Name))
+		}
+		if rl == sidecar.RoleConfig {
+			configs[e.Digest] = b
+		}
+	}
+	return h.res, configs, nil
 }
 
 type headState struct {

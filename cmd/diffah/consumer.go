@@ -20,6 +20,7 @@ type UnpackCmd struct {
 	VerifyKey string `help:"Require a signature by this public key (PKIX PEM) and check it before writing." type:"existingfile" placeholder:"PUB.pem"`
 	RegistryFlags
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
@@ -37,12 +38,15 @@ func (c *UnpackCmd) Run(g *Globals, s stdio) (err error) {
 		return err
 	}
 	defer locks.Release()
+	if err := unpack.CheckOutput(c.Output, c.Force); err != nil {
+		return err
+	}
 	in, closeIn, err := openInputFrom(g, c.RegistryFlags, c.Delta, s.in)
 	if err != nil {
 		return err
 	}
 	defer closeIn()
-	res, err := unpack.Read(g.ctx, in, c.Output, unpack.Options{VerifyKey: key, Log: g.log, Progress: g.progressTo(s.err)})
+	res, err := unpack.Read(g.ctx, in, c.Output, unpack.Options{VerifyKey: key, Log: g.log, Progress: g.progressTo(s.err), Replace: c.Force})
 	if err != nil {
 		return err
 	}
@@ -102,7 +106,7 @@ func (c *ResolveCmd) Run(g *Globals, s stdio) error {
 	}
 	o := c.pushOptions(g, s)
 	o.AllowConvert = c.AllowConvert
-	return deliver.Resolve(g.ctx, c.Dir, deliver.ImportRequest{BaselineArgs: c.Baseline, Open: c.options(c.Platform), Outputs: outs, Strict: c.Strict, Jobs: c.Jobs,
+	return deliver.Resolve(g.ctx, c.Dir, deliver.ImportRequest{BaselineArgs: c.Baseline, Platform: c.Platform, Open: c.options(c.Platform), Outputs: outs, Strict: c.Strict, Jobs: c.Jobs,
 		Write: o, Log: g.log, Progress: g.progressTo(s.err), OnReport: func(r *resolve.Report) { printReport(s, g, r, c.JSON) }, OnWritten: g.written(s)})
 }
 
@@ -195,6 +199,8 @@ func (c *ImportCmd) Run(g *Globals, s stdio) (err error) {
 func (g *Globals) written(s stdio) func(deliver.Written) {
 	return func(w deliver.Written) {
 		switch {
+		case w.ID == "" && w.Converted != "":
+			g.say(s, fmt.Sprintf("wrote %s: image %s converted to Docker media types, %s (the target is %s; config and layers verified against their digests)", w.Output, w.Image, w.Converted, w.Manifest))
 		case w.ID == "":
 			g.say(s, fmt.Sprintf("wrote %s: image %s %s (verified: every blob against its digest, the manifest against the target's)", w.Output, w.Image, w.Manifest))
 		case g.Quiet:

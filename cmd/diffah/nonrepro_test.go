@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"math/rand"
 	"os/exec"
@@ -24,6 +26,18 @@ import (
 // command, whose output diffah cannot reproduce.
 func gzipCLILayer(t *testing.T, seed int64) v1.Layer {
 	t.Helper()
+	l, err := gzipCLILayerOf(seed)
+	if errors.Is(err, exec.ErrNotFound) {
+		t.Skipf("gzip: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// gzipCLILayerOf is gzipCLILayer's layer, or why it could not be made.
+func gzipCLILayerOf(seed int64) (v1.Layer, error) {
 	body := make([]byte, 200<<10)
 	// All noise: no patch (of the tar, the compressed bytes or the
 	// deflate tokens) can make one version from the other.
@@ -37,30 +51,32 @@ func gzipCLILayer(t *testing.T, seed int64) v1.Layer {
 	cmd.Stdin = &tb
 	blob, err := cmd.Output()
 	if err != nil {
-		t.Skipf("gzip: %v", err)
+		return nil, fmt.Errorf("gzip: %w", err)
 	}
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil }, tarball.WithMediaType(types.OCILayer))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil }, tarball.WithMediaType(types.OCILayer))
 }
 
 func writeLayout(t *testing.T, dir string, layers ...v1.Layer) {
 	t.Helper()
+	if err := writeLayoutOf(dir, layers...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeLayoutOf writes a new OCI layout at dir holding one image of
+// layers.
+func writeLayoutOf(dir string, layers ...v1.Layer) error {
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
 	img, err := mutate.AppendLayers(img, layers...)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
-	if err := p.AppendImage(img); err != nil {
-		t.Fatal(err)
-	}
+	return p.AppendImage(img)
 }
 
 // TestNonReproducibleEndToEnd: a changed layer compressed by the gzip CLI

@@ -164,6 +164,7 @@ type KeygenCmd struct {
 	Key string `arg:"" help:"Private key file to create (PKCS#8 PEM, mode 0600)." placeholder:"KEY.pem"`
 	Pub string `arg:"" help:"Public key file to create (PKIX PEM)." placeholder:"PUB.pem"`
 	LockFlags
+	ForceFlags
 }
 
 // Help adds examples to --help.
@@ -176,7 +177,7 @@ func (c *KeygenCmd) Run(g *Globals, s stdio) error {
 		return err
 	}
 	defer locks.Release()
-	if err := signature.GenerateKey(c.Key, c.Pub); err != nil {
+	if err := signature.GenerateKeyTo(c.Key, c.Pub, c.Force); err != nil {
 		return err
 	}
 	pub, err := signature.LoadPublicKey(c.Pub)

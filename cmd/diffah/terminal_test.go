@@ -17,26 +17,35 @@ import (
 // openPTY returns the two ends of a pseudo-terminal.
 func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	m, s, err := newPTY()
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
+	t.Cleanup(func() { s.Close(); m.Close() })
+	return m, s
+}
+
+// newPTY opens a pseudo-terminal: its master and slave ends.
+func newPTY() (master, slave *os.File, err error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
 		m.Close()
-		t.Skipf("unlockpt: %v", err)
+		return nil, nil, fmt.Errorf("unlockpt: %w", err)
 	}
 	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
 	if err != nil {
 		m.Close()
-		t.Skipf("ptsname: %v", err)
+		return nil, nil, fmt.Errorf("ptsname: %w", err)
 	}
 	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		m.Close()
-		t.Skipf("open pts: %v", err)
+		return nil, nil, fmt.Errorf("open pts: %w", err)
 	}
-	t.Cleanup(func() { s.Close(); m.Close() })
-	return m, s
+	return m, s, nil
 }
 
 // TestRefusesTerminal: binary output is refused when stdout is a terminal,

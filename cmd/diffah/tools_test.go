@@ -15,9 +15,12 @@ import (
 // scriptCmds are test-only commands for crafting broken and hostile
 // archives in scripts.
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
-	"truncate": cmdTruncate,
-	"flipbit":  cmdFlipbit,
-	"tarx":     cmdTarx,
+	"truncate":   cmdTruncate,
+	"flipbit":    cmdFlipbit,
+	"tarx":       cmdTarx,
+	"pty":        cmdPty,
+	"sethistory": cmdSetHistory,
+	"gzipimage":  cmdGzipImage,
 }
 
 // truncate FILE N: keep the first N bytes (N < 0: drop -N bytes from the end).

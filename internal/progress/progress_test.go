@@ -9,13 +9,22 @@ import (
 )
 
 func TestLine(t *testing.T) {
-	b := New(nil, "pack", 4<<20)
-	b.Add(1 << 20)
-	got := b.Line(b.start.Add(time.Second))
-	for _, want := range []string{"pack", "1.0 MiB / 4.0 MiB (25%)", "1.0 MiB/s", "ETA 3s"} {
+	b := New(nil, "pack", 8<<20)
+	b.Add(2 << 20)
+	got := b.Line(b.start.Add(2 * time.Second))
+	for _, want := range []string{"pack", "2.0 MiB / 8.0 MiB (25%)", "1.0 MiB/s", "ETA 6s"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%q lacks %q", got, want)
 		}
+	}
+	// No ETA in the first instants, nor before 1% is done.
+	if l := b.Line(b.start.Add(time.Second)); strings.Contains(l, "ETA") {
+		t.Errorf("an ETA after one second: %q", l)
+	}
+	s := New(nil, "pack", 1<<30)
+	s.Add(1 << 20)
+	if l := s.Line(s.start.Add(10 * time.Second)); strings.Contains(l, "ETA") {
+		t.Errorf("an ETA at 0.1%%: %q", l)
 	}
 	u := New(nil, "unpack", 0)
 	u.Add(10)
@@ -50,4 +59,82 @@ func TestDrawsThrottledAndClears(t *testing.T) {
 	nilBar.Add(1)
 	nilBar.Done()
 	io.Copy(io.Discard, New(nil, "", 0).Reader(strings.NewReader("x")))
+}
+
+// TestPart: an item's bytes count into the bar as they are read or
+// written, never past the item's size (a codec that reads a blob again),
+// and Done tops it up to the size, so the bar ends at its total.
+func TestPart(t *testing.T) {
+	bar := New(nil, "pack: encoding 2 changed layers", 300)
+	a, b := bar.Part(100), bar.Part(200)
+	io.Copy(io.Discard, a.Reader(strings.NewReader(strings.Repeat("x", 60))))
+	io.Copy(io.Discard, a.Reader(strings.NewReader(strings.Repeat("x", 100)))) // read again: capped
+	if got := a.n.Load(); got != 100 {
+		t.Fatalf("part a counted %d bytes, want 100", got)
+	}
+	io.Copy(b.Writer(io.Discard), strings.NewReader(strings.Repeat("x", 50)))
+	if l := bar.Line(time.Now().Add(3 * time.Second)); !strings.Contains(l, "150 B / 300 B (50%)") || !strings.Contains(l, "ETA") {
+		t.Fatalf("midway: %q", l)
+	}
+	b.Done()
+	a.Done()
+	if l := bar.Line(time.Now().Add(time.Second)); !strings.Contains(l, "300 B / 300 B (100%)") {
+		t.Fatalf("at the end: %q", l)
+	}
+	var none *Bar
+	p := none.Part(10)
+	if r := strings.NewReader("x"); p.Reader(r) != r {
+		t.Fatal("a nil part wraps the reader")
+	}
+	if p.Writer(io.Discard) != io.Discard || p.Scaled(io.Discard, 10, 5) != io.Discard {
+		t.Fatal("a nil part wraps the writer")
+	}
+	p.Add(1)
+	p.Done()
+}
+
+// TestPartScaled: a stage of 1000 bytes standing for half of a 100-byte
+// part counts 50 bytes when written in uneven pieces (no rounding drift),
+// then the output's own bytes count the rest.
+func TestPartScaled(t *testing.T) {
+	bar := New(nil, "resolve", 100)
+	p := bar.Part(100)
+	w := p.Scaled(io.Discard, 1000, 50)
+	for _, n := range []int{3, 7, 333, 1, 656} {
+		w.Write(make([]byte, n))
+	}
+	if got := p.n.Load(); got != 50 {
+		t.Fatalf("the scaled stage counted %d bytes, want 50", got)
+	}
+	io.Copy(p.Writer(io.Discard), strings.NewReader(strings.Repeat("x", 100)))
+	if got := p.n.Load(); got != 100 {
+		t.Fatalf("the part counted %d bytes, want 100", got)
+	}
+}
+
+// TestRateWindow: once a bar has run longer than the window, its rate and
+// ETA come from the last few seconds: 100 MiB that went by in the first
+// instant (a reused layer) do not hide that the rest crawls.
+func TestRateWindow(t *testing.T) {
+	var out bytes.Buffer
+	b := New(&out, "resolve", 200<<20)
+	now := b.start
+	b.now = func() time.Time { return now }
+	now = now.Add(time.Second)
+	b.Add(100 << 20)
+	for i := 0; i < 20; i++ {
+		now = now.Add(500 * time.Millisecond)
+		b.Add(1 << 20)
+	}
+	got := b.Line(now)
+	for _, want := range []string{"120.0 MiB / 200.0 MiB (60%)", "2.0 MiB/s", "ETA 40s"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+	// Under a second left: "ETA 1s", not "ETA 0s" while bytes remain.
+	b.Add(80<<20 - 1)
+	if got := b.Line(now); !strings.Contains(got, "ETA 1s") {
+		t.Errorf("nearly done: %q", got)
+	}
 }
