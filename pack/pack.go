@@ -490,6 +490,20 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		// tar patch travels when it is smaller than the blob.
 		return st.tarPayload(ctx, plans, p, target, b, stat, workers, lb)
 	}
+	if b.Patch.Codec == tarpatch.CodecBundle {
+		// A layer that also reads target layers was given them because
+		// they hold much of it: its tar patch comes first, and the floor
+		// only when that patch is not already tiny. Beside it, the floor
+		// (one zstd pass at a high level over the blob, which a
+		// cancellation stops only between chunks) was most of a fleet's
+		// pack time. The archive is the same either way.
+		tp, stat, err := st.tarPayload(ctx, plans, p, target, b, stat, workers, lb)
+		if err != nil || tp.size <= b.Size/floorSkip {
+			return tp, stat, err
+		}
+		fl, err := st.floor(ctx, plans, p, target, b, workers)
+		return withFloor(b, tp, stat, nil, floorResult{fl, err})
+	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	floorc := make(chan floorResult, 1)
