@@ -59,6 +59,7 @@ for n in $SIZES; do
 	k=0
 	while read -r name && ((k < 5)); do
 		k=$((k + 1))
+		rm -f "$d/one.dlt"
 		"$BIN" pack --quiet -o "$d/one.dlt" "$d/plan-$name.json"
 		s=$(stat -c %s "$d/one.dlt")
 		((s > single)) && single=$s
