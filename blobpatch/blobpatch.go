@@ -251,7 +251,7 @@ func region(srcSize, off, n, newSize int64) (int64, int64) {
 
 // newEncoder returns an encoder for one chunk against dict.
 func newEncoder(dict []byte, level zstd.EncoderLevel) (*zstd.Encoder, error) {
-	opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false),
+	opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true),
 		zstd.WithWindowSize(window), zstd.WithSingleSegment(false)}
 	if len(dict) > 0 {
 		opts = append(opts, zstd.WithEncoderDictRaw(dictID, dict))

@@ -3,8 +3,12 @@ package pack_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/pack"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
@@ -32,7 +36,7 @@ func TestFleetTargetSources(t *testing.T) {
 	sizes := map[string]int64{}
 	for _, jobs := range []int{1, 3} {
 		var out bytes.Buffer
-		rep, err := pack.Write(ctx, &out, fleetPlans(t, "amber", "brisk", "calm"), pack.Options{Jobs: jobs})
+		rep, err := pack.Write(ctx, &out, fleetPlans(t, "amber", "brisk", "calm"), pack.Options{Jobs: jobs, Compress: pack.CompressNone})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +70,7 @@ func TestFleetTargetSources(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	rep, err := pack.Write(ctx, &out, fleetPlans(t, "amber", "brisk", "calm"), pack.Options{Independent: true})
+	rep, err := pack.Write(ctx, &out, fleetPlans(t, "amber", "brisk", "calm"), pack.Options{Independent: true, Compress: pack.CompressNone})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,5 +101,42 @@ func TestFleetNewServiceShipsLess(t *testing.T) {
 	b := rep.Sidecar.Images[1].Blobs[3]
 	if b.Action != sidecar.Patch || b.Patch.Codec != tarpatch.CodecBundle || b.Patch.Sources[0].Target != "amber" {
 		t.Fatalf("new service's app layer: %s %+v (%s)", b.Action, b.Patch, b.Reason)
+	}
+}
+
+// TestAutoCompress: by default a bundle is zstd-compressed as a whole
+// (its per-image records repeat: the fleet's sidecar entries, manifests,
+// configs and tar headers), and its bytes decompress to exactly the
+// --compress none archive, which is bigger; a single image's archive
+// stays a plain tar.
+func TestAutoCompress(t *testing.T) {
+	ctx := context.Background()
+	pack1 := func(o pack.Options, services ...string) []byte {
+		t.Helper()
+		var out bytes.Buffer
+		if _, err := pack.Write(ctx, &out, fleetPlans(t, services...), o); err != nil {
+			t.Fatal(err)
+		}
+		return out.Bytes()
+	}
+	fleet := []string{"amber", "brisk", "calm"}
+	auto, plain := pack1(pack.Options{}, fleet...), pack1(pack.Options{Compress: pack.CompressNone}, fleet...)
+	if !bytes.Equal(auto, pack1(pack.Options{Compress: pack.CompressZstd}, fleet...)) {
+		t.Fatal("the default for a bundle is not --compress zstd")
+	}
+	zr, _ := zstd.NewReader(nil)
+	defer zr.Close()
+	if got, err := zr.DecodeAll(auto, nil); err != nil || !bytes.Equal(got, plain) {
+		t.Fatal("the compressed bundle is not the plain one")
+	}
+	if len(auto) >= len(plain) {
+		t.Fatalf("compressed bundle %d bytes, plain %d", len(auto), len(plain))
+	}
+	one := pack1(pack.Options{}, "amber")
+	if !bytes.Equal(one, pack1(pack.Options{Compress: pack.CompressNone}, "amber")) {
+		t.Fatal("a single image's archive is compressed by default")
+	}
+	if _, err := pack.Write(ctx, io.Discard, fleetPlans(t, "amber"), pack.Options{Compress: "xz"}); fault.KindOf(err, 0) != fault.Usage {
+		t.Fatalf("--compress xz: %v", err)
 	}
 }

@@ -324,9 +324,9 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "5b82a0ff6cd91950c10515d29df370bd40798063fb3b6b247fdc12e9130c0f55"},
 		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "739e68ba5be8b96de9d1fe1a1c47ae2c5a641919f7e4bedb48de159b5b9929b3"},
 		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "f9c2a642c8b016f6604d7f729b47bd4d746af39927504242023616637e4b9186"},
-		{"bundle", bundle(true), pack.Options{}, "84b629573cc15713730d7c27fac0e9fcbbfd658d063d6257329ff9f700c3410b"},
-		{"bundle independent", bundle(true), pack.Options{Independent: true}, "84b629573cc15713730d7c27fac0e9fcbbfd658d063d6257329ff9f700c3410b"},
-		{"bundle with images new to the site", bundle(false), pack.Options{}, "b3deb2e52247aa7fa48da1a36c46d817ebf29c62291c3b9feca037e4452d5a60"},
+		{"bundle", bundle(true), pack.Options{Compress: pack.CompressNone}, "84b629573cc15713730d7c27fac0e9fcbbfd658d063d6257329ff9f700c3410b"},
+		{"bundle independent", bundle(true), pack.Options{Independent: true, Compress: pack.CompressNone}, "84b629573cc15713730d7c27fac0e9fcbbfd658d063d6257329ff9f700c3410b"},
+		{"bundle with images new to the site", bundle(false), pack.Options{Compress: pack.CompressNone}, "b3deb2e52247aa7fa48da1a36c46d817ebf29c62291c3b9feca037e4452d5a60"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

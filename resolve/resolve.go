@@ -672,6 +672,7 @@ func (r *resolver) build(ctx context.Context, works []*imageWork, rep *Report) e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	srcs.logSpools(r.o.Log)
 	mediaTypes := map[string]string{}
 	for _, w := range works {
 		mt, err := checkManifest(tmp.Path, w.im, r.o.LeaveReused)

@@ -44,6 +44,14 @@ func unpacked(t *testing.T, imgs ...[3]string) string {
 		}
 		plans = append(plans, p)
 	}
+	return packUnpacked(t, plans)
+}
+
+// packUnpacked packs plans into one archive and unpacks it; it returns
+// the partial layout's directory.
+func packUnpacked(t *testing.T, plans []*plan.Plan) string {
+	t.Helper()
+	ctx := context.Background()
 	var arch bytes.Buffer
 	if _, err := pack.Write(ctx, &arch, plans, pack.Options{}); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
 
@@ -37,10 +38,14 @@ type targetSpools struct {
 	// uses counts the patches still to read each source layer.
 	uses  map[digest.Digest]int
 	ready map[digest.Digest]chan struct{}
+	// spooled marks the sources spooled and not yet dropped; peak is
+	// the most there were at once, total how many were spooled.
+	spooled     map[digest.Digest]bool
+	peak, total int
 }
 
 func newTargetSpools(cache *spool.Cache, dir string) *targetSpools {
-	return &targetSpools{cache: cache, dir: dir, uses: map[digest.Digest]int{}, ready: map[digest.Digest]chan struct{}{}}
+	return &targetSpools{cache: cache, dir: dir, uses: map[digest.Digest]int{}, ready: map[digest.Digest]chan struct{}{}, spooled: map[digest.Digest]bool{}}
 }
 
 // targetDigests lists the target-layer sources of b.
@@ -105,6 +110,7 @@ func (t *targetSpools) release(b sidecar.Blob) {
 	for _, d := range targetDigests(b) {
 		if t.uses[d]--; t.uses[d] == 0 {
 			t.cache.Drop(d.String())
+			delete(t.spooled, d)
 		}
 	}
 }
@@ -113,13 +119,31 @@ func (t *targetSpools) release(b sidecar.Blob) {
 // diffID.
 func (t *targetSpools) open(ctx context.Context, s sidecar.Source) (*spool.File, error) {
 	path := layout.BlobPath(t.dir, s.Digest)
-	return t.cache.Content(ctx, s.Digest.String(), func() (io.ReadCloser, error) {
+	f, err := t.cache.Content(ctx, s.Digest.String(), func() (io.ReadCloser, error) {
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, fault.Errorf(fault.Internal, "target layer %s (of image %q) was not written before the patch that reads it: %w", s.Digest, s.Target, err)
 		}
 		return recompress.Decompress(f)
 	}, s.DiffID, fmt.Sprintf("target layer %s of image %q", s.Digest, s.Target))
+	if err == nil {
+		t.mu.Lock()
+		if !t.spooled[s.Digest] {
+			t.spooled[s.Digest] = true
+			t.total++
+			t.peak = max(t.peak, len(t.spooled))
+		}
+		t.mu.Unlock()
+	}
+	return f, err
+}
+
+// logSpools says how many target-layer sources were spooled, and how
+// many at most at once (a source is dropped after its last reader).
+func (t *targetSpools) logSpools(log *slog.Logger) {
+	if t.total > 0 {
+		log.Info("target-layer sources spooled", "sources", t.total, "atOnce", t.peak)
+	}
 }
 
 // dependencyOrder returns an order of tasks 0..n-1 in which each comes

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -115,18 +116,11 @@ func TestSkipDependents(t *testing.T) {
 func TestTargetSpools(t *testing.T) {
 	dir := t.TempDir()
 	content := []byte("a tar, say")
-	blob := gzipped(t, content)
-	d := digest.FromBytes(blob)
-	if err := os.MkdirAll(filepath.Dir(layout.BlobPath(dir, d)), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(layout.BlobPath(dir, d), blob, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	cache := spool.NewCache(t.TempDir())
 	defer cache.Close()
 	ts := newTargetSpools(cache, dir)
-	src := sidecar.Source{Descriptor: sidecar.Descriptor{Digest: d, Size: int64(len(blob))}, DiffID: digest.FromBytes(content), Target: "a"}
+	src := writtenLayer(t, dir, content)
+	d := src.Digest
 	reader := sidecar.Blob{Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Patch, Patch: &sidecar.PatchRef{PatchSpec: sidecar.PatchSpec{Sources: []sidecar.Source{src}}}}}
 	ts.count(reader)
 	ts.count(reader)
@@ -174,4 +168,47 @@ func gzipped(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// A chain of layers, each patched against the one before, rebuilt in
+// order keeps one source spooled at a time.
+func TestTargetSpoolsChain(t *testing.T) {
+	dir := t.TempDir()
+	cache := spool.NewCache(t.TempDir())
+	defer cache.Close()
+	ts := newTargetSpools(cache, dir)
+	var srcs []sidecar.Source
+	var readers []sidecar.Blob
+	for i := range 5 {
+		srcs = append(srcs, writtenLayer(t, dir, []byte(fmt.Sprintf("layer %d", i))))
+		if i > 0 {
+			readers = append(readers, sidecar.Blob{Descriptor: srcs[i].Descriptor, Decision: sidecar.Decision[sidecar.PatchRef]{Action: sidecar.Patch, Patch: &sidecar.PatchRef{PatchSpec: sidecar.PatchSpec{Sources: []sidecar.Source{srcs[i-1]}}}}})
+			ts.count(readers[i-1])
+		}
+	}
+	for i, r := range readers {
+		ts.done(srcs[i].Digest)
+		if _, err := ts.open(context.Background(), srcs[i]); err != nil {
+			t.Fatal(err)
+		}
+		ts.release(r)
+	}
+	if ts.total != 4 || ts.peak != 1 || len(ts.spooled) != 0 {
+		t.Fatalf("spooled %d, %d at once, %d left", ts.total, ts.peak, len(ts.spooled))
+	}
+}
+
+// writtenLayer writes content gzipped into the layout dir, as a layer
+// resolve has rebuilt, and returns it as a target-layer source of image a.
+func writtenLayer(t *testing.T, dir string, content []byte) sidecar.Source {
+	t.Helper()
+	blob := gzipped(t, content)
+	d := digest.FromBytes(blob)
+	if err := os.MkdirAll(filepath.Dir(layout.BlobPath(dir, d)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(layout.BlobPath(dir, d), blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return sidecar.Source{Descriptor: sidecar.Descriptor{Digest: d, Size: int64(len(blob))}, DiffID: digest.FromBytes(content), Target: "a"}
 }

@@ -333,7 +333,7 @@ func encodeWhole(tarBytes []byte, sources []Source, level zstd.EncoderLevel) ([]
 	}
 	// No frame checksum: the caller checks the rebuilt tar against the
 	// layer's diffID, a stronger check than zstd's 4 bytes of CRC.
-	opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(streamWindow), zstd.WithEncoderCRC(false)}
+	opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(streamWindow), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true)}
 	if len(dict) > 0 {
 		opts = append(opts, zstd.WithEncoderDictRaw(dictID, dict))
 	}
@@ -415,7 +415,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	if _, err := cw.Write(head); err != nil {
 		return st, fault.Wrap(fault.Env, err)
 	}
-	zopts := []zstd.EOption{zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(streamWindow)}
+	zopts := []zstd.EOption{zstd.WithEncoderLevel(o.Level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(streamWindow), zstd.WithLowerEncoderMem(true)}
 	hd, err := streamDict(sources)
 	if err != nil {
 		return st, err
@@ -926,7 +926,7 @@ const tinyDict = 256 << 10
 const dictWindow = 32 << 20
 
 func newEncoders(level zstd.EncoderLevel) (*encoders, error) {
-	plain, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	plain, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
@@ -955,7 +955,7 @@ func (e *encoders) withDict(dict, data []byte) ([]byte, error) {
 	if len(dict)+len(data) < tinyDict && level > zstd.SpeedDefault {
 		level = zstd.SpeedDefault
 	}
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false),
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false), zstd.WithLowerEncoderMem(true),
 		zstd.WithEncoderDictRaw(dictID, dict), zstd.WithWindowSize(window))
 	if err != nil {
 		return nil, fmt.Errorf("tarpatch: delta encoder: %w", err)

@@ -52,7 +52,7 @@ func (c *PlanCmd) compute(g *Globals, s stdio) (*plan.Plan, error) {
 type PackCmd struct {
 	Plans    []string `arg:"" optional:"" sep:"none" help:"Plan files (default: a JSON stream of plans on stdin)." placeholder:"PLAN"`
 	Output   string   `short:"o" help:"Write the archive to FILE (atomically) instead of stdout, or push it to a registry as an OCI artifact (docker://HOST/REPO:TAG)." placeholder:"FILE|docker://REF"`
-	Compress string   `help:"Compress the archive as a whole: none or zstd (default: ${default})." default:"none" enum:"none,zstd"`
+	Compress string   `help:"Compress the archive as a whole: auto (zstd for a bundle of several images, none for one), none or zstd (default: ${default})." default:"auto" enum:"auto,none,zstd"`
 	SignKey  string   `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
 	Jobs     int      `help:"Parallel workers (default: number of CPUs)." placeholder:"N"`
 	// Independent is for sites that may not hold every baseline of a
