@@ -233,3 +233,22 @@ func FuzzDecodeModel(f *testing.F) {
 		}
 	})
 }
+
+// TestModelRebase: the hash chains' 32-bit offsets move on (rebase)
+// without changing a prediction; here every 96 KiB instead of 2 GiB.
+func TestModelRebase(t *testing.T) {
+	defer func(n int64) { rebaseAt = n }(rebaseAt)
+	rebaseAt = 3 * wSize
+	content := modelSample()
+	for _, lvl := range []string{"-1", "-6", "-9"} {
+		blob := compressWith(t, []string{"gzip", lvl, "-n"}, content)
+		var form bytes.Buffer
+		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+		l := int(lvl[1] - '0')
+		if _, st := modelRoundTrip(t, blob, content, Levels[l]); st.Corrections != 0 {
+			t.Errorf("gzip %s: %d corrections with rebasing (none without)", lvl, st.Corrections)
+		}
+	}
+}
