@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -342,42 +343,72 @@ func putUvarint(w *bufio.Writer, v uint64) {
 	w.Write(b[:binary.PutUvarint(b[:], v)])
 }
 
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
-
 // errStop ends a trial run of encodeModel at its content limit.
 var errStop = errors.New("stop")
 
 // FitParams finds the zlib/gzip level whose matcher best predicts the
-// stream whose token form is form, trying each on the stream's first
-// blocks (prefix: the first bytes of its content, a MiB or so). It
-// returns the level and the share of tokens it mispredicted there; an
-// error wraps ErrNoModel when the stream does not fit the model form at
-// all.
+// stream whose token form is form, on the stream's first blocks (prefix:
+// the first bytes of its content, a MiB or so). Every level is tried on
+// the first fitProbe bytes; then the best of them, in order, on the
+// whole prefix, the first that mispredicts at most a fitClose share of
+// its tokens ending the search (so a stream of the family costs about
+// two passes of the prefix, not nine). Ties go to the level nearest the family's default, 6. It
+// returns the level and the share of tokens it mispredicted; an error
+// wraps ErrNoModel when the stream does not fit the model form at all.
 func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []byte) (int, float64, error) {
-	stop := int64(len(prefix)) - 2*maxMatch
-	best, bestScore, bestRate := 0, int64(-1), 1.0
-	for lvl := 1; lvl <= 9; lvl++ {
+	trial := func(lvl int, n int) (int64, float64, error) {
 		var st ModelStats
 		w := bufio.NewWriter(io.Discard)
-		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix), Levels[lvl], &st, max(stop, 0))
+		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix[:n]), Levels[lvl], &st, max(int64(n)-2*maxMatch, 0))
 		if err != nil && err != errStop {
 			return 0, 0, err
 		}
 		score := st.Corrections + 8*st.Headers
-		// Ties (content whose matches every level finds alike) go to
-		// the level nearest the family's default, 6.
-		if bestScore < 0 || score < bestScore || score == bestScore && abs(lvl-6) < abs(best-6) {
-			best, bestScore = lvl, score
-			bestRate = float64(score) / float64(max(st.Tokens, 1))
+		return score, float64(score) / float64(max(st.Tokens, 1)), nil
+	}
+	// Levels by distance from 6 (5 before 7: the tie order).
+	order := []int{6, 5, 7, 4, 8, 3, 9, 2, 1}
+	probe := min(len(prefix), fitProbe)
+	type cand struct {
+		lvl   int
+		score int64
+		rate  float64
+	}
+	var cands []cand
+	for _, lvl := range order {
+		score, rate, err := trial(lvl, probe)
+		if err != nil {
+			return 0, 0, err
+		}
+		cands = append(cands, cand{lvl, score, rate})
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].score < cands[j].score })
+	if probe == len(prefix) {
+		return cands[0].lvl, cands[0].rate, nil
+	}
+	best := cand{score: -1}
+	for _, c := range cands[:fitFinalists] {
+		score, rate, err := trial(c.lvl, len(prefix))
+		if err != nil {
+			return 0, 0, err
+		}
+		if best.score < 0 || score < best.score {
+			best = cand{c.lvl, score, rate}
+		}
+		if rate <= fitClose {
+			break // (pigz's chunk boundaries cost a few corrections)
 		}
 	}
-	return best, bestRate, nil
+	return best.lvl, best.rate, nil
 }
+
+const (
+	// fitProbe is the content every level is tried on; fitFinalists how
+	// many of the best go on to the whole prefix.
+	fitProbe     = 128 << 10
+	fitFinalists = 3
+	fitClose     = 0.001
+)
 
 func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64) error {
 	head := make([]byte, len(magic))
@@ -418,9 +449,12 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 		corr = corr[:0]
 		ncorr, gap := 0, 0
 		q := run.pos
-		for _, t := range b.toks {
+		for k, t := range b.toks {
 			if stopAt >= 0 && q+int64(t.span()) > stopAt {
-				return errStop // a trial's end, within a block
+				// A trial's end, within a block.
+				st.Tokens += int64(k)
+				st.Corrections += int64(ncorr)
+				return errStop
 			}
 			pred := run.m.predict(q)
 			if !run.contentOK(q + int64(t.span()) - 1) {
