@@ -128,7 +128,8 @@ func TestBoundedMemory(t *testing.T) {
 // delta of the same pair when its layers are Go-gzip-6 (tarpatch with
 // exact recompression; the target is ours ≤ 1.25x that), the
 // content reference (zstd -19 --long --patch-from on the tars) and the
-// floor. DIFFAH_FOREIGN_ONLY=a,b limits the corpus pairs. Pairs: the changed layers of the corpus
+// floor. DIFFAH_FOREIGN_ONLY=a,b limits the corpus pairs,
+// DIFFAH_FOREIGN_COMPRESSORS="gzip -6,zopfli --i1" the compressors. Pairs: the changed layers of the corpus
 // (DIFFAH_FOREIGN_CORPUS=.cache/corpus, built by scripts/corpus.sh), else
 // a generated pair.
 func TestForeignRatios(t *testing.T) {
@@ -216,6 +217,9 @@ func TestForeignRatios(t *testing.T) {
 		t.Logf("pair %s: %d -> %d bytes uncompressed; as Go-gzip-6: blob %d bytes, diffah delta %d bytes; zstd -19 --long --patch-from on the tars: %s bytes", pr.name, len(pr.old), len(pr.new), g6.Len(), ref.Len(), zref)
 		t.Logf("  %-15s %10s %10s %8s %10s %10s %10s %10s %10s %-28s %11s", "compressor", "blob", "ours", "ours/go", "go-gzip-6", "zstd-ref", "floor", "model", "tar+parse", "model fit", "rebuild/cpu")
 		for _, c := range comps {
+			if only := os.Getenv("DIFFAH_FOREIGN_COMPRESSORS"); only != "" && !strings.Contains(","+only+",", ","+c.name+",") {
+				continue
+			}
 			if _, err := exec.LookPath(c.argv[0]); err != nil || strings.HasPrefix(c.name, "zopfli") && !have("zopfli") {
 				t.Logf("  %-15s not installed", c.name)
 				continue

@@ -109,7 +109,7 @@ func formTokens(r *bufio.Reader, toks []token) ([]token, int64, error) {
 			l := int(lenBase[ls]) + int(m[1])
 			d := int(distBase[ds]) + (int(m[3]) | int(m[4])<<8)
 			if l > maxMatch || d > wSize || lenSym(l) != ls || distSym(d) != ds {
-				return toks, n, ErrNoModel
+				return toks, n, fmt.Errorf("%w: a match not coded by its canonical symbols", ErrNoModel)
 			}
 			toks = append(toks, matchTok(l, d))
 			n += int64(l)
@@ -117,7 +117,7 @@ func formTokens(r *bufio.Reader, toks []token) ([]token, int64, error) {
 			return toks, n, corrupt("unknown token 0x%02x", t)
 		}
 		if n > maxBlockContent {
-			return toks, n, ErrNoModel
+			return toks, n, fmt.Errorf("%w: a block of over %d bytes of content", ErrNoModel, maxBlockContent)
 		}
 	}
 }
