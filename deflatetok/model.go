@@ -386,3 +386,66 @@ func (m *model) advance(q int64, t token) {
 	m.pending = true
 	m.pendLen, m.pendDist = m.nextLen, m.nextDist
 }
+
+// rankOf is the rank of the match (l, d) at q among the chain's
+// candidates at q, nearest first, counting only those at least l long;
+// false when d is not among the first maxRankWalk candidates.
+func (m *model) rankOf(q int64, l, d int) (int, bool) {
+	rank := 0
+	ok := m.walk(q, func(dist, n int) bool {
+		if dist == d {
+			return true
+		}
+		if n >= l {
+			rank++
+		}
+		return false
+	})
+	return rank, ok
+}
+
+// ofRank is the distance of the rank+1-th candidate at q at least l
+// long (rankOf's inverse).
+func (m *model) ofRank(q int64, l, rank int) (int, bool) {
+	d := 0
+	ok := m.walk(q, func(dist, n int) bool {
+		if n < l {
+			return false
+		}
+		if rank == 0 {
+			d = dist
+			return true
+		}
+		rank--
+		return false
+	})
+	return d, ok
+}
+
+// maxRankWalk bounds a rank's chain walk (and so what a hostile form
+// costs: no more than a search with zlib's level-9 chain).
+const maxRankWalk = 1024
+
+// walk calls f with the distance and match length at q of each chain
+// candidate, nearest first, until f returns true (walk returns true) or
+// the chain ends.
+func (m *model) walk(q int64, f func(dist, n int) bool) bool {
+	if q+minMatch > m.win.end() {
+		return false
+	}
+	look := min(m.win.end()-q, maxMatch)
+	buf := m.win.buf
+	scan := buf[q-m.win.base : q-m.win.base+look]
+	v := m.prev[q&wMask]
+	lim := uint32(max(max(q-maxDist, m.start)+1-m.off, 0))
+	delta := int(m.off - 1 - m.win.base)
+	pv := int(q + 1 - m.off)
+	for k := 0; v > lim && k < maxRankWalk; k++ {
+		i := int(v) + delta
+		if f(pv-int(v), matchLen(buf[i:i+int(look)], scan)) {
+			return true
+		}
+		v = m.prev[(int(v)+int(m.off-1))&wMask]
+	}
+	return false
+}

@@ -277,3 +277,41 @@ sys.stdout.buffer.write(member(d[:n],6,b"a.tar",b"first")+member(d[n:],6,b"b.tar
 		t.Errorf("%d corrections, %d headers recorded: want none", st.Corrections, st.Headers)
 	}
 }
+
+// TestModelFormVersions: the first model form (DFHMODL1, distances as
+// they are) still decodes; the ranked one (DFHMODL2) rebuilds the same
+// token form, and costs less where another encoder's matches differ
+// from the model's (libdeflate's lazy matcher).
+func TestModelFormVersions(t *testing.T) {
+	ctx := context.Background()
+	content := modelSample()
+	argvs := [][]string{{"gzip", "-6", "-c"}}
+	if _, err := exec.LookPath("libdeflate-gzip"); err == nil {
+		argvs = append(argvs, []string{"libdeflate-gzip", "-6", "-c"})
+	}
+	for _, argv := range argvs {
+		blob := compressWith(t, argv, content)
+		var form bytes.Buffer
+		if err := Decode(ctx, &form, bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+		var sizes [2]int
+		for i, ranked := range []bool{false, true} {
+			var mf, back bytes.Buffer
+			if _, err := encodeModelForm(ctx, &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[6], int64(len(blob)), ranked); err != nil {
+				t.Fatal(err)
+			}
+			if err := DecodeModel(ctx, &back, bytes.NewReader(mf.Bytes()), bytes.NewReader(content), int64(form.Len())); err != nil {
+				t.Fatalf("%v ranked=%v: %v", argv, ranked, err)
+			}
+			if !bytes.Equal(back.Bytes(), form.Bytes()) {
+				t.Fatalf("%v ranked=%v: the model form rebuilds another token form", argv, ranked)
+			}
+			sizes[i] = mf.Len()
+		}
+		t.Logf("%v: model form %d bytes as DFHMODL1, %d as DFHMODL2", argv, sizes[0], sizes[1])
+		if argv[0] == "libdeflate-gzip" && sizes[1] >= sizes[0] {
+			t.Errorf("%v: the ranked form (%d bytes) is not smaller than the first (%d)", argv, sizes[1], sizes[0])
+		}
+	}
+}

@@ -16,14 +16,15 @@ import (
 	"github.com/diffah/diffah/fault"
 )
 
-// The model form of a gzip blob (codec diffah-deflate-model/1): what,
+// The model form of a gzip blob (codec diffah-deflate-model/2; /1 is
+// still read): what,
 // with the blob's content, rebuilds its token form — and so the blob —
 // when the blob was made by a compressor of the zlib/gzip family. The
 // matcher model (model.go) predicts every token, the header model
 // (trees.go) every dynamic header; the form holds the parameters, the
 // block structure, and only the tokens and headers the models got wrong.
 //
-//	modelForm = magic "DFHMODL1" zstd-frame(body)
+//	modelForm = magic ("DFHMODL2" | "DFHMODL1") zstd-frame(body)
 //	body    = byte(lazy) uvarint(good) uvarint(maxLazy) uvarint(nice) uvarint(chain)
 //	          { 0x01 member } 0x00 uvarint(n) n*byte(tail)
 //	member  = uvarint(hlen) hlen*byte(gzip header) { block } byte(pad) 8*byte(trailer)
@@ -31,7 +32,14 @@ import (
 //	          stored:        byte(pad)                    (len ≤ 65535)
 //	          fixed/dynamic: [dynamic header as in the token form, when header=1]
 //	                         uvarint(count) count*correction
-//	correction = uvarint(gap) uvarint(length) [uvarint(distance) when length > 0]
+//	correction = uvarint(gap) uvarint(length) [uvarint(where) when length > 0]
+//
+// where is, in "DFHMODL2", rank<<1 — the match is the rank+1-th of the
+// model's hash chain candidates at its position (nearest first, at most
+// maxRankWalk of them) that match at least length bytes, so the
+// distance costs a few bits, mostly none, where another encoder chose
+// another of the candidates — or distance<<1 | 1 when the chain does not
+// hold it; in "DFHMODL1" the distance.
 //
 // len is the content bytes the block covers. inputEnds says the
 // compressor's input ended with the block (a member's last data, or a
@@ -41,7 +49,10 @@ import (
 // tokens are predicted and not corrected (they only move the model on).
 var debugModel = os.Getenv("DIFFAH_MODEL_DEBUG") != ""
 
-const modelMagic = "DFHMODL1"
+const (
+	modelMagic   = "DFHMODL2"
+	modelMagicV1 = "DFHMODL1"
+)
 
 // ErrNoModel says the blob's tokens do not fit the model (another
 // encoder made it, or a structure the model form cannot hold).
@@ -293,8 +304,18 @@ func (r *modelRun) contentOK(q int64) bool { return q < r.win.end() }
 // returns ErrNoModel (wrapped) when the stream does not fit the model
 // form, or when the form would exceed maxBody bytes before compression.
 func EncodeModel(ctx context.Context, w io.Writer, form, content io.Reader, p Params, maxBody int64) (ModelStats, error) {
+	return encodeModelForm(ctx, w, form, content, p, maxBody, true)
+}
+
+// encodeModelForm writes the ranked form ("DFHMODL2"), or when ranked is
+// false the first one (for tests: what older archives hold).
+func encodeModelForm(ctx context.Context, w io.Writer, form, content io.Reader, p Params, maxBody int64, ranked bool) (ModelStats, error) {
 	var st ModelStats
-	if _, err := io.WriteString(w, modelMagic); err != nil {
+	m := modelMagic
+	if !ranked {
+		m = modelMagicV1
+	}
+	if _, err := io.WriteString(w, m); err != nil {
 		return st, fault.Wrap(fault.Env, err)
 	}
 	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
@@ -303,7 +324,7 @@ func EncodeModel(ctx context.Context, w io.Writer, form, content io.Reader, p Pa
 	}
 	cw := &capWriter{w: zw, left: maxBody}
 	bw := bufio.NewWriterSize(cw, 1<<16)
-	if err := encodeModel(ctx, bw, bufio.NewReaderSize(form, 1<<20), content, p, &st, -1); err != nil {
+	if err := encodeModel(ctx, bw, bufio.NewReaderSize(form, 1<<20), content, p, &st, -1, ranked); err != nil {
 		zw.Close()
 		if cw.over {
 			return st, fmt.Errorf("%w: corrections over %d bytes", ErrNoModel, maxBody)
@@ -359,7 +380,7 @@ func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []b
 	trial := func(lvl int, n int) (int64, float64, error) {
 		var st ModelStats
 		w := bufio.NewWriter(io.Discard)
-		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix[:n]), Levels[lvl], &st, max(int64(n)-2*maxMatch, 0))
+		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix[:n]), Levels[lvl], &st, max(int64(n)-2*maxMatch, 0), false)
 		if err != nil && err != errStop {
 			return 0, 0, err
 		}
@@ -410,7 +431,7 @@ const (
 	fitClose     = 0.001
 )
 
-func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64) error {
+func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64, ranked bool) error {
 	head := make([]byte, len(magic))
 	if _, err := io.ReadFull(fr, head); err != nil || string(head) != magic {
 		return corrupt("bad magic")
@@ -468,7 +489,14 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 				corr = binary.AppendUvarint(corr, uint64(gap))
 				corr = binary.AppendUvarint(corr, uint64(t.length()))
 				if t != 0 {
-					corr = binary.AppendUvarint(corr, uint64(t.dist()))
+					where := uint64(t.dist())
+					if ranked {
+						where = where<<1 | 1
+						if r, ok := run.m.rankOf(q, t.length(), t.dist()); ok {
+							where = uint64(r) << 1
+						}
+					}
+					corr = binary.AppendUvarint(corr, where)
 				}
 				ncorr++
 				gap = 0
@@ -614,9 +642,10 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, maxForm int64) error {
 	br := bufio.NewReader(r)
 	head := make([]byte, len(modelMagic))
-	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic {
+	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic && string(head) != modelMagicV1 {
 		return corrupt("not a model form (bad magic)")
 	}
+	ranked := string(head) == modelMagic
 	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
 	if err != nil {
 		return fault.Wrap(fault.Internal, err)
@@ -624,7 +653,7 @@ func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reade
 	defer zr.Close()
 	lw := &limitWriter{w: w, left: maxForm}
 	bw := bufio.NewWriterSize(lw, 1<<16)
-	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content)
+	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content, ranked)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -645,7 +674,7 @@ func readUv(r *bufio.Reader, max uint64) (uint64, error) {
 	return v, nil
 }
 
-func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader) error {
+func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader, ranked bool) error {
 	lazy, err := r.ReadByte()
 	if err != nil || lazy > 1 {
 		return corrupt("bad parameters")
@@ -748,7 +777,7 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 					}
 					t = 0
 					if l > 0 {
-						d, err := readUv(r, wSize)
+						d, err := readWhere(r, run.m, q, int(l), ranked)
 						if err != nil {
 							return err
 						}
@@ -839,4 +868,25 @@ func writeFormTokens(w *bufio.Writer, toks []token) {
 	}
 	flush()
 	w.WriteByte(tokEOB)
+}
+
+// readWhere reads a correction's match distance: in a ranked form
+// (DFHMODL2) its rank among the model's candidates at q, or the distance
+// itself; in DFHMODL1 the distance.
+func readWhere(r *bufio.Reader, m *model, q int64, l int, ranked bool) (uint64, error) {
+	if !ranked {
+		return readUv(r, wSize)
+	}
+	v, err := readUv(r, wSize<<1|1)
+	if err != nil {
+		return 0, err
+	}
+	if v&1 == 1 {
+		return v >> 1, nil
+	}
+	d, ok := m.ofRank(q, l, int(v>>1))
+	if !ok {
+		return 0, corrupt("correction names candidate %d of a shorter chain", v>>1)
+	}
+	return uint64(d), nil
 }

@@ -23,7 +23,7 @@ import (
 const modelPrefix = 1 << 20
 
 // modelPatch is the patch of a gzip layer made by a compressor of the
-// zlib/gzip family (codec diffah-deflate-model/1): its tar as a tar
+// zlib/gzip family (codec diffah-deflate-model/2): its tar as a tar
 // patch, and its model form (deflatetok.EncodeModel: the matcher's
 // parameters and only the tokens and headers the model mispredicts),
 // which needs no baseline blob. nil when the blob is not gzip or does
