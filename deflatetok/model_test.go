@@ -198,6 +198,27 @@ func TestDecodeModelHostile(t *testing.T) {
 		p[i] ^= 0x5a
 		try(p)
 	}
+	// Bodies with one byte changed (as valid zstd): every field of the
+	// form, corrections and ranks among them (Go's gzip: many corrections).
+	var gb, gf, gm bytes.Buffer
+	zw0, _ := gzip.NewWriterLevel(&gb, 6)
+	zw0.Write(content)
+	zw0.Close()
+	Decode(context.Background(), &gf, bytes.NewReader(gb.Bytes()))
+	EncodeModel(context.Background(), &gm, bytes.NewReader(gf.Bytes()), bytes.NewReader(content), Levels[6], 1<<20)
+	zr, _ := zstd.NewReader(nil)
+	body, err := zr.DecodeAll(gm.Bytes()[len(modelMagic):], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := zstd.NewWriter(nil)
+	for i := 0; i < min(len(body), 3000); i++ {
+		for _, v := range []byte{body[i] ^ 0x5a, 0xff, 0} {
+			p := append([]byte(nil), body...)
+			p[i] = v
+			try(enc.EncodeAll(p, []byte(modelMagic)))
+		}
+	}
 	// A body that is valid zstd but not a model form.
 	var bad bytes.Buffer
 	bad.WriteString(modelMagic)
@@ -216,10 +237,13 @@ func FuzzDecodeModel(f *testing.F) {
 		zw, _ := gzip.NewWriterLevel(&b, lvl)
 		zw.Write(content)
 		zw.Close()
-		var form, mf bytes.Buffer
+		var form bytes.Buffer
 		Decode(context.Background(), &form, bytes.NewReader(b.Bytes()))
-		EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[lvl], 1<<20)
-		f.Add(mf.Bytes())
+		for _, ranked := range []bool{true, false} { // DFHMODL2 and DFHMODL1
+			var mf bytes.Buffer
+			encodeModelForm(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[lvl], 1<<20, ranked)
+			f.Add(mf.Bytes())
+		}
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var out bytes.Buffer
