@@ -302,7 +302,7 @@ func (r *modelRun) contentOK(q int64) bool { return q < r.win.end() }
 // EncodeModel writes the model form of a gzip blob, from its token form
 // (Decode's output) and its content, with matcher parameters p. It
 // returns ErrNoModel (wrapped) when the stream does not fit the model
-// form, or when the form would exceed maxBody bytes before compression.
+// form, or when the form would exceed maxBody bytes.
 func EncodeModel(ctx context.Context, w io.Writer, form, content io.Reader, p Params, maxBody int64) (ModelStats, error) {
 	return encodeModelForm(ctx, w, form, content, p, maxBody, true)
 }
@@ -315,30 +315,37 @@ func encodeModelForm(ctx context.Context, w io.Writer, form, content io.Reader, 
 	if !ranked {
 		m = modelMagicV1
 	}
-	if _, err := io.WriteString(w, m); err != nil {
+	cw := &capWriter{w: w, left: maxBody}
+	if _, err := io.WriteString(cw, m); err != nil {
 		return st, fault.Wrap(fault.Env, err)
 	}
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
+	zw, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
 	if err != nil {
 		return st, fault.Wrap(fault.Internal, err)
 	}
-	cw := &capWriter{w: zw, left: maxBody}
-	bw := bufio.NewWriterSize(cw, 1<<16)
-	if err := encodeModel(ctx, bw, bufio.NewReaderSize(form, 1<<20), content, p, &st, -1, ranked); err != nil {
+	over := func() error {
 		zw.Close()
+		return fmt.Errorf("%w: reconstruction data over %d bytes", ErrNoModel, maxBody)
+	}
+	bw := bufio.NewWriterSize(zw, 1<<16)
+	if err := encodeModel(ctx, bw, bufio.NewReaderSize(form, 1<<20), content, p, &st, -1, ranked, func() bool { return cw.over }); err != nil {
 		if cw.over {
-			return st, fmt.Errorf("%w: corrections over %d bytes", ErrNoModel, maxBody)
+			return st, over()
 		}
+		zw.Close()
 		return st, err
 	}
 	if err := bw.Flush(); err != nil {
-		zw.Close()
 		if cw.over {
-			return st, fmt.Errorf("%w: corrections over %d bytes", ErrNoModel, maxBody)
+			return st, over()
 		}
+		zw.Close()
 		return st, fault.Wrap(fault.Env, err)
 	}
 	if err := zw.Close(); err != nil {
+		if cw.over {
+			return st, fmt.Errorf("%w: reconstruction data over %d bytes", ErrNoModel, maxBody)
+		}
 		return st, fault.Wrap(fault.Env, err)
 	}
 	return st, nil
@@ -380,7 +387,7 @@ func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []b
 	trial := func(lvl int, n int) (int64, float64, error) {
 		var st ModelStats
 		w := bufio.NewWriter(io.Discard)
-		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix[:n]), Levels[lvl], &st, max(int64(n)-2*maxMatch, 0), false)
+		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix[:n]), Levels[lvl], &st, max(int64(n)-2*maxMatch, 0), false, nil)
 		if err != nil && err != errStop {
 			return 0, 0, err
 		}
@@ -431,7 +438,7 @@ const (
 	fitClose     = 0.001
 )
 
-func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64, ranked bool) error {
+func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64, ranked bool, full func() bool) error {
 	head := make([]byte, len(magic))
 	if _, err := io.ReadFull(fr, head); err != nil || string(head) != magic {
 		return corrupt("bad magic")
@@ -448,6 +455,9 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 	var hdrBuf []byte
 	var corr []byte
 	emit := func(b *mblock, final bool) error {
+		if full != nil && full() {
+			return ErrNoModel // the caller says why
+		}
 		st.Blocks++
 		run.startBlock(b.n, b.inEnds)
 		flags := b.h

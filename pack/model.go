@@ -19,8 +19,13 @@ import (
 	"github.com/diffah/diffah/sidecar"
 )
 
-// modelPrefix is how much of a layer's content the level search reads.
-const modelPrefix = 1 << 20
+// modelPrefix is how much of a layer's content the level search reads;
+// a model form over a modelCap-th of the blob is given up (another
+// encoder made it, its patch would not pay).
+const (
+	modelPrefix = 1 << 20
+	modelCap    = 4
+)
 
 // modelPatch is the patch of a gzip layer made by a compressor of the
 // zlib/gzip family (codec diffah-deflate-model/2): its tar as a tar
@@ -28,7 +33,7 @@ const modelPrefix = 1 << 20
 // parameters and only the tokens and headers the model mispredicts),
 // which needs no baseline blob. nil when the blob is not gzip or does
 // not fit the model (another encoder made it: the corrections would be
-// more than an eighth of the blob). family names the encoder found, for
+// more than a modelCap-th of the blob). family names the encoder found, for
 // the layer's reason whatever patch travels: "zlib/gzip family, level
 // N", "unknown deflate (why)", or "" when the blob is not gzip.
 func (st *state) modelPatch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (pl *payload, family string, err error) {
@@ -95,7 +100,7 @@ func (st *state) modelPatchOf(ctx context.Context, plans []*plan.Plan, p *plan.P
 	var stats deflatetok.ModelStats
 	err = st.inflated(p, target, b, func(r io.Reader) error {
 		var err error
-		stats, err = deflatetok.EncodeModel(ctx, mf, io.NewSectionReader(form, 0, formSize), r, deflatetok.Levels[level], b.Size/8)
+		stats, err = deflatetok.EncodeModel(ctx, mf, io.NewSectionReader(form, 0, formSize), r, deflatetok.Levels[level], b.Size/modelCap)
 		return err
 	})
 	if errors.Is(err, deflatetok.ErrNoModel) {
@@ -141,7 +146,12 @@ func (st *state) modelPatchOf(ctx context.Context, plans []*plan.Plan, p *plan.P
 		f.Close()
 		return nil, "", fault.Errorf(fault.Env, "pack: %w", err)
 	}
+	// Past 1% of tokens mispredicted, another encoder made it (libdeflate's
+	// lazy levels come out near 6%): the model only predicts it best.
 	family := fmt.Sprintf("zlib/gzip family, level %d (%.2f%% of tokens mispredicted on its first blocks)", level, 100*rate)
+	if rate > 0.01 {
+		family = fmt.Sprintf("unknown deflate encoder, predicted by the zlib/gzip model at level %d (%.2f%% of tokens mispredicted on its first blocks)", level, 100*rate)
+	}
 	note := fmt.Sprintf("%s; reconstruction data %s: %d corrections of %d tokens, %d of %d headers",
 		family, units.Bytes(mfSize), stats.Corrections, stats.Tokens, stats.Headers, stats.Blocks)
 	st.o.Log.Info("model patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "tarPatch", tpLen, "modelForm", mfSize, "patch", n, "level", level, "corrections", stats.Corrections)
