@@ -122,7 +122,7 @@ func TestBoundedMemory(t *testing.T) {
 // TestForeignRatios (DIFFAH_FOREIGN_BENCH=1; heavy) compresses layer
 // pairs with each installed real compressor and reports, per compressor,
 // what diffah ships for the changed layer (the smallest of the
-// diffah-deflate-model/1 patch — the tar patch plus the model form —, the
+// diffah-deflate-model/2 patch — the tar patch plus the model form —, the
 // diffah-deflate/1 and -inline/1 patches when the model does not fit
 // closely, and the compressed-bytes floor, diffah-blob/1), beside the
 // delta of the same pair when its layers are Go-gzip-6 (tarpatch with
