@@ -1,7 +1,9 @@
 package deflatetok
 
 import (
+	"encoding/binary"
 	"io"
+	"math/bits"
 )
 
 // A model of the zlib/gzip deflate family (built from RFC 1951 and the
@@ -111,9 +113,12 @@ func (w *window) end() int64 { return w.base + int64(len(w.buf)) }
 type model struct {
 	p   Params
 	win *window
-	// head and prev are the hash chains, as content offset+1 (0: none).
-	head [1 << hBits]int64
-	prev [wSize]int64
+	// head and prev are the hash chains, as content offset+1-off (0:
+	// none): 32-bit, so both stay in cache; rebase moves off on before
+	// offsets outgrow them.
+	head [1 << hBits]uint32
+	prev [wSize]uint32
+	off  int64
 	// start is the offset where the stream's window begins (never a
 	// match source); ins is the next offset to hash (lazy mode).
 	start, ins int64
@@ -136,6 +141,7 @@ func newModel(p Params, w *window) *model {
 func (m *model) reset(dict, pos int64) {
 	clear(m.head[:])
 	clear(m.prev[:])
+	m.off = dict
 	m.start, m.ins = dict, dict
 	m.pending = false
 	m.end = noEnd
@@ -148,16 +154,41 @@ func (m *model) reset(dict, pos int64) {
 // noEnd is the end of a stream whose input goes on past the block.
 const noEnd = int64(1) << 62
 
+// rebaseAt is how far past off an offset may be hashed before off moves.
+var rebaseAt int64 = 1 << 31
+
+// rebase moves off up to a window before p: entries older than that
+// (beyond any match's reach) become none.
+func (m *model) rebase(p int64) {
+	d := p - 2*wSize - m.off
+	if d <= 0 {
+		return
+	}
+	m.off += d
+	for _, t := range [][]uint32{m.head[:], m.prev[:]} {
+		for i, v := range t {
+			if int64(v) <= d {
+				t[i] = 0
+			} else {
+				t[i] = v - uint32(d)
+			}
+		}
+	}
+}
+
 func hash3(b []byte) int {
 	return (int(b[0])<<10 ^ int(b[1])<<5 ^ int(b[2])) & hMask
 }
 
 // insert hashes the string at p (which has three bytes of input).
 func (m *model) insert(p int64) {
+	if p-m.off >= rebaseAt {
+		m.rebase(p)
+	}
 	b := m.win.buf[p-m.win.base:]
 	h := hash3(b)
 	m.prev[p&wMask] = m.head[h]
-	m.head[h] = p + 1
+	m.head[h] = uint32(p + 1 - m.off)
 }
 
 // insertTo hashes every offset up to last not hashed yet that has three
@@ -169,9 +200,27 @@ func (m *model) insertTo(last, limit int64) {
 	if last > limit-minMatch {
 		last = limit - minMatch
 	}
-	for ; m.ins <= last; m.ins++ {
-		m.insert(m.ins)
+	if m.ins > last {
+		return
 	}
+	if last-m.off >= rebaseAt {
+		m.rebase(m.ins)
+		if last-m.off >= rebaseAt {
+			for ; m.ins <= last; m.ins++ {
+				m.insert(m.ins)
+			}
+			return
+		}
+	}
+	buf := m.win.buf[m.ins-m.win.base : last-m.win.base+minMatch]
+	v := uint32(m.ins + 1 - m.off)
+	for i := 0; i+minMatch <= len(buf); i++ {
+		h := hash3(buf[i:])
+		m.prev[(m.ins+int64(i))&wMask] = m.head[h]
+		m.head[h] = v
+		v++
+	}
+	m.ins = last + 1
 }
 
 // search finds the longest match at p longer than prevLen (the
@@ -181,10 +230,16 @@ func (m *model) search(p int64, prevLen int) (int, int) {
 	if p+minMatch > m.end || p+minMatch > m.win.end() {
 		return minMatch - 1, 0 // not hashed: no search
 	}
-	cand := m.prev[p&wMask] - 1 // the chain head when p was hashed
-	if cand <= m.start || p-cand > maxDist {
+	// The chain head when p was hashed; limit is the oldest offset a
+	// match may start after (both as stored: offset+1-off).
+	// The first candidate may be maxDist back, the chain's only less
+	// (as the family's matcher has it).
+	v := m.prev[p&wMask]
+	if int64(v) <= m.start+1-m.off || int64(v) < p-maxDist+1-m.off {
 		return minMatch - 1, 0
 	}
+	lim := max(p-maxDist, m.start) + 1 - m.off
+	limit := uint32(max(lim, 0))
 	chain := m.p.Chain
 	if prevLen >= m.p.Good {
 		chain >>= 2
@@ -193,43 +248,68 @@ func (m *model) search(p int64, prevLen int) (int, int) {
 	if e := m.win.end() - p; e < look {
 		look = e
 	}
-	nice := int64(m.p.Nice)
-	if nice > look {
-		nice = look
+	nice := m.p.Nice
+	if int64(nice) > look {
+		nice = int(look)
 	}
-	max := int64(maxMatch)
-	if max > look {
-		max = look
-	}
-	limit := p - maxDist
-	if limit < m.start {
-		limit = m.start
+	max := maxMatch
+	if int64(max) > look {
+		max = int(look)
 	}
 	best, bestDist := prevLen, 0
-	buf, base := m.win.buf, m.win.base
-	scan := buf[p-base : p-base+max]
+	if best >= max {
+		return best, 0 // nothing can be longer
+	}
+	buf := m.win.buf
+	ps := int(p - m.win.base)
+	scan := buf[ps : ps+max]
+	// delta turns a stored offset into an index in buf, pm into an
+	// index in prev.
+	delta := int(m.off - 1 - m.win.base)
+	pm := int(m.off - 1)
+	pv := int(p + 1 - m.off)
+	// A candidate can be longer than best only if it agrees at best-1
+	// and best, and (a match at all) at 0 and 1.
+	end := binary.LittleEndian.Uint16(scan[best-1:])
+	start := binary.LittleEndian.Uint16(scan)
+	prev := &m.prev
 	for {
-		mt := buf[cand-base:]
-		if best < len(scan) && mt[best] == scan[best] && mt[0] == scan[0] && mt[1] == scan[1] {
-			n := 2
-			for n < len(scan) && mt[n] == scan[n] {
-				n++
-			}
+		i := int(v) + delta
+		if binary.LittleEndian.Uint16(buf[i+best-1:]) == end && binary.LittleEndian.Uint16(buf[i:]) == start {
+			n := matchLen(buf[i:i+max], scan)
 			if n > best {
-				best, bestDist = n, int(p-cand)
-				if int64(n) >= nice {
+				best, bestDist = n, pv-int(v)
+				if n >= nice || n >= max {
 					break
 				}
+				end = binary.LittleEndian.Uint16(scan[best-1:])
 			}
 		}
 		chain--
-		next := m.prev[cand&wMask] - 1
+		next := prev[(int(v)+pm)&wMask]
 		if next <= limit || chain == 0 {
 			break
 		}
-		cand = next
+		v = next
 	}
 	return best, bestDist
+}
+
+// matchLen is the length of the common prefix of a and b (len(a) ≥
+// len(b)), compared eight bytes at a time.
+func matchLen(a, b []byte) int {
+	n := 0
+	for n+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(a[n:]) ^ binary.LittleEndian.Uint64(b[n:])
+		if x != 0 {
+			return n + bits.TrailingZeros64(x)>>3
+		}
+		n += 8
+	}
+	for n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
 }
 
 // predict is the token the compressor would write at q.
@@ -305,4 +385,67 @@ func (m *model) advance(q int64, t token) {
 	}
 	m.pending = true
 	m.pendLen, m.pendDist = m.nextLen, m.nextDist
+}
+
+// rankOf is the rank of the match (l, d) at q among the chain's
+// candidates at q, nearest first, counting only those at least l long;
+// false when d is not among the first maxRankWalk candidates.
+func (m *model) rankOf(q int64, l, d int) (int, bool) {
+	rank := 0
+	ok := m.walk(q, func(dist, n int) bool {
+		if dist == d {
+			return true
+		}
+		if n >= l {
+			rank++
+		}
+		return false
+	})
+	return rank, ok
+}
+
+// ofRank is the distance of the rank+1-th candidate at q at least l
+// long (rankOf's inverse).
+func (m *model) ofRank(q int64, l, rank int) (int, bool) {
+	d := 0
+	ok := m.walk(q, func(dist, n int) bool {
+		if n < l {
+			return false
+		}
+		if rank == 0 {
+			d = dist
+			return true
+		}
+		rank--
+		return false
+	})
+	return d, ok
+}
+
+// maxRankWalk bounds a rank's chain walk (and so what a hostile form
+// costs: no more than a search with zlib's level-9 chain).
+const maxRankWalk = 1024
+
+// walk calls f with the distance and match length at q of each chain
+// candidate, nearest first, until f returns true (walk returns true) or
+// the chain ends.
+func (m *model) walk(q int64, f func(dist, n int) bool) bool {
+	if q+minMatch > m.win.end() {
+		return false
+	}
+	look := min(m.win.end()-q, maxMatch)
+	buf := m.win.buf
+	scan := buf[q-m.win.base : q-m.win.base+look]
+	v := m.prev[q&wMask]
+	lim := uint32(max(max(q-maxDist, m.start)+1-m.off, 0))
+	delta := int(m.off - 1 - m.win.base)
+	pv := int(q + 1 - m.off)
+	for k := 0; v > lim && k < maxRankWalk; k++ {
+		i := int(v) + delta
+		if f(pv-int(v), matchLen(buf[i:i+int(look)], scan)) {
+			return true
+		}
+		v = m.prev[(int(v)+int(m.off-1))&wMask]
+	}
+	return false
 }

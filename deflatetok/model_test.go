@@ -198,6 +198,27 @@ func TestDecodeModelHostile(t *testing.T) {
 		p[i] ^= 0x5a
 		try(p)
 	}
+	// Bodies with one byte changed (as valid zstd): every field of the
+	// form, corrections and ranks among them (Go's gzip: many corrections).
+	var gb, gf, gm bytes.Buffer
+	zw0, _ := gzip.NewWriterLevel(&gb, 6)
+	zw0.Write(content)
+	zw0.Close()
+	Decode(context.Background(), &gf, bytes.NewReader(gb.Bytes()))
+	EncodeModel(context.Background(), &gm, bytes.NewReader(gf.Bytes()), bytes.NewReader(content), Levels[6], 1<<20)
+	zr, _ := zstd.NewReader(nil)
+	body, err := zr.DecodeAll(gm.Bytes()[len(modelMagic):], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := zstd.NewWriter(nil)
+	for i := 0; i < min(len(body), 3000); i++ {
+		for _, v := range []byte{body[i] ^ 0x5a, 0xff, 0} {
+			p := append([]byte(nil), body...)
+			p[i] = v
+			try(enc.EncodeAll(p, []byte(modelMagic)))
+		}
+	}
 	// A body that is valid zstd but not a model form.
 	var bad bytes.Buffer
 	bad.WriteString(modelMagic)
@@ -216,10 +237,13 @@ func FuzzDecodeModel(f *testing.F) {
 		zw, _ := gzip.NewWriterLevel(&b, lvl)
 		zw.Write(content)
 		zw.Close()
-		var form, mf bytes.Buffer
+		var form bytes.Buffer
 		Decode(context.Background(), &form, bytes.NewReader(b.Bytes()))
-		EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[lvl], 1<<20)
-		f.Add(mf.Bytes())
+		for _, ranked := range []bool{true, false} { // DFHMODL2 and DFHMODL1
+			var mf bytes.Buffer
+			encodeModelForm(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[lvl], 1<<20, ranked)
+			f.Add(mf.Bytes())
+		}
 	}
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var out bytes.Buffer
@@ -232,4 +256,86 @@ func FuzzDecodeModel(f *testing.F) {
 			t.Fatalf("non-integrity error: %v", err)
 		}
 	})
+}
+
+// TestModelRebase: the hash chains' 32-bit offsets move on (rebase)
+// without changing a prediction; here every 96 KiB instead of 2 GiB.
+func TestModelRebase(t *testing.T) {
+	defer func(n int64) { rebaseAt = n }(rebaseAt)
+	rebaseAt = 3 * wSize
+	content := modelSample()
+	for _, lvl := range []string{"-1", "-6", "-9"} {
+		blob := compressWith(t, []string{"gzip", lvl, "-n"}, content)
+		var form bytes.Buffer
+		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+		l := int(lvl[1] - '0')
+		if _, st := modelRoundTrip(t, blob, content, Levels[l]); st.Corrections != 0 {
+			t.Errorf("gzip %s: %d corrections with rebasing (none without)", lvl, st.Corrections)
+		}
+	}
+}
+
+// TestModelHeaderFields: gzip members whose headers carry every field
+// (mtime, extra, name, comment, header CRC), several members and bytes
+// after the last: the model form keeps them all and rebuilds the blob
+// exactly, still predicting every token (zlib's deflate, by hand-made
+// gzip framing).
+func TestModelHeaderFields(t *testing.T) {
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed")
+	}
+	content := modelSample()
+	blob := compressWith(t, []string{"python3", "-c", `import sys,zlib,struct
+d=sys.stdin.buffer.read()
+def member(data,lvl,name,comment):
+    h=b"\x1f\x8b\x08\x1e"+struct.pack("<I",1700000000)+b"\x02\x03"
+    h+=struct.pack("<H",6)+b"AB\x02\x00xy"+name+b"\x00"+comment+b"\x00"
+    h+=struct.pack("<H",zlib.crc32(h)&0xffff)
+    c=zlib.compressobj(lvl,zlib.DEFLATED,-15)
+    return h+c.compress(data)+c.flush()+struct.pack("<II",zlib.crc32(data),len(data)&0xffffffff)
+n=len(d)//2
+sys.stdout.buffer.write(member(d[:n],6,b"a.tar",b"first")+member(d[n:],6,b"b.tar",b"second")+b"\x00"*5)`}, content)
+	if _, st := modelRoundTrip(t, blob, content, Levels[6]); st.Corrections != 0 || st.Headers != 0 {
+		t.Errorf("%d corrections, %d headers recorded: want none", st.Corrections, st.Headers)
+	}
+}
+
+// TestModelFormVersions: the first model form (DFHMODL1, distances as
+// they are) still decodes; the ranked one (DFHMODL2) rebuilds the same
+// token form, and costs less where another encoder's matches differ
+// from the model's (libdeflate's lazy matcher).
+func TestModelFormVersions(t *testing.T) {
+	ctx := context.Background()
+	content := modelSample()
+	argvs := [][]string{{"gzip", "-6", "-c"}}
+	if _, err := exec.LookPath("libdeflate-gzip"); err == nil {
+		argvs = append(argvs, []string{"libdeflate-gzip", "-6", "-c"})
+	}
+	for _, argv := range argvs {
+		blob := compressWith(t, argv, content)
+		var form bytes.Buffer
+		if err := Decode(ctx, &form, bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+		var sizes [2]int
+		for i, ranked := range []bool{false, true} {
+			var mf, back bytes.Buffer
+			if _, err := encodeModelForm(ctx, &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[6], int64(len(blob)), ranked); err != nil {
+				t.Fatal(err)
+			}
+			if err := DecodeModel(ctx, &back, bytes.NewReader(mf.Bytes()), bytes.NewReader(content), int64(form.Len())); err != nil {
+				t.Fatalf("%v ranked=%v: %v", argv, ranked, err)
+			}
+			if !bytes.Equal(back.Bytes(), form.Bytes()) {
+				t.Fatalf("%v ranked=%v: the model form rebuilds another token form", argv, ranked)
+			}
+			sizes[i] = mf.Len()
+		}
+		t.Logf("%v: model form %d bytes as DFHMODL1, %d as DFHMODL2", argv, sizes[0], sizes[1])
+		if argv[0] == "libdeflate-gzip" && sizes[1] >= sizes[0] {
+			t.Errorf("%v: the ranked form (%d bytes) is not smaller than the first (%d)", argv, sizes[1], sizes[0])
+		}
+	}
 }

@@ -9,20 +9,22 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/diffah/diffah/fault"
 )
 
-// The model form of a gzip blob (codec diffah-deflate-model/1): what,
+// The model form of a gzip blob (codec diffah-deflate-model/2; /1 is
+// still read): what,
 // with the blob's content, rebuilds its token form — and so the blob —
 // when the blob was made by a compressor of the zlib/gzip family. The
 // matcher model (model.go) predicts every token, the header model
 // (trees.go) every dynamic header; the form holds the parameters, the
 // block structure, and only the tokens and headers the models got wrong.
 //
-//	modelForm = magic "DFHMODL1" zstd-frame(body)
+//	modelForm = magic ("DFHMODL2" | "DFHMODL1") zstd-frame(body)
 //	body    = byte(lazy) uvarint(good) uvarint(maxLazy) uvarint(nice) uvarint(chain)
 //	          { 0x01 member } 0x00 uvarint(n) n*byte(tail)
 //	member  = uvarint(hlen) hlen*byte(gzip header) { block } byte(pad) 8*byte(trailer)
@@ -30,7 +32,14 @@ import (
 //	          stored:        byte(pad)                    (len ≤ 65535)
 //	          fixed/dynamic: [dynamic header as in the token form, when header=1]
 //	                         uvarint(count) count*correction
-//	correction = uvarint(gap) uvarint(length) [uvarint(distance) when length > 0]
+//	correction = uvarint(gap) uvarint(length) [uvarint(where) when length > 0]
+//
+// where is, in "DFHMODL2", rank<<1 — the match is the rank+1-th of the
+// model's hash chain candidates at its position (nearest first, at most
+// maxRankWalk of them) that match at least length bytes, so the
+// distance costs a few bits, mostly none, where another encoder chose
+// another of the candidates — or distance<<1 | 1 when the chain does not
+// hold it; in "DFHMODL1" the distance.
 //
 // len is the content bytes the block covers. inputEnds says the
 // compressor's input ended with the block (a member's last data, or a
@@ -40,7 +49,10 @@ import (
 // tokens are predicted and not corrected (they only move the model on).
 var debugModel = os.Getenv("DIFFAH_MODEL_DEBUG") != ""
 
-const modelMagic = "DFHMODL1"
+const (
+	modelMagic   = "DFHMODL2"
+	modelMagicV1 = "DFHMODL1"
+)
 
 // ErrNoModel says the blob's tokens do not fit the model (another
 // encoder made it, or a structure the model form cannot hold).
@@ -108,7 +120,7 @@ func formTokens(r *bufio.Reader, toks []token) ([]token, int64, error) {
 			l := int(lenBase[ls]) + int(m[1])
 			d := int(distBase[ds]) + (int(m[3]) | int(m[4])<<8)
 			if l > maxMatch || d > wSize || lenSym(l) != ls || distSym(d) != ds {
-				return toks, n, ErrNoModel
+				return toks, n, fmt.Errorf("%w: a match not coded by its canonical symbols", ErrNoModel)
 			}
 			toks = append(toks, matchTok(l, d))
 			n += int64(l)
@@ -116,7 +128,7 @@ func formTokens(r *bufio.Reader, toks []token) ([]token, int64, error) {
 			return toks, n, corrupt("unknown token 0x%02x", t)
 		}
 		if n > maxBlockContent {
-			return toks, n, ErrNoModel
+			return toks, n, fmt.Errorf("%w: a block of over %d bytes of content", ErrNoModel, maxBlockContent)
 		}
 	}
 }
@@ -290,33 +302,50 @@ func (r *modelRun) contentOK(q int64) bool { return q < r.win.end() }
 // EncodeModel writes the model form of a gzip blob, from its token form
 // (Decode's output) and its content, with matcher parameters p. It
 // returns ErrNoModel (wrapped) when the stream does not fit the model
-// form, or when the form would exceed maxBody bytes before compression.
+// form, or when the form would exceed maxBody bytes.
 func EncodeModel(ctx context.Context, w io.Writer, form, content io.Reader, p Params, maxBody int64) (ModelStats, error) {
+	return encodeModelForm(ctx, w, form, content, p, maxBody, true)
+}
+
+// encodeModelForm writes the ranked form ("DFHMODL2"), or when ranked is
+// false the first one (for tests: what older archives hold).
+func encodeModelForm(ctx context.Context, w io.Writer, form, content io.Reader, p Params, maxBody int64, ranked bool) (ModelStats, error) {
 	var st ModelStats
-	if _, err := io.WriteString(w, modelMagic); err != nil {
+	m := modelMagic
+	if !ranked {
+		m = modelMagicV1
+	}
+	cw := &capWriter{w: w, left: maxBody}
+	if _, err := io.WriteString(cw, m); err != nil {
 		return st, fault.Wrap(fault.Env, err)
 	}
-	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
+	zw, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(8<<20))
 	if err != nil {
 		return st, fault.Wrap(fault.Internal, err)
 	}
-	cw := &capWriter{w: zw, left: maxBody}
-	bw := bufio.NewWriterSize(cw, 1<<16)
-	if err := encodeModel(ctx, bw, bufio.NewReaderSize(form, 1<<20), content, p, &st, -1); err != nil {
+	over := func() error {
 		zw.Close()
+		return fmt.Errorf("%w: reconstruction data over %d bytes", ErrNoModel, maxBody)
+	}
+	bw := bufio.NewWriterSize(zw, 1<<16)
+	if err := encodeModel(ctx, bw, bufio.NewReaderSize(form, 1<<20), content, p, &st, -1, ranked, func() bool { return cw.over }); err != nil {
 		if cw.over {
-			return st, fmt.Errorf("%w: corrections over %d bytes", ErrNoModel, maxBody)
+			return st, over()
 		}
+		zw.Close()
 		return st, err
 	}
 	if err := bw.Flush(); err != nil {
-		zw.Close()
 		if cw.over {
-			return st, fmt.Errorf("%w: corrections over %d bytes", ErrNoModel, maxBody)
+			return st, over()
 		}
+		zw.Close()
 		return st, fault.Wrap(fault.Env, err)
 	}
 	if err := zw.Close(); err != nil {
+		if cw.over {
+			return st, fmt.Errorf("%w: reconstruction data over %d bytes", ErrNoModel, maxBody)
+		}
 		return st, fault.Wrap(fault.Env, err)
 	}
 	return st, nil
@@ -342,44 +371,74 @@ func putUvarint(w *bufio.Writer, v uint64) {
 	w.Write(b[:binary.PutUvarint(b[:], v)])
 }
 
-func abs(n int) int {
-	if n < 0 {
-		return -n
-	}
-	return n
-}
-
 // errStop ends a trial run of encodeModel at its content limit.
 var errStop = errors.New("stop")
 
 // FitParams finds the zlib/gzip level whose matcher best predicts the
-// stream whose token form is form, trying each on the stream's first
-// blocks (prefix: the first bytes of its content, a MiB or so). It
-// returns the level and the share of tokens it mispredicted there; an
-// error wraps ErrNoModel when the stream does not fit the model form at
-// all.
+// stream whose token form is form, on the stream's first blocks (prefix:
+// the first bytes of its content, a MiB or so). Every level is tried on
+// the first fitProbe bytes; then the best of them, in order, on the
+// whole prefix, the first that mispredicts at most a fitClose share of
+// its tokens ending the search (so a stream of the family costs about
+// two passes of the prefix, not nine). Ties go to the level nearest the family's default, 6. It
+// returns the level and the share of tokens it mispredicted; an error
+// wraps ErrNoModel when the stream does not fit the model form at all.
 func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []byte) (int, float64, error) {
-	stop := int64(len(prefix)) - 2*maxMatch
-	best, bestScore, bestRate := 0, int64(-1), 1.0
-	for lvl := 1; lvl <= 9; lvl++ {
+	trial := func(lvl int, n int) (int64, float64, error) {
 		var st ModelStats
 		w := bufio.NewWriter(io.Discard)
-		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix), Levels[lvl], &st, max(stop, 0))
+		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix[:n]), Levels[lvl], &st, max(int64(n)-2*maxMatch, 0), false, nil)
 		if err != nil && err != errStop {
 			return 0, 0, err
 		}
 		score := st.Corrections + 8*st.Headers
-		// Ties (content whose matches every level finds alike) go to
-		// the level nearest the family's default, 6.
-		if bestScore < 0 || score < bestScore || score == bestScore && abs(lvl-6) < abs(best-6) {
-			best, bestScore = lvl, score
-			bestRate = float64(score) / float64(max(st.Tokens, 1))
+		return score, float64(score) / float64(max(st.Tokens, 1)), nil
+	}
+	// Levels by distance from 6 (5 before 7: the tie order).
+	order := []int{6, 5, 7, 4, 8, 3, 9, 2, 1}
+	probe := min(len(prefix), fitProbe)
+	type cand struct {
+		lvl   int
+		score int64
+		rate  float64
+	}
+	var cands []cand
+	for _, lvl := range order {
+		score, rate, err := trial(lvl, probe)
+		if err != nil {
+			return 0, 0, err
+		}
+		cands = append(cands, cand{lvl, score, rate})
+	}
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].score < cands[j].score })
+	if probe == len(prefix) {
+		return cands[0].lvl, cands[0].rate, nil
+	}
+	best := cand{score: -1}
+	for _, c := range cands[:fitFinalists] {
+		score, rate, err := trial(c.lvl, len(prefix))
+		if err != nil {
+			return 0, 0, err
+		}
+		if best.score < 0 || score < best.score {
+			best = cand{c.lvl, score, rate}
+		}
+		if rate <= fitClose {
+			break // (pigz's chunk boundaries cost a few corrections)
 		}
 	}
-	return best, bestRate, nil
+	return best.lvl, best.rate, nil
 }
 
-func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64) error {
+const (
+	// fitProbe is the content every level is tried on; fitFinalists how
+	// many of the best go on to the whole prefix.
+	fitProbe     = 128 << 10
+	fitFinalists = 3
+	fitClose     = 0.001
+)
+
+func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64, ranked bool, full func() bool) error {
 	head := make([]byte, len(magic))
 	if _, err := io.ReadFull(fr, head); err != nil || string(head) != magic {
 		return corrupt("bad magic")
@@ -396,6 +455,9 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 	var hdrBuf []byte
 	var corr []byte
 	emit := func(b *mblock, final bool) error {
+		if full != nil && full() {
+			return ErrNoModel // the caller says why
+		}
 		st.Blocks++
 		run.startBlock(b.n, b.inEnds)
 		flags := b.h
@@ -418,9 +480,12 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 		corr = corr[:0]
 		ncorr, gap := 0, 0
 		q := run.pos
-		for _, t := range b.toks {
+		for k, t := range b.toks {
 			if stopAt >= 0 && q+int64(t.span()) > stopAt {
-				return errStop // a trial's end, within a block
+				// A trial's end, within a block.
+				st.Tokens += int64(k)
+				st.Corrections += int64(ncorr)
+				return errStop
 			}
 			pred := run.m.predict(q)
 			if !run.contentOK(q + int64(t.span()) - 1) {
@@ -434,7 +499,14 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 				corr = binary.AppendUvarint(corr, uint64(gap))
 				corr = binary.AppendUvarint(corr, uint64(t.length()))
 				if t != 0 {
-					corr = binary.AppendUvarint(corr, uint64(t.dist()))
+					where := uint64(t.dist())
+					if ranked {
+						where = where<<1 | 1
+						if r, ok := run.m.rankOf(q, t.length(), t.dist()); ok {
+							where = uint64(r) << 1
+						}
+					}
+					corr = binary.AppendUvarint(corr, where)
 				}
 				ncorr++
 				gap = 0
@@ -580,9 +652,10 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, maxForm int64) error {
 	br := bufio.NewReader(r)
 	head := make([]byte, len(modelMagic))
-	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic {
+	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic && string(head) != modelMagicV1 {
 		return corrupt("not a model form (bad magic)")
 	}
+	ranked := string(head) == modelMagic
 	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
 	if err != nil {
 		return fault.Wrap(fault.Internal, err)
@@ -590,7 +663,7 @@ func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reade
 	defer zr.Close()
 	lw := &limitWriter{w: w, left: maxForm}
 	bw := bufio.NewWriterSize(lw, 1<<16)
-	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content)
+	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content, ranked)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -611,7 +684,7 @@ func readUv(r *bufio.Reader, max uint64) (uint64, error) {
 	return v, nil
 }
 
-func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader) error {
+func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader, ranked bool) error {
 	lazy, err := r.ReadByte()
 	if err != nil || lazy > 1 {
 		return corrupt("bad parameters")
@@ -714,7 +787,7 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 					}
 					t = 0
 					if l > 0 {
-						d, err := readUv(r, wSize)
+						d, err := readWhere(r, run.m, q, int(l), ranked)
 						if err != nil {
 							return err
 						}
@@ -805,4 +878,25 @@ func writeFormTokens(w *bufio.Writer, toks []token) {
 	}
 	flush()
 	w.WriteByte(tokEOB)
+}
+
+// readWhere reads a correction's match distance: in a ranked form
+// (DFHMODL2) its rank among the model's candidates at q, or the distance
+// itself; in DFHMODL1 the distance.
+func readWhere(r *bufio.Reader, m *model, q int64, l int, ranked bool) (uint64, error) {
+	if !ranked {
+		return readUv(r, wSize)
+	}
+	v, err := readUv(r, wSize<<1|1)
+	if err != nil {
+		return 0, err
+	}
+	if v&1 == 1 {
+		return v >> 1, nil
+	}
+	d, ok := m.ofRank(q, l, int(v>>1))
+	if !ok {
+		return 0, corrupt("correction names candidate %d of a shorter chain", v>>1)
+	}
+	return uint64(d), nil
 }

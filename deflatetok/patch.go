@@ -17,10 +17,10 @@ import (
 // formSize bounds the token form the second part may produce.
 const patchMagic = "DFHDEFL1"
 
-// A patch of codec diffah-deflate-model/1 has the same layout with the
-// magic "DFHDMOD1", and the layer's model form (EncodeModel) in place of
-// the token-form patch: it needs no baseline blob, only the tar's
-// baselines.
+// A patch of codec diffah-deflate-model/2 (or /1) has the same layout
+// with the magic "DFHDMOD1", and the layer's model form (EncodeModel:
+// "DFHMODL2", or "DFHMODL1" in /1) in place of the token-form patch: it
+// needs no baseline blob, only the tar's baselines.
 const modelPatchMagic = "DFHDMOD1"
 
 // PatchHeader is the head of a diffah-deflate/1 patch.
@@ -32,12 +32,12 @@ type PatchHeader struct {
 // WritePatchHeader writes the head of a patch.
 func WritePatchHeader(w io.Writer, h PatchHeader) error { return writePatchHeader(w, h, patchMagic) }
 
-// WriteModelPatchHeader writes the head of a diffah-deflate-model/1 patch.
+// WriteModelPatchHeader writes the head of a diffah-deflate-model patch.
 func WriteModelPatchHeader(w io.Writer, h PatchHeader) error {
 	return writePatchHeader(w, h, modelPatchMagic)
 }
 
-// ReadModelPatchHeader is ReadPatchHeader for diffah-deflate-model/1.
+// ReadModelPatchHeader is ReadPatchHeader for diffah-deflate-model/1 and /2.
 func ReadModelPatchHeader(r *bufio.Reader, payloadSize, blobSize int64) (PatchHeader, error) {
 	return readPatchHeader(r, payloadSize, blobSize, modelPatchMagic)
 }
@@ -60,7 +60,7 @@ func ReadPatchHeader(r *bufio.Reader, payloadSize, blobSize int64) (PatchHeader,
 func readPatchHeader(r *bufio.Reader, payloadSize, blobSize int64, magic string) (PatchHeader, error) {
 	m := make([]byte, len(magic))
 	if _, err := io.ReadFull(r, m); err != nil || string(m) != magic {
-		return PatchHeader{}, corrupt("not a %s patch (bad magic)", map[string]string{patchMagic: "diffah-deflate/1", modelPatchMagic: "diffah-deflate-model/1"}[magic])
+		return PatchHeader{}, corrupt("not a %s patch (bad magic)", map[string]string{patchMagic: "diffah-deflate/1", modelPatchMagic: "diffah-deflate-model"}[magic])
 	}
 	fs, err := binary.ReadUvarint(r)
 	if err != nil {

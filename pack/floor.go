@@ -141,8 +141,19 @@ func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan
 	// reconstruction data under 1% of the patch), the token forms cannot
 	// beat it by much and are not computed.
 	best := fl
-	for i, patchOf := range []func(context.Context, []*plan.Plan, *plan.Plan, *imgref.Image, plan.Blob) (*payload, error){st.modelPatch, st.tokenPatch, st.inlinePatch} {
-		if i > 0 && best.codec == sidecar.DeflateModelCodec && best.modelData*100 < best.size {
+	mp, family, err := st.modelPatch(ctx, plans, p, target, b)
+	if err != nil {
+		best.file.Close()
+		return nil, stat, err
+	}
+	if mp != nil && mp.size < best.size {
+		best.file.Close()
+		best = mp
+	} else if mp != nil {
+		mp.file.Close()
+	}
+	for _, patchOf := range []func(context.Context, []*plan.Plan, *plan.Plan, *imgref.Image, plan.Blob) (*payload, error){st.tokenPatch, st.inlinePatch} {
+		if best.codec == sidecar.DeflateModelCodec && best.modelData*100 < best.size {
 			break
 		}
 		tp, err := patchOf(ctx, plans, p, target, b)
@@ -156,9 +167,17 @@ func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan
 		if tp.size < best.size {
 			best.file.Close()
 			best = tp
+			// The reason names the encoder found beside what its
+			// reconstruction data (the parse patch) costs.
+			if family != "" {
+				best.note = family + "; " + best.note
+			}
 		} else {
 			tp.file.Close()
 		}
+	}
+	if best == fl && family != "" {
+		best.note = family + "; its reconstruction cost more than the patch of its compressed bytes"
 	}
 	stat.PatchSize, stat.Codec, stat.Used = best.size, best.codec, best.size < b.Size
 	return best, stat, nil

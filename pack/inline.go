@@ -11,6 +11,7 @@ import (
 	"github.com/diffah/diffah/blobpatch"
 	"github.com/diffah/diffah/deflatetok"
 	"github.com/diffah/diffah/imgref"
+	"github.com/diffah/diffah/internal/units"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
 )
@@ -46,5 +47,6 @@ func (st *state) inlinePatch(ctx context.Context, plans []*plan.Plan, p *plan.Pl
 	}
 	st.o.Log.Info("inline token-form patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "form", size, "patch", n)
 	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: n, newSize: size,
-		codec: sidecar.DeflateInlineCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe}, nil
+		codec: sidecar.DeflateInlineCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe,
+		note: "reconstruction data " + units.Bytes(n) + ": the patch of its deflate parse, content inline"}, nil
 }

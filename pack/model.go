@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -18,25 +19,43 @@ import (
 	"github.com/diffah/diffah/sidecar"
 )
 
-// modelPrefix is how much of a layer's content the level search reads.
-const modelPrefix = 1 << 20
+// modelPrefix is how much of a layer's content the level search reads;
+// a model form over a modelCap-th of the blob is given up (another
+// encoder made it, its patch would not pay).
+const (
+	modelPrefix = 1 << 20
+	modelCap    = 4
+)
 
 // modelPatch is the patch of a gzip layer made by a compressor of the
-// zlib/gzip family (codec diffah-deflate-model/1): its tar as a tar
+// zlib/gzip family (codec diffah-deflate-model/2): its tar as a tar
 // patch, and its model form (deflatetok.EncodeModel: the matcher's
 // parameters and only the tokens and headers the model mispredicts),
-// which needs no baseline blob. nil, nil when the blob is not gzip or
-// does not fit the model (another encoder made it): the corrections
-// would be more than an eighth of the blob.
-func (st *state) modelPatch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, error) {
+// which needs no baseline blob. nil when the blob is not gzip or does
+// not fit the model (another encoder made it: the corrections would be
+// more than a modelCap-th of the blob). family names the encoder found, for
+// the layer's reason whatever patch travels: "zlib/gzip family, level
+// N", "unknown deflate (why)", or "" when the blob is not gzip.
+func (st *state) modelPatch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (pl *payload, family string, err error) {
+	pl, family, err = st.modelPatchOf(ctx, plans, p, target, b)
+	if errors.Is(err, errNoModel) {
+		return nil, "unknown deflate encoder (" + strings.TrimPrefix(err.Error(), errNoModel.Error()+": ") + ")", nil
+	}
+	return pl, family, err
+}
+
+// errNoModel wraps why a gzip layer does not fit the model.
+var errNoModel = errors.New("no model")
+
+func (st *state) modelPatchOf(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, string, error) {
 	rc, err := targetBlob(p, target, b)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	form, err := st.temp()
 	if err != nil {
 		rc.Close()
-		return nil, err
+		return nil, "", err
 	}
 	defer form.Close()
 	err = deflatetok.Decode(ctx, form, rc)
@@ -45,14 +64,14 @@ func (st *state) modelPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 	}
 	rc.Close()
 	if errors.Is(err, deflatetok.ErrNotGzip) {
-		return nil, nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+		return nil, "", fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
 	}
 	formSize, err := form.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+		return nil, "", fault.Errorf(fault.Env, "pack: %w", err)
 	}
 	// The level: the one whose matcher predicts the first blocks best.
 	var prefix bytes.Buffer
@@ -63,52 +82,52 @@ func (st *state) modelPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 		}
 		return err
 	}); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	level, rate, err := deflatetok.FitParams(ctx, form, formSize, prefix.Bytes())
 	if errors.Is(err, deflatetok.ErrNoModel) {
 		st.o.Log.Info("no deflate model", "layer", b.Digest, "err", err)
-		return nil, nil
+		return nil, "", fmt.Errorf("%w: %v", errNoModel, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+		return nil, "", fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
 	}
 	mf, err := st.temp()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer mf.Close()
 	var stats deflatetok.ModelStats
 	err = st.inflated(p, target, b, func(r io.Reader) error {
 		var err error
-		stats, err = deflatetok.EncodeModel(ctx, mf, io.NewSectionReader(form, 0, formSize), r, deflatetok.Levels[level], b.Size/8)
+		stats, err = deflatetok.EncodeModel(ctx, mf, io.NewSectionReader(form, 0, formSize), r, deflatetok.Levels[level], b.Size/modelCap)
 		return err
 	})
 	if errors.Is(err, deflatetok.ErrNoModel) {
 		st.o.Log.Info("no deflate model", "layer", b.Digest, "level", level, "err", err)
-		return nil, nil
+		return nil, "", fmt.Errorf("%w: the zlib/gzip model, at its best level (%d), mispredicts %.1f%% of the tokens of the first blocks; %v", errNoModel, level, 100*rate, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
+		return nil, "", fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
 	}
 	mfSize, err := mf.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+		return nil, "", fault.Errorf(fault.Env, "pack: %w", err)
 	}
 	// The model form and the content rebuild the blob: checked, since a
 	// patch resolve could not turn back into the blob is worse than none.
 	if err := st.checkModel(ctx, p, target, b, mf, mfSize, formSize); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	s := b.Patch.Sources[0]
 	tp, tpLen, tarSize, costs, err := st.sourceTarPatch(ctx, plans, p, target, b, s)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer tp.Close()
 	f, err := st.temp()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	h := sha256.New()
 	out := io.MultiWriter(f, h)
@@ -125,13 +144,19 @@ func (st *state) modelPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 	}
 	if err != nil {
 		f.Close()
-		return nil, fault.Errorf(fault.Env, "pack: %w", err)
+		return nil, "", fault.Errorf(fault.Env, "pack: %w", err)
 	}
-	note := fmt.Sprintf("zlib/gzip family, level %d (%.2f%% of tokens mispredicted on its first blocks); reconstruction data %s: %d corrections of %d tokens, %d of %d headers",
-		level, 100*rate, units.Bytes(mfSize), stats.Corrections, stats.Tokens, stats.Headers, stats.Blocks)
+	// Past 1% of tokens mispredicted, another encoder made it (libdeflate's
+	// lazy levels come out near 6%): the model only predicts it best.
+	family := fmt.Sprintf("zlib/gzip family, level %d (%.2f%% of tokens mispredicted on its first blocks)", level, 100*rate)
+	if rate > 0.01 {
+		family = fmt.Sprintf("unknown deflate encoder, predicted by the zlib/gzip model at level %d (%.2f%% of tokens mispredicted on its first blocks)", level, 100*rate)
+	}
+	note := fmt.Sprintf("%s; reconstruction data %s: %d corrections of %d tokens, %d of %d headers",
+		family, units.Bytes(mfSize), stats.Corrections, stats.Tokens, stats.Headers, stats.Blocks)
 	st.o.Log.Info("model patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "tarPatch", tpLen, "modelForm", mfSize, "patch", n, "level", level, "corrections", stats.Corrections)
 	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: n, newSize: tarSize,
-		codec: sidecar.DeflateModelCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe, note: note, modelData: mfSize, costs: costs}, nil
+		codec: sidecar.DeflateModelCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe, note: note, modelData: mfSize, costs: costs}, family, nil
 }
 
 // inflated runs use on the content of the target blob b, inflated as it

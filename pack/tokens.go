@@ -17,6 +17,7 @@ import (
 	"github.com/diffah/diffah/internal/atomicdir"
 	"github.com/diffah/diffah/internal/ctxio"
 	"github.com/diffah/diffah/internal/spool"
+	"github.com/diffah/diffah/internal/units"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
@@ -73,7 +74,8 @@ func (st *state) tokenPatch(ctx context.Context, plans []*plan.Plan, p *plan.Pla
 	}
 	st.o.Log.Info("token-form patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "tarPatch", tpLen, "form", formSize, "patch", n)
 	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: n, newSize: tarSize,
-		codec: sidecar.DeflatePatchCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe, costs: costs}, nil
+		codec: sidecar.DeflatePatchCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe, costs: costs,
+		note: "reconstruction data " + units.Bytes(n-tpLen) + ": the patch of its deflate parse"}, nil
 }
 
 func sourceImage(p *plan.Plan, s sidecar.Source) string {

@@ -25,7 +25,7 @@ import (
 // against the layer's diffID), its deflate parse (deflatetok's token form)
 // from the parse patch against the baseline blob's parse, and from the two
 // the blob, bit for bit, which gets its name only when its digest and
-// size are the sidecar's. A diffah-deflate-model/1 patch is the same but
+// size are the sidecar's. A diffah-deflate-model/2 (or /1) patch is the same but
 // for its second part, the layer's model form, which rebuilds the token
 // form from the tar alone (deflatetok.DecodeModel).
 func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
@@ -33,7 +33,7 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 	if err != nil {
 		return err
 	}
-	model := b.Patch.Codec == sidecar.DeflateModelCodec
+	model := b.Patch.Codec == sidecar.DeflateModelCodec || b.Patch.Codec == sidecar.DeflateModelCodecV1
 	var forms []blobpatch.Source
 	var tars []tarpatch.Source
 	for i, src := range blobs {

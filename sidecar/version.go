@@ -49,6 +49,12 @@ const (
 	// (tarpatch's re-indented dictionary ranges); a 1.3 or older reader
 	// refuses such a layer by its codec, naming it.
 	MinorTarV3 = 4
+	// MinorModelV2 (1.6) adds the patch codec "diffah-deflate-model/2":
+	// diffah-deflate-model/1 whose model form (deflatetok, "DFHMODL2")
+	// codes a mispredicted match's distance by its rank among the
+	// model's hash chain candidates. A 1.5 or older reader refuses such a
+	// layer by its codec.
+	MinorModelV2 = 6
 )
 
 // BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/3 patch some of
@@ -67,15 +73,19 @@ const BlobPatchCodec = "diffah-blob/1"
 const (
 	DeflatePatchCodec  = "diffah-deflate/1"
 	DeflateInlineCodec = "diffah-deflate-inline/1"
-	// DeflateModelCodec names the tar-plus-model-form patch (1.3).
-	DeflateModelCodec = "diffah-deflate-model/1"
+	// DeflateModelCodecV1 names the tar-plus-model-form patch (1.4),
+	// DeflateModelCodec its successor (1.6), whose model form names a
+	// mispredicted match by its rank among the model's candidates.
+	DeflateModelCodecV1 = "diffah-deflate-model/1"
+	DeflateModelCodec   = "diffah-deflate-model/2"
 )
 
 // TarPatchCodecV1 is the tar patch codec 1.1 readers know.
 const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
-// sidecar: 1.5 when a patch reads a target layer, 1.4 when a patched
+// sidecar: 1.6 when a patch has the codec diffah-deflate-model/2, 1.5
+// when a patch reads a target layer, 1.4 when a patched
 // layer carries fileCosts or has the codec diffah-deflate-model/1
 // or diffah-tar/3, 1.3 when a recipe
 // has sync points, 1.2 when a blob carries what 1.2 added (a reused
@@ -99,8 +109,11 @@ func (s *Sidecar) SetVersion() {
 			if b.Patch != nil && b.Patch.Codec == BundleTarCodec {
 				minor = max(minor, MinorFleet)
 			}
-			if b.Patch != nil && b.Patch.Codec == DeflateModelCodec {
+			if b.Patch != nil && b.Patch.Codec == DeflateModelCodecV1 {
 				minor = max(minor, MinorModel)
+			}
+			if b.Patch != nil && b.Patch.Codec == DeflateModelCodec {
+				minor = max(minor, MinorModelV2)
 			}
 			if b.Patch != nil && b.Patch.Codec == TarPatchCodecV3 {
 				minor = max(minor, MinorTarV3)

@@ -94,9 +94,10 @@ func exportForeign(t *testing.T, mt types.MediaType, argv ...string) (dir, delta
 
 // TestForeignLayerPatched: a changed layer whose compressor diffah cannot
 // replay no longer ships whole: a gzip one (GNU gzip, pigz) travels as a
-// model of its compressor (codec diffah-deflate-model/1, sidecar 1.3),
+// model of its compressor (codec diffah-deflate-model/2, sidecar 1.6),
 // about the size of the content change; a zstd-CLI one as a patch of its
-// compressed bytes (diffah-blob/1, sidecar 1.2), smaller than the blob; and
+// compressed bytes (diffah-blob/1, sidecar 1.2), smaller than the blob; a
+// libdeflate one names an unknown deflate encoder in its reason; and
 // import rebuilds the image exactly.
 func TestForeignLayerPatched(t *testing.T) {
 	for _, c := range []struct {
@@ -107,11 +108,16 @@ func TestForeignLayerPatched(t *testing.T) {
 		codec    string
 		maxRatio float64
 	}{
-		{"gzip-9", types.OCILayer, []string{"gzip", "-9", "-n", "-c"}, "zlib/gzip family, level 9", "diffah-deflate-model/1", 0.02},
-		{"pigz-6", types.OCILayer, []string{"pigz", "-6", "-c"}, "zlib/gzip family, level 6", "diffah-deflate-model/1", 0.02},
+		{"gzip-9", types.OCILayer, []string{"gzip", "-9", "-n", "-c"}, "zlib/gzip family, level 9", "diffah-deflate-model/2", 0.02},
+		{"pigz-6", types.OCILayer, []string{"pigz", "-6", "-c"}, "zlib/gzip family, level 6", "diffah-deflate-model/2", 0.02},
 		{"zstd-cli", types.OCILayerZStd, []string{"zstd", "-q", "-19", "-c"}, "patch of its compressed bytes", "diffah-blob/1", 0},
+		// Another algorithm: the reason says so, and what rebuilds it.
+		{"libdeflate-12", types.OCILayer, []string{"libdeflate-gzip", "-12", "-c"}, "unknown deflate encoder", "diffah-", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if _, err := exec.LookPath(c.argv[0]); err != nil {
+				t.Skip(c.argv[0] + " not installed (make deps)")
+			}
 			dir, delta := exportForeign(t, c.mt, c.argv...)
 			var out, errb bytes.Buffer
 			if code := run([]string{"inspect", "--json", delta}, nil, &out, &errb); code != 0 {
@@ -122,6 +128,7 @@ func TestForeignLayerPatched(t *testing.T) {
 				t.Fatal(err)
 			}
 			layer := doc.Images[0].Blobs[2]
+			t.Logf("%s %d of %d bytes: %s", layer.Codec, layer.ShippedSize, layer.TargetSize, layer.Reason)
 			if layer.Kind != "patch" || !strings.Contains(layer.Reason, c.patch) || !strings.HasPrefix(layer.Codec, c.codec) {
 				t.Fatalf("layer %+v: want a %s", layer, c.patch)
 			}
@@ -134,11 +141,14 @@ func TestForeignLayerPatched(t *testing.T) {
 			if layer.ShippedSize*10 > layer.TargetSize*7 {
 				t.Fatalf("patch is %d bytes for a %d-byte blob: the baseline blob was not used", layer.ShippedSize, layer.TargetSize)
 			}
-			// 1.2 for the blobpatch codecs; 1.4 for the model codec, or
+			// 1.2 for the blobpatch codecs; 1.6 for the model codec; 1.4
 			// when the layer's tar patch (diffah-deflate/1) records what
 			// its files cost.
 			want := "1.2"
-			if c.codec == "diffah-deflate-model/1" || (layer.Files != nil && layer.Files.Encoded) {
+			switch {
+			case c.codec == "diffah-deflate-model/2":
+				want = "1.6"
+			case layer.Files != nil && layer.Files.Encoded:
 				want = "1.4"
 			}
 			if doc.Version != want {
