@@ -309,7 +309,13 @@ func encodeEdit(nt []byte, sources []Source, level zstd.EncoderLevel) ([]byte, e
 	if level == 0 {
 		level = zstd.SpeedBestCompression
 	}
-	opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(streamWindow), zstd.WithEncoderCRC(false)}
+	// The window spans the dictionary and the stream, no more: a small
+	// layer's encoder then holds a few MiB, not streamWindow.
+	win := 1 << 20
+	for win < len(dict)+len(stream) && win < streamWindow {
+		win <<= 1
+	}
+	opts := []zstd.EOption{zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(win), zstd.WithEncoderCRC(false)}
 	if len(dict) > 0 {
 		opts = append(opts, zstd.WithEncoderDictRaw(0, dict))
 	}
