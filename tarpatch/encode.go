@@ -71,7 +71,8 @@ type Stats struct {
 	// adiff.go), among Deltas.
 	ADiffs int `json:"adiffs,omitempty"`
 	// Whole is set when a small layer travelled as one literal against
-	// its whole source (see Encode).
+	// its whole source, or in the edit form, whose changed bytes are one
+	// zstd frame too (see Encode).
 	Whole bool `json:"whole,omitempty"`
 	// Costs, with EncodeOptions.FileCosts, attributes the patch's bytes
 	// to the files of the new tar (see stats.go).
