@@ -40,6 +40,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sort"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -215,10 +216,9 @@ func encodeEdit(nt []byte, sources []Source, level zstd.EncoderLevel) ([]byte, e
 			if len(c) == 0 {
 				continue
 			}
-			for _, i := range c {
-				if i >= cur {
-					return i, true
-				}
+			// c is in ascending order.
+			if i := sort.SearchInts(c, cur); i < len(c) {
+				return c[i], true
 			}
 			return c[0], true
 		}
