@@ -228,3 +228,27 @@ func TestEditDecodeHostile(t *testing.T) {
 		t.Fatalf("large source: %v", err)
 	}
 }
+
+// FuzzDecodeEdit: edit-form patches against a source of several entries
+// (FuzzDecode's has one) never panic and never write past MaxOutput.
+func FuzzDecodeEdit(f *testing.F) {
+	old, newTar := expressLike(f)
+	ss := []Source{src(old)}
+	p, err := encodeEdit(newTar, ss, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(p)
+	f.Add(p[:len(p)/2])
+	if p, err = encodeEdit(old, ss, 0); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(p)
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var out bytes.Buffer
+		Decode(context.Background(), &out, bytes.NewReader(p), ss, DecodeOptions{MaxOutput: 1 << 20})
+		if out.Len() > 1<<20 {
+			t.Fatalf("wrote %d bytes past MaxOutput", out.Len())
+		}
+	})
+}
