@@ -275,8 +275,9 @@ func TestPackAcceptsHonestEdits(t *testing.T) {
 // plans pack to. The sums are those of the archives the code at 5dcf63e
 // (before pack checked plans) wrote for the same plans; a deliberate
 // change of the archive format updates them (the test logs the new ones;
-// the cases with patches changed with format diffah-tar/2, and again
-// with diffah-tar/3: new magic, a shift per dictionary range, sidecar 1.3).
+// the cases with patches changed with format diffah-tar/2, again
+// with diffah-tar/3: new magic, a shift per dictionary range, sidecar 1.3,
+// and with diffah-tar/4: small layers in the edit form, sidecar 1.7).
 func TestHonestPlansPackAsBefore(t *testing.T) {
 	// Archives name their refs and the baseline manifest file: run in a
 	// directory where those names do not depend on the checkout.
@@ -316,17 +317,17 @@ func TestHonestPlansPackAsBefore(t *testing.T) {
 		o     pack.Options
 		want  string
 	}{
-		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "4d84d8b1bbef117754dc2233712093e90ce047c8bb40c87755dcb4b8f18d3e18"},
-		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "43d145b37690263086158d34f02cea1668e23346bcfe36b3e97c8fca44df9fa8"},
+		{"single", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{}, "1d24d22971812d4becbd1ed789f9282d47e0d4749b9cc17bbe1e1c00cca6a9e9"},
+		{"single zstd", one("v2", "v2", "oci:fx/v1", "", plan.IntraAuto), pack.Options{Compress: pack.CompressZstd}, "d20ae0de5ca29395e961f94912f50584b06fedb9c678161f8303206b181dd72a"},
 		{"intra-layer off", one("v2", "v2", "oci:fx/v1", "", plan.IntraOff), pack.Options{}, "3f95e4f50039ddc4d2e123cfc027c001e96bec6eaa0fd9af5735a488febe66dc"},
 		{"no baseline", one("v2", "v2", "", "", plan.IntraAuto), pack.Options{}, "802710889ede99ec94b28c7af3c8f8f60e25f4c63c53ecf19ede7a343fe8eea9"},
 		{"baseline manifest", one("v2", "v2", "manifest:v1-manifest.json", "", plan.IntraAuto), pack.Options{}, "2df273c89816fc7e69f5caa554e8a330b7ac34599e0f4bc711546a9ebf9e4f81"},
-		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "5b82a0ff6cd91950c10515d29df370bd40798063fb3b6b247fdc12e9130c0f55"},
-		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "739e68ba5be8b96de9d1fe1a1c47ae2c5a641919f7e4bedb48de159b5b9929b3"},
-		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "f9c2a642c8b016f6604d7f729b47bd4d746af39927504242023616637e4b9186"},
-		{"bundle", bundle(true), pack.Options{Compress: pack.CompressNone}, "84b629573cc15713730d7c27fac0e9fcbbfd658d063d6257329ff9f700c3410b"},
-		{"bundle independent", bundle(true), pack.Options{Independent: true, Compress: pack.CompressNone}, "84b629573cc15713730d7c27fac0e9fcbbfd658d063d6257329ff9f700c3410b"},
-		{"bundle with images new to the site", bundle(false), pack.Options{Compress: pack.CompressNone}, "b3deb2e52247aa7fa48da1a36c46d817ebf29c62291c3b9feca037e4452d5a60"},
+		{"zstd layers", one("z", "zstd-v2", "oci:fx/zstd-v1", "", plan.IntraAuto), pack.Options{}, "8184c0916e420a5b872f4e7ed15640ce69843f427af44ea3978c667ebc583751"},
+		{"docker media types", one("d", "docker-v2", "oci:fx/docker-v1", "", plan.IntraAuto), pack.Options{}, "c68c7d0278a647301aff534b0d0e99be53323e90710529fa338c4cada3414c56"},
+		{"multi-arch", one("m", "multi-v2", "oci:fx/multi-v1", "linux/arm64", plan.IntraAuto), pack.Options{}, "3c498cc2f739cb28025e87733761df18396ebbd6aae60bb88d618752870da010"},
+		{"bundle", bundle(true), pack.Options{Compress: pack.CompressNone}, "7abff12eba8b24f581dc2be7858e219042de4c4f4826cd9a39e61d22caf0e298"},
+		{"bundle independent", bundle(true), pack.Options{Independent: true, Compress: pack.CompressNone}, "7abff12eba8b24f581dc2be7858e219042de4c4f4826cd9a39e61d22caf0e298"},
+		{"bundle with images new to the site", bundle(false), pack.Options{Compress: pack.CompressNone}, "b24cac52f4cf8e5eaa38d3e6f773a92975b410dabafbc86c3e0df73a8e3a8b2b"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

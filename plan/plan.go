@@ -27,7 +27,7 @@ const (
 	Kind = "diffah-plan"
 	// Major and Minor are the plan format version this package writes.
 	Major = 1
-	Minor = MinorSync
+	Minor = MinorTarV4
 	// MaxSize bounds one plan document (it embeds the target manifest).
 	MaxSize = 64 << 20
 )

@@ -65,9 +65,9 @@ func TestReuseRecipes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1.2: its patches are diffah-tar/3, which came after recipes (1.1).
-	if !bytes.Contains(raw, []byte(`"version": "1.2"`)) {
-		t.Fatalf("plan version is not 1.2")
+	// 1.3: its patches are diffah-tar/4, which came after recipes (1.1).
+	if !bytes.Contains(raw, []byte(`"version": "1.3"`)) {
+		t.Fatalf("plan version is not 1.3")
 	}
 	back, err := Parse(raw)
 	if err != nil {

@@ -21,6 +21,9 @@ const (
 	MinorSync = 2
 	// MinorTarV3 is MinorSync: both came in 1.2.
 	MinorTarV3 = MinorSync
+	// MinorTarV4 (1.3) adds the codec "diffah-tar/4" (tarpatch's edit
+	// form of a small layer).
+	MinorTarV4 = 3
 )
 
 // setVersion sets the plan's version to the oldest that describes it.
@@ -35,6 +38,9 @@ func (p *Plan) setVersion() {
 		}
 		if b.Patch != nil && b.Patch.Codec == sidecar.TarPatchCodecV3 {
 			minor = max(minor, MinorTarV3)
+		}
+		if b.Patch != nil && b.Patch.Codec == sidecar.TarPatchCodecV4 {
+			minor = max(minor, MinorTarV4)
 		}
 	}
 	p.Version = fmt.Sprintf("%d.%d", Major, minor)

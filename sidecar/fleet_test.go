@@ -32,8 +32,14 @@ func fleetSidecar() *Sidecar {
 
 func TestTargetSources(t *testing.T) {
 	s := fleetSidecar()
-	if s.Version != "1.5" {
-		t.Fatalf("version %s, want 1.5 for a target-layer source", s.Version)
+	if s.Version != "1.7" {
+		t.Fatalf("version %s, want 1.7 for a diffah-tar-bundle/4 patch", s.Version)
+	}
+	// Its diffah-tar/3 form needs only what target-layer sources added.
+	v3 := fleetSidecar()
+	v3.Images[1].Blobs[2].Patch.Codec = BundleTarCodecV3
+	if v3.SetVersion(); v3.Version != "1.5" || v3.Validate() != nil {
+		t.Fatalf("version %s (%v), want 1.5 for a target-layer source", v3.Version, v3.Validate())
 	}
 	b, err := s.Marshal()
 	if err != nil {
@@ -78,7 +84,7 @@ func TestTargetSourcesRejected(t *testing.T) {
 			s.Images[0], s.Images[1] = s.Images[1], s.Images[0]
 		}},
 		{"both a baseline and a target", `names both a baseline`, func(s *Sidecar) { src(s).Image = "app" }},
-		{"tar codec", `which only codec "diffah-tar-bundle/3" may read`, func(s *Sidecar) { s.Images[1].Blobs[2].Patch.Codec = "diffah-tar/2" }},
+		{"tar codec", `which only codecs "diffah-tar-bundle/4" and "diffah-tar-bundle/3" may read`, func(s *Sidecar) { s.Images[1].Blobs[2].Patch.Codec = "diffah-tar/2" }},
 		{"bundle codec without a target", `without a target-layer source`, func(s *Sidecar) { src(s).Target = "" }},
 		{"older version", `needs format 1.5, this sidecar says 1.4`, func(s *Sidecar) { s.Version = "1.4" }},
 	}

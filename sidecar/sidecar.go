@@ -36,7 +36,7 @@ const (
 	// refuses another major version and tolerates unknown fields only from a
 	// newer minor version.
 	Major = 1
-	Minor = MinorModelV2
+	Minor = MinorTarV4
 	// MaxSize bounds the sidecar entry: sidecars come from untrusted media.
 	MaxSize = 16 << 20
 	// MaxImages and MaxBlobs bound what one archive may describe.
@@ -152,7 +152,7 @@ type Source struct {
 	// the target layers of the named image of this archive (the patched
 	// image itself, or another), which the archive ships or patches
 	// earlier in sidecar order: the consumer rebuilds and verifies it
-	// first (since 1.5, codec BundleTarCodec only).
+	// first (since 1.5, bundle codecs only: IsBundleTarCodec).
 	Target string `json:"target,omitempty"`
 }
 
@@ -529,16 +529,16 @@ func (b *Blob) check(entries map[string]Entry, used map[string]bool) error {
 				if src.Image != "" {
 					return fmt.Errorf("patch source %s names both a baseline (image %q) and a target layer (of image %q)", src.Digest, src.Image, src.Target)
 				}
-				if p.Codec != BundleTarCodec {
-					return fmt.Errorf("patch source %s is a target layer of image %q, which only codec %q may read (this patch is %q)", src.Digest, src.Target, BundleTarCodec, p.Codec)
+				if !IsBundleTarCodec(p.Codec) {
+					return fmt.Errorf("patch source %s is a target layer of image %q, which only codecs %q and %q may read (this patch is %q)", src.Digest, src.Target, BundleTarCodec, BundleTarCodecV3, p.Codec)
 				}
 			}
 			if err := layout.CheckDigest(src.DiffID, "patch source "+src.Digest.String()+" diffID"); err != nil {
 				return err
 			}
 		}
-		if p.Codec == BundleTarCodec && targets == 0 {
-			return fmt.Errorf("codec %q without a target-layer source", BundleTarCodec)
+		if IsBundleTarCodec(p.Codec) && targets == 0 {
+			return fmt.Errorf("codec %q without a target-layer source", p.Codec)
 		}
 		if err := layout.CheckSize(p.UncompressedSize, "patch uncompressedSize"); err != nil {
 			return err

@@ -55,14 +55,33 @@ const (
 	// model's hash chain candidates. A 1.5 or older reader refuses such a
 	// layer by its codec.
 	MinorModelV2 = 6
+	// MinorTarV4 (1.7) adds the codecs "diffah-tar/4" (tarpatch's edit
+	// form of a small layer) and "diffah-tar-bundle/4" (its bundle
+	// form); a 1.6 or older reader refuses such a layer by its codec,
+	// naming it.
+	MinorTarV4 = 7
 )
 
-// BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/3 patch some of
-// whose sources are target layers (since 1.5).
-const BundleTarCodec = "diffah-tar-bundle/3"
+// BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/4 patch some of
+// whose sources are target layers (since 1.7; BundleTarCodecV3, its
+// diffah-tar/3 form, since 1.5).
+const (
+	BundleTarCodec   = "diffah-tar-bundle/4"
+	BundleTarCodecV3 = "diffah-tar-bundle/3"
+)
 
-// TarPatchCodecV3 is the tar patch codec sidecar 1.4 adds.
-const TarPatchCodecV3 = "diffah-tar/3"
+// IsBundleTarCodec reports whether codec is a bundle tar patch codec, the
+// only ones whose sources may be target layers.
+func IsBundleTarCodec(codec string) bool {
+	return codec == BundleTarCodec || codec == BundleTarCodecV3
+}
+
+// TarPatchCodecV3 and TarPatchCodecV4 are the tar patch codecs sidecar
+// 1.4 and 1.7 add.
+const (
+	TarPatchCodecV3 = "diffah-tar/3"
+	TarPatchCodecV4 = "diffah-tar/4"
+)
 
 // BlobPatchCodec is blobpatch.Codec (the sidecar package sits below the
 // codecs, so it names it here).
@@ -84,9 +103,10 @@ const (
 const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
-// sidecar: 1.6 when a patch has the codec diffah-deflate-model/2, 1.5
-// when a patch reads a target layer, 1.4 when a patched
-// layer carries fileCosts or has the codec diffah-deflate-model/1
+// sidecar: 1.7 when a patch has the codec diffah-tar/4 or
+// diffah-tar-bundle/4, 1.6 when a patch has the codec
+// diffah-deflate-model/2, 1.5 when a patch reads a target layer, 1.4 when a
+// patched layer carries fileCosts or has the codec diffah-deflate-model/1
 // or diffah-tar/3, 1.3 when a recipe
 // has sync points, 1.2 when a blob carries what 1.2 added (a reused
 // layer's recipe, a patch codec other than diffah-tar/1), else 1.1, so
@@ -106,8 +126,11 @@ func (s *Sidecar) SetVersion() {
 			if b.FileCosts != nil {
 				minor = max(minor, MinorFileCosts)
 			}
-			if b.Patch != nil && b.Patch.Codec == BundleTarCodec {
+			if b.Patch != nil && IsBundleTarCodec(b.Patch.Codec) {
 				minor = max(minor, MinorFleet)
+			}
+			if b.Patch != nil && (b.Patch.Codec == TarPatchCodecV4 || b.Patch.Codec == BundleTarCodec) {
+				minor = max(minor, MinorTarV4)
 			}
 			if b.Patch != nil && b.Patch.Codec == DeflateModelCodecV1 {
 				minor = max(minor, MinorModel)

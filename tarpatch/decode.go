@@ -16,12 +16,15 @@ import (
 )
 
 // Codec names the format Encode writes, in plans and sidecars.
-const Codec = "diffah-tar/3"
+const Codec = "diffah-tar/4"
 
-// CodecV2 and CodecV1 are the previous formats, which Decode still reads:
-// diffah-tar/2 is diffah-tar/3 without re-indented dictionary ranges,
-// diffah-tar/1 diffah-tar/2 without the ADIFF and XADIFF ops.
+// CodecV3, CodecV2 and CodecV1 are the previous formats, which Decode
+// still reads: diffah-tar/3 is diffah-tar/4 without the edit form of a
+// small layer (edit.go), diffah-tar/2 diffah-tar/3 without re-indented
+// dictionary ranges, diffah-tar/1 diffah-tar/2 without the ADIFF and
+// XADIFF ops.
 const (
+	CodecV3 = "diffah-tar/3"
 	CodecV2 = "diffah-tar/2"
 	CodecV1 = "diffah-tar/1"
 )
@@ -31,11 +34,18 @@ const (
 // baseline layers (a bundle's images drawing on each other's new
 // layers). The payload is the same; the name makes readers that cannot
 // find such sources refuse the patch by its codec.
-const CodecBundle = "diffah-tar-bundle/3"
+const CodecBundle = "diffah-tar-bundle/4"
+
+// CodecBundleV3 is CodecBundle with a diffah-tar/3 payload.
+const CodecBundleV3 = "diffah-tar-bundle/3"
 
 // Decodes reports whether Decode reads patches of the named codec.
 func Decodes(codec string) bool {
-	return codec == Codec || codec == CodecV2 || codec == CodecV1 || codec == CodecBundle
+	switch codec {
+	case Codec, CodecV3, CodecV2, CodecV1, CodecBundle, CodecBundleV3:
+		return true
+	}
+	return false
 }
 
 var (
@@ -119,7 +129,7 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 	}
 	br := bufio.NewReader(patch)
 	head := make([]byte, len(magic))
-	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) && !bytes.Equal(head, magicV2) && !bytes.Equal(head, magicV1) && !bytes.Equal(head, wholeMagic) {
+	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, magic) && !bytes.Equal(head, magicV2) && !bytes.Equal(head, magicV1) && !bytes.Equal(head, wholeMagic) && !bytes.Equal(head, editMagic) {
 		return fault.Errorf(fault.Integrity, "tarpatch: not a %s patch (bad magic)", Codec)
 	}
 	if bytes.Equal(head, wholeMagic) {
@@ -129,6 +139,9 @@ func Decode(ctx context.Context, w io.Writer, patch io.Reader, sources []Source,
 			return fault.Errorf(fault.Integrity, "tarpatch: whole-layer patch: no frame after the magic (truncated?)")
 		}
 		return decodeWhole(ctx, w, br, sources, o)
+	}
+	if bytes.Equal(head, editMagic) {
+		return decodeEdit(ctx, w, br, sources, o)
 	}
 	// The op stream's window is the encoder's (streamWindow): a frame
 	// claiming more is refused before its history is allocated.
@@ -538,4 +551,190 @@ func (f writerFunc) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// editOp is one decoded op of the edit form.
+type editOp struct {
+	kind byte
+	ent  int   // old entry (COPY: the first)
+	n    int64 // COPY: entries; EDIT, EDITH: content size; RAW, END: bytes
+	// zeros is END's zero bytes, before its n.
+	zeros int64
+}
+
+// decodeEdit decodes the edit form of a patch (editMagic read).
+func decodeEdit(ctx context.Context, w io.Writer, br *bufio.Reader, sources []Source, o DecodeOptions) error {
+	if !isSmall(sources) {
+		return fault.Errorf(fault.Integrity, "tarpatch: an edit-form patch needs sources of at most %d bytes in all", SmallLayer)
+	}
+	bad := func(f string, a ...any) error {
+		return fault.Errorf(fault.Integrity, "tarpatch: edit-form patch: "+f, a...)
+	}
+	opsLen, err := binary.ReadUvarint(br)
+	if err != nil || opsLen > maxEditOps {
+		return bad("bad op list length")
+	}
+	lr := &io.LimitedReader{R: br, N: int64(opsLen)}
+	ob := bufio.NewReader(lr)
+	old, oents, err := oldEntries(sources)
+	if err != nil {
+		return err
+	}
+	var ops []editOp
+	dict := append([]byte(nil), old...)
+	cur := 0
+	var out int64
+	for {
+		kind, err := ob.ReadByte()
+		if err != nil {
+			return bad("op list cut short")
+		}
+		op := editOp{kind: kind}
+		switch kind {
+		case eopCopy, eopEdit, eopEditH:
+			jump, err := binary.ReadVarint(ob)
+			if err != nil {
+				return bad("op %d: bad entry", len(ops))
+			}
+			var n int64
+			if kind == eopCopy {
+				u, err := binary.ReadUvarint(ob)
+				if err != nil || u > uint64(len(oents)) {
+					return bad("op %d: bad count", len(ops))
+				}
+				n = int64(u)
+			} else if n, err = binary.ReadVarint(ob); err != nil {
+				return bad("op %d: bad size", len(ops))
+			}
+			if jump < -int64(len(oents)) || jump > int64(len(oents)) {
+				return bad("op %d: bad entry", len(ops))
+			}
+			j := int64(cur) + jump
+			if j < 0 || j >= int64(len(oents)) {
+				return bad("op %d: old entry %d of %d", len(ops), j, len(oents))
+			}
+			op.ent = int(j)
+			if kind == eopCopy {
+				if n <= 0 || n > int64(len(oents))-j {
+					return bad("op %d: %d entries from old entry %d of %d", len(ops), n, j, len(oents))
+				}
+				op.n = n
+				cur = op.ent + int(n)
+				for _, e := range oents[op.ent:cur] {
+					out += e.end - e.off
+				}
+			} else {
+				// The size travels as its change from the old entry's.
+				if n < -o.MaxOutput || n > o.MaxOutput || oents[j].size+n < 0 || oents[j].size+n > o.MaxOutput {
+					return bad("op %d: content size %+d from %d", len(ops), n, oents[j].size)
+				}
+				op.n = oents[j].size + n
+				cur = op.ent + 1
+				out += blockSize + (op.n+blockSize-1)/blockSize*blockSize
+				dict = editDict(dict, old, oents[op.ent], kind)
+			}
+		case eopRaw, eopEnd:
+			if kind == eopEnd {
+				z, err := binary.ReadUvarint(ob)
+				if err != nil || z > uint64(o.MaxOutput) {
+					return bad("op %d: bad length", len(ops))
+				}
+				op.zeros = int64(z)
+				out += op.zeros
+			}
+			n, err := binary.ReadUvarint(ob)
+			if err != nil || n > uint64(o.MaxOutput) {
+				return bad("op %d: bad length", len(ops))
+			}
+			op.n = int64(n)
+			out += op.n
+		default:
+			return bad("op %d: unknown op %d", len(ops), kind)
+		}
+		if out > o.MaxOutput {
+			return bad("output would exceed the expected %d bytes", o.MaxOutput)
+		}
+		ops = append(ops, op)
+		if kind == eopEnd {
+			break
+		}
+		if len(ops) >= maxEditOps {
+			return bad("too many ops")
+		}
+	}
+	if _, err := ob.ReadByte(); err != io.EOF || lr.N != 0 {
+		return bad("op list length is not its ops'")
+	}
+	zopts := []zstd.DOption{zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(streamWindow), zstd.WithDecoderMaxMemory(streamWindow)}
+	if len(dict) > 0 {
+		zopts = append(zopts, zstd.WithDecoderDictRaw(0, dict))
+	}
+	zr, err := zstd.NewReader(io.MultiReader(bytes.NewReader(zstdMagic), br), zopts...)
+	if err != nil {
+		return fault.Errorf(fault.Internal, "tarpatch: %w", err)
+	}
+	defer zr.Close()
+	bw := bufio.NewWriterSize(w, 1<<16)
+	take := func(n int64) error {
+		if _, err := io.CopyN(bw, zr, n); err != nil {
+			if errors.Is(err, io.EOF) {
+				return bad("frame cut short")
+			}
+			if ferr := bw.Flush(); ferr != nil {
+				return fault.Wrap(fault.Env, ferr)
+			}
+			return bad("%v", err)
+		}
+		return nil
+	}
+	zero := make([]byte, blockSize)
+	for i, op := range ops {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch op.kind {
+		case eopCopy:
+			for _, e := range oents[op.ent : op.ent+int(op.n)] {
+				if _, err := bw.Write(old[e.off:e.end]); err != nil {
+					return fault.Wrap(fault.Env, err)
+				}
+			}
+		case eopEdit, eopEditH:
+			if op.kind == eopEdit {
+				h, ok := resized(old[oents[op.ent].off:], op.n)
+				if !ok {
+					return bad("op %d: size %d does not fit a header", i, op.n)
+				}
+				if _, err := bw.Write(h); err != nil {
+					return fault.Wrap(fault.Env, err)
+				}
+			} else if err := take(blockSize); err != nil {
+				return err
+			}
+			if err := take(op.n); err != nil {
+				return err
+			}
+			if pad := (blockSize - op.n%blockSize) % blockSize; pad > 0 {
+				if _, err := bw.Write(zero[:pad]); err != nil {
+					return fault.Wrap(fault.Env, err)
+				}
+			}
+		default:
+			for z := op.zeros; z > 0; z -= min(z, blockSize) {
+				if _, err := bw.Write(zero[:min(z, blockSize)]); err != nil {
+					return fault.Wrap(fault.Env, err)
+				}
+			}
+			if err := take(op.n); err != nil {
+				return err
+			}
+		}
+	}
+	if n, err := io.ReadFull(zr, make([]byte, 1)); n != 0 || err != io.EOF {
+		return bad("data after the end of the patch")
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return bad("data after the end of the patch")
+	}
+	return fault.Wrap(fault.Env, bw.Flush())
 }

@@ -47,7 +47,15 @@
 // both and keeps the smaller; for a handful of small edits the whole form
 // wins, since it pays for one frame instead of one per changed file. For
 // such small sources the shared stream's dictionary is their whole
-// content rather than their header blocks.
+// content rather than their header blocks. Format 4 adds a third form for
+// small layers, the edit form (edit.go): the old entries kept byte for
+// byte are COPY runs of entries, a changed file whose header differs only
+// in its size costs that size's change (its header is the old one
+// rebuilt, checksum and all), and everything else is one zstd frame
+// holding only what changed, against the sources and the edited files'
+// old content. A release bump of a small package (express 4.18.1 to
+// 4.18.2: 230 kB of tar) is 234 bytes in it, against the whole form's 299
+// and zstd -19 --patch-from's 277.
 //
 // With EncodeOptions.FileCosts, Encode also says what each file of the
 // new tar costs in the patch (stats.go): the sidecar's fileCosts, which
@@ -56,12 +64,18 @@
 // Similarity gives a caller with many baseline layers a cheap score (paths
 // only, no hashing) of how much of a new layer each could help patch.
 //
-// # Format (Codec "diffah-tar/3"; Decode also reads "diffah-tar/2" and "diffah-tar/1")
+// # Format (Codec "diffah-tar/4"; Decode also reads "diffah-tar/3", "diffah-tar/2" and "diffah-tar/1")
 //
 //	patch  = magic "DFHTAR3\n" zstd(ops)
 //	       | magic "DFHTAR2\n" zstd(ops)     (diffah-tar/2: ranges without shift)
 //	       | magic "DFHTAR1\n" zstd(ops)     (diffah-tar/1: no ADIFF op either)
 //	       | magic "DFHTAR1W" zstd(tar)   (whole form; small sources only)
+//	       | magic "DFHTAR4E" edit        (edit form, diffah-tar/4 only;
+//	                                      small sources only; see edit.go)
+//
+// A diffah-tar/4 patch is any of these but the format-1 and format-2
+// ops; diffah-tar/3 is diffah-tar/4 without the edit form.
+//
 //	ops    = { op } END
 //	op     = LIT  uvarint(n) n*byte
 //	       | COPY uvarint(src) uvarint(off) uvarint(n)
@@ -92,7 +106,9 @@
 // frame compressed against that raw dictionary and must decode to exactly
 // outLen bytes. A MATCH copy is at least 64 bytes (matchMin). After END
 // the zstd stream must end. The decoder refuses unknown ops (ADIFF or
-// XADIFF in a format-1 patch), ranges outside a source, ADIFF copies
+// XADIFF in a format-1 patch), ranges outside a source, edit-form ops
+// naming entries the sources do not hold or adding up to more than the
+// layer (checked before any output), ADIFF copies
 // outside their dictionary, zlib streams that do not inflate, inflate past
 // a fixed bound or do not recompress to their recorded length,
 // dictionaries over MaxDict, op outputs over MaxOut, MATCH sections over

@@ -48,9 +48,10 @@ type EncodeOptions struct {
 	// memory than the budget allows, whatever Jobs says. The output does
 	// not depend on it.
 	Workers *membudget.Budget
-	// Format is the format written: 0 or 3 for Codec, 2 for CodecV2
-	// (no re-indented ranges), for a patch embedded where the codec name
-	// cannot say which (diffah-deflate/1), so older readers decode it.
+	// Format is the format written: 0 or 4 for Codec, 3 for CodecV3
+	// (no edit form), 2 for CodecV2 (nor re-indented ranges), for a patch
+	// embedded where the codec name cannot say which (diffah-deflate/1),
+	// so older readers decode it.
 	Format int
 }
 
@@ -70,7 +71,8 @@ type Stats struct {
 	// adiff.go), among Deltas.
 	ADiffs int `json:"adiffs,omitempty"`
 	// Whole is set when a small layer travelled as one literal against
-	// its whole source (see Encode).
+	// its whole source, or in the edit form, whose changed bytes are one
+	// zstd frame too (see Encode).
 	Whole bool `json:"whole,omitempty"`
 	// Costs, with EncodeOptions.FileCosts, attributes the patch's bytes
 	// to the files of the new tar (see stats.go).
@@ -278,13 +280,14 @@ var traceTask func(name string, kind int, in int64, out int, adiff bool)
 // sources. It reads newTar once, as a stream.
 //
 // A small layer (sources and new tar each at most SmallLayer bytes) is
-// encoded twice and the smaller patch is kept: file by file as below, and
-// whole, as one zstd frame compressed against all of the sources' bytes
-// (the way zstd --patch-from works). For a few small
-// edits the single stream wins: it pays for one zstd frame and one set of
-// entropy tables, where the file-by-file patch pays for a frame per
-// changed file and for the positions of the unchanged ones. Memory stays
-// bounded by SmallLayer.
+// encoded two or three ways and the smallest patch is kept: file by file
+// as below; whole, as one zstd frame compressed against all of the
+// sources' bytes (the way zstd --patch-from works); and, in format 4, as
+// an edit of the sources' entries (edit.go). For a few small edits a
+// single stream wins: it pays for one zstd frame and one set of entropy
+// tables, where the file-by-file patch pays for a frame per changed file
+// and for the positions of the unchanged ones. Memory stays bounded by
+// SmallLayer.
 func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source, o EncodeOptions) (Stats, error) {
 	if o.FileByFile || !isSmall(sources) {
 		return encode(ctx, w, newTar, sources, o)
@@ -305,6 +308,15 @@ func Encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	whole, err := encodeWhole(head, sources, o.Level)
 	if err != nil {
 		return st, err
+	}
+	if o.Format == 0 || o.Format == 4 {
+		edit, err := encodeEdit(head, sources, o.Level)
+		if err != nil {
+			return st, err
+		}
+		if len(edit) < len(whole) {
+			whole = edit
+		}
 	}
 	if len(whole) < len(best) {
 		best = whole
@@ -405,11 +417,11 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	}
 	head := magic
 	switch o.Format {
-	case 0, 3:
+	case 0, 3, 4:
 	case 2:
 		head, encs.v2 = magicV2, true
 	default:
-		return st, fault.Errorf(fault.Internal, "tarpatch: no format %d (Encode writes 2 or 3)", o.Format)
+		return st, fault.Errorf(fault.Internal, "tarpatch: no format %d (Encode writes 2, 3 or 4)", o.Format)
 	}
 	cw := &ctxio.CountingWriter{W: w}
 	if _, err := cw.Write(head); err != nil {

@@ -137,8 +137,8 @@ func TestEncodeFormat2(t *testing.T) {
 	if len(p3) >= len(p2) {
 		t.Fatalf("format 3 %d bytes, format 2 %d: the shifted range did not help", len(p3), len(p2))
 	}
-	o.Format = 4
+	o.Format = 5
 	if _, err := Encode(context.Background(), &bytes.Buffer{}, bytes.NewReader(newTar), []Source{src(old)}, o); err == nil {
-		t.Fatal("format 4 accepted")
+		t.Fatal("format 5 accepted")
 	}
 }

@@ -51,7 +51,9 @@ func seedCases(t testing.TB) map[string]seedCase {
 		"binary":  {[]entry{{name: "a.js", body: append(append([]byte{}, js[:5000]...), bin...)}}, EncodeOptions{FileByFile: true}},
 		"empty":   {nil, EncodeOptions{FileByFile: true}},
 		"whole":   {[]entry{{name: "a.js", body: mutate(js, 2, 1)}, {name: "c", body: []byte("new")}}, EncodeOptions{}},
-		"adiff":   {[]entry{{name: "a.js", body: relinked}}, EncodeOptions{FileByFile: true}},
+		// The edit form (format 4): a.js grown at its head.
+		"edit":  {[]entry{{name: "a.js", body: append([]byte("// v2\n"), js...)}}, EncodeOptions{}},
+		"adiff": {[]entry{{name: "a.js", body: relinked}}, EncodeOptions{FileByFile: true}},
 		// A dictionary range re-indented (format 3).
 		"reindent": {[]entry{{name: "lib/b.js", body: code}, {name: "a.js", body: reindented(code, 2)}}, EncodeOptions{FileByFile: true}},
 	}
@@ -86,14 +88,15 @@ func TestFuzzSeeds(t *testing.T) {
 
 // TestDecodesOldFormats: patches of the previous formats still decode to
 // their layers: diffah-tar/1 (the v1-* seeds, written by the encoder
-// before ADIFF existed) and diffah-tar/2 (the v2-* seeds, written before
-// re-indented ranges).
+// before ADIFF existed), diffah-tar/2 (the v2-* seeds, written before
+// re-indented ranges) and diffah-tar/3 (the v3-* seeds, written before
+// the edit form).
 func TestDecodesOldFormats(t *testing.T) {
 	old, _ := fuzzSource(t)
 	for _, v := range []struct {
 		prefix string
 		magic  []byte
-	}{{"v1-", magicV1}, {"v2-", magicV2}} {
+	}{{"v1-", magicV1}, {"v2-", magicV2}, {"v3-", magic}} {
 		n := 0
 		for name, c := range seedCases(t) {
 			p, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzDecode", v.prefix+name))
@@ -124,8 +127,16 @@ func TestDecodesOldFormats(t *testing.T) {
 			t.Fatalf("only %d %s seeds decoded", n, v.prefix)
 		}
 	}
-	if !Decodes(CodecV1) || !Decodes(CodecV2) || !Decodes(Codec) || Decodes("diffah-tar/4") {
+	if !Decodes(CodecV1) || !Decodes(CodecV2) || !Decodes(CodecV3) || !Decodes(Codec) || !Decodes(CodecBundleV3) || !Decodes(CodecBundle) || Decodes("diffah-tar/5") {
 		t.Fatal("Decodes")
+	}
+}
+
+// TestEditSeed: the edit seed is an edit-form patch, so the fuzzer starts
+// from one.
+func TestEditSeed(t *testing.T) {
+	if p := fuzzSeeds(t)["edit"]; !bytes.HasPrefix(p, editMagic) {
+		t.Fatalf("edit seed %q is not the edit form", p[:min(8, len(p))])
 	}
 }
 

@@ -170,6 +170,8 @@ func TestRoundTrips(t *testing.T) {
 			if _, best := roundTrip(t, newTar, tt.sources, EncodeOptions{}); len(best) > len(patch) {
 				t.Errorf("Encode chose %d bytes over the file-by-file %d", len(best), len(patch))
 			}
+			// The edit form alone, which Encode tries on small sources.
+			editRoundTrip(t, newTar, tt.sources)
 		})
 	}
 }
@@ -313,8 +315,8 @@ func FuzzDecode(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	// More seeds (copy, literal, binary delta, empty tar, the whole form,
-	// truncations) are in testdata/fuzz/FuzzDecode, all against the same
+	// More seeds (copy, literal, binary delta, empty tar, the whole and
+	// edit forms, truncations, the previous formats) are in testdata/fuzz/FuzzDecode, all against the same
 	// old tar (TestFuzzSeeds keeps them current).
 	f.Fuzz(func(t *testing.T, p []byte) {
 		var out bytes.Buffer
