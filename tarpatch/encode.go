@@ -3,6 +3,7 @@ package tarpatch
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -269,7 +270,22 @@ type task struct {
 	file *fileAcc
 	// name is the file the task encodes (for traceTask).
 	name string
+	// release gives back the task's share of the pending bytes once it
+	// is written.
+	release func()
 }
+
+// hold is what a queued task holds until it is written: its chunk (in)
+// or its ready bytes.
+func (t *task) hold() int64 { return max(t.in, int64(t.buf.Len())) }
+
+// pendingTasks bounds the tasks queued per job; pendingBytes bounds the
+// input they hold: a chunk and 4 MiB per job (20 MiB at --jobs 2, less
+// than the 2 chunks per job the queue could hold when its length was the
+// bound).
+const pendingTasks = 64
+
+func pendingBytes(o EncodeOptions) int64 { return o.MaxChunk + int64(o.Jobs)*(4<<20) }
 
 // traceTask, when set (by measurements), sees every task as it is written.
 var traceTask func(name string, kind int, in int64, out int, adiff bool)
@@ -433,8 +449,12 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	}
 
 	// Tasks are queued in output order and computed by workers; a writer
-	// drains them in order. The queue length bounds memory.
-	queue := make(chan *task, 2*o.Jobs)
+	// drains them in order. What bounds memory is the input the queued
+	// tasks hold (pendingBytes), not their number: a large file at the
+	// head of the queue must not leave the other workers idle once a few
+	// small files behind it are done.
+	queue := make(chan *task, pendingTasks*o.Jobs)
+	pending := membudget.NewBudget(pendingBytes(o))
 	work := make(chan func(), o.Jobs)
 	var wg sync.WaitGroup
 	for range o.Jobs {
@@ -468,6 +488,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		}
 		for t := range queue {
 			<-t.done
+			t.release()
 			if traceTask != nil {
 				traceTask(t.name, t.kind, t.in, t.buf.Len(), t.adiff)
 			}
@@ -516,6 +537,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	var cur *fileAcc // the file being encoded, for Stats.Costs
 	emit := func(t *task) {
 		t.file = cur
+		t.release = pending.Take(t.hold())
 		queue <- t
 	}
 	ready := func(kind int, b []byte) *task {
@@ -820,7 +842,22 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 				}
 			}
 			if enc == nil || cost > len(chunk)/64 && !(t.adiff && cost <= len(chunk)/16) {
+				// Against an old version, bsdiff's approximate copies too
+				// (see adiff.go): best on rebuilt machine code. ADIFF
+				// runs beside DELTA when a worker's worth of memory is
+				// free (a large file is then not one core's serial
+				// work); the same op is kept either way.
+				var adiff func() ([]byte, error)
+				if hasOld && adiffEnabled {
+					adiff = later(o, n >= splitOps, weight, func() ([]byte, error) { return adiffOp(ranges, dict, chunk, encs) })
+				}
 				d, err := deltaOp(ranges, dict, chunk, encs)
+				var a []byte
+				if adiff != nil {
+					var aerr error
+					a, aerr = adiff()
+					err = cmp.Or(err, aerr)
+				}
 				if err != nil {
 					t.err = err
 					return
@@ -828,17 +865,8 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 				if enc == nil || len(d) < cost {
 					enc, cost, t.adiff = d, len(d), false
 				}
-				// Against an old version, bsdiff's approximate copies too
-				// (see adiff.go): best on rebuilt machine code.
-				if hasOld && adiffEnabled {
-					a, err := adiffOp(ranges, dict, chunk, encs)
-					if err != nil {
-						t.err = err
-						return
-					}
-					if len(a) < cost {
-						enc, cost, t.adiff = a, len(a), true
-					}
+				if adiff != nil && len(a) < cost {
+					enc, cost, t.adiff = a, len(a), true
 				}
 			}
 			// A dictionary that does not help is dropped: plain literals
@@ -858,6 +886,40 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		}
 	}
 	return nil
+}
+
+// splitOps is the chunk size from which a task's DELTA and ADIFF run on
+// two goroutines.
+const splitOps = 256 << 10
+
+// later starts op on its own goroutine when split says so, o.Jobs > 1
+// and o.Workers (a budget is needed: the second goroutine holds as much
+// again) has weight bytes free for it (never waiting for them: the
+// caller holds a share already), and returns what waits for its result;
+// otherwise what runs op then.
+func later(o EncodeOptions, split bool, weight int64, op func() ([]byte, error)) func() ([]byte, error) {
+	if !split || o.Jobs < 2 || o.Workers == nil {
+		return op
+	}
+	release, ok := o.Workers.TryTake(weight)
+	if !ok {
+		return op
+	}
+	var (
+		b    []byte
+		err  error
+		done = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		defer release()
+		defer fault.Recover(&err)
+		b, err = op()
+	}()
+	return func() ([]byte, error) {
+		<-done
+		return b, err
+	}
 }
 
 // chunkDict picks the region of the old file that corresponds to the new
