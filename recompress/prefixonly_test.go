@@ -15,12 +15,7 @@ import (
 // but whose whole does not (a second gzip member follows) has no recipe;
 // with PrefixOnly the prefix decides and gzip -6 is returned.
 func TestDetectPrefixOnly(t *testing.T) {
-	rng := rand.New(rand.NewSource(1))
-	words := []string{"alpha ", "beta ", "gamma ", "delta ", "layer ", "file "}
-	var data bytes.Buffer
-	for data.Len() < 3<<20 {
-		data.WriteString(words[rng.Intn(len(words))])
-	}
+	data := wordText(1)
 	var blob bytes.Buffer
 	for _, part := range [][]byte{data.Bytes(), []byte("a second member")} {
 		zw, _ := gzip.NewWriterLevel(&blob, 6)
@@ -45,12 +40,7 @@ func TestDetectPrefixOnly(t *testing.T) {
 // Detect returns; on the two-member blob above Detect still fails, so a
 // caller that started work for it must not keep it.
 func TestDetectOnPrefix(t *testing.T) {
-	rng := rand.New(rand.NewSource(2))
-	words := []string{"alpha ", "beta ", "gamma ", "delta ", "layer ", "file "}
-	var data bytes.Buffer
-	for data.Len() < 3<<20 {
-		data.WriteString(words[rng.Intn(len(words))])
-	}
+	data := wordText(2)
 	for _, members := range [][][]byte{{data.Bytes()}, {data.Bytes(), []byte("a second member")}} {
 		var blob bytes.Buffer
 		for _, part := range members {
@@ -71,4 +61,15 @@ func TestDetectOnPrefix(t *testing.T) {
 			t.Fatalf("two members: Detect gave %v, %v, want ErrNotReproducible", rec, err)
 		}
 	}
+}
+
+// wordText is 3 MiB of words drawn from seed.
+func wordText(seed int64) *bytes.Buffer {
+	rng := rand.New(rand.NewSource(seed))
+	words := []string{"alpha ", "beta ", "gamma ", "delta ", "layer ", "file "}
+	var data bytes.Buffer
+	for data.Len() < 3<<20 {
+		data.WriteString(words[rng.Intn(len(words))])
+	}
+	return &data
 }
