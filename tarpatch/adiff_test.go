@@ -11,7 +11,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/diffah/diffah/fault"
-	"github.com/diffah/diffah/internal/membudget"
 )
 
 // fakeCode is n bytes shaped like rebuilt machine code: random
@@ -195,11 +194,7 @@ func TestADiffDecodeHostile(t *testing.T) {
 func TestADiffDeterministicAcrossJobs(t *testing.T) {
 	var olds, news []entry
 	for i := range 6 {
-		size := 64 << 10
-		if i == 5 {
-			size = splitOps + 64<<10 // DELTA and ADIFF on two goroutines
-		}
-		code := fakeCode(int64(70+i), size)
+		code := fakeCode(int64(70+i), 64<<10)
 		name := "usr/lib/lib" + string(rune('a'+i)) + ".so"
 		olds = append(olds, entry{name: name, body: code})
 		news = append(news, entry{name: name, body: relink(code, int64(80+i), uint32(i+1))})
@@ -209,8 +204,7 @@ func TestADiffDeterministicAcrossJobs(t *testing.T) {
 	news = append(news, entry{name: "usr/bin/app", body: fakeELF(t, relink(fakeCode(91, 32<<10), 92, 4), mutate(debug, 93, 5), 1)})
 	old, newTar := mktar(t, olds, nil), mktar(t, news, nil)
 	st, p1 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 1, FileByFile: true})
-	// With a budget, a large file's DELTA and ADIFF run side by side.
-	_, p4 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 4, FileByFile: true, Workers: membudget.NewBudget(64 << 20)})
+	_, p4 := roundTrip(t, newTar, [][]byte{old}, EncodeOptions{Jobs: 4, FileByFile: true})
 	if st.ADiffs < 7 {
 		t.Fatalf("stats %+v: want every file as ADIFF or XADIFF", st)
 	}

@@ -3,7 +3,6 @@ package tarpatch
 import (
 	"archive/tar"
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -842,22 +841,7 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 				}
 			}
 			if enc == nil || cost > len(chunk)/64 && !(t.adiff && cost <= len(chunk)/16) {
-				// Against an old version, bsdiff's approximate copies too
-				// (see adiff.go): best on rebuilt machine code. ADIFF
-				// runs beside DELTA when a worker's worth of memory is
-				// free (a large file is then not one core's serial
-				// work); the same op is kept either way.
-				var adiff func() ([]byte, error)
-				if hasOld && adiffEnabled {
-					adiff = later(o, n >= splitOps, weight, func() ([]byte, error) { return adiffOp(ranges, dict, chunk, encs) })
-				}
 				d, err := deltaOp(ranges, dict, chunk, encs)
-				var a []byte
-				if adiff != nil {
-					var aerr error
-					a, aerr = adiff()
-					err = cmp.Or(err, aerr)
-				}
 				if err != nil {
 					t.err = err
 					return
@@ -865,8 +849,17 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 				if enc == nil || len(d) < cost {
 					enc, cost, t.adiff = d, len(d), false
 				}
-				if adiff != nil && len(a) < cost {
-					enc, cost, t.adiff = a, len(a), true
+				// Against an old version, bsdiff's approximate copies too
+				// (see adiff.go): best on rebuilt machine code.
+				if hasOld && adiffEnabled {
+					a, err := adiffOp(ranges, dict, chunk, encs)
+					if err != nil {
+						t.err = err
+						return
+					}
+					if len(a) < cost {
+						enc, cost, t.adiff = a, len(a), true
+					}
 				}
 			}
 			// A dictionary that does not help is dropped: plain literals
@@ -886,40 +879,6 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		}
 	}
 	return nil
-}
-
-// splitOps is the chunk size from which a task's DELTA and ADIFF run on
-// two goroutines.
-const splitOps = 256 << 10
-
-// later starts op on its own goroutine when split says so, o.Jobs > 1
-// and o.Workers (a budget is needed: the second goroutine holds as much
-// again) has weight bytes free for it (never waiting for them: the
-// caller holds a share already), and returns what waits for its result;
-// otherwise what runs op then.
-func later(o EncodeOptions, split bool, weight int64, op func() ([]byte, error)) func() ([]byte, error) {
-	if !split || o.Jobs < 2 || o.Workers == nil {
-		return op
-	}
-	release, ok := o.Workers.TryTake(weight)
-	if !ok {
-		return op
-	}
-	var (
-		b    []byte
-		err  error
-		done = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		defer release()
-		defer fault.Recover(&err)
-		b, err = op()
-	}()
-	return func() ([]byte, error) {
-		<-done
-		return b, err
-	}
 }
 
 // chunkDict picks the region of the old file that corresponds to the new

@@ -32,18 +32,3 @@ func (b *Budget) Take(n int64) (release func()) {
 	b.sem.Acquire(context.Background(), n)
 	return func() { b.sem.Release(n) }
 }
-
-// TryTake is Take without waiting: ok is false, and nothing is taken,
-// when n bytes are not free now. A task that already holds a share uses
-// it for optional extra work (a second goroutine), which waiting for
-// could deadlock.
-func (b *Budget) TryTake(n int64) (release func(), ok bool) {
-	if b == nil {
-		return func() {}, true
-	}
-	n = min(max(n, 1), b.size)
-	if !b.sem.TryAcquire(n) {
-		return nil, false
-	}
-	return func() { b.sem.Release(n) }, true
-}

@@ -40,33 +40,3 @@ func TestBudgetBounds(t *testing.T) {
 	var none *Budget
 	none.Take(1 << 40)()
 }
-
-// TestBudgetTryTake: TryTake takes what is free and refuses, without
-// waiting, what is not; a nil budget always gives.
-func TestBudgetTryTake(t *testing.T) {
-	b := NewBudget(100)
-	held := b.Take(60)
-	if _, ok := b.TryTake(50); ok {
-		t.Fatal("TryTake(50) succeeded with 40 of 100 free")
-	}
-	r, ok := b.TryTake(40)
-	if !ok {
-		t.Fatal("TryTake(40) failed with 40 free")
-	}
-	r()
-	held()
-	r, ok = b.TryTake(500) // more than the budget: the whole of it
-	if !ok {
-		t.Fatal("TryTake(500) failed on an idle budget of 100")
-	}
-	if _, ok := b.TryTake(1); ok {
-		t.Fatal("TryTake(1) succeeded while the whole budget was taken")
-	}
-	r()
-	var none *Budget
-	if r, ok := none.TryTake(1 << 40); !ok {
-		t.Fatal("nil budget refused")
-	} else {
-		r()
-	}
-}
