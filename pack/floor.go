@@ -3,9 +3,11 @@ package pack
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
@@ -42,8 +44,10 @@ func checkCodec(p *plan.Plan, b plan.Blob) error {
 // the others it is computed beside the tar patch and the smaller travels,
 // so a patch is never larger than the blob nor than this one.
 //
-// workers, when set, is shared with a tar patch computed at the same time.
-func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *membudget.Budget) (*payload, error) {
+// workers, when set, is shared with a tar patch computed at the same time;
+// stop, when set, sees the patch's bytes as they are written and may end
+// it (floorStop).
+func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *membudget.Budget, stop *floorStop) (*payload, error) {
 	s, src, err := st.floorSource(ctx, plans, p, b)
 	if err != nil {
 		return nil, err
@@ -59,7 +63,11 @@ func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	}
 	h := sha256.New()
 	blob := rc
-	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{Jobs: st.workers(), Workers: workers})
+	var out io.Writer = io.MultiWriter(f, h)
+	if stop != nil {
+		out = io.MultiWriter(stop, f, h)
+	}
+	size, err := blobpatch.Encode(ctx, out, blob, b.Size, src, blobpatch.EncodeOptions{Jobs: st.workers(), Workers: workers})
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pack: patching the compressed bytes of layer %s of %s: %w", b.Digest, p.Name, err)
@@ -94,6 +102,55 @@ func (st *state) floorSource(ctx context.Context, plans []*plan.Plan, p *plan.Pl
 // floorSkip: a tar patch at most 1/floorSkip of its blob is kept
 // without waiting for the floor.
 const floorSkip = 256
+
+// floorStop ends a floor computed beside a tar patch once it cannot be
+// the smaller of the two: its output only grows, and the tar patch is
+// kept on a tie, so a floor that has written as many bytes as the
+// finished tar patch is lost. On a large layer the floor can take longer
+// than the tar patch; it then stops when the tar patch is done instead
+// of running to its end. The patch kept is the same either way.
+type floorStop struct {
+	mu     sync.Mutex
+	n      int64 // bytes the floor wrote
+	limit  int64 // the tar patch's size; 0 until it is known
+	hit    bool
+	cancel context.CancelFunc
+}
+
+// errFloorLost ends a floor that cannot be smaller than its tar patch.
+var errFloorLost = errors.New("pack: the compressed-bytes patch is already larger than the tar patch")
+
+func (s *floorStop) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.n += int64(len(p))
+	hit := s.limit > 0 && s.n >= s.limit
+	s.hit = s.hit || hit
+	s.mu.Unlock()
+	if hit {
+		s.cancel()
+		return 0, errFloorLost
+	}
+	return len(p), nil
+}
+
+// at says the tar patch is size bytes.
+func (s *floorStop) at(size int64) {
+	s.mu.Lock()
+	s.limit = max(size, 1)
+	hit := s.n >= s.limit
+	s.hit = s.hit || hit
+	s.mu.Unlock()
+	if hit {
+		s.cancel()
+	}
+}
+
+// lost reports whether the floor reached the tar patch's size.
+func (s *floorStop) lost() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hit
+}
 
 // floorResult is a floor computed beside a tar patch.
 type floorResult struct {
@@ -130,7 +187,7 @@ func withFloor(b plan.Blob, tp *payload, stat PatchStat, tarErr error, fl floorR
 // reproduces it).
 func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, PatchStat, error) {
 	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size, Codec: blobpatch.Codec}
-	fl, err := st.floor(ctx, plans, p, target, b, st.budget)
+	fl, err := st.floor(ctx, plans, p, target, b, st.budget, nil)
 	if err != nil {
 		return nil, stat, err
 	}

@@ -91,7 +91,8 @@ type PatchStat struct {
 	Used      bool // false: the patch was not smaller, the blob shipped
 	Stats     tarpatch.Stats
 	// Codec is the codec of the patch kept (tarpatch.Codec when empty);
-	// FloorSize is the size of the compressed-bytes patch (see floor.go).
+	// FloorSize is the size of the compressed-bytes patch (see floor.go);
+	// 0 when it was stopped, having grown to the tar patch's size.
 	Codec     string
 	FloorSize int64
 }
@@ -501,17 +502,29 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		if err != nil || tp.size <= b.Size/floorSkip {
 			return tp, stat, err
 		}
-		fl, err := st.floor(ctx, plans, p, target, b, workers)
+		// The floor stops once it is as large as the tar patch.
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := &floorStop{cancel: cancel}
+		stop.at(tp.size)
+		fl, err := st.floor(fctx, plans, p, target, b, workers, stop)
+		if stop.lost() {
+			if fl != nil {
+				fl.file.Close()
+			}
+			return tp, stat, nil
+		}
 		return withFloor(b, tp, stat, nil, floorResult{fl, err})
 	}
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stop := &floorStop{cancel: cancel}
 	floorc := make(chan floorResult, 1)
 	go func() {
 		var r floorResult
 		defer func() { floorc <- r }()
 		defer fault.Recover(&r.err)
-		r.pl, r.err = st.floor(fctx, plans, p, target, b, workers)
+		r.pl, r.err = st.floor(fctx, plans, p, target, b, workers, stop)
 	}()
 	tp, stat, err := st.tarPayload(ctx, plans, p, target, b, stat, workers, lb)
 	if err != nil {
@@ -521,12 +534,17 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		// at a high level over the whole blob: in a fleet, where most
 		// patches are a few bytes, it was most of pack's time.
 		cancel()
-		if fl := <-floorc; fl.pl != nil {
+	} else {
+		stop.at(tp.size)
+	}
+	fl := <-floorc
+	if err == nil && (tp.size <= b.Size/floorSkip || stop.lost()) {
+		if fl.pl != nil {
 			fl.pl.file.Close()
 		}
 		return tp, stat, nil
 	}
-	return withFloor(b, tp, stat, err, <-floorc)
+	return withFloor(b, tp, stat, err, fl)
 }
 
 // tarPayload computes the tar patch of layer b (codec tarpatch).

@@ -3,9 +3,13 @@ package pack_test
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"io"
+	"log/slog"
 	"math/rand"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -20,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/diffah/diffah/imgref"
+	dlayout "github.com/diffah/diffah/internal/layout"
 	"github.com/diffah/diffah/pack"
 	"github.com/diffah/diffah/plan"
 	"github.com/diffah/diffah/recompress"
@@ -80,19 +85,23 @@ func writeImage(t *testing.T, dir string, layers ...v1.Layer) {
 	}
 }
 
+// openOCI opens the OCI layout at p, closed when the test ends.
+func openOCI(t *testing.T, p string) *imgref.Image {
+	t.Helper()
+	img, err := imgref.Open(context.Background(), imgref.Ref{Transport: imgref.OCI, Path: p}, imgref.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { img.Close() })
+	return img
+}
+
 // pipeline runs plan → pack → unpack → resolve through the libraries and
 // returns the plan and the rebuilt image's manifest digest.
 func pipeline(t *testing.T, dir, target, baseline string) (*plan.Plan, string) {
 	t.Helper()
 	ctx := context.Background()
-	open := func(p string) *imgref.Image {
-		img, err := imgref.Open(ctx, imgref.Ref{Transport: imgref.OCI, Path: p}, imgref.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { img.Close() })
-		return img
-	}
+	open := func(p string) *imgref.Image { return openOCI(t, p) }
 	ti, bi := open(target), open(baseline)
 	p, err := plan.Compute(ctx, plan.Input{Ref: "oci:" + target, Image: ti}, &plan.BaselineInput{Ref: "oci:" + baseline, Image: bi}, plan.Options{Name: "img"})
 	if err != nil {
@@ -191,5 +200,116 @@ func TestNotReproducibleShipsWhole(t *testing.T) {
 	}
 	if got != p.Target.Manifest.Digest.String() {
 		t.Fatal("rebuilt image differs")
+	}
+}
+
+// TestSyncMismatchFallsBackToSerial: sync points are verified when the
+// plan is made, but a resolver whose encoder build cuts its segments
+// elsewhere must still rebuild the layer. When a segment does not come
+// out as the recipe's sync points say (its output ends before the next
+// point: recompress.ErrSyncMismatch; or the joined blob is not the
+// layer's), the layer is recompressed serially, with a warning, and the
+// image is still the target byte for byte.
+func TestSyncMismatchFallsBackToSerial(t *testing.T) {
+	gz := func(tarBytes []byte) []byte {
+		var b bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&b, 6)
+		zw.Write(tarBytes)
+		zw.Close()
+		return b.Bytes()
+	}
+	content := payload(31, 3<<19)
+	edited := append([]byte(nil), content...)
+	copy(edited[700<<10:], "an edit in the middle of the layer")
+	dir := t.TempDir()
+	oldDir, newDir := filepath.Join(dir, "v1"), filepath.Join(dir, "v2")
+	writeImage(t, oldDir, layerFrom(t, gz(mkTar(map[string][]byte{"lib/data": content})), types.OCILayer))
+	writeImage(t, newDir, layerFrom(t, gz(mkTar(map[string][]byte{"lib/data": edited, "etc/conf": []byte("v2\n")})), types.OCILayer))
+	ctx := context.Background()
+	open := func(p string) *imgref.Image { return openOCI(t, p) }
+	p, err := plan.Compute(ctx, plan.Input{Ref: "oci:" + newDir, Image: open(newDir)}, &plan.BaselineInput{Ref: "oci:" + oldDir, Image: open(oldDir)}, plan.Options{Name: "img"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var arch bytes.Buffer
+	if _, err := pack.Write(ctx, &arch, []*plan.Plan{p}, pack.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := open(newDir).Digest()
+	gap := int64(recompress.MinSyncSegment)
+	for _, tc := range []struct {
+		name string
+		out  int64 // the bogus point's deflate offset (0: the plan's points)
+	}{
+		{"verified points", 0},
+		{"segment ends before its point", gap + 5*(gap/65535+1) + 1<<10}, // the most validation allows
+		{"joined blob differs", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			if _, err := unpack.Read(ctx, bytes.NewReader(arch.Bytes()), out, unpack.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			scPath := filepath.Join(out, dlayout.SidecarFile)
+			var sc *sidecar.Sidecar
+			f, err := os.Open(scPath)
+			if err == nil {
+				sc, err = sidecar.Parse(f)
+				f.Close()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			edited := 0
+			for i, b := range sc.Images[0].Blobs {
+				if b.Action != sidecar.Patch || b.Patch == nil || b.Patch.Recipe == nil {
+					continue
+				}
+				rec, err := recompress.ParseRecipe(b.Patch.Recipe)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rec.Format != recompress.FormatGzip || rec.Level != 6 || len(rec.Sync) == 0 || rec.Sync[0].In <= gap {
+					t.Fatalf("patched layer %s: recipe %s with sync points %v: want gzip -6 with points past %d", b.Digest, rec, rec.Sync, gap)
+				}
+				edited++
+				if tc.out == 0 {
+					continue
+				}
+				rec.Sync = []recompress.SyncPoint{{In: gap, Out: tc.out}}
+				if err := rec.Validate(); err != nil {
+					t.Fatalf("the bogus sync point must pass validation (only recompressing shows it wrong): %v", err)
+				}
+				if sc.Images[0].Blobs[i].Patch.Recipe, err = json.Marshal(rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if edited != 1 {
+				t.Fatalf("%d patched layers, want 1", edited)
+			}
+			enc, err := sc.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(scPath, enc, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			rep, err := resolve.Complete(ctx, out, map[string]resolve.Baseline{"": {Ref: "oci:" + oldDir, Image: open(oldDir)}},
+				resolve.Options{Jobs: 2, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatalf("resolve: %v\n%s", err, logs.String())
+			}
+			if got, _ := open(out).Digest(); got != want || rep.Images[0].Status != resolve.StatusOK {
+				t.Fatalf("rebuilt %s (%+v), target %s", got, rep.Images, want)
+			}
+			wantFallbacks := 1
+			if tc.out == 0 {
+				wantFallbacks = 0
+			}
+			if n := strings.Count(logs.String(), "recompressing it serially"); n != wantFallbacks {
+				t.Fatalf("%d serial fallbacks logged, want %d:\n%s", n, wantFallbacks, logs.String())
+			}
+		})
 	}
 }

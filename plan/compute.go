@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -271,7 +273,14 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			found[k].rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{})
+			// Sync points let resolve recompress the layer on every
+			// core; without them it still resolves, serially. With
+			// more than one job they are sought beside Detect's serial
+			// full check, for the candidate that passed the prefix
+			// (what Detect almost always returns); the same recipe
+			// gives the same points either way.
+			early := startSync(ctx, j.layer.Compressed, o.Jobs)
+			found[k].rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{OnPrefix: early.start})
 			if o.OnDetect != nil {
 				mu.Lock()
 				nDone++
@@ -279,11 +288,10 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 				mu.Unlock()
 			}
 			if err != nil {
+				early.drop()
 				return err
 			}
-			// Sync points let resolve recompress the layer on every
-			// core; without them it still resolves, serially.
-			rec, serr := recompress.FindSyncPoints(ctx, j.layer.Compressed, found[k].rec, recompress.SyncOptions{Jobs: o.Jobs})
+			rec, serr := early.result(found[k].rec)
 			switch {
 			case serr == nil:
 				found[k].rec = rec
@@ -330,6 +338,59 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 		return fault.Wrap(fault.KindOf(first, fault.Env), fmt.Errorf("plan: %w", first))
 	}
 	return ctx.Err()
+}
+
+// earlySync runs FindSyncPoints for Detect's prefix candidate while
+// Detect checks the whole blob.
+type earlySync struct {
+	ctx    context.Context
+	open   func() (io.ReadCloser, error)
+	jobs   int
+	cancel context.CancelFunc
+	rec    recompress.Recipe // the candidate it runs for
+	done   chan struct{}
+	out    recompress.Recipe
+	err    error
+}
+
+// startSync returns an earlySync whose start (nil with one job: then
+// nothing runs beside Detect) is Detect's OnPrefix.
+func startSync(ctx context.Context, open func() (io.ReadCloser, error), jobs int) *earlySync {
+	return &earlySync{ctx: ctx, open: open, jobs: jobs}
+}
+
+func (e *earlySync) start(r recompress.Recipe) {
+	if e.jobs < 2 || e.done != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.rec, e.cancel, e.done = r, cancel, make(chan struct{})
+	go func() {
+		defer close(e.done)
+		defer fault.Recover(&e.err)
+		e.out, e.err = recompress.FindSyncPoints(ctx, e.open, r, recompress.SyncOptions{Jobs: e.jobs})
+	}()
+}
+
+// drop stops the early search and waits for it.
+func (e *earlySync) drop() {
+	if e.done != nil {
+		e.cancel()
+		<-e.done
+	}
+}
+
+// result is FindSyncPoints for rec: the early search's when it ran for
+// rec, else a search now.
+func (e *earlySync) result(rec recompress.Recipe) (recompress.Recipe, error) {
+	if e.done != nil {
+		<-e.done
+		e.cancel()
+		if reflect.DeepEqual(e.rec, rec) && e.ctx.Err() == nil {
+			return e.out, e.err
+		}
+	}
+	return recompress.FindSyncPoints(e.ctx, e.open, rec, recompress.SyncOptions{Jobs: e.jobs})
 }
 
 func oneLine(err error) string {

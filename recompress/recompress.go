@@ -291,6 +291,12 @@ type DetectOptions struct {
 	// uncompressed): a full recompression of every reused layer would
 	// multiply plan time.
 	PrefixOnly bool
+	// OnPrefix, when set, is called with the first candidate that
+	// reproduces the prefix, before the whole blob is recompressed (not
+	// with PrefixOnly): a caller can start what needs the recipe
+	// (FindSyncPoints) beside the serial full check, and keep it when
+	// Detect returns that same candidate.
+	OnPrefix func(Recipe)
 }
 
 // Candidates returns the recipes tried for a format, most common first.
@@ -376,6 +382,9 @@ func Detect(ctx context.Context, open func() (io.ReadCloser, error), o DetectOpt
 		return survivors[0], nil
 	}
 	if len(survivors) > 0 {
+		if o.OnPrefix != nil {
+			o.OnPrefix(survivors[0])
+		}
 		ok, err := trial(ctx, open, format, survivors, -1)
 		if err != nil {
 			return Recipe{}, err

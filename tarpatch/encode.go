@@ -271,7 +271,22 @@ type task struct {
 	file *fileAcc
 	// name is the file the task encodes (for traceTask).
 	name string
+	// release gives back the task's share of the pending bytes once it
+	// is written.
+	release func()
 }
+
+// hold is what a queued task holds until it is written: its chunk (in)
+// or its ready bytes.
+func (t *task) hold() int64 { return max(t.in, int64(t.buf.Len())) }
+
+// pendingTasks bounds the tasks queued per job; pendingBytes bounds the
+// input they hold: a chunk and 4 MiB per job (20 MiB at --jobs 2, less
+// than the 2 chunks per job the queue could hold when its length was the
+// bound).
+const pendingTasks = 64
+
+func pendingBytes(o EncodeOptions) int64 { return o.MaxChunk + int64(o.Jobs)*(4<<20) }
 
 // traceTask, when set (by measurements), sees every task as it is written.
 var traceTask func(name string, kind int, in int64, out int, adiff bool)
@@ -445,8 +460,12 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	}
 
 	// Tasks are queued in output order and computed by workers; a writer
-	// drains them in order. The queue length bounds memory.
-	queue := make(chan *task, 2*o.Jobs)
+	// drains them in order. What bounds memory is the input the queued
+	// tasks hold (pendingBytes), not their number: a large file at the
+	// head of the queue must not leave the other workers idle once a few
+	// small files behind it are done.
+	queue := make(chan *task, pendingTasks*o.Jobs)
+	pending := membudget.NewBudget(pendingBytes(o))
 	var work errgroup.Group
 	work.SetLimit(o.Jobs)
 	writeErr := make(chan error, 1)
@@ -471,6 +490,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 		}
 		for t := range queue {
 			<-t.done
+			t.release()
 			if traceTask != nil {
 				traceTask(t.name, t.kind, t.in, t.buf.Len(), t.adiff)
 			}
@@ -519,6 +539,7 @@ func encode(ctx context.Context, w io.Writer, newTar io.Reader, sources []Source
 	var cur *fileAcc // the file being encoded, for Stats.Costs
 	emit := func(t *task) {
 		t.file = cur
+		t.release = pending.Take(t.hold())
 		queue <- t
 	}
 	ready := func(kind int, b []byte) *task {
