@@ -42,8 +42,9 @@ func checkCodec(p *plan.Plan, b plan.Blob) error {
 // the others it is computed beside the tar patch and the smaller travels,
 // so a patch is never larger than the blob nor than this one.
 //
-// workers, when set, is shared with a tar patch computed at the same time.
-func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *membudget.Budget) (*payload, error) {
+// workers, when set, is shared with a tar patch computed at the same time;
+// jobs is how many chunks it compresses at once.
+func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *membudget.Budget, jobs int) (*payload, error) {
 	s, src, err := st.floorSource(ctx, plans, p, b)
 	if err != nil {
 		return nil, err
@@ -59,7 +60,7 @@ func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	}
 	h := sha256.New()
 	blob := rc
-	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{Jobs: st.workers(), Workers: workers})
+	size, err := blobpatch.Encode(ctx, io.MultiWriter(f, h), blob, b.Size, src, blobpatch.EncodeOptions{Jobs: jobs, Workers: workers})
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pack: patching the compressed bytes of layer %s of %s: %w", b.Digest, p.Name, err)
@@ -130,7 +131,7 @@ func withFloor(b plan.Blob, tp *payload, stat PatchStat, tarErr error, fl floorR
 // reproduces it).
 func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, PatchStat, error) {
 	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size, Codec: blobpatch.Codec}
-	fl, err := st.floor(ctx, plans, p, target, b, st.budget)
+	fl, err := st.floor(ctx, plans, p, target, b, st.budget, st.workers())
 	if err != nil {
 		return nil, stat, err
 	}

@@ -501,7 +501,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		if err != nil || tp.size <= b.Size/floorSkip {
 			return tp, stat, err
 		}
-		fl, err := st.floor(ctx, plans, p, target, b, workers)
+		fl, err := st.floor(ctx, plans, p, target, b, workers, st.workers())
 		return withFloor(b, tp, stat, nil, floorResult{fl, err})
 	}
 	fctx, cancel := context.WithCancel(ctx)
@@ -511,7 +511,12 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		var r floorResult
 		defer func() { floorc <- r }()
 		defer fault.Recover(&r.err)
-		r.pl, r.err = st.floor(fctx, plans, p, target, b, workers)
+		// One chunk at a time: beside the tar patch's stream, index and
+		// encoders, a second best-level floor encoder (about 100 MiB:
+		// match tables, their dictionary copies, window) took pack past
+		// 512 MiB on the 1.2 GB corpus layer. The patch does not depend
+		// on it.
+		r.pl, r.err = st.floor(fctx, plans, p, target, b, workers, 1)
 	}()
 	tp, stat, err := st.tarPayload(ctx, plans, p, target, b, stat, workers, lb)
 	if err != nil {
