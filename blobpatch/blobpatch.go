@@ -135,7 +135,7 @@ func Encode(ctx context.Context, w io.Writer, blob io.Reader, size int64, src So
 	// encode compresses one chunk against its dictionary, on a worker.
 	encode := func(t *chunkTask) {
 		defer close(t.done)
-		defer o.Workers.Take(int64(len(t.data) + len(t.dict)))()
+		defer o.Workers.Take(int64(len(t.data)+len(t.dict)) + encoderTables(o.Level))()
 		defer fault.Recover(&t.err)
 		enc, err := newEncoder(t.dict, o.Level)
 		if err != nil {
@@ -247,6 +247,15 @@ func region(srcSize, off, n, newSize int64) (int64, int64) {
 	hi := min(srcSize, lo+DictSize)
 	lo = max(0, hi-DictSize)
 	return lo, hi - lo
+}
+
+// encoderTables is what the encoder of a chunk holds at level besides
+// its input and window (see membudget.BestTables).
+func encoderTables(level zstd.EncoderLevel) int64 {
+	if level >= zstd.SpeedBestCompression {
+		return membudget.BestTables
+	}
+	return 0
 }
 
 // newEncoder returns an encoder for one chunk against dict.

@@ -45,9 +45,9 @@ func checkCodec(p *plan.Plan, b plan.Blob) error {
 // so a patch is never larger than the blob nor than this one.
 //
 // workers, when set, is shared with a tar patch computed at the same time;
-// stop, when set, sees the patch's bytes as they are written and may end
-// it (floorStop).
-func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *membudget.Budget, stop *floorStop) (*payload, error) {
+// jobs is how many chunks it compresses at once; stop, when set, sees the
+// patch's bytes as they are written and may end it (floorStop).
+func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *membudget.Budget, jobs int, stop *floorStop) (*payload, error) {
 	s, src, err := st.floorSource(ctx, plans, p, b)
 	if err != nil {
 		return nil, err
@@ -67,7 +67,7 @@ func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 	if stop != nil {
 		out = io.MultiWriter(stop, f, h)
 	}
-	size, err := blobpatch.Encode(ctx, out, blob, b.Size, src, blobpatch.EncodeOptions{Jobs: st.workers(), Workers: workers})
+	size, err := blobpatch.Encode(ctx, out, blob, b.Size, src, blobpatch.EncodeOptions{Jobs: jobs, Workers: workers})
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("pack: patching the compressed bytes of layer %s of %s: %w", b.Digest, p.Name, err)
@@ -187,7 +187,7 @@ func withFloor(b plan.Blob, tp *payload, stat PatchStat, tarErr error, fl floorR
 // reproduces it).
 func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob) (*payload, PatchStat, error) {
 	stat := PatchStat{Image: p.Name, Layer: b.Digest, BlobSize: b.Size, Codec: blobpatch.Codec}
-	fl, err := st.floor(ctx, plans, p, target, b, st.budget, nil)
+	fl, err := st.floor(ctx, plans, p, target, b, st.budget, st.workers(), nil)
 	if err != nil {
 		return nil, stat, err
 	}

@@ -296,14 +296,17 @@ type state struct {
 	prints map[digest.Digest]*tarpatch.Print
 }
 
-// EncodeBudget is how many bytes of dictionary and data pack's encoders
-// (tar patches and floors, on every worker) compress at once. An encoder
-// holds several times its input (window, match tables), so this, not
-// --jobs, bounds pack's peak memory: more workers run more small tasks at
-// once, and a large one (a 12 MiB chunk with its 20 MiB dictionary) runs
-// alone. Measured on the 1.2 GB corpus layer with --jobs 2: 507 MiB peak
-// RSS with a 40 MiB budget, 528 MiB with none, 497 MiB with this one.
-const EncodeBudget = 32 << 20
+// EncodeBudget is how many bytes pack's encoders (tar patches and
+// floors, on every worker) hold at once: a task takes its dictionary and
+// data, and membudget.BestTables more for an encoder at the best level,
+// whose match tables cost that whatever its input. So this, not --jobs,
+// bounds pack's peak memory: more workers run more small tasks at once,
+// and a large one runs alone. It fits one best-level encoder (a floor
+// chunk with its dictionary, or a tar patch chunk with up to 32 MiB of
+// dictionary and data) beside small ones, never two: two of them beside
+// the tar patch's stream encoder, index and buffers took the 1.2 GB
+// corpus layer past 512 MiB of RSS with --jobs 2 (see README).
+const EncodeBudget = membudget.BestTables + 60<<20
 
 // workers is how many workers one patch uses.
 func (st *state) workers() int { return max(1, st.perPatch) }
@@ -507,7 +510,7 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		defer cancel()
 		stop := &floorStop{cancel: cancel}
 		stop.at(tp.size)
-		fl, err := st.floor(fctx, plans, p, target, b, workers, stop)
+		fl, err := st.floor(fctx, plans, p, target, b, workers, st.workers(), stop)
 		if stop.lost() {
 			if fl != nil {
 				fl.file.Close()
@@ -524,7 +527,12 @@ func (st *state) patch(ctx context.Context, plans []*plan.Plan, p *plan.Plan, ta
 		var r floorResult
 		defer func() { floorc <- r }()
 		defer fault.Recover(&r.err)
-		r.pl, r.err = st.floor(fctx, plans, p, target, b, workers, stop)
+		// One chunk at a time: beside the tar patch's stream, index and
+		// encoders, a second best-level floor encoder (about 100 MiB:
+		// match tables, their dictionary copies, window) took pack past
+		// 512 MiB on the 1.2 GB corpus layer. The patch does not depend
+		// on it.
+		r.pl, r.err = st.floor(fctx, plans, p, target, b, workers, 1, stop)
 	}()
 	tp, stat, err := st.tarPayload(ctx, plans, p, target, b, stat, workers, lb)
 	if err != nil {

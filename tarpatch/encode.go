@@ -43,7 +43,8 @@ type EncodeOptions struct {
 	// Workers, when set, is a memory budget shared with other encoders
 	// running beside this one (pack computes a layer's floor at the same
 	// time): while it compresses, a worker holds as many bytes of it as
-	// its dictionary and data have (all of it when that is more), so
+	// its dictionary and data have, and membudget.BestTables more for an
+	// encoder at the best level (all of it when that is more), so
 	// together they keep the cores busy without holding more encoders'
 	// memory than the budget allows, whatever Jobs says. The output does
 	// not depend on it.
@@ -801,6 +802,10 @@ func encodeFile(ctx context.Context, r io.Reader, size, abs int64, name string, 
 		weight := n + int64(len(pre))
 		for _, r := range ranges {
 			weight += r.size
+		}
+		if len(ranges) > 0 && weight >= smallDict && o.Level >= zstd.SpeedBestCompression {
+			// Its dictionary encoder is at the best level (withDict).
+			weight += membudget.BestTables
 		}
 		run := func() {
 			defer close(t.done)

@@ -17,6 +17,15 @@ type Budget struct {
 	size int64
 }
 
+// BestTables is what a zstd encoder at the best level holds besides its
+// window, whatever its input: its match tables and, with a dictionary,
+// the copies it resets them from (klauspost zstd: 2 × (2^22 + 2^18)
+// entries of 8 bytes). A task compressing at that level takes it from a
+// Budget on top of its input, so that two such encoders, about 100 MiB
+// each with their windows, do not run side by side beside everything
+// else pack holds.
+const BestTables = 68 << 20
+
 // NewBudget returns a budget of n bytes.
 func NewBudget(n int64) *Budget { return &Budget{sem: semaphore.NewWeighted(n), size: n} }
 
