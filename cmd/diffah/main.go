@@ -126,8 +126,16 @@ func main() {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit)
 	}
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	code := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	for _, stop := range stopProfile {
+		stop()
+	}
+	os.Exit(code)
 }
+
+// stopProfile ends the profiles a -tags profile build started
+// (profile.go); empty otherwise.
+var stopProfile []func()
 
 // interruptGrace is how long an interrupted command has to unwind by
 // itself (its context is cancelled) before the process cleans up from the

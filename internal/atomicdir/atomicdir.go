@@ -191,6 +191,11 @@ type File struct {
 	final string
 	entry *cleanup.Entry
 	done  bool
+	// written is how many bytes Write and ReadFrom wrote, started how
+	// many of them the write-behind was started for (writebehind.go);
+	// noBehind: the file system refused it.
+	written, started int64
+	noBehind         bool
 }
 
 // NewFile starts writing what will become the file final (sweeping dead
