@@ -133,6 +133,9 @@ func Import(ctx context.Context, c ImportRequest) error {
 	if _, err := unpack.Read(ctx, c.Archive, dir, unpack.Options{VerifyKey: c.VerifyKey, Log: c.Log, Progress: c.Progress, Preflight: preflight}); err != nil {
 		return err
 	}
+	// The work layout is this run's alone and goes away with it: its
+	// verified blobs can become the outputs' by a link.
+	c.Write.LinkFrom = dir
 	return complete(ctx, dir, bases, c, resolve.Options{TempDir: work, LeaveReused: MountableReuse(bases, c.Outputs, c.Write.Insecure)})
 }
 

@@ -42,6 +42,13 @@ type Options struct {
 	// Progress, when set, receives a progress line while Write pushes to
 	// a registry (a terminal; see internal/progress).
 	Progress io.Writer
+	// LinkFrom is an OCI layout whose blob files this process wrote and
+	// verified against their digests, and nothing else writes (resolve's
+	// work directory). Write to an oci: or dir: output hard-links a blob
+	// found there instead of copying and hashing it again: no second
+	// copy of a rebuilt layer on the disk, and no wait for it. Where a
+	// link cannot be made (another file system), the blob is copied.
+	LinkFrom string
 }
 
 func (o Options) logger() *slog.Logger {
@@ -181,7 +188,7 @@ func Write(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	}
 	switch ref.Transport {
 	case OCI:
-		return writeOCI(ctx, ref, img, o.logger())
+		return writeOCI(ctx, ref, img, o)
 	case OCIArchive, DockerArchive, Dir:
 	default:
 		return usage(fmt.Sprintf("unknown transport %q", ref.Transport), "use oci:, oci-archive:, docker-archive:, dir:, docker:// or docker-daemon:")
@@ -200,6 +207,7 @@ func Write(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	case DockerArchive:
 		return writeDockerArchive(ctx, ref, src, o.AllowConvert, o.logger())
 	default:
+		src.linkFrom(o.LinkFrom)
 		return writeDir(ctx, ref, src, o.logger())
 	}
 }

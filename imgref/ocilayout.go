@@ -136,11 +136,13 @@ func firstOr(s []string, def string) string {
 // temporary sibling and renamed into place; an existing one gets its missing
 // blobs (each via temp file + rename) and then a new index.json (likewise),
 // so a failure never leaves index.json naming absent blobs.
-func writeOCI(ctx context.Context, ref Ref, img v1.Image, log *slog.Logger) error {
+func writeOCI(ctx context.Context, ref Ref, img v1.Image, o Options) error {
 	src, err := collect(ctx, img, ref.String())
 	if err != nil {
 		return err
 	}
+	src.linkFrom(o.LinkFrom)
+	log := o.logger()
 	dir := ref.Path
 	fresh, err := isFreshDir(dir)
 	if err != nil {

@@ -39,6 +39,23 @@ type source struct {
 type srcBlob struct {
 	desc v1.Descriptor
 	open func() (io.ReadCloser, error)
+	// file, when set, holds the blob, verified by this process
+	// (Options.LinkFrom): writeBlobFile links it where it can.
+	file string
+}
+
+// linkFrom sets the file of each blob that the layout dir holds (a
+// regular file of the blob's size under its digest); "" sets none.
+func (s *source) linkFrom(dir string) {
+	if dir == "" {
+		return
+	}
+	for i, b := range s.blobs {
+		p := layout.BlobPath(dir, Digest(b.desc.Digest))
+		if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() && st.Size() == b.desc.Size {
+			s.blobs[i].file = p
+		}
+	}
 }
 
 // descriptor is the index entry naming the image, tagged when tag != "".
@@ -129,6 +146,13 @@ func writeBlobFile(ctx context.Context, dir string, b srcBlob, log *slog.Logger)
 			log.Warn("replacing a damaged blob in the output layout", "blob", b.desc.Digest.String(), "path", p, "error", err.Error())
 		default:
 			log.Warn("replacing a blob that is not a regular file", "blob", b.desc.Digest.String(), "path", p, "mode", st.Mode().String())
+		}
+	}
+	if b.file != "" && !layout.Exists(p) {
+		// A link appears whole or not at all, and the file was synced
+		// when it was written; the layout's commit syncs the directory.
+		if err := os.Link(b.file, p); err == nil {
+			return nil
 		}
 	}
 	rc, err := b.open()
