@@ -274,13 +274,15 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 				return err
 			}
 			// Sync points let resolve recompress the layer on every
-			// core; without them it still resolves, serially. With
-			// more than one job they are sought beside Detect's serial
-			// full check, for the candidate that passed the prefix
-			// (what Detect almost always returns); the same recipe
-			// gives the same points either way.
-			early := startSync(ctx, j.layer.Compressed, o.Jobs)
-			found[k].rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{OnPrefix: early.start})
+			// core; without them it still resolves, serially. They are
+			// sought first, for the candidate that passed the prefix
+			// (what Detect almost always returns), on every job; when
+			// their segments reproduce the whole blob, that is Detect's
+			// full check, done in parallel, and its serial one is
+			// skipped. The same recipe gives the same points whatever
+			// the number of jobs.
+			early := &syncSearch{ctx: ctx, open: j.layer.Compressed, jobs: o.Jobs}
+			found[k].rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{Prove: early.prove})
 			if o.OnDetect != nil {
 				mu.Lock()
 				nDone++
@@ -288,7 +290,6 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 				mu.Unlock()
 			}
 			if err != nil {
-				early.drop()
 				return err
 			}
 			rec, serr := early.result(found[k].rec)
@@ -340,57 +341,37 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 	return ctx.Err()
 }
 
-// earlySync runs FindSyncPoints for Detect's prefix candidate while
-// Detect checks the whole blob.
-type earlySync struct {
-	ctx    context.Context
-	open   func() (io.ReadCloser, error)
-	jobs   int
-	cancel context.CancelFunc
-	rec    recompress.Recipe // the candidate it runs for
-	done   chan struct{}
-	out    recompress.Recipe
-	err    error
+// syncSearch runs FindSyncPointsProving for Detect's prefix candidate
+// (Detect's Prove), and keeps what it found for result.
+type syncSearch struct {
+	ctx  context.Context
+	open func() (io.ReadCloser, error)
+	jobs int
+	ran  bool
+	rec  recompress.Recipe // the candidate it ran for
+	out  recompress.Recipe
+	err  error
 }
 
-// startSync returns an earlySync whose start (nil with one job: then
-// nothing runs beside Detect) is Detect's OnPrefix.
-func startSync(ctx context.Context, open func() (io.ReadCloser, error), jobs int) *earlySync {
-	return &earlySync{ctx: ctx, open: open, jobs: jobs}
-}
-
-func (e *earlySync) start(r recompress.Recipe) {
-	if e.jobs < 2 || e.done != nil {
-		return
+// prove is Detect's Prove. A search that fails proves nothing; result
+// says why.
+func (s *syncSearch) prove(r recompress.Recipe) (bool, error) {
+	var proven bool
+	s.ran, s.rec = true, r
+	s.out, proven, s.err = recompress.FindSyncPointsProving(s.ctx, s.open, r, recompress.SyncOptions{Jobs: s.jobs})
+	if err := s.ctx.Err(); err != nil {
+		return false, err
 	}
-	ctx, cancel := context.WithCancel(e.ctx)
-	e.rec, e.cancel, e.done = r, cancel, make(chan struct{})
-	go func() {
-		defer close(e.done)
-		defer fault.Recover(&e.err)
-		e.out, e.err = recompress.FindSyncPoints(ctx, e.open, r, recompress.SyncOptions{Jobs: e.jobs})
-	}()
+	return proven && s.err == nil, nil
 }
 
-// drop stops the early search and waits for it.
-func (e *earlySync) drop() {
-	if e.done != nil {
-		e.cancel()
-		<-e.done
+// result is FindSyncPoints for rec: the search's when it ran for rec,
+// else a search now.
+func (s *syncSearch) result(rec recompress.Recipe) (recompress.Recipe, error) {
+	if s.ran && reflect.DeepEqual(s.rec, rec) {
+		return s.out, s.err
 	}
-}
-
-// result is FindSyncPoints for rec: the early search's when it ran for
-// rec, else a search now.
-func (e *earlySync) result(rec recompress.Recipe) (recompress.Recipe, error) {
-	if e.done != nil {
-		<-e.done
-		e.cancel()
-		if reflect.DeepEqual(e.rec, rec) && e.ctx.Err() == nil {
-			return e.out, e.err
-		}
-	}
-	return recompress.FindSyncPoints(e.ctx, e.open, rec, recompress.SyncOptions{Jobs: e.jobs})
+	return recompress.FindSyncPoints(s.ctx, s.open, rec, recompress.SyncOptions{Jobs: s.jobs})
 }
 
 func oneLine(err error) string {

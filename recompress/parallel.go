@@ -53,7 +53,19 @@ func (r Recipe) ParallelMemory(workers int) int64 {
 // ErrSyncMismatch; that the joined blob is the right one, the caller
 // checks against its digest, as with NewWriter.
 func (r Recipe) NewParallelWriter(w io.Writer, workers int) (io.WriteCloser, error) {
-	if len(r.Sync) == 0 || workers < 2 {
+	if workers < 2 {
+		return r.NewWriter(w)
+	}
+	return r.NewSegmentWriter(w, workers)
+}
+
+// NewSegmentWriter is NewParallelWriter building the blob from the
+// segments between sync points even with one worker: the construction
+// plan checked segment by segment (FindSyncPointsProving), for a blob
+// the serial writer might not give. Without sync points it is NewWriter.
+func (r Recipe) NewSegmentWriter(w io.Writer, workers int) (io.WriteCloser, error) {
+	workers = max(workers, 1)
+	if len(r.Sync) == 0 {
 		return r.NewWriter(w)
 	}
 	if err := r.Validate(); err != nil {

@@ -35,30 +35,39 @@ func TestDetectPrefixOnly(t *testing.T) {
 	}
 }
 
-// TestDetectOnPrefix: OnPrefix sees the candidate that passed the prefix
-// before the whole blob is checked: on a one-member blob it is what
-// Detect returns; on the two-member blob above Detect still fails, so a
-// caller that started work for it must not keep it.
-func TestDetectOnPrefix(t *testing.T) {
+// TestDetectProve: Prove sees the candidate that passed the prefix
+// before the whole blob is checked. With the sync-point search as the
+// proof: on a one-member blob it proves it, and Detect returns it; on the
+// two-member blob above the segments all reproduce the first member but
+// the proof fails (something follows the trailer), and Detect's own full
+// check still refuses the blob.
+func TestDetectProve(t *testing.T) {
 	data := wordText(2)
 	for _, members := range [][][]byte{{data.Bytes()}, {data.Bytes(), []byte("a second member")}} {
 		var blob bytes.Buffer
 		for _, part := range members {
-			zw, _ := gzip.NewWriterLevel(&blob, 9)
+			zw, _ := gzip.NewWriterLevel(&blob, 6)
 			zw.Write(part)
 			zw.Close()
 		}
 		open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob.Bytes())), nil }
 		var seen []Recipe
-		rec, err := Detect(context.Background(), open, DetectOptions{OnPrefix: func(r Recipe) { seen = append(seen, r) }})
-		if len(seen) != 1 || seen[0].Impl != ImplGo || seen[0].Level != 9 {
-			t.Fatalf("%d members: OnPrefix saw %v, want Go gzip -9 once", len(members), seen)
+		var proved []bool
+		prove := func(r Recipe) (bool, error) {
+			seen = append(seen, r)
+			_, ok, err := FindSyncPointsProving(context.Background(), open, r, SyncOptions{Jobs: 2, Segment: MinSyncSegment})
+			proved = append(proved, ok)
+			return ok, err
+		}
+		rec, err := Detect(context.Background(), open, DetectOptions{Prove: prove})
+		if len(seen) != 1 || seen[0].Impl != ImplGo || seen[0].Level != 6 {
+			t.Fatalf("%d members: Prove saw %v, want Go gzip -6 once", len(members), seen)
 		}
 		switch {
-		case len(members) == 1 && (err != nil || !reflect.DeepEqual(rec, seen[0])):
-			t.Fatalf("one member: Detect gave %v, %v; OnPrefix saw %v", rec, err, seen[0])
-		case len(members) == 2 && !errors.Is(err, ErrNotReproducible):
-			t.Fatalf("two members: Detect gave %v, %v, want ErrNotReproducible", rec, err)
+		case len(members) == 1 && (err != nil || !reflect.DeepEqual(rec, seen[0]) || !proved[0]):
+			t.Fatalf("one member: Detect gave %v, %v; Prove saw %v, proved %v", rec, err, seen[0], proved[0])
+		case len(members) == 2 && (proved[0] || !errors.Is(err, ErrNotReproducible)):
+			t.Fatalf("two members: proved %v; Detect gave %v, %v, want ErrNotReproducible", proved[0], rec, err)
 		}
 	}
 }

@@ -291,12 +291,14 @@ type DetectOptions struct {
 	// uncompressed): a full recompression of every reused layer would
 	// multiply plan time.
 	PrefixOnly bool
-	// OnPrefix, when set, is called with the first candidate that
-	// reproduces the prefix, before the whole blob is recompressed (not
-	// with PrefixOnly): a caller can start what needs the recipe
-	// (FindSyncPoints) beside the serial full check, and keep it when
-	// Detect returns that same candidate.
-	OnPrefix func(Recipe)
+	// Prove, when set, is called with the first candidate that
+	// reproduces the prefix (not with PrefixOnly), before the whole blob
+	// is recompressed; when it says that candidate reproduces the whole
+	// blob (FindSyncPointsProving: segment by segment, on every job),
+	// Detect returns it without its serial full check — the candidate
+	// the check would have returned first. A caller keeps what Prove
+	// found (the sync points).
+	Prove func(Recipe) (bool, error)
 }
 
 // Candidates returns the recipes tried for a format, most common first.
@@ -382,8 +384,14 @@ func Detect(ctx context.Context, open func() (io.ReadCloser, error), o DetectOpt
 		return survivors[0], nil
 	}
 	if len(survivors) > 0 {
-		if o.OnPrefix != nil {
-			o.OnPrefix(survivors[0])
+		if o.Prove != nil {
+			proven, err := o.Prove(survivors[0])
+			if err != nil {
+				return Recipe{}, err
+			}
+			if proven {
+				return survivors[0], nil
+			}
 		}
 		ok, err := trial(ctx, open, format, survivors, -1)
 		if err != nil {

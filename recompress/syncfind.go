@@ -40,8 +40,20 @@ const DefaultSyncSegment = 2 << 20
 // encoder takes no dictionary, when the blob is smaller than two
 // segments, or when the segments do not reproduce.
 func FindSyncPoints(ctx context.Context, open func() (io.ReadCloser, error), r Recipe, o SyncOptions) (Recipe, error) {
+	r, _, err := FindSyncPointsProving(ctx, open, r, o)
+	return r, err
+}
+
+// FindSyncPointsProving is FindSyncPoints, and also says whether its
+// checks prove that r reproduces the whole blob: every segment came out
+// bit for bit, the blob's gzip header is the one r writes, and nothing
+// follows the member's trailer (whose checksum and size the content's
+// reading checked). The segments joined are then the blob, which is what
+// resolve's parallel writer builds, so the serial full check Detect runs
+// would only do the same compression once more.
+func FindSyncPointsProving(ctx context.Context, open func() (io.ReadCloser, error), r Recipe, o SyncOptions) (Recipe, bool, error) {
 	if !r.syncable() || len(r.Sync) > 0 {
-		return r, nil
+		return r, false, nil
 	}
 	if o.Segment < MinSyncSegment {
 		o.Segment = DefaultSyncSegment
@@ -53,7 +65,7 @@ func FindSyncPoints(ctx context.Context, open func() (io.ReadCloser, error), r R
 	var lastAligned SyncPoint // the latest aligned block after the last candidate
 	rc, err := open()
 	if err != nil {
-		return r, fault.Errorf(fault.Env, "recompress: %w", err)
+		return r, false, fault.Errorf(fault.Env, "recompress: %w", err)
 	}
 	m, err := deflatetok.Blocks(ctx, rc, func(b deflatetok.Block) error {
 		// Only byte-aligned blocks: a stored block pads to a byte
@@ -80,12 +92,12 @@ func FindSyncPoints(ctx context.Context, open func() (io.ReadCloser, error), r R
 	rc.Close()
 	if err != nil {
 		if ctx.Err() != nil {
-			return r, ctx.Err()
+			return r, false, ctx.Err()
 		}
-		return r, fault.Errorf(fault.Integrity, "recompress: finding sync points: %w", err)
+		return r, false, fault.Errorf(fault.Integrity, "recompress: finding sync points: %w", err)
 	}
 	if len(cands) < 2 {
-		return r, nil
+		return r, false, nil
 	}
 	f := &finder{r: r, open: open, hdr: m.HeaderLen, end: m.End, jobs: o.Jobs}
 	// ok[i] says the segment starting at cands[i] reproduced. A failed
@@ -99,21 +111,22 @@ func FindSyncPoints(ctx context.Context, open func() (io.ReadCloser, error), r R
 	for round := 0; round < 4; round++ {
 		ok, err := f.verify(ctx, cands, check)
 		if err != nil {
-			return r, err
+			return r, false, err
 		}
 		if syncDebug != nil {
 			syncDebug(round, cands, ok, check)
 		}
 		keep, again, failed := merge(cands, ok)
 		if !failed {
-			return f.recipe(cands), nil
+			proven, err := f.framed()
+			return f.recipe(cands), proven, err
 		}
 		cands, check = keep, again
 		if len(cands) < 2 || !gapsFit(cands) {
-			return r, nil
+			return r, false, nil
 		}
 	}
-	return r, nil
+	return r, false, nil
 }
 
 // merge drops the start of every segment that did not reproduce (ok
@@ -154,6 +167,30 @@ type finder struct {
 	hdr  int64
 	end  deflatetok.Block
 	jobs int
+}
+
+// framed reports whether the blob around the deflate stream the
+// segments cover is what r writes: its gzip header, and after the
+// stream only the 8-byte trailer.
+func (f *finder) framed() (bool, error) {
+	hdr, err := f.r.gzipHeader()
+	if err != nil {
+		return false, err
+	}
+	blob, err := f.open()
+	if err != nil {
+		return false, fault.Errorf(fault.Env, "recompress: %w", err)
+	}
+	defer blob.Close()
+	head := make([]byte, f.hdr)
+	if _, err := io.ReadFull(blob, head); err != nil || !bytes.Equal(head, hdr) {
+		return false, nil
+	}
+	n, err := io.Copy(io.Discard, blob)
+	if err != nil {
+		return false, fault.Errorf(fault.Env, "recompress: reading the blob: %w", err)
+	}
+	return n == (f.end.Bit+7)/8+8, nil
 }
 
 func (f *finder) recipe(cands []SyncPoint) Recipe {

@@ -836,13 +836,21 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		srcs = append(srcs, f)
 	}
 	r.o.Log.Debug("rebuilding layer", "layer", b.Digest, "recipe", rec.String(), "syncPoints", len(rec.Sync), "workers", workers, "sourcesReady", time.Since(started))
-	err = r.rebuildTar(ctx, out, b, what, srcs, rec, workers)
-	if err != nil && workers > 1 && ctx.Err() == nil && (errors.Is(err, recompress.ErrSyncMismatch) || errors.Is(err, errNotReproduced)) {
+	err = r.rebuildTar(ctx, out, b, what, srcs, rec, workers, false)
+	switch {
+	case err == nil || ctx.Err() != nil || len(rec.Sync) == 0:
+	case workers > 1 && (errors.Is(err, recompress.ErrSyncMismatch) || errors.Is(err, errNotReproduced)):
 		// The sync points were verified when the plan was made; a
 		// different encoder build here can still disagree. The serial
 		// writer is what the recipe names.
 		r.o.Log.Warn("parallel recompression did not reproduce the layer; recompressing it serially", "layer", b.Digest, "err", err)
-		err = r.rebuildTar(ctx, out, b, what, srcs, rec, 1)
+		err = r.rebuildTar(ctx, out, b, what, srcs, rec, 1, false)
+	case workers == 1 && errors.Is(err, errNotReproduced):
+		// Plan may have checked the blob only segment by segment (what
+		// the parallel writer builds): build it so, one segment at a
+		// time.
+		r.o.Log.Warn("serial recompression did not reproduce the layer; recompressing it by its segments", "layer", b.Digest, "err", err)
+		err = r.rebuildTar(ctx, out, b, what, srcs, rec, 1, true)
 	}
 	return err
 }
@@ -866,14 +874,18 @@ func recompressWorkers(rec recompress.Recipe, jobs int) int {
 // rebuildTar decodes a tar patch and recompresses the tar as the recipe
 // says, with workers segments at once, decoding while the segments
 // compress; the blob is named only once its digest is checked.
-func (r *resolver) rebuildTar(ctx context.Context, out string, b sidecar.Blob, what string, srcs []tarpatch.Source, rec recompress.Recipe, workers int) error {
+func (r *resolver) rebuildTar(ctx context.Context, out string, b sidecar.Blob, what string, srcs []tarpatch.Source, rec recompress.Recipe, workers int, segments bool) error {
 	payload, tmp, done, err := r.patchFiles(b, out, what)
 	if err != nil {
 		return err
 	}
 	defer done()
 	blob := &hashWriter{w: tmp, h: sha256.New(), limit: b.Size}
-	cw, err := rec.NewParallelWriter(blob, workers)
+	newWriter := rec.NewParallelWriter
+	if segments {
+		newWriter = rec.NewSegmentWriter
+	}
+	cw, err := newWriter(blob, workers)
 	if err != nil {
 		return fault.Errorf(fault.Integrity, "%s: %w", what, err)
 	}
