@@ -52,6 +52,10 @@ var debugModel = os.Getenv("DIFFAH_MODEL_DEBUG") != ""
 const (
 	modelMagic   = "DFHMODL2"
 	modelMagicV1 = "DFHMODL1"
+	// modelMagicV3 is the ranked form of another family's matcher (a
+	// family byte before the parameters); the zlib family's stays
+	// "DFHMODL2", which older readers read.
+	modelMagicV3 = "DFHMODL3"
 )
 
 // ErrNoModel says the blob's tokens do not fit the model (another
@@ -225,7 +229,7 @@ func readDynHeader(r *bufio.Reader) ([]byte, error) {
 // modelRun is the state both directions share: the model, the content
 // window and where the stream is.
 type modelRun struct {
-	m           *model
+	m           matcher
 	win         *window
 	tb          treeBuilder
 	memberStart int64
@@ -237,7 +241,7 @@ type modelRun struct {
 
 func newModelRun(p Params, content io.Reader) *modelRun {
 	w := &window{r: content, buf: make([]byte, 0, windowCap)}
-	return &modelRun{m: newModel(p, w), win: w}
+	return &modelRun{m: newMatcher(p, w), win: w}
 }
 
 func (r *modelRun) startMember() {
@@ -256,10 +260,11 @@ func (r *modelRun) startBlock(n int64, inputEnds bool) {
 		r.m.reset(dict, r.pos)
 		r.restart = false
 	}
-	r.m.end = noEnd
+	end := int64(noEnd)
 	if inputEnds {
-		r.m.end = r.pos + n
+		end = r.pos + n
 	}
+	r.m.block(r.pos, end)
 	clear(r.litFreq[:])
 	clear(r.distFreq[:])
 	r.litFreq[256] = 1
@@ -287,11 +292,12 @@ func (r *modelRun) count(q int64, t token) {
 func (r *modelRun) skip(n int64) {
 	end := r.pos + n
 	for q := r.pos; q < end; {
-		t := r.m.predict(q)
+		pred := r.m.predict(q)
+		t := pred
 		if int64(t.span()) > end-q {
 			t = 0
 		}
-		r.m.advance(q, t)
+		r.m.step(q, t, pred)
 		q += int64(t.span())
 	}
 }
@@ -314,6 +320,9 @@ func encodeModelForm(ctx context.Context, w io.Writer, form, content io.Reader, 
 	m := modelMagic
 	if !ranked {
 		m = modelMagicV1
+	}
+	if p.Family != FamilyZlib {
+		m = modelMagicV3
 	}
 	cw := &capWriter{w: w, left: maxBody}
 	if _, err := io.WriteString(cw, m); err != nil {
@@ -447,6 +456,12 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 	if p.Lazy {
 		lazy = 1
 	}
+	if p.Family != FamilyZlib {
+		w.WriteByte(byte(p.Family))
+		if p.Lazy2 {
+			lazy = 2
+		}
+	}
 	w.WriteByte(lazy)
 	for _, v := range []int{p.Good, p.MaxLazy, p.Nice, p.Chain} {
 		putUvarint(w, uint64(v))
@@ -513,7 +528,7 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 			} else {
 				gap++
 			}
-			run.m.advance(q, t)
+			run.m.step(q, t, pred)
 			q += int64(t.span())
 		}
 		st.Tokens += int64(len(b.toks))
@@ -652,10 +667,10 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, maxForm int64) error {
 	br := bufio.NewReader(r)
 	head := make([]byte, len(modelMagic))
-	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic && string(head) != modelMagicV1 {
+	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic && string(head) != modelMagicV1 && string(head) != modelMagicV3 {
 		return corrupt("not a model form (bad magic)")
 	}
-	ranked := string(head) == modelMagic
+	ranked := string(head) != modelMagicV1
 	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
 	if err != nil {
 		return fault.Wrap(fault.Internal, err)
@@ -663,7 +678,7 @@ func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reade
 	defer zr.Close()
 	lw := &limitWriter{w: w, left: maxForm}
 	bw := bufio.NewWriterSize(lw, 1<<16)
-	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content, ranked)
+	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content, ranked, string(head) == modelMagicV3)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -684,12 +699,21 @@ func readUv(r *bufio.Reader, max uint64) (uint64, error) {
 	return v, nil
 }
 
-func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader, ranked bool) error {
+func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader, ranked, family bool) error {
+	var p Params
+	maxLazy := byte(1)
+	if family {
+		f, err := r.ReadByte()
+		if err != nil || Family(f) != FamilyLibdeflate {
+			return corrupt("unknown matcher family")
+		}
+		p.Family, maxLazy = Family(f), 2
+	}
 	lazy, err := r.ReadByte()
-	if err != nil || lazy > 1 {
+	if err != nil || lazy > maxLazy {
 		return corrupt("bad parameters")
 	}
-	p := Params{Lazy: lazy == 1}
+	p.Lazy, p.Lazy2 = lazy >= 1, lazy == 2
 	// Parameters are bounded as the family's are (a longer chain would
 	// only make hostile input slow).
 	for i, f := range []*int{&p.Good, &p.MaxLazy, &p.Nice, &p.Chain} {
@@ -779,7 +803,8 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 			toks = toks[:0]
 			end := run.pos + int64(n)
 			for q := run.pos; q < end; {
-				t := run.m.predict(q)
+				pred := run.m.predict(q)
+				t := pred
 				if ncorr > 0 && gap == 0 {
 					l, err := readUv(r, maxMatch)
 					if err != nil {
@@ -812,7 +837,7 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 					return corrupt("content shorter than the stream")
 				}
 				run.count(q, t)
-				run.m.advance(q, t)
+				run.m.step(q, t, pred)
 				toks = append(toks, t)
 				q += int64(t.span())
 			}
@@ -883,7 +908,7 @@ func writeFormTokens(w *bufio.Writer, toks []token) {
 // readWhere reads a correction's match distance: in a ranked form
 // (DFHMODL2) its rank among the model's candidates at q, or the distance
 // itself; in DFHMODL1 the distance.
-func readWhere(r *bufio.Reader, m *model, q int64, l int, ranked bool) (uint64, error) {
+func readWhere(r *bufio.Reader, m matcher, q int64, l int, ranked bool) (uint64, error) {
 	if !ranked {
 		return readUv(r, wSize)
 	}
