@@ -160,7 +160,7 @@ func (m *ldModel) block(pos, end int64) {
 
 // ldMinLen is the minimum match length for data using n distinct
 // literals: the fewer, the cheaper a literal, the longer a match must
-// be to pay.
+// be to pay (the steps measured on libdeflate 1.14's output).
 func ldMinLen(n int) int {
 	switch {
 	case n < 6:
@@ -171,9 +171,9 @@ func ldMinLen(n int) int {
 		return 7
 	case n < 16:
 		return 6
-	case n < 64:
+	case n < 45:
 		return 5
-	case n < 96:
+	case n < 80:
 		return 4
 	}
 	return 3

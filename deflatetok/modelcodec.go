@@ -232,6 +232,8 @@ type modelRun struct {
 	m           matcher
 	win         *window
 	tb          treeBuilder
+	ld          bool  // libdeflate's headers
+	scratch     []int // (their sort)
 	memberStart int64
 	pos         int64
 	restart     bool
@@ -241,7 +243,16 @@ type modelRun struct {
 
 func newModelRun(p Params, content io.Reader) *modelRun {
 	w := &window{r: content, buf: make([]byte, 0, windowCap)}
-	return &modelRun{m: newMatcher(p, w), win: w}
+	return &modelRun{m: newMatcher(p, w), win: w, ld: p.Family == FamilyLibdeflate}
+}
+
+// predictHeader is the dynamic header the family writes for the block's
+// frequencies, appended to dst.
+func (r *modelRun) predictHeader(dst []byte) []byte {
+	if r.ld {
+		return ldPredictHeader(dst, &r.scratch, &r.litFreq, &r.distFreq)
+	}
+	return predictHeader(dst, &r.tb, &r.litFreq, &r.distFreq)
 }
 
 func (r *modelRun) startMember() {
@@ -534,7 +545,7 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 		st.Tokens += int64(len(b.toks))
 		st.Corrections += int64(ncorr)
 		if b.h>>1 == 2 {
-			hdrBuf = predictHeader(hdrBuf[:0], &run.tb, &run.litFreq, &run.distFreq)
+			hdrBuf = run.predictHeader(hdrBuf[:0])
 			if !bytes.Equal(hdrBuf, b.hdr) {
 				flags |= flagHeader
 				st.Headers++
@@ -846,7 +857,7 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 			}
 			if h>>1 == 2 {
 				if flags&flagHeader == 0 {
-					hdr = predictHeader(hdr[:0], &run.tb, &run.litFreq, &run.distFreq)
+					hdr = run.predictHeader(hdr[:0])
 				}
 				w.Write(hdr)
 			}
