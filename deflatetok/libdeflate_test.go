@@ -41,5 +41,42 @@ func TestLibdeflateCorpus(t *testing.T) {
 		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
 			t.Fatal(err)
 		}
+		fit, rate, err := FitParams(context.Background(), bytes.NewReader(form.Bytes()), int64(form.Len()), content[:min(len(content), 1<<20)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("libdeflate -%s: FitParams finds %s (%.3f%% off)", l, LevelName(fit), 100*rate)
+	}
+}
+
+// TestLibdeflateFits: libdeflate-gzip's lazy levels are found by the
+// level search, and their model form rebuilds the blob exactly at a
+// small fraction of the cost of the zlib model's.
+func TestLibdeflateFits(t *testing.T) {
+	if _, err := exec.LookPath("libdeflate-gzip"); err != nil {
+		t.Skip("libdeflate-gzip not installed")
+	}
+	content := modelSample()
+	for lvl := 5; lvl <= 9; lvl++ {
+		blob := compressWith(t, []string{"libdeflate-gzip", "-" + itoa(lvl), "-c"}, content)
+		var form bytes.Buffer
+		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+		fit, rate, err := FitParams(context.Background(), bytes.NewReader(form.Bytes()), int64(form.Len()), content[:1<<20])
+		if err != nil {
+			t.Fatal(err)
+		}
+		// (On this sample levels 7–9 write the same stream.)
+		if Levels[fit].Family != FamilyLibdeflate || fit > LibdeflateLevel+lvl {
+			t.Errorf("libdeflate -%d: found %s", lvl, LevelName(fit))
+		}
+		n, st := modelRoundTrip(t, blob, content, Levels[fit])
+		zn, zst := modelRoundTrip(t, blob, content, Levels[6])
+		t.Logf("libdeflate -%d: %s (%.3f%% off): model form %d bytes, %d corrections of %d tokens, %d of %d headers; zlib level 6: %d bytes, %d corrections, %d headers",
+			lvl, LevelName(fit), 100*rate, n, st.Corrections, st.Tokens, st.Headers, st.Blocks, zn, zst.Corrections, zst.Headers)
+		if n*1000 > len(blob) || n*10 > zn {
+			t.Errorf("libdeflate -%d: model form %d bytes for a %d-byte blob (zlib model: %d)", lvl, n, len(blob), zn)
+		}
 	}
 }

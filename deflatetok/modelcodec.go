@@ -394,18 +394,20 @@ func putUvarint(w *bufio.Writer, v uint64) {
 // errStop ends a trial run of encodeModel at its content limit.
 var errStop = errors.New("stop")
 
-// FitParams finds the zlib/gzip level whose matcher best predicts the
-// stream whose token form is form, on the stream's first blocks (prefix:
-// the first bytes of its content, a MiB or so). Every level is tried on
-// the first fitProbe bytes; then the best of them, in order, on the
+// FitParams finds the level (an index in Levels) whose matcher best
+// predicts the stream whose token form is form, on the stream's first
+// blocks (prefix: the first bytes of its content, a MiB or so). Every
+// zlib/gzip level is tried on the first fitProbe bytes, and when none
+// fits closely libdeflate's lazy levels too; then the best of them, in order, on the
 // whole prefix, the first that mispredicts at most a fitClose share of
 // its tokens ending the search (so a stream of the family costs about
 // two passes of the prefix, not nine). Ties go to the level nearest the family's default, 6. It
 // returns the level and the share of tokens it mispredicted; an error
 // wraps ErrNoModel when the stream does not fit the model form at all.
 func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []byte) (int, float64, error) {
+	var st ModelStats
 	trial := func(lvl int, n int) (int64, float64, error) {
-		var st ModelStats
+		st = ModelStats{}
 		w := bufio.NewWriter(io.Discard)
 		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix[:n]), Levels[lvl], &st, max(int64(n)-2*maxMatch, 0), false, nil)
 		if err != nil && err != errStop {
@@ -414,8 +416,9 @@ func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []b
 		score := st.Corrections + 8*st.Headers
 		return score, float64(score) / float64(max(st.Tokens, 1)), nil
 	}
-	// Levels by distance from 6 (5 before 7: the tie order).
-	order := []int{6, 5, 7, 4, 8, 3, 9, 2, 1}
+	// Levels by distance from 6 (5 before 7: the tie order), zlib's
+	// then libdeflate's.
+	order := []int{6, 5, 7, 4, 8, 3, 9, 2, 1, LibdeflateLevel + 6, LibdeflateLevel + 5, LibdeflateLevel + 7, LibdeflateLevel + 8, LibdeflateLevel + 9}
 	probe := min(len(prefix), fitProbe)
 	type cand struct {
 		lvl   int
@@ -434,8 +437,18 @@ func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []b
 	if probe == len(prefix) {
 		return cands[0].lvl, cands[0].rate, nil
 	}
+	// The finalists: the best two, and the best of the family they leave
+	// out (the probe may end before any header: on very repetitive data
+	// the families' matchers can agree that far).
+	finalists := cands[:fitFinalists-1]
+	for _, c := range cands[fitFinalists-1:] {
+		if family(c.lvl) != family(cands[0].lvl) || family(c.lvl) != family(cands[1].lvl) {
+			finalists = append(finalists[:len(finalists):len(finalists)], c)
+			break
+		}
+	}
 	best := cand{score: -1}
-	for _, c := range cands[:fitFinalists] {
+	for _, c := range finalists {
 		score, rate, err := trial(c.lvl, len(prefix))
 		if err != nil {
 			return 0, 0, err
@@ -443,7 +456,7 @@ func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []b
 		if best.score < 0 || score < best.score {
 			best = cand{c.lvl, score, rate}
 		}
-		if rate <= fitClose {
+		if rate <= fitClose && st.Headers == 0 {
 			break // (pigz's chunk boundaries cost a few corrections)
 		}
 	}
@@ -457,6 +470,8 @@ const (
 	fitFinalists = 3
 	fitClose     = 0.001
 )
+
+func family(lvl int) Family { return Levels[lvl].Family }
 
 func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64, ranked bool, full func() bool) error {
 	head := make([]byte, len(magic))
@@ -712,16 +727,18 @@ func readUv(r *bufio.Reader, max uint64) (uint64, error) {
 
 func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader, ranked, family bool) error {
 	var p Params
-	maxLazy := byte(1)
+	minLazy, maxLazy := byte(0), byte(1)
 	if family {
+		// libdeflate: lazy (1) or lazy2 (2); its greedy levels are not
+		// modelled.
 		f, err := r.ReadByte()
 		if err != nil || Family(f) != FamilyLibdeflate {
 			return corrupt("unknown matcher family")
 		}
-		p.Family, maxLazy = Family(f), 2
+		p.Family, minLazy, maxLazy = Family(f), 1, 2
 	}
 	lazy, err := r.ReadByte()
-	if err != nil || lazy > maxLazy {
+	if err != nil || lazy < minLazy || lazy > maxLazy {
 		return corrupt("bad parameters")
 	}
 	p.Lazy, p.Lazy2 = lazy >= 1, lazy == 2
