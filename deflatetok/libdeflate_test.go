@@ -2,6 +2,7 @@ package deflatetok
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"os"
 	"os/exec"
@@ -51,7 +52,7 @@ func TestLibdeflateCorpus(t *testing.T) {
 
 // TestLibdeflateFits: libdeflate-gzip's lazy levels are found by the
 // level search, and their model form rebuilds the blob exactly at a
-// small fraction of the cost of the zlib model's.
+// small fraction of the zlib model's corrections and headers.
 func TestLibdeflateFits(t *testing.T) {
 	if _, err := exec.LookPath("libdeflate-gzip"); err != nil {
 		t.Skip("libdeflate-gzip not installed")
@@ -75,8 +76,41 @@ func TestLibdeflateFits(t *testing.T) {
 		zn, zst := modelRoundTrip(t, blob, content, Levels[6])
 		t.Logf("libdeflate -%d: %s (%.3f%% off): model form %d bytes, %d corrections of %d tokens, %d of %d headers; zlib level 6: %d bytes, %d corrections, %d headers",
 			lvl, LevelName(fit), 100*rate, n, st.Corrections, st.Tokens, st.Headers, st.Blocks, zn, zst.Corrections, zst.Headers)
-		if n*1000 > len(blob) || n*10 > zn {
-			t.Errorf("libdeflate -%d: model form %d bytes for a %d-byte blob (zlib model: %d)", lvl, n, len(blob), zn)
+		if n*1000 > len(blob) || st.Corrections*100 > zst.Corrections || st.Headers*4 > zst.Headers {
+			t.Errorf("libdeflate -%d: model form %d bytes for a %d-byte blob, %d corrections, %d headers (zlib model: %d bytes, %d, %d)", lvl, n, len(blob), st.Corrections, st.Headers, zn, zst.Corrections, zst.Headers)
 		}
+	}
+}
+
+// TestDecodeLDModelHostile: libdeflate model forms (DFHMODL3) with any
+// byte changed, truncated, or naming another family or parse are refused
+// as integrity errors or rebuild something else, within the bound.
+func TestDecodeLDModelHostile(t *testing.T) {
+	content := sample()[:12000]
+	var gb, form bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&gb, 6)
+	zw.Write(content)
+	zw.Close()
+	if err := Decode(context.Background(), &form, bytes.NewReader(gb.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	try := hostileTry(t, content, int64(form.Len()))
+	for _, l := range []int{LibdeflateLevel + 5, LibdeflateLevel + 8} {
+		var mf bytes.Buffer
+		if _, err := EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[l], 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		if string(mf.Bytes()[:len(modelMagicV3)]) != modelMagicV3 {
+			t.Fatalf("%s: magic %q", LevelName(l), mf.Bytes()[:8])
+		}
+		var back bytes.Buffer
+		if err := DecodeModel(context.Background(), &back, bytes.NewReader(mf.Bytes()), bytes.NewReader(content), int64(form.Len())); err != nil || !bytes.Equal(back.Bytes(), form.Bytes()) {
+			t.Fatalf("%s: does not round-trip: %v", LevelName(l), err)
+		}
+		good := mf.Bytes()
+		for i := range good {
+			try(good[:i])
+		}
+		hostileBodies(t, good, try)
 	}
 }
