@@ -31,7 +31,10 @@ func ldCode(freq []int, lens []uint8, maxLen int, scratch *[]int) {
 		}
 	}
 	*scratch = syms
-	if len(syms) < 2 {
+	if len(syms) == 0 {
+		return // (a block without matches: one distance length, 0)
+	}
+	if len(syms) == 1 {
 		// One code of two lengths of 1: symbol 0 and the used one (or 1).
 		lens[0] = 1
 		if len(syms) == 1 && syms[0] != 0 {

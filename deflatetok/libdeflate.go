@@ -141,8 +141,8 @@ func (m *ldModel) block(pos, end int64) {
 	m.blockStart = pos
 	clear(m.lits[:])
 	m.win.fill(pos+4096, pos-wSize-1)
+	m.recalcAt = pos + min(m.end-pos, ldRecalc)
 	limit := min(m.end, m.win.end())
-	m.recalcAt = pos + min(limit-pos, ldRecalc)
 	if limit-pos < 512 {
 		m.minLen = minMatch
 		return
