@@ -114,3 +114,16 @@ func TestDecodeLDModelHostile(t *testing.T) {
 		hostileBodies(t, good, try)
 	}
 }
+
+// TestLDModelRebase: the libdeflate model's 32-bit offsets move on
+// (rebase) without changing a prediction; here every 96 KiB.
+func TestLDModelRebase(t *testing.T) {
+	content := modelSample()[:400000]
+	blob := compressWith(t, []string{"libdeflate-gzip", "-6", "-c"}, content)
+	_, want := modelRoundTrip(t, blob, content, Levels[LibdeflateLevel+6])
+	defer func(n int64) { rebaseAt = n }(rebaseAt)
+	rebaseAt = 3 * wSize
+	if _, st := modelRoundTrip(t, blob, content, Levels[LibdeflateLevel+6]); st != want {
+		t.Errorf("with rebasing %+v, without %+v", st, want)
+	}
+}
