@@ -19,12 +19,14 @@ import (
 // The model form of a gzip blob (codec diffah-deflate-model/2; /1 is
 // still read): what,
 // with the blob's content, rebuilds its token form — and so the blob —
-// when the blob was made by a compressor of the zlib/gzip family. The
-// matcher model (model.go) predicts every token, the header model
-// (trees.go) every dynamic header; the form holds the parameters, the
+// when the blob was made by a compressor of the zlib/gzip family or by
+// libdeflate at a lazy level. The
+// matcher model (model.go; libdeflate.go) predicts every token, the header model
+// (trees.go; ldtrees.go) every dynamic header; the form holds the parameters, the
 // block structure, and only the tokens and headers the models got wrong.
 //
 //	modelForm = magic ("DFHMODL2" | "DFHMODL1") zstd-frame(body)
+//	          | magic "DFHMODL3" zstd-frame(byte(family) body)
 //	body    = byte(lazy) uvarint(good) uvarint(maxLazy) uvarint(nice) uvarint(chain)
 //	          { 0x01 member } 0x00 uvarint(n) n*byte(tail)
 //	member  = uvarint(hlen) hlen*byte(gzip header) { block } byte(pad) 8*byte(trailer)
@@ -40,6 +42,14 @@ import (
 // distance costs a few bits, mostly none, where another encoder chose
 // another of the candidates — or distance<<1 | 1 when the chain does not
 // hold it; in "DFHMODL1" the distance.
+//
+// "DFHMODL3" is "DFHMODL2" for another family's matcher, named by the
+// byte before the parameters: 1, libdeflate (lazy 1: its lazy levels,
+// 2: lazy2; good and maxLazy 0, nice its nice length, chain its search
+// depth; a match is ranked among its 3-byte candidate then its 4-byte
+// hash chain), whose dynamic headers are predicted by its own Huffman
+// construction. The zlib family's forms stay "DFHMODL2", which older
+// readers read; they refuse "DFHMODL3" by its magic.
 //
 // len is the content bytes the block covers. inputEnds says the
 // compressor's input ended with the block (a member's last data, or a
@@ -694,6 +704,9 @@ func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reade
 	br := bufio.NewReader(r)
 	head := make([]byte, len(modelMagic))
 	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic && string(head) != modelMagicV1 && string(head) != modelMagicV3 {
+		if err == nil && string(head[:7]) == modelMagic[:7] {
+			return corrupt("model form version %q: newer than this diffah reads", head)
+		}
 		return corrupt("not a model form (bad magic)")
 	}
 	ranked := string(head) != modelMagicV1
