@@ -416,25 +416,7 @@ func (m *ldModel) walk(q int64, f func(dist, n int) bool) bool {
 	if q >= m.ins || q+minMatch > m.win.end() {
 		return false
 	}
-	look := min(m.win.end()-q, maxMatch)
-	buf := m.win.buf
-	scan := buf[q-m.win.base : q-m.win.base+look]
 	lim := m.limit(q)
-	delta := int(m.off - 1 - m.win.base)
-	pv := int(q + 1 - m.off)
-	if v := m.prev3[q&wMask]; v > lim {
-		i := int(v) + delta
-		if f(pv-int(v), matchLen(buf[i:i+int(look)], scan)) {
-			return true
-		}
-	}
-	v := m.next[q&wMask]
-	for k := 0; v > lim && k < maxRankWalk; k++ {
-		i := int(v) + delta
-		if f(pv-int(v), matchLen(buf[i:i+int(look)], scan)) {
-			return true
-		}
-		v = m.next[(int(v)+int(m.off-1))&wMask]
-	}
-	return false
+	return walkFrom(m.win, q, m.off, m.prev3[q&wMask], lim, &m.next, 1, f) ||
+		walkFrom(m.win, q, m.off, m.next[q&wMask], lim, &m.next, maxRankWalk, f)
 }

@@ -413,19 +413,26 @@ func (m *model) walk(q int64, f func(dist, n int) bool) bool {
 	if q+minMatch > m.win.end() {
 		return false
 	}
-	look := min(m.win.end()-q, maxMatch)
-	buf := m.win.buf
-	scan := buf[q-m.win.base : q-m.win.base+look]
-	v := m.prev[q&wMask]
 	lim := uint32(max(max(q-maxDist, m.start)+1-m.off, 0))
-	delta := int(m.off - 1 - m.win.base)
-	pv := int(q + 1 - m.off)
-	for k := 0; v > lim && k < maxRankWalk; k++ {
+	return walkFrom(m.win, q, m.off, m.prev[q&wMask], lim, &m.prev, maxRankWalk, f)
+}
+
+// walkFrom calls f with the distance and match length at q of each
+// candidate from v on (offsets stored as offset+1-off, each linked to
+// the next by links) above lim, at most n of them, until f returns true
+// (walkFrom returns true).
+func walkFrom(w *window, q, off int64, v, lim uint32, links *[wSize]uint32, n int, f func(dist, n int) bool) bool {
+	look := min(w.end()-q, maxMatch)
+	buf := w.buf
+	scan := buf[q-w.base : q-w.base+look]
+	delta := int(off - 1 - w.base)
+	pv := int(q + 1 - off)
+	for k := 0; v > lim && k < n; k++ {
 		i := int(v) + delta
 		if f(pv-int(v), matchLen(buf[i:i+int(look)], scan)) {
 			return true
 		}
-		v = m.prev[(int(v)+int(m.off-1))&wMask]
+		v = links[(int(v)+int(off-1))&wMask]
 	}
 	return false
 }
