@@ -407,11 +407,13 @@ var errStop = errors.New("stop")
 // FitParams finds the level (an index in Levels) whose matcher best
 // predicts the stream whose token form is form, on the stream's first
 // blocks (prefix: the first bytes of its content, a MiB or so). Every
-// zlib/gzip level is tried on the first fitProbe bytes, and when none
-// fits closely libdeflate's lazy levels too; then the best of them, in order, on the
-// whole prefix, the first that mispredicts at most a fitClose share of
-// its tokens ending the search (so a stream of the family costs about
-// two passes of the prefix, not nine). Ties go to the level nearest the family's default, 6. It
+// zlib/gzip level and libdeflate lazy level is tried on the first
+// fitProbe bytes; then the best of them (one of each family at least),
+// in order, on the whole prefix, the first that mispredicts at most a
+// fitClose share of its tokens and no header ending the search (so a
+// stream of either family costs about two passes of the prefix, not
+// fourteen). Ties go to the level nearest the family's default, 6,
+// zlib's first. It
 // returns the level and the share of tokens it mispredicted; an error
 // wraps ErrNoModel when the stream does not fit the model form at all.
 func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []byte) (int, float64, error) {
