@@ -74,6 +74,9 @@ const (
 	// chosen again (from the literals coded so far); then each time the
 	// block has doubled.
 	ldRecalc = 10000
+	// ldMaxDepth bounds the search depth a model form may name (level
+	// 9's is 600; each position's searches walk up to 1.75 times it).
+	ldMaxDepth = 1024
 )
 
 // ld parse states: what the compressor knows at the model's position.

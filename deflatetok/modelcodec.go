@@ -759,8 +759,12 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 	p.Lazy, p.Lazy2 = lazy >= 1, lazy == 2
 	// Parameters are bounded as the family's are (a longer chain would
 	// only make hostile input slow).
+	chain := uint64(maxChain)
+	if p.Family == FamilyLibdeflate {
+		chain = ldMaxDepth
+	}
 	for i, f := range []*int{&p.Good, &p.MaxLazy, &p.Nice, &p.Chain} {
-		v, err := readUv(r, []uint64{maxMatch, maxMatch, maxMatch, maxChain}[i])
+		v, err := readUv(r, []uint64{maxMatch, maxMatch, maxMatch, chain}[i])
 		if err != nil {
 			return err
 		}
