@@ -127,3 +127,26 @@ func TestLDModelRebase(t *testing.T) {
 		t.Errorf("with rebasing %+v, without %+v", st, want)
 	}
 }
+
+// TestLibdeflateOthers: libdeflate's levels without a model of their own
+// (1–4: other match finders and greedy parsing; 10–12: near-optimal
+// parsing) still rebuild exactly from the model form of the level found.
+func TestLibdeflateOthers(t *testing.T) {
+	if _, err := exec.LookPath("libdeflate-gzip"); err != nil {
+		t.Skip("libdeflate-gzip not installed")
+	}
+	content := modelSample()[:500000]
+	for _, lvl := range []string{"-1", "-3", "-10", "-12"} {
+		blob := compressWith(t, []string{"libdeflate-gzip", lvl, "-c"}, content)
+		var form bytes.Buffer
+		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+			t.Fatal(err)
+		}
+		fit, rate, err := FitParams(context.Background(), bytes.NewReader(form.Bytes()), int64(form.Len()), content[:1<<18])
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, st := modelRoundTrip(t, blob, content, Levels[fit])
+		t.Logf("libdeflate %s: %s (%.2f%% off): model form %d bytes of %d, %d corrections of %d tokens", lvl, LevelName(fit), 100*rate, n, len(blob), st.Corrections, st.Tokens)
+	}
+}
