@@ -5,19 +5,20 @@ import (
 	"math/bits"
 )
 
-// A model of libdeflate's matcher at its lazy levels (5–9), written from
+// A model of libdeflate's matcher at its levels 2–9, written from
 // the published description of its algorithm (no code of it): the
 // whole input is one stream over a 32 KiB window; each position is
 // hashed into a table of one entry per 3-byte hash (the latest position)
 // and into chains by a 4-byte hash; a search takes the 3-byte entry as a
 // length-3 candidate and walks the 4-byte chain to a per-level depth,
-// stopping at the level's nice length. The parse is lazy (levels 5–7:
+// stopping at the level's nice length. The parse is greedy (levels 2–4),
+// lazy (levels 5–7:
 // the match at the next position, searched to half the depth, replaces
 // the current one when it is better by a score of lengths and distance
 // magnitudes) or "lazy2" (8–9: also the position after that, to a
 // quarter of the depth, when better by more). A block chooses a minimum
-// match length from how many distinct literals its data uses, and again
-// from the literals it coded so far as it grows. Block boundaries and
+// match length from how many distinct literals its data uses, and (lazy)
+// again from the literals it coded so far as it grows. Block boundaries and
 // Huffman headers come from the model form, as for the zlib model.
 
 // Family names the compressor a Params models.
@@ -26,17 +27,20 @@ type Family uint8
 const (
 	// FamilyZlib is zlib, GNU gzip and pigz (model.go).
 	FamilyZlib Family = iota
-	// FamilyLibdeflate is libdeflate's lazy levels (this file).
+	// FamilyLibdeflate is libdeflate's levels 2–9 (this file).
 	FamilyLibdeflate
 )
 
 // LibdeflateLevel is the index in Levels of libdeflate's level 0:
-// its level L is Levels[LibdeflateLevel+L] (only 5–9 are modelled).
+// its level L is Levels[LibdeflateLevel+L] (only 2–9 are modelled).
 const LibdeflateLevel = 10
 
-// libdeflateLevels are libdeflate's lazy levels 5–9: lazy or lazy2,
+// libdeflateLevels are libdeflate's levels 2–9: greedy, lazy or lazy2,
 // nice length and search depth.
 var libdeflateLevels = [...]Params{
+	2: {Family: FamilyLibdeflate, Nice: 10, Chain: 6},
+	3: {Family: FamilyLibdeflate, Nice: 14, Chain: 12},
+	4: {Family: FamilyLibdeflate, Nice: 30, Chain: 16},
 	5: {Family: FamilyLibdeflate, Lazy: true, Nice: 30, Chain: 16},
 	6: {Family: FamilyLibdeflate, Lazy: true, Nice: 65, Chain: 35},
 	7: {Family: FamilyLibdeflate, Lazy: true, Nice: 130, Chain: 100},
@@ -70,6 +74,8 @@ const (
 	ldNeed = 5
 	// ldFar3: a length-3 match farther than this is not taken.
 	ldFar3 = 8192
+	// ldFar3Greedy is ldFar3 at the greedy levels.
+	ldFar3Greedy = 4096
 	// ldRecalc is how far into a block its minimum match length is first
 	// chosen again (from the literals coded so far); then each time the
 	// block has doubled.
@@ -158,13 +164,27 @@ func (m *ldModel) block(pos, end int64) {
 			n++
 		}
 	}
-	m.minLen = ldMinLen(n)
+	m.minLen = m.ldMinLen(n)
 }
 
 // ldMinLen is the minimum match length for data using n distinct
 // literals: the fewer, the cheaper a literal, the longer a match must
 // be to pay (the steps measured on libdeflate 1.14's output).
-func ldMinLen(n int) int {
+func (m *ldModel) ldMinLen(n int) int {
+	l := ldMinLenOf(n)
+	// A shallow search finds few long matches.
+	switch d := m.p.Chain; {
+	case d < 5:
+		l = min(l, 4)
+	case d < 10:
+		l = min(l, 5)
+	case d < 16:
+		l = min(l, 7)
+	}
+	return l
+}
+
+func ldMinLenOf(n int) int {
 	switch {
 	case n < 6:
 		return 9
@@ -330,10 +350,18 @@ func (m *ldModel) predict(q int64) token {
 	case ldCur:
 		return m.evalCur(q, m.curLen, m.curDist)
 	}
-	if q >= m.recalcAt {
+	if q >= m.recalcAt && m.p.Lazy {
 		m.recalc(q)
 	}
 	l, d := m.search(q, m.minLen-1, m.p.Chain)
+	if !m.p.Lazy {
+		// Greedy: the match found, unless a far length-3 one.
+		m.nState = ldFresh
+		if l < m.minLen || l == minMatch && d > ldFar3Greedy {
+			return 0
+		}
+		return matchTok(l, d)
+	}
 	if l < m.minLen || l == minMatch && d > ldFar3 {
 		m.nState = ldFresh
 		return 0
@@ -355,7 +383,7 @@ func (m *ldModel) recalc(q int64) {
 			n++
 		}
 	}
-	m.minLen = ldMinLen(n)
+	m.minLen = m.ldMinLen(n)
 	m.recalcAt += min(m.end-m.recalcAt, q-m.blockStart)
 }
 

@@ -20,7 +20,7 @@ import (
 // still read): what,
 // with the blob's content, rebuilds its token form — and so the blob —
 // when the blob was made by a compressor of the zlib/gzip family or by
-// libdeflate at a lazy level. The
+// libdeflate at levels 2–9. The
 // matcher model (model.go; libdeflate.go) predicts every token, the header model
 // (trees.go; ldtrees.go) every dynamic header; the form holds the parameters, the
 // block structure, and only the tokens and headers the models got wrong.
@@ -44,8 +44,8 @@ import (
 // hold it; in "DFHMODL1" the distance.
 //
 // "DFHMODL3" is "DFHMODL2" for another family's matcher, named by the
-// byte before the parameters: 1, libdeflate (lazy 1: its lazy levels,
-// 2: lazy2; good and maxLazy 0, nice its nice length, chain its search
+// byte before the parameters: 1, libdeflate (lazy 0: its greedy levels,
+// 1: lazy, 2: lazy2; good and maxLazy 0, nice its nice length, chain its search
 // depth; a match is ranked among its 3-byte candidate then its 4-byte
 // hash chain), whose dynamic headers are predicted by its own Huffman
 // construction. The zlib family's forms stay "DFHMODL2", which older
@@ -407,12 +407,12 @@ var errStop = errors.New("stop")
 // FitParams finds the level (an index in Levels) whose matcher best
 // predicts the stream whose token form is form, on the stream's first
 // blocks (prefix: the first bytes of its content, a MiB or so). Every
-// zlib/gzip level and libdeflate lazy level is tried on the first
+// zlib/gzip level and libdeflate level 2–9 is tried on the first
 // fitProbe bytes; then the best of them (one of each family at least),
 // in order, on the whole prefix, the first that mispredicts at most a
 // fitClose share of its tokens and no header ending the search (so a
 // stream of either family costs about two passes of the prefix, not
-// fourteen). Ties go to the level nearest the family's default, 6,
+// seventeen). Ties go to the level nearest the family's default, 6,
 // zlib's first. It
 // returns the level and the share of tokens it mispredicted; an error
 // wraps ErrNoModel when the stream does not fit the model form at all.
@@ -430,7 +430,10 @@ func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []b
 	}
 	// Levels by distance from 6 (5 before 7: the tie order), zlib's
 	// then libdeflate's.
-	order := []int{6, 5, 7, 4, 8, 3, 9, 2, 1, LibdeflateLevel + 6, LibdeflateLevel + 5, LibdeflateLevel + 7, LibdeflateLevel + 8, LibdeflateLevel + 9}
+	order := []int{6, 5, 7, 4, 8, 3, 9, 2, 1}
+	for _, l := range []int{6, 5, 7, 4, 8, 3, 9, 2} {
+		order = append(order, LibdeflateLevel+l)
+	}
 	probe := min(len(prefix), fitProbe)
 	type cand struct {
 		lvl   int
@@ -742,18 +745,17 @@ func readUv(r *bufio.Reader, max uint64) (uint64, error) {
 
 func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader, ranked, family bool) error {
 	var p Params
-	minLazy, maxLazy := byte(0), byte(1)
+	maxLazy := byte(1)
 	if family {
-		// libdeflate: lazy (1) or lazy2 (2); its greedy levels are not
-		// modelled.
+		// libdeflate: greedy (0), lazy (1) or lazy2 (2).
 		f, err := r.ReadByte()
 		if err != nil || Family(f) != FamilyLibdeflate {
 			return corrupt("unknown matcher family")
 		}
-		p.Family, minLazy, maxLazy = Family(f), 1, 2
+		p.Family, maxLazy = Family(f), 2
 	}
 	lazy, err := r.ReadByte()
-	if err != nil || lazy < minLazy || lazy > maxLazy {
+	if err != nil || lazy > maxLazy {
 		return corrupt("bad parameters")
 	}
 	p.Lazy, p.Lazy2 = lazy >= 1, lazy == 2
