@@ -59,15 +59,7 @@ func TestLibdeflateFits(t *testing.T) {
 	}
 	content := modelSample()
 	for lvl := 2; lvl <= 9; lvl++ {
-		blob := compressWith(t, []string{"libdeflate-gzip", "-" + itoa(lvl), "-c"}, content)
-		var form bytes.Buffer
-		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
-			t.Fatal(err)
-		}
-		fit, rate, err := FitParams(context.Background(), bytes.NewReader(form.Bytes()), int64(form.Len()), content[:1<<20])
-		if err != nil {
-			t.Fatal(err)
-		}
+		blob, fit, rate := libdeflateFit(t, "-"+itoa(lvl), content, 1<<20)
 		// (On this sample 2 and 3, and 7–9, write the same streams: the
 		// level found is one of them.)
 		if Levels[fit].Family != FamilyLibdeflate {
@@ -138,16 +130,25 @@ func TestLibdeflateOthers(t *testing.T) {
 	}
 	content := modelSample()[:500000]
 	for _, lvl := range []string{"-1", "-10", "-12"} {
-		blob := compressWith(t, []string{"libdeflate-gzip", lvl, "-c"}, content)
-		var form bytes.Buffer
-		if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
-			t.Fatal(err)
-		}
-		fit, rate, err := FitParams(context.Background(), bytes.NewReader(form.Bytes()), int64(form.Len()), content[:1<<18])
-		if err != nil {
-			t.Fatal(err)
-		}
+		blob, fit, rate := libdeflateFit(t, lvl, content, 1<<18)
 		n, st := modelRoundTrip(t, blob, content, Levels[fit])
 		t.Logf("libdeflate %s: %s (%.2f%% off): model form %d bytes of %d, %d corrections of %d tokens", lvl, LevelName(fit), 100*rate, n, len(blob), st.Corrections, st.Tokens)
 	}
+}
+
+// libdeflateFit compresses content with libdeflate-gzip at level lvl and
+// returns the blob and the level FitParams finds on its first prefix
+// bytes, with the share it mispredicts there.
+func libdeflateFit(t *testing.T, lvl string, content []byte, prefix int) ([]byte, int, float64) {
+	t.Helper()
+	blob := compressWith(t, []string{"libdeflate-gzip", lvl, "-c"}, content)
+	var form bytes.Buffer
+	if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	fit, rate, err := FitParams(context.Background(), bytes.NewReader(form.Bytes()), int64(form.Len()), content[:prefix])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return blob, fit, rate
 }
