@@ -88,7 +88,7 @@ func TestDecodeLDModelHostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	try := hostileTry(t, content, int64(form.Len()))
-	for _, l := range []int{LibdeflateLevel + 5, LibdeflateLevel + 8} {
+	for _, l := range []int{LibdeflateLevel + 3, LibdeflateLevel + 5, LibdeflateLevel + 8} {
 		var mf bytes.Buffer
 		if _, err := EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[l], 1<<20); err != nil {
 			t.Fatal(err)

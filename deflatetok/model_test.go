@@ -255,9 +255,9 @@ func FuzzDecodeModel(f *testing.F) {
 			encodeModelForm(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[lvl], 1<<20, ranked)
 			f.Add(mf.Bytes())
 		}
-		// DFHMODL3: libdeflate's lazy and lazy2 matchers (here with many
-		// corrections and headers).
-		for _, l := range []int{LibdeflateLevel + 6, LibdeflateLevel + 9} {
+		// DFHMODL3: libdeflate's greedy, lazy and lazy2 matchers (here
+		// with many corrections and headers).
+		for _, l := range []int{LibdeflateLevel + 3, LibdeflateLevel + 6, LibdeflateLevel + 9} {
 			var mf bytes.Buffer
 			EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[l], 1<<20)
 			f.Add(mf.Bytes())
