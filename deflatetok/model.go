@@ -17,6 +17,8 @@ import (
 
 // Params are the matcher's parameters.
 type Params struct {
+	// Family is the compressor modelled (FamilyZlib: this file's model).
+	Family Family
 	// Lazy selects lazy matching (zlib and gzip levels 4–9); else greedy.
 	Lazy bool
 	// Good: at a previous match this long the chain is searched a
@@ -24,21 +26,25 @@ type Params struct {
 	// or is the longest whose strings are hashed (greedy). Nice: a match
 	// this long ends the search. Chain: how many chain entries are tried.
 	Good, MaxLazy, Nice, Chain int
+	// Lazy2 (libdeflate) also looks two positions ahead.
+	Lazy2 bool
 }
 
-// Levels are the zlib/GNU gzip parameters of levels 1–9 (index = level).
-var Levels = [10]Params{
+// Levels are the matcher parameters FitParams chooses among, by index:
+// the zlib/GNU gzip levels 1–9, then libdeflate's from LibdeflateLevel
+// on (zero where a level is not modelled).
+var Levels = append([]Params{
 	{},
-	{false, 4, 4, 8, 4},
-	{false, 4, 5, 16, 8},
-	{false, 4, 6, 32, 32},
-	{true, 4, 4, 16, 16},
-	{true, 8, 16, 32, 32},
-	{true, 8, 16, 128, 128},
-	{true, 8, 32, 128, 256},
-	{true, 32, 128, 258, 1024},
-	{true, 32, 258, 258, 4096},
-}
+	{Lazy: false, Good: 4, MaxLazy: 4, Nice: 8, Chain: 4},
+	{Lazy: false, Good: 4, MaxLazy: 5, Nice: 16, Chain: 8},
+	{Lazy: false, Good: 4, MaxLazy: 6, Nice: 32, Chain: 32},
+	{Lazy: true, Good: 4, MaxLazy: 4, Nice: 16, Chain: 16},
+	{Lazy: true, Good: 8, MaxLazy: 16, Nice: 32, Chain: 32},
+	{Lazy: true, Good: 8, MaxLazy: 16, Nice: 128, Chain: 128},
+	{Lazy: true, Good: 8, MaxLazy: 32, Nice: 128, Chain: 256},
+	{Lazy: true, Good: 32, MaxLazy: 128, Nice: 258, Chain: 1024},
+	{Lazy: true, Good: 32, MaxLazy: 258, Nice: 258, Chain: 4096},
+}, libdeflateLevels[:]...)
 
 const (
 	wSize    = 1 << 15
@@ -390,37 +396,11 @@ func (m *model) advance(q int64, t token) {
 // rankOf is the rank of the match (l, d) at q among the chain's
 // candidates at q, nearest first, counting only those at least l long;
 // false when d is not among the first maxRankWalk candidates.
-func (m *model) rankOf(q int64, l, d int) (int, bool) {
-	rank := 0
-	ok := m.walk(q, func(dist, n int) bool {
-		if dist == d {
-			return true
-		}
-		if n >= l {
-			rank++
-		}
-		return false
-	})
-	return rank, ok
-}
+func (m *model) rankOf(q int64, l, d int) (int, bool) { return rankIn(m.walk, q, l, d) }
 
 // ofRank is the distance of the rank+1-th candidate at q at least l
 // long (rankOf's inverse).
-func (m *model) ofRank(q int64, l, rank int) (int, bool) {
-	d := 0
-	ok := m.walk(q, func(dist, n int) bool {
-		if n < l {
-			return false
-		}
-		if rank == 0 {
-			d = dist
-			return true
-		}
-		rank--
-		return false
-	})
-	return d, ok
-}
+func (m *model) ofRank(q int64, l, rank int) (int, bool) { return ofRankIn(m.walk, q, l, rank) }
 
 // maxRankWalk bounds a rank's chain walk (and so what a hostile form
 // costs: no more than a search with zlib's level-9 chain).
@@ -433,19 +413,26 @@ func (m *model) walk(q int64, f func(dist, n int) bool) bool {
 	if q+minMatch > m.win.end() {
 		return false
 	}
-	look := min(m.win.end()-q, maxMatch)
-	buf := m.win.buf
-	scan := buf[q-m.win.base : q-m.win.base+look]
-	v := m.prev[q&wMask]
 	lim := uint32(max(max(q-maxDist, m.start)+1-m.off, 0))
-	delta := int(m.off - 1 - m.win.base)
-	pv := int(q + 1 - m.off)
-	for k := 0; v > lim && k < maxRankWalk; k++ {
+	return walkFrom(m.win, q, m.off, m.prev[q&wMask], lim, &m.prev, maxRankWalk, f)
+}
+
+// walkFrom calls f with the distance and match length at q of each
+// candidate from v on (offsets stored as offset+1-off, each linked to
+// the next by links) above lim, at most n of them, until f returns true
+// (walkFrom returns true).
+func walkFrom(w *window, q, off int64, v, lim uint32, links *[wSize]uint32, n int, f func(dist, n int) bool) bool {
+	look := min(w.end()-q, maxMatch)
+	buf := w.buf
+	scan := buf[q-w.base : q-w.base+look]
+	delta := int(off - 1 - w.base)
+	pv := int(q + 1 - off)
+	for k := 0; v > lim && k < n; k++ {
 		i := int(v) + delta
 		if f(pv-int(v), matchLen(buf[i:i+int(look)], scan)) {
 			return true
 		}
-		v = m.prev[(int(v)+int(m.off-1))&wMask]
+		v = links[(int(v)+int(off-1))&wMask]
 	}
 	return false
 }

@@ -179,17 +179,7 @@ func TestDecodeModelHostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := mf.Bytes()
-	try := func(p []byte) {
-		var out bytes.Buffer
-		max := int64(form.Len())
-		err := DecodeModel(context.Background(), &out, bytes.NewReader(p), bytes.NewReader(content), max)
-		if int64(out.Len()) > max {
-			t.Fatalf("wrote %d bytes past %d", out.Len(), max)
-		}
-		if err != nil && fault.KindOf(err, 0) != fault.Integrity {
-			t.Fatalf("non-integrity error: %v", err)
-		}
-	}
+	try := hostileTry(t, content, int64(form.Len()))
 	for i := range good {
 		try(good[:i])
 	}
@@ -206,8 +196,36 @@ func TestDecodeModelHostile(t *testing.T) {
 	zw0.Close()
 	Decode(context.Background(), &gf, bytes.NewReader(gb.Bytes()))
 	EncodeModel(context.Background(), &gm, bytes.NewReader(gf.Bytes()), bytes.NewReader(content), Levels[6], 1<<20)
+	hostileBodies(t, gm.Bytes(), try)
+	// A body that is valid zstd but not a model form.
+	var bad bytes.Buffer
+	bad.WriteString(modelMagic)
+	zw, _ := zstd.NewWriter(&bad)
+	zw.Write(bytes.Repeat([]byte{0x01, 0x00}, 1<<20))
+	zw.Close()
+	try(bad.Bytes())
+}
+
+// hostileTry decodes a hostile model form against content, checking it
+// writes at most max bytes and is refused only as an integrity error.
+func hostileTry(t *testing.T, content []byte, max int64) func([]byte) {
+	return func(p []byte) {
+		var out bytes.Buffer
+		err := DecodeModel(context.Background(), &out, bytes.NewReader(p), bytes.NewReader(content), max)
+		if int64(out.Len()) > max {
+			t.Fatalf("wrote %d bytes past %d", out.Len(), max)
+		}
+		if err != nil && fault.KindOf(err, 0) != fault.Integrity {
+			t.Fatalf("non-integrity error: %v", err)
+		}
+	}
+}
+
+// hostileBodies tries the model form mf with each of its first body
+// bytes changed (as valid zstd).
+func hostileBodies(t *testing.T, mf []byte, try func([]byte)) {
 	zr, _ := zstd.NewReader(nil)
-	body, err := zr.DecodeAll(gm.Bytes()[len(modelMagic):], nil)
+	body, err := zr.DecodeAll(mf[len(modelMagic):], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,16 +234,9 @@ func TestDecodeModelHostile(t *testing.T) {
 		for _, v := range []byte{body[i] ^ 0x5a, 0xff, 0} {
 			p := append([]byte(nil), body...)
 			p[i] = v
-			try(enc.EncodeAll(p, []byte(modelMagic)))
+			try(enc.EncodeAll(p, mf[:len(modelMagic)]))
 		}
 	}
-	// A body that is valid zstd but not a model form.
-	var bad bytes.Buffer
-	bad.WriteString(modelMagic)
-	zw, _ := zstd.NewWriter(&bad)
-	zw.Write(bytes.Repeat([]byte{0x01, 0x00}, 1<<20))
-	zw.Close()
-	try(bad.Bytes())
 }
 
 // FuzzDecodeModel: hostile model forms never panic, never write past the
@@ -242,6 +253,13 @@ func FuzzDecodeModel(f *testing.F) {
 		for _, ranked := range []bool{true, false} { // DFHMODL2 and DFHMODL1
 			var mf bytes.Buffer
 			encodeModelForm(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[lvl], 1<<20, ranked)
+			f.Add(mf.Bytes())
+		}
+		// DFHMODL3: libdeflate's greedy, lazy and lazy2 matchers (here
+		// with many corrections and headers).
+		for _, l := range []int{LibdeflateLevel + 3, LibdeflateLevel + 6, LibdeflateLevel + 9} {
+			var mf bytes.Buffer
+			EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[l], 1<<20)
 			f.Add(mf.Bytes())
 		}
 	}

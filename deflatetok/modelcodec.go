@@ -19,12 +19,14 @@ import (
 // The model form of a gzip blob (codec diffah-deflate-model/2; /1 is
 // still read): what,
 // with the blob's content, rebuilds its token form — and so the blob —
-// when the blob was made by a compressor of the zlib/gzip family. The
-// matcher model (model.go) predicts every token, the header model
-// (trees.go) every dynamic header; the form holds the parameters, the
+// when the blob was made by a compressor of the zlib/gzip family or by
+// libdeflate at levels 2–9. The
+// matcher model (model.go; libdeflate.go) predicts every token, the header model
+// (trees.go; ldtrees.go) every dynamic header; the form holds the parameters, the
 // block structure, and only the tokens and headers the models got wrong.
 //
 //	modelForm = magic ("DFHMODL2" | "DFHMODL1") zstd-frame(body)
+//	          | magic "DFHMODL3" zstd-frame(byte(family) body)
 //	body    = byte(lazy) uvarint(good) uvarint(maxLazy) uvarint(nice) uvarint(chain)
 //	          { 0x01 member } 0x00 uvarint(n) n*byte(tail)
 //	member  = uvarint(hlen) hlen*byte(gzip header) { block } byte(pad) 8*byte(trailer)
@@ -41,6 +43,14 @@ import (
 // another of the candidates — or distance<<1 | 1 when the chain does not
 // hold it; in "DFHMODL1" the distance.
 //
+// "DFHMODL3" is "DFHMODL2" for another family's matcher, named by the
+// byte before the parameters: 1, libdeflate (lazy 0: its greedy levels,
+// 1: lazy, 2: lazy2; good and maxLazy 0, nice its nice length, chain its search
+// depth; a match is ranked among its 3-byte candidate then its 4-byte
+// hash chain), whose dynamic headers are predicted by its own Huffman
+// construction. The zlib family's forms stay "DFHMODL2", which older
+// readers read; they refuse "DFHMODL3" by its magic.
+//
 // len is the content bytes the block covers. inputEnds says the
 // compressor's input ended with the block (a member's last data, or a
 // flush: the next data block starts a stream primed with the 32 KiB
@@ -52,6 +62,10 @@ var debugModel = os.Getenv("DIFFAH_MODEL_DEBUG") != ""
 const (
 	modelMagic   = "DFHMODL2"
 	modelMagicV1 = "DFHMODL1"
+	// modelMagicV3 is the ranked form of another family's matcher (a
+	// family byte before the parameters); the zlib family's stays
+	// "DFHMODL2", which older readers read.
+	modelMagicV3 = "DFHMODL3"
 )
 
 // ErrNoModel says the blob's tokens do not fit the model (another
@@ -225,9 +239,11 @@ func readDynHeader(r *bufio.Reader) ([]byte, error) {
 // modelRun is the state both directions share: the model, the content
 // window and where the stream is.
 type modelRun struct {
-	m           *model
+	m           matcher
 	win         *window
 	tb          treeBuilder
+	ld          bool  // libdeflate's headers
+	scratch     []int // (their sort)
 	memberStart int64
 	pos         int64
 	restart     bool
@@ -237,7 +253,16 @@ type modelRun struct {
 
 func newModelRun(p Params, content io.Reader) *modelRun {
 	w := &window{r: content, buf: make([]byte, 0, windowCap)}
-	return &modelRun{m: newModel(p, w), win: w}
+	return &modelRun{m: newMatcher(p, w), win: w, ld: p.Family == FamilyLibdeflate}
+}
+
+// predictHeader is the dynamic header the family writes for the block's
+// frequencies, appended to dst.
+func (r *modelRun) predictHeader(dst []byte) []byte {
+	if r.ld {
+		return ldPredictHeader(dst, &r.scratch, &r.litFreq, &r.distFreq)
+	}
+	return predictHeader(dst, &r.tb, &r.litFreq, &r.distFreq)
 }
 
 func (r *modelRun) startMember() {
@@ -256,10 +281,11 @@ func (r *modelRun) startBlock(n int64, inputEnds bool) {
 		r.m.reset(dict, r.pos)
 		r.restart = false
 	}
-	r.m.end = noEnd
+	end := int64(noEnd)
 	if inputEnds {
-		r.m.end = r.pos + n
+		end = r.pos + n
 	}
+	r.m.block(r.pos, end)
 	clear(r.litFreq[:])
 	clear(r.distFreq[:])
 	r.litFreq[256] = 1
@@ -287,11 +313,12 @@ func (r *modelRun) count(q int64, t token) {
 func (r *modelRun) skip(n int64) {
 	end := r.pos + n
 	for q := r.pos; q < end; {
-		t := r.m.predict(q)
+		pred := r.m.predict(q)
+		t := pred
 		if int64(t.span()) > end-q {
 			t = 0
 		}
-		r.m.advance(q, t)
+		r.m.step(q, t, pred)
 		q += int64(t.span())
 	}
 }
@@ -314,6 +341,9 @@ func encodeModelForm(ctx context.Context, w io.Writer, form, content io.Reader, 
 	m := modelMagic
 	if !ranked {
 		m = modelMagicV1
+	}
+	if p.Family != FamilyZlib {
+		m = modelMagicV3
 	}
 	cw := &capWriter{w: w, left: maxBody}
 	if _, err := io.WriteString(cw, m); err != nil {
@@ -374,18 +404,22 @@ func putUvarint(w *bufio.Writer, v uint64) {
 // errStop ends a trial run of encodeModel at its content limit.
 var errStop = errors.New("stop")
 
-// FitParams finds the zlib/gzip level whose matcher best predicts the
-// stream whose token form is form, on the stream's first blocks (prefix:
-// the first bytes of its content, a MiB or so). Every level is tried on
-// the first fitProbe bytes; then the best of them, in order, on the
-// whole prefix, the first that mispredicts at most a fitClose share of
-// its tokens ending the search (so a stream of the family costs about
-// two passes of the prefix, not nine). Ties go to the level nearest the family's default, 6. It
+// FitParams finds the level (an index in Levels) whose matcher best
+// predicts the stream whose token form is form, on the stream's first
+// blocks (prefix: the first bytes of its content, a MiB or so). Every
+// zlib/gzip level and libdeflate level 2–9 is tried on the first
+// fitProbe bytes; then the best of them (one of each family at least),
+// in order, on the whole prefix, the first that mispredicts at most a
+// fitClose share of its tokens and no header ending the search (so a
+// stream of either family costs about two passes of the prefix, not
+// seventeen). Ties go to the level nearest the family's default, 6,
+// zlib's first. It
 // returns the level and the share of tokens it mispredicted; an error
 // wraps ErrNoModel when the stream does not fit the model form at all.
 func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []byte) (int, float64, error) {
+	var st ModelStats
 	trial := func(lvl int, n int) (int64, float64, error) {
-		var st ModelStats
+		st = ModelStats{}
 		w := bufio.NewWriter(io.Discard)
 		err := encodeModel(ctx, w, bufio.NewReader(io.NewSectionReader(form, 0, formSize)), bytes.NewReader(prefix[:n]), Levels[lvl], &st, max(int64(n)-2*maxMatch, 0), false, nil)
 		if err != nil && err != errStop {
@@ -394,8 +428,12 @@ func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []b
 		score := st.Corrections + 8*st.Headers
 		return score, float64(score) / float64(max(st.Tokens, 1)), nil
 	}
-	// Levels by distance from 6 (5 before 7: the tie order).
+	// Levels by distance from 6 (5 before 7: the tie order), zlib's
+	// then libdeflate's.
 	order := []int{6, 5, 7, 4, 8, 3, 9, 2, 1}
+	for _, l := range []int{6, 5, 7, 4, 8, 3, 9, 2} {
+		order = append(order, LibdeflateLevel+l)
+	}
 	probe := min(len(prefix), fitProbe)
 	type cand struct {
 		lvl   int
@@ -414,8 +452,18 @@ func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []b
 	if probe == len(prefix) {
 		return cands[0].lvl, cands[0].rate, nil
 	}
+	// The finalists: the best two, and the best of the family they leave
+	// out (the probe may end before any header: on very repetitive data
+	// the families' matchers can agree that far).
+	finalists := cands[:fitFinalists-1]
+	for _, c := range cands[fitFinalists-1:] {
+		if family(c.lvl) != family(cands[0].lvl) || family(c.lvl) != family(cands[1].lvl) {
+			finalists = append(finalists[:len(finalists):len(finalists)], c)
+			break
+		}
+	}
 	best := cand{score: -1}
-	for _, c := range cands[:fitFinalists] {
+	for _, c := range finalists {
 		score, rate, err := trial(c.lvl, len(prefix))
 		if err != nil {
 			return 0, 0, err
@@ -423,7 +471,7 @@ func FitParams(ctx context.Context, form io.ReaderAt, formSize int64, prefix []b
 		if best.score < 0 || score < best.score {
 			best = cand{c.lvl, score, rate}
 		}
-		if rate <= fitClose {
+		if rate <= fitClose && st.Headers == 0 {
 			break // (pigz's chunk boundaries cost a few corrections)
 		}
 	}
@@ -438,6 +486,8 @@ const (
 	fitClose     = 0.001
 )
 
+func family(lvl int) Family { return Levels[lvl].Family }
+
 func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content io.Reader, p Params, st *ModelStats, stopAt int64, ranked bool, full func() bool) error {
 	head := make([]byte, len(magic))
 	if _, err := io.ReadFull(fr, head); err != nil || string(head) != magic {
@@ -446,6 +496,12 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 	lazy := byte(0)
 	if p.Lazy {
 		lazy = 1
+	}
+	if p.Family != FamilyZlib {
+		w.WriteByte(byte(p.Family))
+		if p.Lazy2 {
+			lazy = 2
+		}
 	}
 	w.WriteByte(lazy)
 	for _, v := range []int{p.Good, p.MaxLazy, p.Nice, p.Chain} {
@@ -513,13 +569,13 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 			} else {
 				gap++
 			}
-			run.m.advance(q, t)
+			run.m.step(q, t, pred)
 			q += int64(t.span())
 		}
 		st.Tokens += int64(len(b.toks))
 		st.Corrections += int64(ncorr)
 		if b.h>>1 == 2 {
-			hdrBuf = predictHeader(hdrBuf[:0], &run.tb, &run.litFreq, &run.distFreq)
+			hdrBuf = run.predictHeader(hdrBuf[:0])
 			if !bytes.Equal(hdrBuf, b.hdr) {
 				flags |= flagHeader
 				st.Headers++
@@ -652,10 +708,13 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, maxForm int64) error {
 	br := bufio.NewReader(r)
 	head := make([]byte, len(modelMagic))
-	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic && string(head) != modelMagicV1 {
+	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic && string(head) != modelMagicV1 && string(head) != modelMagicV3 {
+		if err == nil && string(head[:7]) == modelMagic[:7] {
+			return corrupt("model form version %q: newer than this diffah reads", head)
+		}
 		return corrupt("not a model form (bad magic)")
 	}
-	ranked := string(head) == modelMagic
+	ranked := string(head) != modelMagicV1
 	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
 	if err != nil {
 		return fault.Wrap(fault.Internal, err)
@@ -663,7 +722,7 @@ func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reade
 	defer zr.Close()
 	lw := &limitWriter{w: w, left: maxForm}
 	bw := bufio.NewWriterSize(lw, 1<<16)
-	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content, ranked)
+	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content, ranked, string(head) == modelMagicV3)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -684,16 +743,30 @@ func readUv(r *bufio.Reader, max uint64) (uint64, error) {
 	return v, nil
 }
 
-func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader, ranked bool) error {
+func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader, ranked, family bool) error {
+	var p Params
+	maxLazy := byte(1)
+	if family {
+		// libdeflate: greedy (0), lazy (1) or lazy2 (2).
+		f, err := r.ReadByte()
+		if err != nil || Family(f) != FamilyLibdeflate {
+			return corrupt("unknown matcher family")
+		}
+		p.Family, maxLazy = Family(f), 2
+	}
 	lazy, err := r.ReadByte()
-	if err != nil || lazy > 1 {
+	if err != nil || lazy > maxLazy {
 		return corrupt("bad parameters")
 	}
-	p := Params{Lazy: lazy == 1}
+	p.Lazy, p.Lazy2 = lazy >= 1, lazy == 2
 	// Parameters are bounded as the family's are (a longer chain would
 	// only make hostile input slow).
+	chain := uint64(maxChain)
+	if p.Family == FamilyLibdeflate {
+		chain = ldMaxDepth
+	}
 	for i, f := range []*int{&p.Good, &p.MaxLazy, &p.Nice, &p.Chain} {
-		v, err := readUv(r, []uint64{maxMatch, maxMatch, maxMatch, maxChain}[i])
+		v, err := readUv(r, []uint64{maxMatch, maxMatch, maxMatch, chain}[i])
 		if err != nil {
 			return err
 		}
@@ -779,7 +852,8 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 			toks = toks[:0]
 			end := run.pos + int64(n)
 			for q := run.pos; q < end; {
-				t := run.m.predict(q)
+				pred := run.m.predict(q)
+				t := pred
 				if ncorr > 0 && gap == 0 {
 					l, err := readUv(r, maxMatch)
 					if err != nil {
@@ -812,7 +886,7 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 					return corrupt("content shorter than the stream")
 				}
 				run.count(q, t)
-				run.m.advance(q, t)
+				run.m.step(q, t, pred)
 				toks = append(toks, t)
 				q += int64(t.span())
 			}
@@ -821,7 +895,7 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 			}
 			if h>>1 == 2 {
 				if flags&flagHeader == 0 {
-					hdr = predictHeader(hdr[:0], &run.tb, &run.litFreq, &run.distFreq)
+					hdr = run.predictHeader(hdr[:0])
 				}
 				w.Write(hdr)
 			}
@@ -883,7 +957,7 @@ func writeFormTokens(w *bufio.Writer, toks []token) {
 // readWhere reads a correction's match distance: in a ranked form
 // (DFHMODL2) its rank among the model's candidates at q, or the distance
 // itself; in DFHMODL1 the distance.
-func readWhere(r *bufio.Reader, m *model, q int64, l int, ranked bool) (uint64, error) {
+func readWhere(r *bufio.Reader, m matcher, q int64, l int, ranked bool) (uint64, error) {
 	if !ranked {
 		return readUv(r, wSize)
 	}

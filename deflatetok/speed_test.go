@@ -87,6 +87,8 @@ var rebuildCompressors = []struct {
 	{"gzip-6", []string{"gzip", "-6", "-n", "-c"}},
 	{"gzip-9", []string{"gzip", "-9", "-n", "-c"}},
 	{"pigz-6", []string{"pigz", "-6", "-p", "2", "-n", "-c"}},
+	{"libdeflate-6", []string{"libdeflate-gzip", "-6", "-c"}},
+	{"libdeflate-9", []string{"libdeflate-gzip", "-9", "-c"}},
 }
 
 // modelFormOf compresses content with argv and returns the blob, its
@@ -181,7 +183,7 @@ func TestRebuildSpeed(t *testing.T) {
 		cpu5 := cpuSeconds()
 		rebuild := cpu2 - cpu0
 		detect := cpu4 - cpu2
-		t.Logf("%-8s rebuild %5.1f MB/s (model %5.1f, encode %5.1f) = %.2fx gzip -6's rate, %.2fx the compressor's own, %.2fx gunzip's; detection (token form, level) %.2fs = %.2fx gzip -6; all pack does (detection, model form, rebuild check) %.2fx gzip -6; model form %d B",
+		t.Logf("%-12s rebuild %5.1f MB/s (model %5.1f, encode %5.1f) = %.2fx gzip -6's rate, %.2fx the compressor's own, %.2fx gunzip's; detection (token form, level) %.2fs = %.2fx gzip -6; all pack does (detection, model form, rebuild check) %.2fx gzip -6; model form %d B",
 			c.name, mb/rebuild, mb/(cpu1-cpu0), mb/(cpu2-cpu1), gzipCPU/rebuild, compCPU/rebuild, gunzipCPU/rebuild, detect, detect/gzipCPU, (cpu5-cpu2+rebuild)/gzipCPU, len(mf))
 	}
 }
