@@ -3,6 +3,7 @@ package deflatetok
 import (
 	"encoding/binary"
 	"math/bits"
+	"strconv"
 )
 
 // A model of libdeflate's matcher at its levels 2–9, written from
@@ -52,16 +53,9 @@ var libdeflateLevels = [...]Params{
 // "libdeflate level 6").
 func LevelName(i int) string {
 	if i >= LibdeflateLevel {
-		return "libdeflate level " + itoa(i-LibdeflateLevel)
+		return "libdeflate level " + strconv.Itoa(i-LibdeflateLevel)
 	}
-	return "zlib/gzip level " + itoa(i)
-}
-
-func itoa(i int) string {
-	if i >= 10 {
-		return itoa(i/10) + string(rune('0'+i%10))
-	}
-	return string(rune('0' + i))
+	return "zlib/gzip level " + strconv.Itoa(i)
 }
 
 const (

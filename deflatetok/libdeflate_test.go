@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -59,7 +60,7 @@ func TestLibdeflateFits(t *testing.T) {
 	}
 	content := modelSample()
 	for lvl := 2; lvl <= 9; lvl++ {
-		blob, fit, rate := libdeflateFit(t, "-"+itoa(lvl), content, 1<<20)
+		blob, fit, rate := libdeflateFit(t, "-"+strconv.Itoa(lvl), content, 1<<20)
 		// (On this sample 2 and 3, and 7–9, write the same streams: the
 		// level found is one of them.)
 		if Levels[fit].Family != FamilyLibdeflate {

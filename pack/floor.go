@@ -210,7 +210,7 @@ func (st *state) floorOnly(ctx context.Context, plans []*plan.Plan, p *plan.Plan
 		mp.file.Close()
 	}
 	for _, patchOf := range []func(context.Context, []*plan.Plan, *plan.Plan, *imgref.Image, plan.Blob) (*payload, error){st.tokenPatch, st.inlinePatch} {
-		if best.codec == sidecar.DeflateModelCodec && best.modelData*100 < best.size {
+		if sidecar.IsModelCodec(best.codec) && best.modelData*100 < best.size {
 			break
 		}
 		tp, err := patchOf(ctx, plans, p, target, b)
@@ -256,7 +256,7 @@ func floorReason(b plan.Blob, codec string) string {
 		return b.Reason
 	case codec == sidecar.DeflatePatchCodec:
 		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its tar and of its deflate token form (rebuilt exactly, whatever the compressor)", 1)
-	case codec == sidecar.DeflateModelCodec:
+	case sidecar.IsModelCodec(codec):
 		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its tar plus a model of its compressor (rebuilt exactly)", 1)
 	case codec == sidecar.DeflateInlineCodec:
 		return strings.Replace(b.Reason, "patch of its compressed bytes", "patch of its deflate token form, content inline (rebuilt exactly, whatever the compressor)", 1)

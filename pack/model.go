@@ -105,7 +105,7 @@ func (st *state) modelPatchOf(ctx context.Context, plans []*plan.Plan, p *plan.P
 	})
 	if errors.Is(err, deflatetok.ErrNoModel) {
 		st.o.Log.Info("no deflate model", "layer", b.Digest, "level", level, "err", err)
-		return nil, "", fmt.Errorf("%w: the zlib/gzip model, at its best level (%d), mispredicts %.1f%% of the tokens of the first blocks; %v", errNoModel, level, 100*rate, err)
+		return nil, "", fmt.Errorf("%w: the deflate model, at its best fit (%s), mispredicts %.1f%% of the tokens of the first blocks; %v", errNoModel, deflatetok.LevelName(level), 100*rate, err)
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("pack: layer %s of %s: %w", b.Digest, p.Name, err)
@@ -148,15 +148,28 @@ func (st *state) modelPatchOf(ctx context.Context, plans []*plan.Plan, p *plan.P
 	}
 	// Past 1% of tokens mispredicted, another encoder made it (libdeflate's
 	// lazy levels come out near 6%): the model only predicts it best.
-	family := fmt.Sprintf("zlib/gzip family, level %d (%.2f%% of tokens mispredicted on its first blocks)", level, 100*rate)
+	family := fmt.Sprintf("%s (%.2f%% of tokens mispredicted on its first blocks)", familyName(level), 100*rate)
 	if rate > 0.01 {
-		family = fmt.Sprintf("unknown deflate encoder, predicted by the zlib/gzip model at level %d (%.2f%% of tokens mispredicted on its first blocks)", level, 100*rate)
+		family = fmt.Sprintf("unknown deflate encoder, predicted by the model of %s (%.2f%% of tokens mispredicted on its first blocks)", deflatetok.LevelName(level), 100*rate)
+	}
+	codec := sidecar.DeflateModelCodec
+	if deflatetok.Levels[level].Family != deflatetok.FamilyZlib {
+		codec = sidecar.DeflateModelCodecV3
 	}
 	note := fmt.Sprintf("%s; reconstruction data %s: %d corrections of %d tokens, %d of %d headers",
 		family, units.Bytes(mfSize), stats.Corrections, stats.Tokens, stats.Headers, stats.Blocks)
 	st.o.Log.Info("model patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "tarPatch", tpLen, "modelForm", mfSize, "patch", n, "level", level, "corrections", stats.Corrections)
 	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: n, newSize: tarSize,
-		codec: sidecar.DeflateModelCodec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe, note: note, modelData: mfSize, costs: costs}, family, nil
+		codec: codec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe, note: note, modelData: mfSize, costs: costs}, family, nil
+}
+
+// familyName names the encoder family and level the model fit found:
+// "zlib/gzip family, level 9", "libdeflate, level 6".
+func familyName(level int) string {
+	if level >= deflatetok.LibdeflateLevel {
+		return fmt.Sprintf("libdeflate, level %d", level-deflatetok.LibdeflateLevel)
+	}
+	return fmt.Sprintf("zlib/gzip family, level %d", level)
 }
 
 // inflated runs use on the content of the target blob b, inflated as it

@@ -25,11 +25,11 @@ import (
 // this diffah does not know (an archive from a newer diffah).
 func knownCodec(im *sidecar.Image, b sidecar.Blob) error {
 	switch b.Patch.Codec {
-	case tarpatch.Codec, tarpatch.CodecV3, tarpatch.CodecV2, tarpatch.CodecV1, tarpatch.CodecBundle, tarpatch.CodecBundleV3, blobpatch.Codec, sidecar.DeflatePatchCodec, sidecar.DeflateInlineCodec, sidecar.DeflateModelCodec, sidecar.DeflateModelCodecV1:
+	case tarpatch.Codec, tarpatch.CodecV3, tarpatch.CodecV2, tarpatch.CodecV1, tarpatch.CodecBundle, tarpatch.CodecBundleV3, blobpatch.Codec, sidecar.DeflatePatchCodec, sidecar.DeflateInlineCodec, sidecar.DeflateModelCodec, sidecar.DeflateModelCodecV1, sidecar.DeflateModelCodecV3:
 		return nil
 	}
-	return fault.WithHint(fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q, %q, %q, %q, %q, %q, %q, %q, %q, %q and %q", im.Name, b.Digest, b.Patch.Codec,
-		tarpatch.Codec, tarpatch.CodecV3, tarpatch.CodecV2, tarpatch.CodecV1, tarpatch.CodecBundle, tarpatch.CodecBundleV3, blobpatch.Codec, sidecar.DeflatePatchCodec, sidecar.DeflateInlineCodec, sidecar.DeflateModelCodec, sidecar.DeflateModelCodecV1),
+	return fault.WithHint(fault.Errorf(fault.Integrity, "image %q: layer %s needs patch codec %q; this diffah knows %q, %q, %q, %q, %q, %q, %q, %q, %q, %q, %q and %q", im.Name, b.Digest, b.Patch.Codec,
+		tarpatch.Codec, tarpatch.CodecV3, tarpatch.CodecV2, tarpatch.CodecV1, tarpatch.CodecBundle, tarpatch.CodecBundleV3, blobpatch.Codec, sidecar.DeflatePatchCodec, sidecar.DeflateInlineCodec, sidecar.DeflateModelCodec, sidecar.DeflateModelCodecV1, sidecar.DeflateModelCodecV3),
 		fault.Integrity, "upgrade diffah to the release that wrote the archive, or a newer one")
 }
 

@@ -806,7 +806,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	switch b.Patch.Codec {
 	case blobpatch.Codec:
 		return r.applyBlobPatch(ctx, out, w, b, what)
-	case sidecar.DeflatePatchCodec, sidecar.DeflateModelCodec, sidecar.DeflateModelCodecV1:
+	case sidecar.DeflatePatchCodec, sidecar.DeflateModelCodec, sidecar.DeflateModelCodecV1, sidecar.DeflateModelCodecV3:
 		return r.applyTokenPatch(ctx, out, w, b, what)
 	case sidecar.DeflateInlineCodec:
 		return r.applyInlinePatch(ctx, out, w, b, what)

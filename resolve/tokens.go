@@ -33,7 +33,7 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 	if err != nil {
 		return err
 	}
-	model := b.Patch.Codec == sidecar.DeflateModelCodec || b.Patch.Codec == sidecar.DeflateModelCodecV1
+	model := sidecar.IsModelCodec(b.Patch.Codec)
 	var forms []blobpatch.Source
 	var tars []tarpatch.Source
 	for i, src := range blobs {

@@ -36,7 +36,7 @@ const (
 	// refuses another major version and tolerates unknown fields only from a
 	// newer minor version.
 	Major = 1
-	Minor = MinorTarV4
+	Minor = MinorModelV3
 	// MaxSize bounds the sidecar entry: sidecars come from untrusted media.
 	MaxSize = 16 << 20
 	// MaxImages and MaxBlobs bound what one archive may describe.

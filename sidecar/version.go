@@ -60,6 +60,12 @@ const (
 	// form); a 1.6 or older reader refuses such a layer by its codec,
 	// naming it.
 	MinorTarV4 = 7
+	// MinorModelV3 (1.8) adds the patch codec "diffah-deflate-model/3":
+	// diffah-deflate-model/2 whose model form ("DFHMODL3") names its
+	// matcher's family — libdeflate's levels 2–9 besides zlib/gzip. Layers
+	// of the zlib family keep /2, so such archives stay readable by 1.6
+	// readers; a 1.7 or older reader refuses a /3 layer by its codec.
+	MinorModelV3 = 8
 )
 
 // BundleTarCodec is tarpatch.CodecBundle: a diffah-tar/4 patch some of
@@ -97,13 +103,21 @@ const (
 	// mispredicted match by its rank among the model's candidates.
 	DeflateModelCodecV1 = "diffah-deflate-model/1"
 	DeflateModelCodec   = "diffah-deflate-model/2"
+	// DeflateModelCodecV3 is the model patch whose model form names its
+	// matcher family (1.8): what a layer of libdeflate gets.
+	DeflateModelCodecV3 = "diffah-deflate-model/3"
 )
+
+// IsModelCodec reports whether codec is a tar-plus-model-form patch.
+func IsModelCodec(codec string) bool {
+	return codec == DeflateModelCodecV1 || codec == DeflateModelCodec || codec == DeflateModelCodecV3
+}
 
 // TarPatchCodecV1 is the tar patch codec 1.1 readers know.
 const TarPatchCodecV1 = "diffah-tar/1"
 
 // SetVersion sets the version to the oldest one that describes the
-// sidecar: 1.7 when a patch has the codec diffah-tar/4 or
+// sidecar: 1.8 when a patch has the codec diffah-deflate-model/3, 1.7 when a patch has the codec diffah-tar/4 or
 // diffah-tar-bundle/4, 1.6 when a patch has the codec
 // diffah-deflate-model/2, 1.5 when a patch reads a target layer, 1.4 when a
 // patched layer carries fileCosts or has the codec diffah-deflate-model/1
@@ -137,6 +151,9 @@ func (s *Sidecar) SetVersion() {
 			}
 			if b.Patch != nil && b.Patch.Codec == DeflateModelCodec {
 				minor = max(minor, MinorModelV2)
+			}
+			if b.Patch != nil && b.Patch.Codec == DeflateModelCodecV3 {
+				minor = max(minor, MinorModelV3)
 			}
 			if b.Patch != nil && b.Patch.Codec == TarPatchCodecV3 {
 				minor = max(minor, MinorTarV3)

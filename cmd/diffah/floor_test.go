@@ -94,7 +94,8 @@ func exportForeign(t *testing.T, mt types.MediaType, argv ...string) (dir, delta
 
 // TestForeignLayerPatched: a changed layer whose compressor diffah cannot
 // replay no longer ships whole: a gzip one (GNU gzip, pigz) travels as a
-// model of its compressor (codec diffah-deflate-model/2, sidecar 1.6),
+// model of its compressor (codec diffah-deflate-model/2, sidecar 1.6;
+// libdeflate's levels 2–9 diffah-deflate-model/3, sidecar 1.8),
 // about the size of the content change; a zstd-CLI one as a patch of its
 // compressed bytes (diffah-blob/1, sidecar 1.2), smaller than the blob; a
 // libdeflate one names an unknown deflate encoder in its reason; and
@@ -111,6 +112,8 @@ func TestForeignLayerPatched(t *testing.T) {
 		{"gzip-9", types.OCILayer, []string{"gzip", "-9", "-n", "-c"}, "zlib/gzip family, level 9", "diffah-deflate-model/2", 0.02},
 		{"pigz-6", types.OCILayer, []string{"pigz", "-6", "-c"}, "zlib/gzip family, level 6", "diffah-deflate-model/2", 0.02},
 		{"zstd-cli", types.OCILayerZStd, []string{"zstd", "-q", "-19", "-c"}, "patch of its compressed bytes", "diffah-blob/1", 0},
+		// libdeflate's lazy levels have their own model (codec /3, 1.8).
+		{"libdeflate-6", types.OCILayer, []string{"libdeflate-gzip", "-6", "-c"}, "libdeflate, level 6", "diffah-deflate-model/3", 0.02},
 		// Another algorithm: the reason says so, and what rebuilds it.
 		{"libdeflate-12", types.OCILayer, []string{"libdeflate-gzip", "-12", "-c"}, "unknown deflate encoder", "diffah-", 0},
 	} {
@@ -146,8 +149,10 @@ func TestForeignLayerPatched(t *testing.T) {
 			// its files cost.
 			want := "1.2"
 			switch {
-			case c.codec == "diffah-deflate-model/2":
+			case layer.Codec == "diffah-deflate-model/2":
 				want = "1.6"
+			case layer.Codec == "diffah-deflate-model/3":
+				want = "1.8"
 			case layer.Files != nil && layer.Files.Encoded:
 				want = "1.4"
 			}
