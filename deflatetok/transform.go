@@ -519,6 +519,12 @@ func (e *encoder) pad() error {
 	if err != nil {
 		return err
 	}
+	return e.padWith(p)
+}
+
+// padWith completes the current byte with the recorded pad bits p,
+// which must fit in what is left of it.
+func (e *encoder) padWith(p byte) error {
 	if r := e.out.partial(); r == 0 && p != 0 || r > 0 && p>>(8-r) != 0 {
 		return corrupt("pad bits 0x%02x do not fit", p)
 	}
