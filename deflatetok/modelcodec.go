@@ -109,8 +109,8 @@ func formTokens(r *bufio.Reader, toks []token) ([]token, int64, error) {
 				toks = append(toks, 0)
 			}
 		case tokMatch:
-			var m [5]byte
-			if _, err := io.ReadFull(r, m[:]); err != nil {
+			m, err := r.Peek(5)
+			if err != nil {
 				return toks, n, corrupt("truncated match")
 			}
 			ls, ds := int(m[0]), int(m[2])
@@ -119,6 +119,7 @@ func formTokens(r *bufio.Reader, toks []token) ([]token, int64, error) {
 			}
 			l := int(lenBase[ls]) + int(m[1])
 			d := int(distBase[ds]) + (int(m[3]) | int(m[4])<<8)
+			r.Discard(5)
 			if l > maxMatch || d > wSize || lenSym(l) != ls || distSym(d) != ds {
 				return toks, n, fmt.Errorf("%w: a match not coded by its canonical symbols", ErrNoModel)
 			}
@@ -366,10 +367,7 @@ func (c *capWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-func putUvarint(w *bufio.Writer, v uint64) {
-	var b [binary.MaxVarintLen64]byte
-	w.Write(b[:binary.PutUvarint(b[:], v)])
-}
+func putUvarint(w *bufio.Writer, v uint64) { appendUvarint(w, v) }
 
 // errStop ends a trial run of encodeModel at its content limit.
 var errStop = errors.New("stop")
@@ -956,7 +954,7 @@ func writeFormTokens(w *bufio.Writer, toks []token) {
 		l, d := t.length(), t.dist()
 		ls, ds := lenSym(l), distSym(d)
 		le, de := l-int(lenBase[ls]), d-int(distBase[ds])
-		w.Write([]byte{tokMatch, byte(ls), byte(le), byte(ds), byte(de), byte(de >> 8)})
+		w.Write(append(w.AvailableBuffer(), tokMatch, byte(ls), byte(le), byte(ds), byte(de), byte(de>>8)))
 	}
 	flush()
 	w.WriteByte(tokEOB)
