@@ -9,6 +9,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/diffah/diffah/fault"
+	"github.com/diffah/diffah/internal/ctxio"
 )
 
 // RebuildModel rebuilds the gzip blob from its model form r and its
@@ -35,12 +36,12 @@ func RebuildModel(ctx context.Context, w io.Writer, r io.Reader, content io.Read
 	s.e.in = bufio.NewReaderSize(&s.hr, 512)
 	// The content is read through a counter so that what follows the
 	// stream's end can be told from what the window read ahead.
-	cr := &countReader{r: content}
+	cr := &ctxio.CountingReader{R: content}
 	used, err := decodeModel(ctx, s, bufio.NewReaderSize(zr, 1<<16), cr, string(head) == modelMagic)
 	if err == nil {
 		err = s.e.out.err
 	}
-	if err == nil && used != cr.n {
+	if err == nil && used != cr.N {
 		err = corrupt("content longer than the stream")
 	}
 	if err == nil {
@@ -59,18 +60,6 @@ func RebuildModel(ctx context.Context, w io.Writer, r io.Reader, content io.Read
 		return lw.err
 	}
 	return err
-}
-
-// countReader counts what is read through it.
-type countReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // blobSink writes the blob, with an encoder (Encode's) whose form input
