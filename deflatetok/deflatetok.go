@@ -340,7 +340,8 @@ func (b *bitWriter) aligned() bool { return b.nbits%8 == 0 }
 // partial is the number of bits written into the current byte.
 func (b *bitWriter) partial() uint { return b.nbits % 8 }
 
+// appendUvarint writes v in w's own buffer (a stack buffer would escape
+// through Write: one allocation per number).
 func appendUvarint(w *bufio.Writer, v uint64) {
-	var buf [binary.MaxVarintLen64]byte
-	w.Write(buf[:binary.PutUvarint(buf[:], v)])
+	w.Write(binary.AppendUvarint(w.AvailableBuffer(), v))
 }

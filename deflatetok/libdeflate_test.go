@@ -88,7 +88,7 @@ func TestDecodeLDModelHostile(t *testing.T) {
 	if err := Decode(context.Background(), &form, bytes.NewReader(gb.Bytes())); err != nil {
 		t.Fatal(err)
 	}
-	try := hostileTry(t, content, int64(form.Len()))
+	try := hostileTry(t, content, int64(form.Len()), int64(gb.Len()))
 	for _, l := range []int{LibdeflateLevel + 3, LibdeflateLevel + 5, LibdeflateLevel + 8} {
 		var mf bytes.Buffer
 		if _, err := EncodeModel(context.Background(), &mf, bytes.NewReader(form.Bytes()), bytes.NewReader(content), Levels[l], 1<<20); err != nil {

@@ -1,6 +1,7 @@
 package deflatetok
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -10,6 +11,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -20,6 +22,10 @@ import (
 // size bytes of generated content, made as it is read, goes to its token
 // form on disk and back, and must come back exactly.
 func TestChildMemory(t *testing.T) {
+	if dir := os.Getenv("DIFFAH_DEFLATETOK_CHILD_MODEL"); dir != "" {
+		childRebuildModel(t, dir)
+		return
+	}
 	size, _ := strconv.ParseInt(os.Getenv("DIFFAH_DEFLATETOK_CHILD"), 10, 64)
 	if size == 0 {
 		t.Skip("run by TestBoundedMemory")
@@ -40,7 +46,11 @@ func TestChildMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	blob, err := os.CreateTemp(t.TempDir(), "blob")
+	dir := os.Getenv("DIFFAH_DEFLATETOK_DIR") // where the blob is kept
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	blob, err := os.Create(filepath.Join(dir, "blob"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +72,34 @@ func TestChildMemory(t *testing.T) {
 	}
 }
 
+// childRebuildModel rebuilds dir/blob from dir/model, its model form, and
+// its content, streamed from it as RebuildModel reads it.
+func childRebuildModel(t *testing.T, dir string) {
+	blob, err := os.Open(filepath.Join(dir, "blob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mf, err := os.Open(filepath.Join(dir, "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.New()
+	n, err := io.Copy(want, blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob.Seek(0, 0)
+	cr, cw := io.Pipe()
+	go func() { cw.CloseWithError(Inflate(cw, blob)) }()
+	got := sha256.New()
+	if err := RebuildModel(context.Background(), got, bufio.NewReader(mf), cr, EncodeOptions{MaxOutput: n}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatal("model round trip differs")
+	}
+}
+
 type countingWriter int64
 
 func (c *countingWriter) Write(p []byte) (int, error) {
@@ -70,7 +108,8 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 // TestBoundedMemory measures the peak RSS of rewriting a large gzip
-// stream to its token form and back (DIFFAH_DEFLATETOK_MEM_SIZE bytes of
+// stream to its token form and back, and of rebuilding it from its model
+// form (RebuildModel) (DIFFAH_DEFLATETOK_MEM_SIZE bytes of
 // content, default 64 MiB): it stays at a few buffers, whatever the size.
 func TestBoundedMemory(t *testing.T) {
 	size := int64(64 << 20)
@@ -80,17 +119,45 @@ func TestBoundedMemory(t *testing.T) {
 	if !peakrss.Available() {
 		t.Skip("GNU time (/usr/bin/time) not installed: run scripts/deps.sh")
 	}
-	child := exec.Command(os.Args[0], "-test.run=^TestChildMemory$", "-test.count=1")
-	child.Env = append(os.Environ(), fmt.Sprintf("DIFFAH_DEFLATETOK_CHILD=%d", size))
-	var outb bytes.Buffer
-	child.Stdout, child.Stderr = &outb, &outb
-	peak, err := peakrss.Run(child)
-	kb, out := peak>>10, outb.Bytes()
+	dir := t.TempDir()
+	measure := func(what string, env ...string) {
+		child := exec.Command(os.Args[0], "-test.run=^TestChildMemory$", "-test.count=1")
+		child.Env = append(append(os.Environ(), "DIFFAH_DEFLATETOK_DIR="+dir), env...)
+		var outb bytes.Buffer
+		child.Stdout, child.Stderr = &outb, &outb
+		peak, err := peakrss.Run(child)
+		kb, out := peak>>10, outb.Bytes()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		t.Logf("%s: peak RSS %d MiB for %d MiB of content", what, kb>>10, size>>20)
+		if kb > 64<<10 {
+			t.Fatalf("%s: peak RSS %d MiB, want under 64 MiB", what, kb>>10)
+		}
+	}
+	measure("token form and back", fmt.Sprintf("DIFFAH_DEFLATETOK_CHILD=%d", size))
+	// The blob's model form (pack's side, here), then the blob rebuilt
+	// from it as resolve does (RebuildModel), measured.
+	blob, err := os.ReadFile(filepath.Join(dir, "blob"))
 	if err != nil {
-		t.Fatalf("child: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	t.Logf("peak RSS %d MiB for %d MiB of content", kb>>10, size>>20)
-	if kb > 64<<10 {
-		t.Fatalf("peak RSS %d MiB, want under 64 MiB", kb>>10)
+	var form, content bytes.Buffer
+	if err := Decode(context.Background(), &form, bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
 	}
+	if err := Inflate(&content, bytes.NewReader(blob)); err != nil {
+		t.Fatal(err)
+	}
+	mf, err := os.Create(filepath.Join(dir, "model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EncodeModel(context.Background(), mf, &form, &content, Levels[1], int64(len(blob))); err != nil {
+		t.Fatal(err)
+	}
+	if err := mf.Close(); err != nil {
+		t.Fatal(err)
+	}
+	measure("model form to the blob", "DIFFAH_DEFLATETOK_CHILD_MODEL="+dir)
 }

@@ -41,7 +41,43 @@ func modelRoundTrip(t *testing.T, blob, content []byte, p Params) (int, ModelSta
 	if sha256.Sum256(out.Bytes()) != sha256.Sum256(blob) {
 		t.Fatalf("model form rebuilds a different blob (%d bytes, want %d)", out.Len(), len(blob))
 	}
+	var fused bytes.Buffer
+	if err := RebuildModel(ctx, &fused, bytes.NewReader(mf.Bytes()), bytes.NewReader(content), EncodeOptions{MaxOutput: int64(len(blob))}); err != nil {
+		t.Fatalf("RebuildModel: %v", err)
+	}
+	if !bytes.Equal(fused.Bytes(), blob) {
+		t.Fatalf("RebuildModel rebuilds a different blob (%d bytes, want %d)", fused.Len(), len(blob))
+	}
 	return mf.Len(), st
+}
+
+// rebuildAgrees checks RebuildModel on a (maybe hostile) model form p
+// against DecodeModel then Encode: within the output bound, refusing
+// only with integrity errors, and the same blob whenever the two-step
+// rebuild makes one.
+func rebuildAgrees(t *testing.T, p, content []byte, maxOut int64) {
+	t.Helper()
+	ctx := context.Background()
+	var form, two, fused bytes.Buffer
+	err2 := DecodeModel(ctx, &form, bytes.NewReader(p), bytes.NewReader(content), 1<<24)
+	if err2 == nil {
+		err2 = Encode(ctx, &two, &form, bytes.NewReader(content), EncodeOptions{MaxOutput: maxOut})
+	}
+	err := RebuildModel(ctx, &fused, bytes.NewReader(p), bytes.NewReader(content), EncodeOptions{MaxOutput: maxOut})
+	if int64(fused.Len()) > maxOut {
+		t.Fatalf("RebuildModel wrote %d bytes past %d", fused.Len(), maxOut)
+	}
+	if err != nil && fault.KindOf(err, 0) != fault.Integrity {
+		t.Fatalf("RebuildModel: non-integrity error: %v", err)
+	}
+	switch {
+	case err2 == nil && err != nil:
+		t.Fatalf("RebuildModel refuses what DecodeModel and Encode rebuild: %v", err)
+	case err2 != nil && err == nil:
+		t.Fatalf("RebuildModel rebuilds what DecodeModel and Encode refuse (%v)", err2)
+	case err == nil && !bytes.Equal(fused.Bytes(), two.Bytes()):
+		t.Fatalf("RebuildModel rebuilds %d bytes, DecodeModel and Encode %d others", fused.Len(), two.Len())
+	}
 }
 
 func TestModelCorpus(t *testing.T) {
@@ -179,7 +215,7 @@ func TestDecodeModelHostile(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := mf.Bytes()
-	try := hostileTry(t, content, int64(form.Len()))
+	try := hostileTry(t, content, int64(form.Len()), int64(len(blob)))
 	for i := range good {
 		try(good[:i])
 	}
@@ -208,7 +244,7 @@ func TestDecodeModelHostile(t *testing.T) {
 
 // hostileTry decodes a hostile model form against content, checking it
 // writes at most max bytes and is refused only as an integrity error.
-func hostileTry(t *testing.T, content []byte, max int64) func([]byte) {
+func hostileTry(t *testing.T, content []byte, max, blobLen int64) func([]byte) {
 	return func(p []byte) {
 		var out bytes.Buffer
 		err := DecodeModel(context.Background(), &out, bytes.NewReader(p), bytes.NewReader(content), max)
@@ -218,6 +254,7 @@ func hostileTry(t *testing.T, content []byte, max int64) func([]byte) {
 		if err != nil && fault.KindOf(err, 0) != fault.Integrity {
 			t.Fatalf("non-integrity error: %v", err)
 		}
+		rebuildAgrees(t, p, content, blobLen)
 	}
 }
 
@@ -240,7 +277,8 @@ func hostileBodies(t *testing.T, mf []byte, try func([]byte)) {
 }
 
 // FuzzDecodeModel: hostile model forms never panic, never write past the
-// bound, and every refusal is an integrity error.
+// bound, and every refusal is an integrity error; RebuildModel does the
+// same and agrees with DecodeModel then Encode.
 func FuzzDecodeModel(f *testing.F) {
 	content := sample()[:3000]
 	for _, lvl := range []int{1, 6} {
@@ -273,6 +311,7 @@ func FuzzDecodeModel(f *testing.F) {
 		if err != nil && fault.KindOf(err, 0) != fault.Integrity {
 			t.Fatalf("non-integrity error: %v", err)
 		}
+		rebuildAgrees(t, p, content, 1<<16)
 	})
 }
 

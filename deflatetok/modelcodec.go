@@ -123,8 +123,8 @@ func formTokens(r *bufio.Reader, toks []token) ([]token, int64, error) {
 				toks = append(toks, 0)
 			}
 		case tokMatch:
-			var m [5]byte
-			if _, err := io.ReadFull(r, m[:]); err != nil {
+			m, err := r.Peek(5)
+			if err != nil {
 				return toks, n, corrupt("truncated match")
 			}
 			ls, ds := int(m[0]), int(m[2])
@@ -133,6 +133,7 @@ func formTokens(r *bufio.Reader, toks []token) ([]token, int64, error) {
 			}
 			l := int(lenBase[ls]) + int(m[1])
 			d := int(distBase[ds]) + (int(m[3]) | int(m[4])<<8)
+			r.Discard(5)
 			if l > maxMatch || d > wSize || lenSym(l) != ls || distSym(d) != ds {
 				return toks, n, fmt.Errorf("%w: a match not coded by its canonical symbols", ErrNoModel)
 			}
@@ -396,10 +397,7 @@ func (c *capWriter) Write(p []byte) (int, error) {
 	return c.w.Write(p)
 }
 
-func putUvarint(w *bufio.Writer, v uint64) {
-	var b [binary.MaxVarintLen64]byte
-	w.Write(b[:binary.PutUvarint(b[:], v)])
-}
+func putUvarint(w *bufio.Writer, v uint64) { appendUvarint(w, v) }
 
 // errStop ends a trial run of encodeModel at its content limit.
 var errStop = errors.New("stop")
@@ -707,14 +705,10 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 // malformed is an integrity error.
 func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, maxForm int64) error {
 	br := bufio.NewReader(r)
-	head := make([]byte, len(modelMagic))
-	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic && string(head) != modelMagicV1 && string(head) != modelMagicV3 {
-		if err == nil && string(head[:7]) == modelMagic[:7] {
-			return corrupt("model form version %q: newer than this diffah reads", head)
-		}
-		return corrupt("not a model form (bad magic)")
+	ranked, family, err := readModelMagic(br)
+	if err != nil {
+		return err
 	}
-	ranked := string(head) != modelMagicV1
 	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
 	if err != nil {
 		return fault.Wrap(fault.Internal, err)
@@ -722,7 +716,8 @@ func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reade
 	defer zr.Close()
 	lw := &limitWriter{w: w, left: maxForm}
 	bw := bufio.NewWriterSize(lw, 1<<16)
-	err = decodeModel(ctx, bw, bufio.NewReaderSize(zr, 1<<16), content, ranked, string(head) == modelMagicV3)
+	bw.WriteString(magic)
+	_, err = decodeModel(ctx, formSink{bw}, bufio.NewReaderSize(zr, 1<<16), content, ranked, family)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -730,6 +725,19 @@ func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reade
 		return lw.err
 	}
 	return err
+}
+
+// readModelMagic reads a model form's magic: whether the form ranks its
+// corrections (all but DFHMODL1) and names its matcher family (DFHMODL3).
+func readModelMagic(br *bufio.Reader) (ranked, family bool, err error) {
+	head := make([]byte, len(modelMagic))
+	if _, err := io.ReadFull(br, head); err != nil || string(head) != modelMagic && string(head) != modelMagicV1 && string(head) != modelMagicV3 {
+		if err == nil && string(head[:7]) == modelMagic[:7] {
+			return false, false, corrupt("model form version %q: newer than this diffah reads", head)
+		}
+		return false, false, corrupt("not a model form (bad magic)")
+	}
+	return string(head) != modelMagicV1, string(head) == modelMagicV3, nil
 }
 
 func readUv(r *bufio.Reader, max uint64) (uint64, error) {
@@ -743,20 +751,77 @@ func readUv(r *bufio.Reader, max uint64) (uint64, error) {
 	return v, nil
 }
 
-func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content io.Reader, ranked, family bool) error {
+// modelSink takes the stream decodeModel rebuilds, a part at a time: the
+// token form (DecodeModel) or the blob itself (RebuildModel).
+type modelSink interface {
+	// member starts a gzip member with its header's bytes.
+	member(hdr []byte) error
+	// stored is a stored block (h: its 3 header bits) and its content.
+	stored(h, pad byte, content []byte) error
+	// block is a fixed or dynamic block: its dynamic header in the token
+	// form's layout (none for a fixed block), its tokens and the bytes
+	// of its literals in order.
+	block(h byte, hdr []byte, toks []token, lits []byte) error
+	// trailer ends a member: the pad bits of its last byte and the gzip
+	// trailer.
+	trailer(pt []byte) error
+	// tail is what follows the last member.
+	tail(b []byte) error
+}
+
+// formSink writes the token form.
+type formSink struct{ w *bufio.Writer }
+
+func (s formSink) member(hdr []byte) error {
+	s.w.WriteByte(tagMember)
+	putUvarint(s.w, uint64(len(hdr)))
+	s.w.Write(hdr)
+	return nil
+}
+
+func (s formSink) stored(h, pad byte, content []byte) error {
+	s.w.WriteByte(h)
+	s.w.WriteByte(pad)
+	putUvarint(s.w, uint64(len(content)))
+	return nil
+}
+
+func (s formSink) block(h byte, hdr []byte, toks []token, _ []byte) error {
+	s.w.WriteByte(h)
+	s.w.Write(hdr)
+	writeFormTokens(s.w, toks)
+	return nil
+}
+
+func (s formSink) trailer(pt []byte) error {
+	s.w.Write(pt)
+	return nil
+}
+
+func (s formSink) tail(b []byte) error {
+	s.w.WriteByte(tagEnd)
+	putUvarint(s.w, uint64(len(b)))
+	s.w.Write(b)
+	return nil
+}
+
+// decodeModel rebuilds the stream the model form r describes into out;
+// it returns the content offset where the stream ended (all the content
+// it used).
+func decodeModel(ctx context.Context, out modelSink, r *bufio.Reader, content io.Reader, ranked, family bool) (int64, error) {
 	var p Params
 	maxLazy := byte(1)
 	if family {
 		// libdeflate: greedy (0), lazy (1) or lazy2 (2).
 		f, err := r.ReadByte()
 		if err != nil || Family(f) != FamilyLibdeflate {
-			return corrupt("unknown matcher family")
+			return 0, corrupt("unknown matcher family")
 		}
 		p.Family, maxLazy = Family(f), 2
 	}
 	lazy, err := r.ReadByte()
 	if err != nil || lazy > maxLazy {
-		return corrupt("bad parameters")
+		return 0, corrupt("bad parameters")
 	}
 	p.Lazy, p.Lazy2 = lazy >= 1, lazy == 2
 	// Parameters are bounded as the family's are (a longer chain would
@@ -768,67 +833,79 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 	for i, f := range []*int{&p.Good, &p.MaxLazy, &p.Nice, &p.Chain} {
 		v, err := readUv(r, []uint64{maxMatch, maxMatch, maxMatch, chain}[i])
 		if err != nil {
-			return err
+			return 0, err
 		}
 		*f = int(v)
 	}
 	if p.Chain == 0 {
-		return corrupt("chain length 0")
+		return 0, corrupt("chain length 0")
 	}
-	w.WriteString(magic)
 	run := newModelRun(p, content)
 	var toks []token
-	var hdr []byte
+	var hdr, lits, raw []byte
+	// readRaw reads n bytes of the form (a header, the tail) into raw.
+	readRaw := func(n uint64, what string) error {
+		if uint64(cap(raw)) < n {
+			raw = make([]byte, n)
+		}
+		raw = raw[:n]
+		if _, err := io.ReadFull(r, raw); err != nil {
+			return corrupt("truncated %s", what)
+		}
+		return nil
+	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return 0, err
 		}
 		tag, err := r.ReadByte()
 		if err != nil {
-			return corrupt("truncated: no end marker")
+			return 0, corrupt("truncated: no end marker")
 		}
 		if tag == tagEnd {
 			break
 		}
 		if tag != tagMember {
-			return corrupt("unknown tag 0x%02x", tag)
+			return 0, corrupt("unknown tag 0x%02x", tag)
 		}
 		hl, err := readUv(r, maxHeader)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		w.WriteByte(tagMember)
-		putUvarint(w, hl)
-		if _, err := io.CopyN(w, r, int64(hl)); err != nil {
-			return corrupt("truncated header")
+		if err := readRaw(hl, "header"); err != nil {
+			return 0, err
+		}
+		if err := out.member(raw); err != nil {
+			return 0, err
 		}
 		run.startMember()
 		for final := false; !final; {
 			if err := ctx.Err(); err != nil {
-				return err
+				return 0, err
 			}
 			flags, err := r.ReadByte()
 			if err != nil || flags&7 > 5 || flags>>5 != 0 || flags&flagHeader != 0 && flags>>1&3 != 2 {
-				return corrupt("bad block flags")
+				return 0, corrupt("bad block flags")
 			}
 			h, inEnds := flags&7, flags&flagInputEnds != 0
 			final = h&1 == 1
 			n, err := readUv(r, maxBlockContent)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			run.startBlock(int64(n), inEnds)
-			w.WriteByte(h)
 			if h>>1 == 0 {
 				pad, err := r.ReadByte()
 				if err != nil || n > 0xffff {
-					return corrupt("bad stored block")
+					return 0, corrupt("bad stored block")
 				}
-				w.WriteByte(pad)
-				putUvarint(w, n)
 				run.win.fill(run.pos+int64(n)+maxMatch+2, run.pos-wSize-1)
 				if run.win.end() < run.pos+int64(n) {
-					return corrupt("content shorter than the stream")
+					return 0, corrupt("content shorter than the stream")
+				}
+				at := run.pos - run.win.base
+				if err := out.stored(h, pad, run.win.buf[at:at+int64(n)]); err != nil {
+					return 0, err
 				}
 				run.skip(int64(n))
 				run.endBlock(int64(n), inEnds, final)
@@ -836,20 +913,20 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 			}
 			if flags&flagHeader != 0 {
 				if hdr, err = readDynHeader(r); err != nil {
-					return err
+					return 0, err
 				}
 			}
 			ncorr, err := readUv(r, n+1)
 			if err != nil {
-				return err
+				return 0, err
 			}
 			gap := uint64(0)
 			if ncorr > 0 {
 				if gap, err = readUv(r, n); err != nil {
-					return err
+					return 0, err
 				}
 			}
-			toks = toks[:0]
+			toks, lits = toks[:0], lits[:0]
 			end := run.pos + int64(n)
 			for q := run.pos; q < end; {
 				pred := run.m.predict(q)
@@ -857,73 +934,85 @@ func decodeModel(ctx context.Context, w *bufio.Writer, r *bufio.Reader, content 
 				if ncorr > 0 && gap == 0 {
 					l, err := readUv(r, maxMatch)
 					if err != nil {
-						return err
+						return 0, err
 					}
 					t = 0
 					if l > 0 {
 						d, err := readWhere(r, run.m, q, int(l), ranked)
 						if err != nil {
-							return err
+							return 0, err
 						}
 						if l < minMatch || d == 0 {
-							return corrupt("bad correction")
+							return 0, corrupt("bad correction")
 						}
 						t = matchTok(int(l), int(d))
 					}
 					ncorr--
 					if ncorr > 0 {
 						if gap, err = readUv(r, n); err != nil {
-							return err
+							return 0, err
 						}
 					}
 				} else {
 					gap--
 				}
 				if int64(t.span()) > end-q {
-					return corrupt("token past the end of its block")
+					return 0, corrupt("token past the end of its block")
 				}
 				if !run.contentOK(q + int64(t.span()) - 1) {
-					return corrupt("content shorter than the stream")
+					return 0, corrupt("content shorter than the stream")
 				}
-				run.count(q, t)
+				if t == 0 {
+					c := run.win.buf[q-run.win.base]
+					run.litFreq[c]++
+					lits = append(lits, c)
+				} else {
+					run.count(q, t)
+				}
 				run.m.step(q, t, pred)
 				toks = append(toks, t)
 				q += int64(t.span())
 			}
 			if ncorr > 0 {
-				return corrupt("corrections past the end of the block")
+				return 0, corrupt("corrections past the end of the block")
 			}
+			var bh []byte
 			if h>>1 == 2 {
 				if flags&flagHeader == 0 {
 					hdr = run.predictHeader(hdr[:0])
 				}
-				w.Write(hdr)
+				bh = hdr
 			}
-			writeFormTokens(w, toks)
+			if err := out.block(h, bh, toks, lits); err != nil {
+				return 0, err
+			}
 			run.endBlock(int64(n), inEnds, final)
 		}
 		var pt [9]byte
 		if _, err := io.ReadFull(r, pt[:]); err != nil {
-			return corrupt("truncated trailer")
+			return 0, corrupt("truncated trailer")
 		}
-		w.Write(pt[:])
+		if err := out.trailer(pt[:]); err != nil {
+			return 0, err
+		}
 	}
 	n, err := readUv(r, maxTail)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	w.WriteByte(tagEnd)
-	putUvarint(w, n)
-	if _, err := io.CopyN(w, r, int64(n)); err != nil {
-		return corrupt("truncated tail")
+	if err := readRaw(n, "tail"); err != nil {
+		return 0, err
 	}
 	if _, err := r.ReadByte(); err != io.EOF {
-		return corrupt("data after the end")
+		return 0, corrupt("data after the end")
+	}
+	if err := out.tail(raw); err != nil {
+		return 0, err
 	}
 	if run.win.err != nil {
-		return fault.Errorf(fault.Env, "deflatetok: reading the content: %w", run.win.err)
+		return 0, fault.Errorf(fault.Env, "deflatetok: reading the content: %w", run.win.err)
 	}
-	return nil
+	return run.pos, nil
 }
 
 // writeFormTokens writes a block's tokens and its end in the token form.
@@ -948,7 +1037,7 @@ func writeFormTokens(w *bufio.Writer, toks []token) {
 		l, d := t.length(), t.dist()
 		ls, ds := lenSym(l), distSym(d)
 		le, de := l-int(lenBase[ls]), d-int(distBase[ds])
-		w.Write([]byte{tokMatch, byte(ls), byte(le), byte(ds), byte(de), byte(de >> 8)})
+		w.Write(append(w.AvailableBuffer(), tokMatch, byte(ls), byte(le), byte(ds), byte(de), byte(de>>8)))
 	}
 	flush()
 	w.WriteByte(tokEOB)

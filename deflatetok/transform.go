@@ -338,7 +338,7 @@ func (d *decoder) tokens(lit, dist *huffman) error {
 			return in.err
 		}
 		d.content += int64(lenBase[ls]) + int64(le)
-		d.out.Write([]byte{tokMatch, byte(ls), byte(le), byte(ds), byte(de), byte(de >> 8)})
+		d.out.Write(append(d.out.AvailableBuffer(), tokMatch, byte(ls), byte(le), byte(ds), byte(de), byte(de>>8)))
 	}
 }
 
@@ -519,6 +519,12 @@ func (e *encoder) pad() error {
 	if err != nil {
 		return err
 	}
+	return e.padWith(p)
+}
+
+// padWith completes the current byte with the recorded pad bits p,
+// which must fit in what is left of it.
+func (e *encoder) padWith(p byte) error {
 	if r := e.out.partial(); r == 0 && p != 0 || r > 0 && p>>(8-r) != 0 {
 		return corrupt("pad bits 0x%02x do not fit", p)
 	}
@@ -659,11 +665,13 @@ func (e *encoder) tokens(lit, dist *huffman) error {
 				}
 			}
 		case tokMatch:
-			var m [5]byte
-			if _, err := io.ReadFull(e.in, m[:]); err != nil {
+			// Peeked, not read into an array (which would escape).
+			m, err := e.in.Peek(5)
+			if err != nil {
 				return corrupt("truncated match")
 			}
 			ls, le, ds, de := int(m[0]), uint32(m[1]), int(m[2]), uint32(m[3])|uint32(m[4])<<8
+			e.in.Discard(5)
 			if ls > 28 || ds > 29 || le>>lenExtra[ls] != 0 || de>>distExtr[ds] != 0 {
 				return corrupt("match %d/%d %d/%d out of range", ls, le, ds, de)
 			}

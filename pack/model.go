@@ -116,7 +116,7 @@ func (st *state) modelPatchOf(ctx context.Context, plans []*plan.Plan, p *plan.P
 	}
 	// The model form and the content rebuild the blob: checked, since a
 	// patch resolve could not turn back into the blob is worse than none.
-	if err := st.checkModel(ctx, p, target, b, mf, mfSize, formSize); err != nil {
+	if err := st.checkModel(ctx, p, target, b, mf, mfSize); err != nil {
 		return nil, "", err
 	}
 	s := b.Patch.Sources[0]
@@ -186,22 +186,13 @@ func (st *state) inflated(p *plan.Plan, target *imgref.Image, b plan.Blob, use f
 	return use(cr)
 }
 
-// checkModel rebuilds the blob from its model form and its content and
-// compares it with the blob digest.
-func (st *state) checkModel(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, mf io.ReaderAt, mfSize, formSize int64) error {
-	form, err := st.temp()
-	if err != nil {
-		return err
-	}
-	defer form.Close()
-	if err := st.inflated(p, target, b, func(r io.Reader) error {
-		return deflatetok.DecodeModel(ctx, form, io.NewSectionReader(mf, 0, mfSize), r, formSize)
-	}); err != nil {
-		return fault.Errorf(fault.Internal, "pack: layer %s: its model form does not rebuild it: %w", b.Digest, err)
-	}
-	n, err := form.Seek(0, io.SeekCurrent)
-	if err != nil {
-		return fault.Errorf(fault.Env, "pack: %w", err)
-	}
-	return st.checkRebuild(ctx, p, target, b, form, n)
+// checkModel rebuilds the blob from its model form and its content, as
+// resolve does (deflatetok.RebuildModel), and compares it with the blob
+// digest.
+func (st *state) checkModel(ctx context.Context, p *plan.Plan, target *imgref.Image, b plan.Blob, mf io.ReaderAt, mfSize int64) error {
+	return st.inflated(p, target, b, func(content io.Reader) error {
+		return checkRebuilt(b, "model form", func(w io.Writer) error {
+			return deflatetok.RebuildModel(ctx, w, io.NewSectionReader(mf, 0, mfSize), content, deflatetok.EncodeOptions{MaxOutput: b.Size})
+		})
+	})
 }

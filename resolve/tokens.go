@@ -26,8 +26,8 @@ import (
 // from the parse patch against the baseline blob's parse, and from the two
 // the blob, bit for bit, which gets its name only when its digest and
 // size are the sidecar's. A diffah-deflate-model/2 (or /1) patch is the same but
-// for its second part, the layer's model form, which rebuilds the token
-// form from the tar alone (deflatetok.DecodeModel).
+// for its second part, the layer's model form, which rebuilds the blob
+// from the tar alone (deflatetok.RebuildModel).
 func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork, b sidecar.Blob, what string) error {
 	blobs, err := r.blobSources(ctx, w, b, what)
 	if err != nil {
@@ -96,39 +96,48 @@ func (r *resolver) applyTokenPatch(ctx context.Context, out string, w *imageWork
 	if got := digest.NewDigest(digest.SHA256, tarSum.h); got != b.DiffID {
 		return fault.Errorf(fault.Integrity, "%s: the patch rebuilt a tar with sha256 %s, the layer's diffID is %s: wrong baseline or corrupt patch", what, got, b.DiffID)
 	}
-	// 2. The token form.
-	form, err := r.tempFile(what)
-	if err != nil {
-		return err
-	}
-	defer form.Close()
-	fw := &hashWriter{w: form, h: sha256.New(), limit: hdr.FormSize}
-	if model {
-		err = deflatetok.DecodeModel(ctx, fw, pr, io.NewSectionReader(tar, 0, tarSum.n), hdr.FormSize)
-	} else {
-		err = blobpatch.Decode(ctx, fw, pr, forms, blobpatch.DecodeOptions{MaxOutput: hdr.FormSize})
-	}
-	if err != nil {
-		if fw.err != nil {
-			return fmt.Errorf("%s: writing the token form: %w", what, fw.err)
-		}
-		return fmt.Errorf("%s: applying the token-form patch: %w", what, err)
-	}
-	if _, err := io.Copy(io.Discard, payload); err != nil {
-		return err
-	}
-	// 3. The blob, from the two.
+	// 2. The blob: from the model form and the tar in one pass, or from
+	// the token form the parse patch rebuilds and the tar.
 	blob := &hashWriter{w: part.Scaled(tmp, b.Size, b.Size-half), h: sha256.New(), limit: b.Size}
-	if err := deflatetok.Encode(ctx, blob, io.NewSectionReader(form, 0, fw.n), io.NewSectionReader(tar, 0, tarSum.n), deflatetok.EncodeOptions{MaxOutput: b.Size}); err != nil {
+	content := io.NewSectionReader(tar, 0, tarSum.n)
+	from := "model form"
+	if model {
+		err = deflatetok.RebuildModel(ctx, blob, pr, content, deflatetok.EncodeOptions{MaxOutput: b.Size})
+	} else {
+		from = "token form"
+		err = r.encodeParsePatch(ctx, blob, pr, forms, content, hdr.FormSize, b.Size, what)
+	}
+	if err != nil {
 		if blob.err != nil {
 			return fmt.Errorf("%s: writing the rebuilt blob: %w", what, blob.err)
 		}
-		return fmt.Errorf("%s: rebuilding the blob from its tar and token form: %w", what, err)
+		return fmt.Errorf("%s: rebuilding the blob from its tar and %s: %w", what, from, err)
+	}
+	if _, err := io.Copy(io.Discard, payload); err != nil {
+		return err
 	}
 	if got := digest.NewDigest(digest.SHA256, blob.h); got != b.Digest || blob.n != b.Size {
 		return fault.Errorf(fault.Integrity, "%s: the patch rebuilt %s (%d bytes), expected %s (%d bytes): wrong baseline or corrupt patch", what, got, blob.n, b.Digest, b.Size)
 	}
 	return commitBlob(tmp, out, what)
+}
+
+// encodeParsePatch writes the blob from the token form that the parse
+// patch pr rebuilds against the baseline blobs' forms, and the content.
+func (r *resolver) encodeParsePatch(ctx context.Context, blob io.Writer, pr io.Reader, forms []blobpatch.Source, content io.Reader, formSize, size int64, what string) error {
+	form, err := r.tempFile(what)
+	if err != nil {
+		return err
+	}
+	defer form.Close()
+	fw := &hashWriter{w: form, h: sha256.New(), limit: formSize}
+	if err := blobpatch.Decode(ctx, fw, pr, forms, blobpatch.DecodeOptions{MaxOutput: formSize}); err != nil {
+		if fw.err != nil {
+			return fmt.Errorf("writing the token form: %w", fw.err)
+		}
+		return fmt.Errorf("applying the token-form patch: %w", err)
+	}
+	return deflatetok.Encode(ctx, blob, io.NewSectionReader(form, 0, fw.n), content, deflatetok.EncodeOptions{MaxOutput: size})
 }
 
 // tempFile is an unlinked temporary file for what is rebuilt.
