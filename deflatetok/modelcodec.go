@@ -704,14 +704,9 @@ func encodeModel(ctx context.Context, w *bufio.Writer, fr *bufio.Reader, content
 // and the content). The form written is at most maxForm bytes; anything
 // malformed is an integrity error.
 func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, maxForm int64) error {
-	br := bufio.NewReader(r)
-	ranked, family, err := readModelMagic(br)
+	zr, ranked, family, err := openModelForm(r)
 	if err != nil {
 		return err
-	}
-	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
-	if err != nil {
-		return fault.Wrap(fault.Internal, err)
 	}
 	defer zr.Close()
 	lw := &limitWriter{w: w, left: maxForm}
@@ -725,6 +720,20 @@ func DecodeModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reade
 		return lw.err
 	}
 	return err
+}
+
+// openModelForm reads a model form's magic (readModelMagic) and opens
+// its zstd body, within the bounds every reader of it keeps.
+func openModelForm(r io.Reader) (zr *zstd.Decoder, ranked, family bool, err error) {
+	br := bufio.NewReader(r)
+	if ranked, family, err = readModelMagic(br); err != nil {
+		return nil, false, false, err
+	}
+	zr, err = zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
+	if err != nil {
+		return nil, false, false, fault.Wrap(fault.Internal, err)
+	}
+	return zr, ranked, family, nil
 }
 
 // readModelMagic reads a model form's magic: whether the form ranks its

@@ -6,9 +6,6 @@ import (
 	"context"
 	"io"
 
-	"github.com/klauspost/compress/zstd"
-
-	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/internal/ctxio"
 )
 
@@ -20,14 +17,9 @@ import (
 // an integrity error, as with Encode. (That the content and the blob are
 // the right ones the caller checks, against the diffID and the digest.)
 func RebuildModel(ctx context.Context, w io.Writer, r io.Reader, content io.Reader, o EncodeOptions) error {
-	br := bufio.NewReader(r)
-	ranked, family, err := readModelMagic(br)
+	zr, ranked, family, err := openModelForm(r)
 	if err != nil {
 		return err
-	}
-	zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20), zstd.WithDecoderMaxMemory(64<<20))
-	if err != nil {
-		return fault.Wrap(fault.Internal, err)
 	}
 	defer zr.Close()
 	lw := &limitWriter{w: w, left: o.MaxOutput}
