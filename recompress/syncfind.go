@@ -3,13 +3,13 @@ package recompress
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 
+	kgzip "github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/diffah/diffah/deflatetok"
@@ -208,7 +208,10 @@ func (f *finder) verify(ctx context.Context, cands []SyncPoint, check []bool) ([
 		return nil, fault.Errorf(fault.Env, "recompress: %w", err)
 	}
 	defer content.Close()
-	zr, err := gzip.NewReader(bufio.NewReaderSize(content, 1<<20))
+	// The content is inflated on the goroutine that hands the segments
+	// out, the search's serial part: klauspost's inflater reads it in
+	// about 0.6x the time of compress/gzip's (same bytes, same checks).
+	zr, err := kgzip.NewReader(bufio.NewReaderSize(content, 1<<20))
 	if err != nil {
 		return nil, fault.Errorf(fault.Integrity, "recompress: %w", err)
 	}
