@@ -16,11 +16,7 @@ import (
 // only the blob as written is proven, and the sync points are the same.
 func TestSyncProofNeedsTheFraming(t *testing.T) {
 	data := wordText(3)
-	var z bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&z, 6)
-	zw.Write(data.Bytes())
-	zw.Close()
-	blob := z.Bytes()
+	blob, _ := gzipped(data.Bytes(), 6)
 	rec := Recipe{Format: FormatGzip, Impl: ImplGo, Level: 6}
 	variants := []struct {
 		name   string
@@ -64,11 +60,7 @@ func TestSyncProofNeedsTheFraming(t *testing.T) {
 // level 1 ignores a dictionary) proves nothing: Detect must check it.
 func TestSyncProofNotForUnsyncable(t *testing.T) {
 	data := wordText(4)
-	var z bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&z, 1)
-	zw.Write(data.Bytes())
-	zw.Close()
-	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(z.Bytes())), nil }
+	_, open := gzipped(data.Bytes(), 1)
 	got, proven, err := FindSyncPointsProving(context.Background(), open, Recipe{Format: FormatGzip, Impl: ImplGo, Level: 1}, SyncOptions{Jobs: 2})
 	if err != nil || proven || len(got.Sync) != 0 {
 		t.Fatalf("level 1: %d sync points, proven %v, %v; want none, not proven", len(got.Sync), proven, err)
@@ -83,11 +75,7 @@ func TestSyncProofNotForUnsyncable(t *testing.T) {
 // differs and the segment writer's does not.
 func TestSegmentWriterOneWorker(t *testing.T) {
 	data := wordText(5)
-	var z bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&z, 6)
-	zw.Write(data.Bytes())
-	zw.Close()
-	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(z.Bytes())), nil }
+	z, open := gzipped(data.Bytes(), 6)
 	rec, err := FindSyncPoints(context.Background(), open, Recipe{Format: FormatGzip, Impl: ImplGo, Level: 6}, SyncOptions{Jobs: 2, Segment: MinSyncSegment})
 	if err != nil || len(rec.Sync) == 0 {
 		t.Fatalf("sync points: %v, %v", rec.Sync, err)
@@ -113,7 +101,7 @@ func TestSegmentWriterOneWorker(t *testing.T) {
 	two := func(r Recipe) func(io.Writer) (io.WriteCloser, error) {
 		return func(w io.Writer) (io.WriteCloser, error) { return r.NewParallelWriter(w, 2) }
 	}
-	if got := build(rec, one(rec)); !bytes.Equal(got, z.Bytes()) {
+	if got := build(rec, one(rec)); !bytes.Equal(got, z) {
 		t.Fatal("segments with one worker: not the blob")
 	}
 	odd := rec
@@ -128,4 +116,13 @@ func TestSegmentWriterOneWorker(t *testing.T) {
 	if bytes.Equal(segs, build(odd, odd.NewWriter)) {
 		t.Fatal("the serial writer gives the segment-only blob too: the case is not shown")
 	}
+}
+
+// gzipped is data as Go's gzip at level writes it, and an opener of it.
+func gzipped(data []byte, level int) ([]byte, func() (io.ReadCloser, error)) {
+	var z bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&z, level)
+	zw.Write(data)
+	zw.Close()
+	return z.Bytes(), func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(z.Bytes())), nil }
 }
