@@ -215,7 +215,7 @@ func TestForeignRatios(t *testing.T) {
 			}
 		}
 		t.Logf("pair %s: %d -> %d bytes uncompressed; as Go-gzip-6: blob %d bytes, diffah delta %d bytes; zstd -19 --long --patch-from on the tars: %s bytes", pr.name, len(pr.old), len(pr.new), g6.Len(), ref.Len(), zref)
-		t.Logf("  %-15s %10s %10s %8s %10s %10s %10s %10s %10s %-28s %11s", "compressor", "blob", "ours", "ours/go", "go-gzip-6", "zstd-ref", "floor", "model", "tar+parse", "model fit", "rebuild/cpu")
+		t.Logf("  %-15s %10s %10s %8s %10s %10s %10s %10s %10s %-40s %11s", "compressor", "blob", "ours", "ours/go", "go-gzip-6", "zstd-ref", "floor", "model", "tar+parse", "model fit", "rebuild/cpu")
 		for _, c := range comps {
 			if only := os.Getenv("DIFFAH_FOREIGN_COMPRESSORS"); only != "" && !strings.Contains(","+only+",", ","+c.name+",") {
 				continue
@@ -247,7 +247,7 @@ func TestForeignRatios(t *testing.T) {
 				st, err = deflatetok.EncodeModel(ctx, &mf, bytes.NewReader(fb.Bytes()), bytes.NewReader(pr.new), deflatetok.Levels[lvl], int64(len(b))/4)
 				if err == nil {
 					modelSize = ref.Len() + mf.Len() + 16
-					fit = fmt.Sprintf("level %d, %.2f%% off, %d B", lvl, 100*rate, mf.Len())
+					fit = fmt.Sprintf("%s, %.2f%% off, %d B", deflatetok.LevelName(lvl), 100*rate, mf.Len())
 					_ = st
 				}
 			}
@@ -320,7 +320,7 @@ func TestForeignRatios(t *testing.T) {
 			if rebuilt {
 				speed = fmt.Sprintf("%6.0f MB/s", float64(len(pr.new))/1e6/(cpuTime()-cpu0).Seconds())
 			}
-			t.Logf("  %-15s %10d %10d %7.2fx %10d %10s %10d %10s %10s %-28s %11s", c.name, len(b), ours, float64(ours)/float64(ref.Len()), ref.Len(), zref, fl.Len(), num(modelSize), num(tokens), fit, speed)
+			t.Logf("  %-15s %10d %10d %7.2fx %10d %10s %10d %10s %10s %-40s %11s", c.name, len(b), ours, float64(ours)/float64(ref.Len()), ref.Len(), zref, fl.Len(), num(modelSize), num(tokens), fit, speed)
 		}
 	}
 }

@@ -153,3 +153,24 @@ func libdeflateFit(t *testing.T, lvl string, content []byte, prefix int) ([]byte
 	}
 	return blob, fit, rate
 }
+
+// TestLevelName: an index in Levels is named by its family and the
+// level that family's tools take, never by the index itself (libdeflate
+// -6 sits at index 16).
+func TestLevelName(t *testing.T) {
+	for _, c := range []struct {
+		i    int
+		want string
+	}{{1, "zlib/gzip level 1"}, {9, "zlib/gzip level 9"}, {LibdeflateLevel + 2, "libdeflate level 2"}, {LibdeflateLevel + 6, "libdeflate level 6"}, {LibdeflateLevel + 9, "libdeflate level 9"}} {
+		if got := LevelName(c.i); got != c.want {
+			t.Errorf("LevelName(%d) = %q, want %q", c.i, got, c.want)
+		}
+		want := FamilyZlib
+		if strings.HasPrefix(c.want, "libdeflate") {
+			want = FamilyLibdeflate
+		}
+		if Levels[c.i].Family != want {
+			t.Errorf("Levels[%d] is family %v, named %q", c.i, Levels[c.i].Family, c.want)
+		}
+	}
+}

@@ -113,7 +113,7 @@ func TestModelCorpus(t *testing.T) {
 			t.Fatalf("%v: %v", c.argv[:2], err)
 		}
 		if lvl != c.lvl {
-			t.Errorf("%v: level %d found", c.argv[:2], lvl)
+			t.Errorf("%v: %s found, want %s", c.argv[:2], LevelName(lvl), LevelName(c.lvl))
 		}
 		n, st := modelRoundTrip(t, blob, content, Levels[lvl])
 		t.Logf("%v: blob %d, model form %d (%.3f%%), tokens %d, corrections %d, blocks %d, headers %d", c.argv[:2], len(blob), n, 100*float64(n)/float64(len(blob)), st.Tokens, st.Corrections, st.Blocks, st.Headers)
@@ -158,7 +158,7 @@ func TestModelFits(t *testing.T) {
 				t.Fatal(err)
 			}
 			n, st := modelRoundTrip(t, blob, content, Levels[lvl])
-			t.Logf("level %d (%.3f%% off on the prefix): model form %d bytes for a %d-byte blob, %d corrections of %d tokens, %d of %d headers", lvl, 100*rate, n, len(blob), st.Corrections, st.Tokens, st.Headers, st.Blocks)
+			t.Logf("%s (%.3f%% off on the prefix): model form %d bytes for a %d-byte blob, %d corrections of %d tokens, %d of %d headers", LevelName(lvl), 100*rate, n, len(blob), st.Corrections, st.Tokens, st.Headers, st.Blocks)
 			if n*200 > len(blob) {
 				t.Errorf("model form %d bytes is over 0.5%% of the %d-byte blob", n, len(blob))
 			}

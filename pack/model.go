@@ -104,7 +104,7 @@ func (st *state) modelPatchOf(ctx context.Context, plans []*plan.Plan, p *plan.P
 		return err
 	})
 	if errors.Is(err, deflatetok.ErrNoModel) {
-		st.o.Log.Info("no deflate model", "layer", b.Digest, "level", level, "err", err)
+		st.o.Log.Info("no deflate model", "layer", b.Digest, "level", deflatetok.LevelName(level), "err", err)
 		return nil, "", fmt.Errorf("%w: the deflate model, at its best fit (%s), mispredicts %.1f%% of the tokens of the first blocks; %v", errNoModel, deflatetok.LevelName(level), 100*rate, err)
 	}
 	if err != nil {
@@ -158,7 +158,7 @@ func (st *state) modelPatchOf(ctx context.Context, plans []*plan.Plan, p *plan.P
 	}
 	note := fmt.Sprintf("%s; reconstruction data %s: %d corrections of %d tokens, %d of %d headers",
 		family, units.Bytes(mfSize), stats.Corrections, stats.Tokens, stats.Headers, stats.Blocks)
-	st.o.Log.Info("model patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "tarPatch", tpLen, "modelForm", mfSize, "patch", n, "level", level, "corrections", stats.Corrections)
+	st.o.Log.Info("model patch computed", "image", p.Name, "layer", b.Digest, "blob", b.Size, "tarPatch", tpLen, "modelForm", mfSize, "patch", n, "level", deflatetok.LevelName(level), "corrections", stats.Corrections)
 	return &payload{file: f, digest: digest.NewDigest(digest.SHA256, h), size: n, newSize: tarSize,
 		codec: codec, sources: []sidecar.Source{s}, recipe: plan.BlobRecipe, note: note, modelData: mfSize, costs: costs}, family, nil
 }
