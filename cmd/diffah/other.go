@@ -20,7 +20,7 @@ type ExportCmd struct {
 	Output   string `short:"o" help:"Archive file to write (atomically); - for stdout; or docker://HOST/REPO:TAG to push it as an OCI artifact (required unless --dry-run)." placeholder:"FILE|docker://REF"`
 	Compress string `help:"Compress the archive as a whole: auto (zstd for a bundle of several images, none for one), none or zstd (default: ${default})." default:"auto" enum:"auto,none,zstd"`
 	SignKey  string `help:"Sign the archive with this ECDSA P-256 private key (PKCS#8 PEM)." type:"existingfile" placeholder:"KEY.pem"`
-	DryRun   bool   `help:"Compute every patch and print what would ship and the exact archive size; write nothing (no --output needed)."`
+	DryRun   bool   `help:"Compute every patch and print what would ship and the exact archive size on stdout (progress and logs stay on stderr); write nothing (no --output needed)."`
 	JSON     bool   `help:"With --dry-run: print the report as JSON on stdout (archiveBytes: the archive's exact size; per-layer shippedSize)."`
 	LockFlags
 	ForceFlags
@@ -59,10 +59,12 @@ func (c *ExportCmd) Run(g *Globals, s stdio) error {
 		if err != nil {
 			return err
 		}
+		// The report is what a dry run makes: data, on stdout, as
+		// inspect prints it.
 		if c.JSON {
 			return doc.WriteJSON(s.out)
 		}
-		return doc.WriteText(s.err)
+		return doc.WriteText(s.out)
 	}
 	var rep *pack.Report
 	write := func(w io.Writer) (err error) {
