@@ -90,9 +90,18 @@ func Plan(ctx context.Context, c PlanRequest) (*plan.Plan, error) {
 	ph := progress.NewPhase(c.Progress)
 	defer ph.Done()
 	ph.Set("plan: reading %s", c.Target)
-	return plan.Compute(ctx, plan.Input{Ref: c.Target, Platform: target.Platform, IndexDigest: target.IndexDigest, Image: target},
-		base, plan.Options{Name: nm, IntraLayer: c.IntraLayer, ReusedRecipes: c.ReusedRecipes, Jobs: c.Jobs, Log: c.Log,
-			OnDetect: func(done, total int) { ph.Set("plan: detecting the compressor of layer %d/%d", done, total) }})
+	// Detection draws the bytes its trials read (a layer is read more
+	// than once, so no total) and the layers done.
+	po := plan.Options{Name: nm, IntraLayer: c.IntraLayer, ReusedRecipes: c.ReusedRecipes, Jobs: c.Jobs, Log: c.Log}
+	if c.Progress != nil {
+		bar := progress.New(c.Progress, "plan: detecting the compressors", 0)
+		defer bar.Done()
+		po.OnDetect = func(done, total int) {
+			bar.SetLabel(fmt.Sprintf("plan: detecting the compressor of layer %d/%d", done, total))
+		}
+		po.OnDetectRead = bar.Add
+	}
+	return plan.Compute(ctx, plan.Input{Ref: c.Target, Platform: target.Platform, IndexDigest: target.IndexDigest, Image: target}, base, po)
 }
 
 // DefaultName derives an image name from a reference: the last path

@@ -19,6 +19,7 @@ import (
 	"github.com/diffah/diffah/fault"
 	"github.com/diffah/diffah/imgref"
 	"github.com/diffah/diffah/internal/layout"
+	"github.com/diffah/diffah/internal/progress"
 	"github.com/diffah/diffah/recompress"
 	"github.com/diffah/diffah/sidecar"
 	"github.com/diffah/diffah/tarpatch"
@@ -56,6 +57,12 @@ type Options struct {
 	// OnDetect, when set, is called after each layer's compressor
 	// detection with how many of how many are done (for progress).
 	OnDetect func(done, total int)
+	// OnDetectRead, when set, is called with the size of each read of a
+	// layer blob while its compressor is detected (for progress; from
+	// several goroutines). Detection reads a blob more than once — a
+	// prefix trial, the sync-point search, a full check — so the sum
+	// can pass the blobs' size.
+	OnDetectRead func(n int64)
 }
 
 // Compute plans the delta from baseline to target. baseline may be nil:
@@ -281,8 +288,12 @@ func planPatches(ctx context.Context, p *Plan, img v1.Image, o Options) error {
 			// full check, done in parallel, and its serial one is
 			// skipped. The same recipe gives the same points whatever
 			// the number of jobs.
-			early := &syncSearch{ctx: ctx, open: j.layer.Compressed, jobs: o.Jobs}
-			found[k].rec, err = recompress.Detect(ctx, j.layer.Compressed, recompress.DetectOptions{Prove: early.prove})
+			open := j.layer.Compressed
+			if o.OnDetectRead != nil {
+				open = progress.CountOpener(open, o.OnDetectRead)
+			}
+			early := &syncSearch{ctx: ctx, open: open, jobs: o.Jobs}
+			found[k].rec, err = recompress.Detect(ctx, open, recompress.DetectOptions{Prove: early.prove})
 			if o.OnDetect != nil {
 				mu.Lock()
 				nDone++

@@ -115,6 +115,21 @@ func (b *Bar) draw(t time.Time) {
 	}
 }
 
+// SetLabel replaces the bar's label and draws the bar at once: a step of
+// its phase (the layers done so far) shows even when no bytes follow.
+func (b *Bar) SetLabel(label string) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.label = label
+	if b.w != nil {
+		b.last = b.now()
+		b.draw(b.last)
+	}
+}
+
 // Done clears the line.
 func (b *Bar) Done() {
 	if b == nil {
@@ -145,6 +160,21 @@ func (p *pw) Write(d []byte) (int, error) {
 	n, err := p.w.Write(d)
 	p.add(int64(n))
 	return n, err
+}
+
+// CountOpener wraps open so that every reader it opens counts its bytes
+// with add.
+func CountOpener(open func() (io.ReadCloser, error), add func(int64)) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) {
+		rc, err := open()
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{CountReader(rc, add), rc}, nil
+	}
 }
 
 type pr struct {

@@ -138,3 +138,58 @@ func TestRateWindow(t *testing.T) {
 		t.Errorf("nearly done: %q", got)
 	}
 }
+
+// TestSetLabel: a new label draws at once, even within the interval
+// since the last draw (a phase's step with no bytes after it), and keeps
+// the bytes counted; a nil bar takes it silently.
+func TestSetLabel(t *testing.T) {
+	var out bytes.Buffer
+	b := New(&out, "plan: detecting the compressors", 0)
+	now := b.start
+	b.now = func() time.Time { return now }
+	now = now.Add(time.Second)
+	b.Add(3 << 20)
+	now = now.Add(time.Millisecond)
+	b.SetLabel("plan: detecting the compressor of layer 1/2")
+	draws := strings.Split(out.String(), "\r\033[K")
+	if len(draws) != 3 || !strings.HasPrefix(draws[1], "plan: detecting the compressors  3.0 MiB  ") ||
+		!strings.HasPrefix(draws[2], "plan: detecting the compressor of layer 1/2  3.0 MiB  ") {
+		t.Fatalf("draws %q", draws)
+	}
+	var none *Bar
+	none.SetLabel("x")
+	New(nil, "silent", 0).SetLabel("x")
+}
+
+// TestCountOpener: every reader the opener opens counts what is read
+// from it (a blob read twice counts twice), and closes what it wraps;
+// an opener's error comes back as it is.
+func TestCountOpener(t *testing.T) {
+	var n int64
+	closed := 0
+	open := CountOpener(func() (io.ReadCloser, error) {
+		return closer{strings.NewReader(strings.Repeat("x", 100)), &closed}, nil
+	}, func(d int64) { n += d })
+	for range 2 {
+		rc, err := open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, rc)
+		rc.Close()
+	}
+	if n != 200 || closed != 2 {
+		t.Fatalf("counted %d bytes, closed %d; want 200, 2", n, closed)
+	}
+	boom := io.ErrUnexpectedEOF
+	if _, err := CountOpener(func() (io.ReadCloser, error) { return nil, boom }, func(int64) {})(); err != boom {
+		t.Fatalf("opener error: %v", err)
+	}
+}
+
+type closer struct {
+	io.Reader
+	n *int
+}
+
+func (c closer) Close() error { *c.n++; return nil }
