@@ -37,10 +37,20 @@ const (
 // encoder and buffered output. Without sync points, or with fewer than
 // two workers, it is WriterMemory.
 func (r Recipe) ParallelMemory(workers int) int64 {
-	if len(r.Sync) == 0 || workers < 2 {
+	if workers < 2 {
 		return r.WriterMemory()
 	}
-	return int64(workers+1)*r.SegmentMemory() + r.WriterMemory() + (tailChunks+2)*tailChunk
+	return r.SegmentWriterMemory(workers)
+}
+
+// SegmentWriterMemory is ParallelMemory for NewSegmentWriter, which holds
+// segments with one worker too (two in flight: the one compressing and
+// the next one's input). Without sync points it is WriterMemory.
+func (r Recipe) SegmentWriterMemory(workers int) int64 {
+	if len(r.Sync) == 0 {
+		return r.WriterMemory()
+	}
+	return int64(max(workers, 1)+1)*r.SegmentMemory() + r.WriterMemory() + (tailChunks+2)*tailChunk
 }
 
 // NewParallelWriter is NewWriter compressing the segments between the

@@ -126,3 +126,27 @@ func gzipped(data []byte, level int) ([]byte, func() (io.ReadCloser, error)) {
 	zw.Close()
 	return z.Bytes(), func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(z.Bytes())), nil }
 }
+
+// TestSegmentWriterMemory: NewSegmentWriter with one worker holds two
+// segments' input (the one compressing, the next one arriving), which
+// ParallelMemory(1) — the serial writer's — does not count; with several
+// workers the two writers are the same and so is their memory; without
+// sync points both are the serial writer.
+func TestSegmentWriterMemory(t *testing.T) {
+	serial := Recipe{Format: FormatGzip, Impl: ImplGo, Level: 6}
+	synced := serial
+	synced.Sync = []SyncPoint{{In: 4 << 20, Out: 1 << 20}, {In: 6 << 20, Out: 3 << 19}}
+	for _, n := range []int{1, 2, 4} {
+		if m := serial.SegmentWriterMemory(n); m != serial.WriterMemory() {
+			t.Errorf("no sync points, %d workers: %d, want WriterMemory %d", n, m, serial.WriterMemory())
+		}
+	}
+	if m := synced.SegmentWriterMemory(1); m < 2*synced.maxSyncGap() || m <= synced.ParallelMemory(1) {
+		t.Errorf("one worker: %d, want at least two 4 MiB segments and more than the serial writer's %d", m, synced.ParallelMemory(1))
+	}
+	for _, n := range []int{2, 4} {
+		if synced.SegmentWriterMemory(n) != synced.ParallelMemory(n) {
+			t.Errorf("%d workers: segment writer %d, parallel writer %d", n, synced.SegmentWriterMemory(n), synced.ParallelMemory(n))
+		}
+	}
+}

@@ -802,7 +802,7 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer func() { release() }()
 	switch b.Patch.Codec {
 	case blobpatch.Codec:
 		return r.applyBlobPatch(ctx, out, w, b, what)
@@ -850,6 +850,16 @@ func (r *resolver) applyPatch(ctx context.Context, out string, w *imageWork, b s
 		// the parallel writer builds): build it so, one segment at a
 		// time.
 		r.o.Log.Warn("serial recompression did not reproduce the layer; recompressing it by its segments", "layer", b.Digest, "err", err)
+		// The segment writer holds segments where the serial one held
+		// an encoder: its budget is taken afresh, after the serial
+		// one's is given back (never holding while waiting for more).
+		release()
+		release = func() {}
+		more, aerr := membudget.Acquire(ctx, tarpatch.DecodeMemory+rec.SegmentWriterMemory(1))
+		if aerr != nil {
+			return aerr
+		}
+		release = more
 		err = r.rebuildTar(ctx, out, b, what, srcs, rec, 1, true)
 	}
 	return err
