@@ -120,10 +120,11 @@ type model struct {
 	p   Params
 	win *window
 	// head and prev are the hash chains, as content offset+1-off (0:
-	// none): 32-bit, so both stay in cache; rebase moves off on before
-	// offsets outgrow them.
-	head [1 << hBits]uint32
-	prev [wSize]uint32
+	// none): 16-bit, as the family's own matcher keeps them, so that
+	// both (128 KiB) stay near the core; rebase moves off on every 32 KiB
+	// or so, before offsets outgrow them.
+	head [1 << hBits]uint16
+	prev [wSize]uint16
 	off  int64
 	// start is the offset where the stream's window begins (never a
 	// match source); ins is the next offset to hash (lazy mode).
@@ -160,24 +161,38 @@ func (m *model) reset(dict, pos int64) {
 // noEnd is the end of a stream whose input goes on past the block.
 const noEnd = int64(1) << 62
 
-// rebaseAt is how far past off an offset may be hashed before off moves.
+// rebaseAt is how far past off an offset may be hashed before off moves
+// (libdeflate's model: 32-bit chains).
 var rebaseAt int64 = 1 << 31
 
-// rebase moves off up to a window before p: entries older than that
+// lastStored is the farthest past off an offset may be hashed in the
+// zlib model's 16-bit chains (its stored value, offset+1-off, fits).
+const lastStored = 1<<16 - 2
+
+// keepBack is how far before the offset being hashed the zlib model's
+// chains keep their entries when they rebase: a window, and the few
+// bytes the hashing runs ahead of the search (at most a lazy step).
+const keepBack = wSize + 1024
+
+// rebase moves off up to keepBack before p: entries older than that
 // (beyond any match's reach) become none.
 func (m *model) rebase(p int64) {
-	d := p - 2*wSize - m.off
+	d := p - keepBack - m.off
 	if d <= 0 {
 		return
 	}
 	m.off += d
-	for _, t := range [][]uint32{m.head[:], m.prev[:]} {
+	if d > lastStored {
+		clear(m.head[:])
+		clear(m.prev[:])
+		return
+	}
+	for _, t := range [][]uint16{m.head[:], m.prev[:]} {
 		for i, v := range t {
-			if int64(v) <= d {
-				t[i] = 0
-			} else {
-				t[i] = v - uint32(d)
-			}
+			// v-d, or none where that is not above 0 (without a branch,
+			// which would mispredict on every other entry).
+			x := int32(v) - int32(d)
+			t[i] = uint16(x &^ (x >> 31))
 		}
 	}
 }
@@ -188,13 +203,13 @@ func hash3(b []byte) int {
 
 // insert hashes the string at p (which has three bytes of input).
 func (m *model) insert(p int64) {
-	if p-m.off >= rebaseAt {
+	if p-m.off > lastStored {
 		m.rebase(p)
 	}
 	b := m.win.buf[p-m.win.base:]
 	h := hash3(b)
 	m.prev[p&wMask] = m.head[h]
-	m.head[h] = uint32(p + 1 - m.off)
+	m.head[h] = uint16(p + 1 - m.off)
 }
 
 // insertTo hashes every offset up to last not hashed yet that has three
@@ -206,27 +221,22 @@ func (m *model) insertTo(last, limit int64) {
 	if last > limit-minMatch {
 		last = limit - minMatch
 	}
-	if m.ins > last {
-		return
-	}
-	if last-m.off >= rebaseAt {
-		m.rebase(m.ins)
-		if last-m.off >= rebaseAt {
-			for ; m.ins <= last; m.ins++ {
-				m.insert(m.ins)
-			}
-			return
+	for m.ins <= last {
+		if m.ins-m.off > lastStored {
+			m.rebase(m.ins)
 		}
+		// As far as the chains hold offsets without a rebase.
+		seg := min(last, m.off+lastStored)
+		buf := m.win.buf[m.ins-m.win.base : seg-m.win.base+minMatch]
+		v := uint16(m.ins + 1 - m.off)
+		for i := 0; i+minMatch <= len(buf); i++ {
+			h := hash3(buf[i:])
+			m.prev[(m.ins+int64(i))&wMask] = m.head[h]
+			m.head[h] = v
+			v++
+		}
+		m.ins = seg + 1
 	}
-	buf := m.win.buf[m.ins-m.win.base : last-m.win.base+minMatch]
-	v := uint32(m.ins + 1 - m.off)
-	for i := 0; i+minMatch <= len(buf); i++ {
-		h := hash3(buf[i:])
-		m.prev[(m.ins+int64(i))&wMask] = m.head[h]
-		m.head[h] = v
-		v++
-	}
-	m.ins = last + 1
 }
 
 // search finds the longest match at p longer than prevLen (the
@@ -245,7 +255,7 @@ func (m *model) search(p int64, prevLen int) (int, int) {
 		return minMatch - 1, 0
 	}
 	lim := max(p-maxDist, m.start) + 1 - m.off
-	limit := uint32(max(lim, 0))
+	limit := uint16(max(lim, 0))
 	chain := m.p.Chain
 	if prevLen >= m.p.Good {
 		chain >>= 2
@@ -280,16 +290,26 @@ func (m *model) search(p int64, prevLen int) (int, int) {
 	start := binary.LittleEndian.Uint16(scan)
 	prev := &m.prev
 	for {
+		// The chain's next candidate that agrees at best-1 and best
+		// and at 0 and 1 (a loop of its own: most are passed over).
+		be := buf[best-1:]
 		i := int(v) + delta
-		if binary.LittleEndian.Uint16(buf[i+best-1:]) == end && binary.LittleEndian.Uint16(buf[i:]) == start {
-			n := matchLen(buf[i:i+max], scan)
-			if n > best {
-				best, bestDist = n, pv-int(v)
-				if n >= nice || n >= max {
-					break
-				}
-				end = binary.LittleEndian.Uint16(scan[best-1:])
+		for uint16(be[i])|uint16(be[i+1])<<8 != end || uint16(buf[i])|uint16(buf[i+1])<<8 != start {
+			chain--
+			next := prev[(int(v)+pm)&wMask]
+			if next <= limit || chain == 0 {
+				return best, bestDist
 			}
+			v = next
+			i = int(v) + delta
+		}
+		n := matchLen(buf[i:i+max], scan)
+		if n > best {
+			best, bestDist = n, pv-int(v)
+			if n >= nice || n >= max {
+				break
+			}
+			end = binary.LittleEndian.Uint16(scan[best-1:])
 		}
 		chain--
 		next := prev[(int(v)+pm)&wMask]
@@ -413,7 +433,7 @@ func (m *model) walk(q int64, f func(dist, n int) bool) bool {
 	if q+minMatch > m.win.end() {
 		return false
 	}
-	lim := uint32(max(max(q-maxDist, m.start)+1-m.off, 0))
+	lim := uint16(max(max(q-maxDist, m.start)+1-m.off, 0))
 	return walkFrom(m.win, q, m.off, m.prev[q&wMask], lim, &m.prev, maxRankWalk, f)
 }
 
@@ -421,7 +441,7 @@ func (m *model) walk(q int64, f func(dist, n int) bool) bool {
 // candidate from v on (offsets stored as offset+1-off, each linked to
 // the next by links) above lim, at most n of them, until f returns true
 // (walkFrom returns true).
-func walkFrom(w *window, q, off int64, v, lim uint32, links *[wSize]uint32, n int, f func(dist, n int) bool) bool {
+func walkFrom[T uint16 | uint32](w *window, q, off int64, v, lim T, links *[wSize]T, n int, f func(dist, n int) bool) bool {
 	look := min(w.end()-q, maxMatch)
 	buf := w.buf
 	scan := buf[q-w.base : q-w.base+look]
