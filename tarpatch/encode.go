@@ -665,6 +665,9 @@ func (r *recentFiles) add(ext string, abs int64, data []byte) {
 	r.total += len(data)
 	for len(r.files) > 0 && (r.total > HistSize/2 || r.files[0].abs < abs+int64(len(data))-HistSize) {
 		r.total -= len(r.files[0].data)
+		// Cleared, or the array behind the slice would keep the file's
+		// bytes until the next append moves it.
+		r.files[0] = recentFile{}
 		r.files = r.files[1:]
 	}
 }
