@@ -48,6 +48,9 @@ func checkCodec(p *plan.Plan, b plan.Blob) error {
 // jobs is how many chunks it compresses at once; stop, when set, sees the
 // patch's bytes as they are written and may end it (floorStop).
 func (st *state) floor(ctx context.Context, plans []*plan.Plan, p *plan.Plan, target *imgref.Image, b plan.Blob, workers *membudget.Budget, jobs int, stop *floorStop) (*payload, error) {
+	if floorStarted != nil {
+		floorStarted()
+	}
 	s, src, err := st.floorSource(ctx, plans, p, b)
 	if err != nil {
 		return nil, err
@@ -98,6 +101,9 @@ func (st *state) floorSource(ctx context.Context, plans []*plan.Plan, p *plan.Pl
 	}
 	return s, src, nil
 }
+
+// floorStarted, when set (by tests), is called as each floor starts.
+var floorStarted func()
 
 // floorSkip: a tar patch at most 1/floorSkip of its blob is kept
 // without waiting for the floor.
